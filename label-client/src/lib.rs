@@ -1,0 +1,1 @@
+//! The label client library.

@@ -1,0 +1,14 @@
+//! The shared contract of distill: what `teacher-server`, `student-trainer` and
+//! `label-client` must agree on.
+//!
+//! - [`api`]: the JSON types of the HTTP API.
+//! - [`tensor`]: dense tensors of the dtypes ONNX models take and give.
+//! - [`onnx`]: the ONNX protobuf messages, model editing (taps) and graph building (export).
+//! - [`store`]: the Parquet label store: schema, manifest, write-ahead log, writer, reader.
+
+pub mod api;
+pub mod onnx;
+pub mod store;
+pub mod tensor;
+
+pub use tensor::{DType, Tensor, TensorData, TensorError};

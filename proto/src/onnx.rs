@@ -1,0 +1,1 @@
+//! ONNX protobuf messages, model editing (taps) and graph building (student export).

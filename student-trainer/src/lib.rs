@@ -1,0 +1,1 @@
+//! The student trainer library.

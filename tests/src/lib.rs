@@ -1,0 +1,1 @@
+//! Shared test helpers: locate binaries and test data, start and stop servers.
