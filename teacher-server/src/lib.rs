@@ -1,1 +1,38 @@
-//! The teacher server library.
+//! teacher-server: serves a frozen ONNX teacher over HTTP (JSON or Arrow IPC), batching
+//! concurrent requests onto one inference thread, and writes its outputs (logits,
+//! embeddings, tapped inner features) to the Parquet label store of `distill_proto::store`.
+//!
+//! Data path: `routes::score` → `decode` → `validate` → `batcher` (→ `teacher`, `pooling`)
+//! → `LabelStore::append` → `encode`. Errors become HTTP statuses in `error` only.
+
+pub mod batcher;
+pub mod config;
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod inspect;
+pub mod metrics;
+pub mod openapi;
+pub mod outputs;
+pub mod pooling;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod teacher;
+pub mod validate;
+
+pub use config::{Cli, Command, ServeArgs};
+pub use error::ApiError;
+pub use teacher::{Signature, Teacher, TeacherError};
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => server::serve(*args).await,
+        Command::Inspect(args) => {
+            let report = tokio::task::spawn_blocking(move || inspect::inspect(&args)).await??;
+            print!("{report}");
+            Ok(())
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! ONNX protobuf messages, model editing (taps) and graph building (student export).

@@ -1,0 +1,569 @@
+//! Dynamic batching: a bounded queue (in rows) in front of one inference thread that owns the
+//! teacher. Waiting requests whose inputs have the same per-row shapes are merged into one run
+//! of up to `max_batch_rows`, waiting at most `max_wait` for company; larger requests run in
+//! chunks. Outputs are pooled on that thread and split back per request.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use distill_proto::api::OutputSpec;
+use distill_proto::Tensor;
+use tokio::sync::oneshot;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::outputs::OutputPlan;
+use crate::pooling::pool;
+use crate::teacher::{Teacher, TeacherError};
+
+/// Inputs shared between the handler (which stores them) and the inference thread.
+pub type Inputs = Arc<Vec<(String, Tensor)>>;
+
+/// Outputs of one request by stored name, in plan order.
+pub type Outputs = Vec<(String, Tensor)>;
+
+/// Batching settings.
+#[derive(Debug, Clone, Copy)]
+pub struct BatcherConfig {
+    /// Most rows per inference run.
+    pub max_batch_rows: usize,
+    /// Longest wait for more requests to merge.
+    pub max_wait: Duration,
+    /// Rows that may wait before new requests are refused.
+    pub queue_capacity: usize,
+    /// Whether requests may be merged at all (false when the batch axis is fixed).
+    pub merge: bool,
+}
+
+struct Pending {
+    inputs: Inputs,
+    rows: usize,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Outputs, TeacherError>>,
+}
+
+struct QueueState {
+    jobs: VecDeque<Pending>,
+    queued_rows: usize,
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+    config: BatcherConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A poisoned lock only means a thread panicked while holding it; the queue is still
+        // consistent (every mutation is a single push/pop), so carry on.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Handle to the queue and its inference thread.
+pub struct Batcher {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Batcher {
+    /// Starts the inference thread, which takes ownership of the teacher.
+    pub fn start<T: Teacher>(
+        teacher: T,
+        plan: OutputPlan,
+        config: BatcherConfig,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(QueueState {
+                jobs: VecDeque::new(),
+                queued_rows: 0,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            config: BatcherConfig {
+                max_batch_rows: config.max_batch_rows.max(1),
+                ..config
+            },
+            metrics,
+        });
+        let worker_shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("inference".into())
+            .spawn(move || worker(worker_shared, teacher, plan))?;
+        Ok(Self {
+            shared,
+            worker: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Queues a request; the receiver yields its outputs. Refuses with 429 when the queue
+    /// holds too many rows, 503 once shutting down.
+    pub fn submit(
+        &self,
+        inputs: Inputs,
+        rows: usize,
+    ) -> Result<oneshot::Receiver<Result<Outputs, TeacherError>>, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.shared.lock();
+        if st.closed {
+            return Err(ApiError::ShuttingDown);
+        }
+        // An empty queue always takes one request, so a request larger than the capacity
+        // (but within --max-request-rows) is not refused forever.
+        if st.queued_rows > 0 && st.queued_rows + rows > self.shared.config.queue_capacity {
+            self.shared.metrics.queue_rejections.inc();
+            return Err(ApiError::QueueFull {
+                queued: st.queued_rows,
+            });
+        }
+        st.queued_rows += rows;
+        st.jobs.push_back(Pending {
+            inputs,
+            rows,
+            enqueued: Instant::now(),
+            reply: tx,
+        });
+        self.shared.metrics.queue_rows.set(st.queued_rows as i64);
+        drop(st);
+        self.shared.wake.notify_all();
+        Ok(rx)
+    }
+
+    /// Rows waiting for inference.
+    pub fn queued_rows(&self) -> usize {
+        self.shared.lock().queued_rows
+    }
+
+    /// Stops accepting requests, lets the thread finish every queued one, and waits for it.
+    pub fn shutdown(&self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_all();
+        let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                tracing::error!("the inference thread panicked");
+            }
+        }
+    }
+}
+
+/// Whether two requests can share a run: same per-row shape for every input.
+fn compatible(a: &Inputs, b: &Inputs) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b.iter()).all(|((_, x), (_, y))| {
+            x.shape().get(1..) == y.shape().get(1..) && x.dtype() == y.dtype()
+        })
+}
+
+/// Takes the next group of requests to run, or `None` once closed and drained.
+fn next_group(shared: &Shared) -> Option<Vec<Pending>> {
+    let cfg = shared.config;
+    let mut st = shared.lock();
+    while st.jobs.is_empty() {
+        if st.closed {
+            return None;
+        }
+        st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+    }
+    let first = st.jobs.pop_front()?;
+    st.queued_rows -= first.rows;
+    let mut rows = first.rows;
+    let deadline = first.enqueued + cfg.max_wait;
+    let mut group = vec![first];
+    if cfg.merge {
+        loop {
+            let mut i = 0;
+            while i < st.jobs.len() && rows < cfg.max_batch_rows {
+                let fits = rows + st.jobs[i].rows <= cfg.max_batch_rows
+                    && compatible(&st.jobs[i].inputs, &group[0].inputs);
+                if fits {
+                    if let Some(job) = st.jobs.remove(i) {
+                        st.queued_rows -= job.rows;
+                        rows += job.rows;
+                        group.push(job);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            let now = Instant::now();
+            if rows >= cfg.max_batch_rows || st.closed || now >= deadline {
+                break;
+            }
+            st = shared
+                .wake
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+    shared.metrics.queue_rows.set(st.queued_rows as i64);
+    Some(group)
+}
+
+fn worker<T: Teacher>(shared: Arc<Shared>, mut teacher: T, plan: OutputPlan) {
+    let tensors = plan.tensors();
+    while let Some(group) = next_group(&shared) {
+        let rows: usize = group.iter().map(|p| p.rows).sum();
+        shared.metrics.batch_rows.observe(rows as f64);
+        shared.metrics.batch_requests.observe(group.len() as f64);
+        let started = Instant::now();
+        let parts: Vec<&Inputs> = group.iter().map(|p| &p.inputs).collect();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            run_group(
+                &mut teacher,
+                &plan,
+                &tensors,
+                &parts,
+                shared.config.max_batch_rows,
+            )
+        }))
+        .unwrap_or_else(|_| Err(TeacherError::Run("the teacher panicked".into())));
+        shared
+            .metrics
+            .inference_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(per_job) => {
+                shared.metrics.rows_scored.inc_by(rows as u64);
+                for (job, out) in group.into_iter().zip(per_job) {
+                    // Drop our share of the inputs first, so the handler gets them back
+                    // without a copy. The client may have gone; nothing to do then.
+                    let Pending { reply, inputs, .. } = job;
+                    drop(inputs);
+                    let _ = reply.send(Ok(out));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rows, "inference run failed");
+                let msg = e.to_string();
+                let bad_input = matches!(e, TeacherError::BadInput(_));
+                for job in group {
+                    let Pending { reply, inputs, .. } = job;
+                    drop(inputs);
+                    let err = if bad_input {
+                        TeacherError::BadInput(msg.clone())
+                    } else {
+                        TeacherError::Run(msg.clone())
+                    };
+                    let _ = reply.send(Err(err));
+                }
+            }
+        }
+    }
+    tracing::info!("inference thread finished");
+}
+
+/// Runs a group of compatible requests (merged, then in chunks of `max_rows`), pools the
+/// outputs and splits them back per request.
+pub fn run_group<T: Teacher + ?Sized>(
+    teacher: &mut T,
+    plan: &OutputPlan,
+    tensors: &[String],
+    parts: &[&Inputs],
+    max_rows: usize,
+) -> Result<Vec<Outputs>, TeacherError> {
+    let merged: Cow<'_, [(String, Tensor)]> = if parts.len() == 1 {
+        Cow::Borrowed(parts[0].as_slice())
+    } else {
+        let mut v = Vec::with_capacity(parts[0].len());
+        for (i, (name, _)) in parts[0].iter().enumerate() {
+            let pieces: Vec<Tensor> = parts.iter().map(|p| p[i].1.clone()).collect();
+            let t = Tensor::concat_rows(&pieces)
+                .map_err(|e| TeacherError::Run(format!("merging {name:?}: {e}")))?;
+            v.push((name.clone(), t));
+        }
+        Cow::Owned(v)
+    };
+    let total: usize = parts.iter().map(|p| p[0].1.rows()).sum();
+    let max_rows = max_rows.max(1);
+    let mut chunks: Vec<Outputs> = Vec::new();
+    let mut start = 0;
+    while start < total {
+        let len = max_rows.min(total - start);
+        let chunk: Cow<'_, [(String, Tensor)]> = if start == 0 && len == total {
+            Cow::Borrowed(&merged)
+        } else {
+            let mut v = Vec::with_capacity(merged.len());
+            for (name, t) in merged.iter() {
+                let s = t
+                    .slice_rows(start, len)
+                    .map_err(|e| TeacherError::Run(e.to_string()))?;
+                v.push((name.clone(), s));
+            }
+            Cow::Owned(v)
+        };
+        let raw = teacher.run(&chunk, tensors)?;
+        chunks.push(finish_outputs(plan, raw, &chunk, len)?);
+        start += len;
+    }
+    // Stitch chunks back together, then split per request.
+    let whole: Outputs = if chunks.len() == 1 {
+        chunks.pop().unwrap_or_default()
+    } else {
+        let mut out = Vec::with_capacity(plan.specs.len());
+        for (i, spec) in plan.specs.iter().enumerate() {
+            let pieces: Vec<Tensor> = chunks.iter().map(|c| c[i].1.clone()).collect();
+            let t = Tensor::concat_rows(&pieces)
+                .map_err(|e| TeacherError::Run(format!("output {:?}: {e}", spec.name)))?;
+            out.push((spec.name.clone(), t));
+        }
+        out
+    };
+    if parts.len() == 1 {
+        return Ok(vec![whole]);
+    }
+    let mut per_job = Vec::with_capacity(parts.len());
+    let mut offset = 0;
+    for p in parts {
+        let rows = p[0].1.rows();
+        let mut outs = Vec::with_capacity(whole.len());
+        for (name, t) in &whole {
+            outs.push((
+                name.clone(),
+                t.slice_rows(offset, rows)
+                    .map_err(|e| TeacherError::Run(e.to_string()))?,
+            ));
+        }
+        per_job.push(outs);
+        offset += rows;
+    }
+    Ok(per_job)
+}
+
+/// Maps graph outputs onto stored names, pools them and checks they have one row per input row.
+fn finish_outputs(
+    plan: &OutputPlan,
+    mut raw: Vec<(String, Tensor)>,
+    inputs: &[(String, Tensor)],
+    rows: usize,
+) -> Result<Outputs, TeacherError> {
+    let mask = plan
+        .mask_input
+        .as_ref()
+        .and_then(|m| inputs.iter().find(|(n, _)| n == m).map(|(_, t)| t));
+    let mut out = Vec::with_capacity(plan.specs.len());
+    for (i, spec) in plan.specs.iter().enumerate() {
+        let t = take_tensor(&mut raw, plan, i, spec)?;
+        let t = pool(&spec.name, t, spec.pooling, mask)
+            .map_err(|e| TeacherError::Run(e.to_string()))?;
+        if t.shape().first() != Some(&rows) {
+            return Err(TeacherError::Run(format!(
+                "output {:?} has shape {:?}: expected {rows} rows along axis 0, one per input row",
+                spec.name,
+                t.shape()
+            )));
+        }
+        out.push((spec.name.clone(), t));
+    }
+    Ok(out)
+}
+
+/// The graph tensor behind `spec`, moved out when no later spec needs it.
+fn take_tensor(
+    raw: &mut Vec<(String, Tensor)>,
+    plan: &OutputPlan,
+    index: usize,
+    spec: &OutputSpec,
+) -> Result<Tensor, TeacherError> {
+    let pos = raw
+        .iter()
+        .position(|(n, _)| n == &spec.tensor)
+        .ok_or_else(|| {
+            TeacherError::Run(format!("the teacher returned no tensor {:?}", spec.tensor))
+        })?;
+    let needed_later = plan.specs[index + 1..]
+        .iter()
+        .any(|s| s.tensor == spec.tensor);
+    Ok(if needed_later {
+        raw[pos].1.clone()
+    } else {
+        raw.swap_remove(pos).1
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distill_proto::api::{Dim, OutputSource, Pooling, TensorSpec};
+    use distill_proto::{DType, TensorData};
+
+    use crate::teacher::Signature;
+
+    /// y = 2x + 1 row-wise, counting runs and the rows of each.
+    struct Affine {
+        sig: Signature,
+        runs: Arc<Mutex<Vec<usize>>>,
+        delay: Duration,
+    }
+
+    impl Teacher for Affine {
+        fn signature(&self) -> &Signature {
+            &self.sig
+        }
+        fn provider(&self) -> &str {
+            "cpu"
+        }
+        fn run(
+            &mut self,
+            inputs: &[(String, Tensor)],
+            _outputs: &[String],
+        ) -> Result<Vec<(String, Tensor)>, TeacherError> {
+            let x = &inputs[0].1;
+            self.runs.lock().unwrap().push(x.rows());
+            std::thread::sleep(self.delay);
+            let TensorData::F32(v) = x.data() else {
+                panic!("f32 expected")
+            };
+            let y = Tensor::new(
+                x.shape().to_vec(),
+                TensorData::F32(v.iter().map(|a| 2.0 * a + 1.0).collect()),
+            )
+            .unwrap();
+            Ok(vec![("y".into(), y)])
+        }
+    }
+
+    fn setup(
+        max_batch_rows: usize,
+        wait_ms: u64,
+        capacity: usize,
+        delay_ms: u64,
+    ) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
+        let spec = TensorSpec {
+            name: "x".into(),
+            dtype: DType::F32,
+            shape: vec![Dim::Dynamic("batch".into()), Dim::Fixed(2)],
+        };
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let teacher = Affine {
+            sig: Signature {
+                inputs: vec![spec.clone()],
+                outputs: vec![TensorSpec {
+                    name: "y".into(),
+                    ..spec.clone()
+                }],
+                unsupported_outputs: vec![],
+            },
+            runs: runs.clone(),
+            delay: Duration::from_millis(delay_ms),
+        };
+        let plan = OutputPlan {
+            specs: vec![OutputSpec {
+                name: "out".into(),
+                tensor: "y".into(),
+                source: OutputSource::Output,
+                dtype: DType::F32,
+                shape: spec.shape.clone(),
+                pooling: Pooling::None,
+            }],
+            mask_input: None,
+        };
+        let cfg = BatcherConfig {
+            max_batch_rows,
+            max_wait: Duration::from_millis(wait_ms),
+            queue_capacity: capacity,
+            merge: true,
+        };
+        (
+            Batcher::start(teacher, plan, cfg, Arc::new(Metrics::new())).unwrap(),
+            runs,
+        )
+    }
+
+    fn inputs(rows: usize, start: f32) -> Inputs {
+        let v: Vec<f32> = (0..rows * 2).map(|i| start + i as f32).collect();
+        Arc::new(vec![(
+            "x".into(),
+            Tensor::new(vec![rows, 2], TensorData::F32(v)).unwrap(),
+        )])
+    }
+
+    fn expect(out: &Outputs, rows: usize, start: f32) {
+        let want: Vec<f32> = (0..rows * 2)
+            .map(|i| 2.0 * (start + i as f32) + 1.0)
+            .collect();
+        assert_eq!(out[0].0, "out");
+        assert_eq!(
+            out[0].1,
+            Tensor::new(vec![rows, 2], TensorData::F32(want)).unwrap()
+        );
+    }
+
+    #[test]
+    fn concurrent_requests_merge_and_split_back() {
+        let (b, runs) = setup(64, 200, 1000, 0);
+        let rxs: Vec<_> = (0..5)
+            .map(|i| b.submit(inputs(i + 1, i as f32 * 100.0), i + 1).unwrap())
+            .collect();
+        for (i, rx) in rxs.into_iter().enumerate() {
+            let out = rx.blocking_recv().unwrap().unwrap();
+            expect(&out, i + 1, i as f32 * 100.0);
+        }
+        // 15 rows arrived within the wait: far fewer runs than requests.
+        let runs = runs.lock().unwrap().clone();
+        assert_eq!(runs.iter().sum::<usize>(), 15);
+        assert!(runs.len() < 5, "runs {runs:?}");
+        b.shutdown();
+    }
+
+    #[test]
+    fn large_requests_run_in_chunks() {
+        let (b, runs) = setup(4, 0, 1000, 0);
+        let out = b
+            .submit(inputs(10, 0.0), 10)
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        expect(&out, 10, 0.0);
+        assert_eq!(*runs.lock().unwrap(), [4, 4, 2]);
+        b.shutdown();
+    }
+
+    #[test]
+    fn different_row_shapes_are_not_merged() {
+        let a = inputs(2, 0.0);
+        let b3 = Arc::new(vec![(
+            "x".to_string(),
+            Tensor::new(vec![1, 3], TensorData::F32(vec![0.0; 3])).unwrap(),
+        )]);
+        assert!(compatible(&a, &inputs(5, 1.0)));
+        assert!(!compatible(&a, &b3));
+    }
+
+    #[test]
+    fn full_queue_refuses_and_shutdown_drains() {
+        // Each run takes 50 ms, so requests pile up behind the first.
+        let (b, _) = setup(1, 0, 2, 50);
+        let mut refused = false;
+        let mut pending = Vec::new();
+        for _ in 0..5 {
+            match b.submit(inputs(2, 0.0), 2) {
+                Ok(rx) => pending.push(rx),
+                Err(ApiError::QueueFull { .. }) => {
+                    refused = true;
+                    break;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert!(refused, "a queue of capacity 2 never filled");
+        b.shutdown();
+        for rx in pending {
+            assert!(rx.blocking_recv().unwrap().is_ok());
+        }
+        assert!(matches!(
+            b.submit(inputs(1, 0.0), 1),
+            Err(ApiError::ShuttingDown)
+        ));
+    }
+}

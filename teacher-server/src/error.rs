@@ -1,0 +1,288 @@
+//! Every error an HTTP request can meet, and the one place they become status codes and
+//! [`ErrorBody`] JSON.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use distill_proto::api::{ErrorBody, ErrorDetail};
+use distill_proto::store::StoreError;
+
+use crate::teacher::TeacherError;
+
+/// A request input that is not what the model or the API expects (always 4xx).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidInput {
+    /// Stable code, e.g. `invalid_shape`, `invalid_dtype`.
+    pub code: &'static str,
+    /// The request field at fault, e.g. `inputs.pixels`.
+    pub field: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl InvalidInput {
+    /// Builds an input error.
+    pub fn new(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Errors answered to HTTP clients.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not valid JSON / Arrow, or a field has the wrong form.
+    #[error("{0}")]
+    Invalid(#[from] InvalidInput),
+    /// A request over `--max-request-rows`.
+    #[error("{rows} rows in one request, at most {limit} allowed")]
+    TooManyRows {
+        /// Rows sent.
+        rows: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A body over `--max-body-bytes`.
+    #[error("request body over the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// A content type the endpoint does not take.
+    #[error("unsupported content type {0:?}: expected application/json or application/vnd.apache.arrow.stream")]
+    UnsupportedMediaType(String),
+    /// Missing or wrong bearer token.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// No such route.
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// The inference queue is full.
+    #[error("the inference queue is full ({queued} rows waiting); retry later")]
+    QueueFull {
+        /// Rows waiting.
+        queued: usize,
+    },
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The label store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The teacher failed to run.
+    #[error(transparent)]
+    Teacher(#[from] TeacherError),
+    /// A bug or lost worker.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Shorthand for an input error.
+    pub fn invalid(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError::Invalid(InvalidInput::new(code, field, message))
+    }
+
+    /// The status code, stable error code and field of this error.
+    pub fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
+        match self {
+            ApiError::Invalid(e) => (StatusCode::BAD_REQUEST, e.code, Some(e.field.clone())),
+            ApiError::TooManyRows { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_rows",
+                Some("inputs".into()),
+            ),
+            ApiError::BodyTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None)
+            }
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                Some("content-type".into()),
+            ),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full", None),
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", None),
+            ApiError::Store(e) => store_parts(e),
+            ApiError::Teacher(e) => match e {
+                TeacherError::BadInput(_) => (
+                    StatusCode::BAD_REQUEST,
+                    "inference_rejected",
+                    Some("inputs".into()),
+                ),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", None),
+            },
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+        }
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        let (_, code, field) = self.parts();
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: self.to_string(),
+                field,
+            },
+        }
+    }
+}
+
+/// Status, code and field of a label store error.
+fn store_parts(e: &StoreError) -> (StatusCode, &'static str, Option<String>) {
+    match e {
+        StoreError::InvalidName { .. } => (
+            StatusCode::BAD_REQUEST,
+            "invalid_dataset",
+            Some("dataset".into()),
+        ),
+        StoreError::NotFound(_) => (
+            StatusCode::NOT_FOUND,
+            "dataset_not_found",
+            Some("dataset".into()),
+        ),
+        StoreError::IdConflict { .. } => (StatusCode::CONFLICT, "id_conflict", Some("ids".into())),
+        StoreError::SchemaMismatch { .. } => (
+            StatusCode::CONFLICT,
+            "schema_mismatch",
+            Some("columns".into()),
+        ),
+        StoreError::TeacherMismatch { .. } => (
+            StatusCode::CONFLICT,
+            "teacher_mismatch",
+            Some("dataset".into()),
+        ),
+        StoreError::InvalidRows(_) => (StatusCode::BAD_REQUEST, "invalid_rows", None),
+        StoreError::Corrupt { .. }
+        | StoreError::Io { .. }
+        | StoreError::Arrow(_)
+        | StoreError::Parquet(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_failed", None),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _, _) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut resp = (status, Json(self.body())).into_response();
+        match &self {
+            ApiError::QueueFull { .. } | ApiError::ShuttingDown => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unauthorized => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: ApiError) -> StatusCode {
+        e.parts().0
+    }
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        assert_eq!(
+            status(ApiError::invalid("invalid_shape", "inputs.x", "bad")),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(ApiError::TooManyRows { rows: 2, limit: 1 }),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status(ApiError::BodyTooLarge { limit: 1 }),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(status(ApiError::Unauthorized), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status(ApiError::QueueFull { queued: 1 }),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            status(ApiError::ShuttingDown),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(ApiError::UnsupportedMediaType("x".into())),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let s = |e: StoreError| status(ApiError::Store(e));
+        assert_eq!(
+            s(StoreError::InvalidName { name: "..".into() }),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(s(StoreError::NotFound("d".into())), StatusCode::NOT_FOUND);
+        assert_eq!(
+            s(StoreError::IdConflict {
+                dataset: "d".into(),
+                id: "a".into()
+            }),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            s(StoreError::SchemaMismatch {
+                dataset: "d".into(),
+                message: "m".into()
+            }),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            s(StoreError::TeacherMismatch {
+                dataset: "d".into(),
+                message: "m".into()
+            }),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            s(StoreError::InvalidRows("x".into())),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            s(StoreError::Io {
+                path: "p".into(),
+                source: std::io::Error::other("x")
+            }),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(ApiError::Teacher(TeacherError::Run("x".into()))),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn body_names_field_and_code() {
+        let body = ApiError::invalid("invalid_dtype", "inputs.ids", "expected i64").body();
+        assert_eq!(body.error.code, "invalid_dtype");
+        assert_eq!(body.error.field.as_deref(), Some("inputs.ids"));
+        assert!(body.error.message.contains("expected i64"));
+    }
+
+    #[test]
+    fn queue_full_sets_retry_after() {
+        let resp = ApiError::QueueFull { queued: 5 }.into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers().get(header::RETRY_AFTER).unwrap(), "1");
+    }
+}

@@ -1,0 +1,206 @@
+//! Prometheus metrics (prometheus-client), rendered as text by `GET /metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of a served request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Matched route, e.g. `/v1/score`.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// Status code.
+    pub status: u16,
+}
+
+/// Labels of a route-level latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Matched route.
+    pub route: String,
+}
+
+/// Labels of the provider info gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// Execution provider actually used.
+    pub provider: String,
+    /// ONNX Runtime version.
+    pub ort_version: String,
+    /// sha256 of the model file.
+    pub model_sha256: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// All server metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route, method and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request latency by route, seconds.
+    pub request_seconds: HistogramFamily<RouteLabels>,
+    /// Rows run through the teacher.
+    pub rows_scored: Counter,
+    /// Rows newly stored.
+    pub rows_stored: Counter,
+    /// Rows skipped as already stored.
+    pub rows_duplicate: Counter,
+    /// Rows per inference run.
+    pub batch_rows: Histogram,
+    /// Requests merged per inference run.
+    pub batch_requests: Histogram,
+    /// Inference time per run, seconds.
+    pub inference_seconds: Histogram,
+    /// Rows waiting for inference.
+    pub queue_rows: Gauge,
+    /// Requests refused because the queue was full.
+    pub queue_rejections: Counter,
+    /// Always 1, labelled with the provider in use.
+    pub provider_info: Family<ProviderLabels, Gauge>,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("distill");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        let request_seconds: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            request_seconds.clone(),
+        );
+        let rows_scored = Counter::default();
+        registry.register(
+            "rows_scored",
+            "Rows run through the teacher",
+            rows_scored.clone(),
+        );
+        let rows_stored = Counter::default();
+        registry.register(
+            "rows_stored",
+            "Rows newly written to the label store",
+            rows_stored.clone(),
+        );
+        let rows_duplicate = Counter::default();
+        registry.register(
+            "rows_duplicate",
+            "Rows skipped because their id was already stored",
+            rows_duplicate.clone(),
+        );
+        let batch_rows = Histogram::new(exponential_buckets(1.0, 2.0, 17));
+        registry.register("batch_rows", "Rows per inference run", batch_rows.clone());
+        let batch_requests = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "batch_requests",
+            "Requests merged into one inference run",
+            batch_requests.clone(),
+        );
+        let inference_seconds = latency_histogram();
+        registry.register(
+            "inference_duration_seconds",
+            "Time of one inference run",
+            inference_seconds.clone(),
+        );
+        let queue_rows = Gauge::default();
+        registry.register(
+            "queue_rows",
+            "Rows waiting for inference",
+            queue_rows.clone(),
+        );
+        let queue_rejections = Counter::default();
+        registry.register(
+            "queue_rejections",
+            "Requests refused with 429 because the queue was full",
+            queue_rejections.clone(),
+        );
+        let provider_info = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "provider_info",
+            "Execution provider in use (value 1)",
+            provider_info.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            rows_scored,
+            rows_stored,
+            rows_duplicate,
+            batch_rows,
+            batch_requests,
+            inference_seconds,
+            queue_rows,
+            queue_rejections,
+            provider_info,
+        }
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_lists_metrics() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: "/v1/score".into(),
+                method: "POST".into(),
+                status: 200,
+            })
+            .inc();
+        m.provider_info
+            .get_or_create(&ProviderLabels {
+                provider: "cpu".into(),
+                ort_version: "1.31.1".into(),
+                model_sha256: "ab".into(),
+            })
+            .set(1);
+        m.batch_rows.observe(3.0);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "distill_http_requests_total{route=\"/v1/score\",method=\"POST\",status=\"200\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("distill_provider_info{provider=\"cpu\""),
+            "{text}"
+        );
+        assert!(text.contains("distill_batch_rows_count 1"), "{text}");
+        assert!(text.contains("distill_queue_rows"), "{text}");
+    }
+}

@@ -1,0 +1,196 @@
+//! `POST /v1/score`: decode (JSON or Arrow IPC) → validate → batcher → store → answer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use distill_proto::api::ARROW_STREAM_MEDIA_TYPE;
+use distill_proto::store::LabelRows;
+use serde::Serialize;
+
+use crate::decode::arrow_ipc::{self, ArrowQuery};
+use crate::decode::{json, DecodedRequest};
+use crate::encode::NestedTensor;
+use crate::error::ApiError;
+use crate::state::SharedState;
+use crate::validate::validate;
+
+/// The body format of a score request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Arrow,
+}
+
+fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Format::Json);
+    };
+    let ct = ct.to_str().unwrap_or_default();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "" => Ok(Format::Json),
+        e if e == ARROW_STREAM_MEDIA_TYPE => Ok(Format::Arrow),
+        _ => Err(ApiError::UnsupportedMediaType(ct.to_string())),
+    }
+}
+
+/// Reads the body, refusing (413) anything over the limit before buffering it all.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    to_bytes(body, limit).await.map_err(|e| {
+        // http-body-util's LengthLimitError says "length limit exceeded"; look down the chain.
+        let mut too_large = false;
+        let mut cur: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(err) = cur {
+            too_large |= err.to_string().contains("length limit exceeded");
+            cur = err.source();
+        }
+        if too_large {
+            ApiError::BodyTooLarge { limit }
+        } else {
+            ApiError::invalid(
+                "invalid_body",
+                "body",
+                format!("reading the body failed: {e}"),
+            )
+        }
+    })
+}
+
+/// The answer, serialized like [`distill_proto::api::ScoreResponse`] straight from the tensors.
+#[derive(Serialize)]
+struct ScoreReply<'a> {
+    rows: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset: Option<String>,
+    stored: usize,
+    duplicates: usize,
+    outputs: BTreeMap<&'a str, NestedTensor<'a>>,
+}
+
+/// Scores a batch, stores it when a dataset is named, and echoes the requested outputs.
+pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let format = format_of(&parts.headers)?;
+    let query = match format {
+        Format::Arrow => Some(parse_query(&parts.uri)?),
+        Format::Json => None,
+    };
+    let bytes = read_body(&parts.headers, body, state.max_body_bytes).await?;
+    // Parsing a large body is CPU work: keep it off the async executor.
+    let st = state.clone();
+    let decoded: DecodedRequest = tokio::task::spawn_blocking(move || match query {
+        Some(q) => arrow_ipc::decode(&bytes, &st.signature, q),
+        None => json::decode(&bytes, &st.signature, st.decode),
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("decode task failed: {e}")))??;
+    let job = validate(decoded, &state.signature, &state.plan, state.limits)?;
+
+    let inputs = Arc::new(job.inputs);
+    let rx = state.batcher.submit(inputs.clone(), job.rows)?;
+    let outputs = rx
+        .await
+        .map_err(|_| ApiError::Internal("the inference thread stopped".into()))??;
+
+    let (mut stored, mut duplicates) = (0, 0);
+    let returned: Vec<(String, distill_proto::Tensor)> = outputs
+        .iter()
+        .filter(|(n, _)| job.return_outputs.contains(n))
+        .cloned()
+        .collect();
+    if let (Some(dataset), Some(ids)) = (&job.dataset, job.ids) {
+        // The inference thread has dropped its share by now; fall back to a copy otherwise.
+        let inputs = Arc::try_unwrap(inputs).unwrap_or_else(|a| (*a).clone());
+        let rows = LabelRows {
+            ids,
+            inputs,
+            outputs,
+            columns: job.columns,
+        };
+        let store = state.store.clone();
+        let name = dataset.clone();
+        let outcome = tokio::task::spawn_blocking(move || store.append(&name, rows))
+            .await
+            .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))??;
+        stored = outcome.stored;
+        duplicates = outcome.duplicates;
+        state.metrics.rows_stored.inc_by(stored as u64);
+        state.metrics.rows_duplicate.inc_by(duplicates as u64);
+    }
+    let reply = ScoreReply {
+        rows: job.rows,
+        dataset: job.dataset,
+        stored,
+        duplicates,
+        outputs: returned
+            .iter()
+            .map(|(n, t)| (n.as_str(), NestedTensor(t)))
+            .collect(),
+    };
+    Ok(Json(reply).into_response())
+}
+
+fn parse_query(uri: &Uri) -> Result<ArrowQuery, ApiError> {
+    axum::extract::Query::<ArrowQuery>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| {
+            ApiError::invalid(
+                "invalid_query",
+                "query",
+                format!("{e} (expected ?dataset=NAME&return=a,b)"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn content_types() {
+        let mut h = HeaderMap::new();
+        assert_eq!(format_of(&h).unwrap(), Format::Json);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert_eq!(format_of(&h).unwrap(), Format::Json);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/vnd.apache.arrow.stream"),
+        );
+        assert_eq!(format_of(&h).unwrap(), Format::Arrow);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+        assert!(matches!(
+            format_of(&h),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn arrow_query() {
+        let q = parse_query(&"/v1/score?dataset=d&return=a,b".parse().unwrap()).unwrap();
+        assert_eq!(q.dataset.as_deref(), Some("d"));
+        assert_eq!(q.return_outputs.as_deref(), Some("a,b"));
+        assert!(parse_query(&"/v1/score?bogus=1".parse().unwrap()).is_err());
+    }
+}

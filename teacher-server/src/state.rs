@@ -1,0 +1,40 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use distill_proto::api::ModelInfo;
+use distill_proto::store::LabelStore;
+
+use crate::batcher::Batcher;
+use crate::decode::DecodeOptions;
+use crate::metrics::Metrics;
+use crate::outputs::OutputPlan;
+use crate::teacher::Signature;
+use crate::validate::Limits;
+
+/// Shared server state.
+pub struct AppState {
+    /// The model's signature.
+    pub signature: Signature,
+    /// Served outputs.
+    pub plan: OutputPlan,
+    /// Queue and inference thread.
+    pub batcher: Batcher,
+    /// The label store.
+    pub store: Arc<LabelStore>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// `GET /v1/model`.
+    pub model_info: ModelInfo,
+    /// Request limits.
+    pub limits: Limits,
+    /// Decoding options.
+    pub decode: DecodeOptions,
+    /// Largest body accepted.
+    pub max_body_bytes: usize,
+    /// Bearer token, when required.
+    pub api_token: Option<String>,
+}
+
+/// Handle given to axum.
+pub type SharedState = Arc<AppState>;

@@ -1,0 +1,298 @@
+//! [`Teacher`] on ONNX Runtime through the `ort` crate: loading the runtime library, choosing
+//! the execution provider, exposing taps, and converting tensors in and out.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use distill_proto::api::{Dim, TensorSpec};
+use distill_proto::{DType, Tensor, TensorData};
+use ort::environment::Environment;
+use ort::ep::{self, ExecutionProvider};
+use ort::error::ErrorCode;
+use ort::session::builder::SessionBuilder;
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, Outlet, TensorElementType, TensorRef, ValueType};
+
+use super::{Signature, Teacher, TeacherError};
+use crate::config::EpChoice;
+
+/// Loads the ONNX Runtime shared library and builds the process-wide environment.
+pub fn init_runtime(lib: Option<&Path>) -> Result<Environment, TeacherError> {
+    let lib = lib.ok_or_else(|| {
+        TeacherError::Runtime(
+            "no ONNX Runtime library given: pass --ort-lib PATH or set ORT_DYLIB_PATH to libonnxruntime.so"
+                .into(),
+        )
+    })?;
+    if !lib.is_file() {
+        return Err(TeacherError::Runtime(format!(
+            "ONNX Runtime library {} does not exist (set --ort-lib or ORT_DYLIB_PATH)",
+            lib.display()
+        )));
+    }
+    let builder = ort::init_from(lib)
+        .map_err(|e| TeacherError::Runtime(format!("loading {}: {e}", lib.display())))?;
+    builder
+        .with_name("teacher-server")
+        .build()
+        .map_err(|e| TeacherError::Runtime(e.to_string()))
+}
+
+/// The loaded ONNX Runtime version, read from its build info (`unknown` if absent).
+pub fn ort_version() -> String {
+    // The build info reads like "ORT Build Info: git-branch=rel-1.31.1, git-commit-id=...".
+    let info = ort::info();
+    info.split([',', ' '])
+        .find_map(|part| part.trim().strip_prefix("git-branch=rel-"))
+        .map(str::to_string)
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// A session of one ONNX model on one execution provider.
+pub struct OrtTeacher {
+    session: Session,
+    signature: Signature,
+    provider: String,
+}
+
+impl OrtTeacher {
+    /// Builds a session from model bytes (taps already added) on the chosen provider.
+    pub fn load(
+        env: &Environment,
+        model: &[u8],
+        ep: EpChoice,
+        intra_threads: usize,
+    ) -> Result<Self, TeacherError> {
+        let mut builder =
+            Session::builder(env).map_err(|e| TeacherError::Runtime(e.to_string()))?;
+        if intra_threads > 0 {
+            builder = builder
+                .with_intra_threads(intra_threads)
+                .map_err(|e| TeacherError::Runtime(e.to_string()))?;
+        }
+        let provider = register_provider(&mut builder, ep)?;
+        let session = builder
+            .commit_from_memory(model)
+            .map_err(|e| TeacherError::Load(e.to_string()))?;
+        let signature = signature_of(&session)?;
+        Ok(Self {
+            session,
+            signature,
+            provider: provider.to_string(),
+        })
+    }
+}
+
+/// Registers the execution provider; returns the one that will run the graph.
+fn register_provider(
+    builder: &mut SessionBuilder,
+    ep: EpChoice,
+) -> Result<&'static str, TeacherError> {
+    match ep {
+        EpChoice::Cpu => Ok("cpu"),
+        EpChoice::Cuda => {
+            // `is_available` only says whether the library was built with CUDA; registering
+            // is what loads the CUDA libraries, so its error is the one to show.
+            if !ep::CUDA::is_available().unwrap_or(false) {
+                return Err(TeacherError::Provider(
+                    "--ep cuda: this ONNX Runtime library was built without the CUDA execution provider (use the onnxruntime-gpu build or --ep cpu)".into(),
+                ));
+            }
+            ep::CUDA::default().register(builder).map_err(|e| {
+                TeacherError::Provider(format!(
+                    "--ep cuda: CUDA execution provider is not usable: {e}"
+                ))
+            })?;
+            Ok("cuda")
+        }
+        EpChoice::Auto => {
+            if ep::CUDA::is_available().unwrap_or(false) {
+                match ep::CUDA::default().register(builder) {
+                    Ok(()) => return Ok("cuda"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "CUDA execution provider not usable; falling back to CPU")
+                    }
+                }
+            } else {
+                tracing::info!("ONNX Runtime built without CUDA; using CPU");
+            }
+            Ok("cpu")
+        }
+    }
+}
+
+/// Maps an ONNX Runtime element type onto the served ones.
+fn dtype_of(ty: TensorElementType) -> Option<DType> {
+    Some(match ty {
+        TensorElementType::Float32 => DType::F32,
+        TensorElementType::Float16 => DType::F16,
+        TensorElementType::Float64 => DType::F64,
+        TensorElementType::Int64 => DType::I64,
+        TensorElementType::Int32 => DType::I32,
+        TensorElementType::Bool => DType::Bool,
+        _ => return None,
+    })
+}
+
+/// Name, served dtype (or the unsupported type's name) and shape of an outlet.
+fn spec_of(outlet: &Outlet) -> Result<TensorSpec, String> {
+    match outlet.dtype() {
+        ValueType::Tensor {
+            ty,
+            shape,
+            dimension_symbols,
+        } => {
+            let dtype = dtype_of(*ty).ok_or_else(|| format!("{ty:?}"))?;
+            let dims = shape
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    if d >= 0 {
+                        Dim::Fixed(d as usize)
+                    } else {
+                        let sym = dimension_symbols.get(i).map(String::as_str).unwrap_or("");
+                        Dim::Dynamic(if sym.is_empty() {
+                            "?".into()
+                        } else {
+                            sym.to_string()
+                        })
+                    }
+                })
+                .collect();
+            Ok(TensorSpec {
+                name: outlet.name().to_string(),
+                dtype,
+                shape: dims,
+            })
+        }
+        other => Err(format!("{other}")),
+    }
+}
+
+/// Reads the session's signature; inputs of unsupported types make the model unusable.
+fn signature_of(session: &Session) -> Result<Signature, TeacherError> {
+    let mut inputs = Vec::new();
+    for outlet in session.inputs() {
+        let spec = spec_of(outlet).map_err(|ty| {
+            TeacherError::Load(format!(
+                "input {:?} has type {ty}; supported: f32, f16, f64, i64, i32, bool tensors",
+                outlet.name()
+            ))
+        })?;
+        inputs.push(spec);
+    }
+    let mut outputs = Vec::new();
+    let mut unsupported_outputs = Vec::new();
+    for outlet in session.outputs() {
+        match spec_of(outlet) {
+            Ok(spec) => outputs.push(spec),
+            Err(ty) => unsupported_outputs.push((outlet.name().to_string(), ty)),
+        }
+    }
+    Ok(Signature {
+        inputs,
+        outputs,
+        unsupported_outputs,
+    })
+}
+
+/// A borrowed ONNX Runtime view of a tensor (no copy).
+fn input_value<'a>(t: &'a Tensor) -> ort::Result<SessionInputValue<'a>> {
+    let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+    Ok(match t.data() {
+        TensorData::F32(v) => TensorRef::from_array_view((shape, v.as_slice()))?
+            .into_dyn()
+            .into(),
+        TensorData::F16(v) => TensorRef::from_array_view((shape, v.as_slice()))?
+            .into_dyn()
+            .into(),
+        TensorData::F64(v) => TensorRef::from_array_view((shape, v.as_slice()))?
+            .into_dyn()
+            .into(),
+        TensorData::I64(v) => TensorRef::from_array_view((shape, v.as_slice()))?
+            .into_dyn()
+            .into(),
+        TensorData::I32(v) => TensorRef::from_array_view((shape, v.as_slice()))?
+            .into_dyn()
+            .into(),
+        TensorData::Bool(v) => TensorRef::from_array_view((shape, v.as_slice()))?
+            .into_dyn()
+            .into(),
+    })
+}
+
+/// Copies an output value into a [`Tensor`].
+fn output_tensor(name: &str, value: &DynValue) -> Result<Tensor, TeacherError> {
+    let ty = match value.dtype() {
+        ValueType::Tensor { ty, .. } => *ty,
+        other => {
+            return Err(TeacherError::Run(format!(
+                "output {name:?} is a {other}, not a tensor"
+            )))
+        }
+    };
+    let err = |e: ort::Error| TeacherError::Run(format!("reading output {name:?}: {e}"));
+    macro_rules! extract {
+        ($t:ty, $variant:ident) => {{
+            let (shape, data) = value.try_extract_tensor::<$t>().map_err(err)?;
+            (
+                shape.iter().map(|&d| d.max(0) as usize).collect::<Vec<_>>(),
+                TensorData::$variant(data.to_vec()),
+            )
+        }};
+    }
+    let (shape, data) = match dtype_of(ty) {
+        Some(DType::F32) => extract!(f32, F32),
+        Some(DType::F16) => extract!(half::f16, F16),
+        Some(DType::F64) => extract!(f64, F64),
+        Some(DType::I64) => extract!(i64, I64),
+        Some(DType::I32) => extract!(i32, I32),
+        Some(DType::Bool) => extract!(bool, Bool),
+        None => {
+            return Err(TeacherError::Run(format!(
+                "output {name:?} has unsupported type {ty:?}"
+            )))
+        }
+    };
+    Tensor::new(shape, data).map_err(|e| TeacherError::Run(format!("output {name:?}: {e}")))
+}
+
+impl Teacher for OrtTeacher {
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    fn run(
+        &mut self,
+        inputs: &[(String, Tensor)],
+        outputs: &[String],
+    ) -> Result<Vec<(String, Tensor)>, TeacherError> {
+        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
+            Vec::with_capacity(inputs.len());
+        for (name, t) in inputs {
+            let v = input_value(t)
+                .map_err(|e| TeacherError::BadInput(format!("input {name:?}: {e}")))?;
+            values.push((Cow::Borrowed(name.as_str()), v));
+        }
+        let result = self.session.run(values).map_err(|e| {
+            if e.code() == ErrorCode::InvalidArgument {
+                TeacherError::BadInput(e.to_string())
+            } else {
+                TeacherError::Run(e.to_string())
+            }
+        })?;
+        outputs
+            .iter()
+            .map(|name| {
+                let value = result.get(name).ok_or_else(|| {
+                    TeacherError::Run(format!("the session returned no output {name:?}"))
+                })?;
+                Ok((name.clone(), output_tensor(name, value)?))
+            })
+            .collect()
+    }
+}
