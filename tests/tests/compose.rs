@@ -1,0 +1,233 @@
+//! Static checks of the deployment files: `docker-compose.yml` and `Dockerfile`.
+//! There is no Docker engine on the test machines, so the images are never built or run
+//! here; these tests pin down what the files promise (GPU reservation, volumes, healthcheck,
+//! the ONNX Runtime GPU build they load).
+
+use distill_tests::repo_root;
+use serde_yaml::Value;
+
+fn compose() -> Value {
+    let path = repo_root().join("docker-compose.yml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+}
+
+/// The service whose command runs `teacher-server serve`.
+fn teacher_service(doc: &Value) -> (&str, &Value) {
+    let services = doc["services"]
+        .as_mapping()
+        .expect("docker-compose.yml has no `services` mapping");
+    services
+        .iter()
+        .find_map(|(name, svc)| {
+            let words = command_words(&svc["command"]);
+            let runs = words
+                .windows(2)
+                .any(|w| w[0].ends_with("teacher-server") && w[1] == "serve");
+            runs.then(|| (name.as_str().unwrap_or("?"), svc))
+        })
+        .expect("no service runs `teacher-server serve`")
+}
+
+/// A compose command as words (list form or a shell string).
+fn command_words(v: &Value) -> Vec<String> {
+    match v {
+        Value::Sequence(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Environment as `KEY -> value`, from the mapping or the `KEY=value` list form.
+fn env_of(svc: &Value) -> Vec<(String, String)> {
+    match &svc["environment"] {
+        Value::Mapping(m) => m
+            .iter()
+            .filter_map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other).ok()?.trim().to_string(),
+                };
+                Some((k.as_str()?.to_string(), v))
+            })
+            .collect(),
+        Value::Sequence(items) => items
+            .iter()
+            .filter_map(|i| {
+                let (k, v) = i.as_str()?.split_once('=')?;
+                Some((k.to_string(), v.to_string()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn compose_service_runs_the_server() {
+    let doc = compose();
+    let (name, svc) = teacher_service(&doc);
+    let words = command_words(&svc["command"]);
+    assert!(
+        words.iter().any(|w| w == "--model") && words.iter().any(|w| w == "--data-dir"),
+        "service {name} must pass --model and --data-dir: {words:?}"
+    );
+}
+
+#[test]
+fn compose_reserves_an_nvidia_gpu() {
+    let doc = compose();
+    let (name, svc) = teacher_service(&doc);
+    let devices = svc["deploy"]["resources"]["reservations"]["devices"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("service {name}: no deploy.resources.reservations.devices"));
+    let gpu = devices.iter().any(|d| {
+        d["driver"].as_str() == Some("nvidia")
+            && d["capabilities"]
+                .as_sequence()
+                .is_some_and(|c| c.iter().any(|x| x.as_str() == Some("gpu")))
+    });
+    assert!(
+        gpu,
+        "service {name}: no device with driver nvidia and capabilities [gpu]: {devices:?}"
+    );
+}
+
+#[test]
+fn compose_mounts_models_and_data() {
+    let doc = compose();
+    let (name, svc) = teacher_service(&doc);
+    let volumes: Vec<String> = svc["volumes"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("service {name}: no volumes"))
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => format!(
+                "{}:{}",
+                other["source"].as_str().unwrap_or(""),
+                other["target"].as_str().unwrap_or("")
+            ),
+        })
+        .collect();
+    let target = |v: &String| v.split(':').nth(1).unwrap_or("").to_string();
+    let words = command_words(&svc["command"]);
+    let arg = |flag: &str| {
+        words
+            .iter()
+            .position(|w| w == flag)
+            .and_then(|i| words.get(i + 1))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let model = arg("--model");
+    let data = arg("--data-dir");
+    assert!(
+        volumes
+            .iter()
+            .any(|v| !target(v).is_empty() && model.starts_with(&target(v))),
+        "service {name}: the model {model:?} is not on a mounted volume: {volumes:?}"
+    );
+    assert!(
+        volumes.iter().any(|v| target(v) == data),
+        "service {name}: the data dir {data:?} is not a mounted volume: {volumes:?}"
+    );
+    let data_vol = volumes
+        .iter()
+        .find(|v| target(v) == data)
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !data_vol.ends_with(":ro"),
+        "the data volume must be writable: {data_vol}"
+    );
+}
+
+#[test]
+fn compose_healthcheck_and_port() {
+    let doc = compose();
+    let (name, svc) = teacher_service(&doc);
+    let test = command_words(&svc["healthcheck"]["test"]).join(" ");
+    assert!(
+        test.contains("/health"),
+        "service {name}: healthcheck does not hit /health: {test:?}"
+    );
+    assert!(
+        test.contains(":8080"),
+        "service {name}: healthcheck must use the bound port 8080: {test:?}"
+    );
+
+    let ports: Vec<String> = svc["ports"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("service {name}: no ports"))
+        .iter()
+        .map(|p| match p {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => format!(
+                "{}:{}",
+                other["published"].as_u64().unwrap_or(0),
+                other["target"].as_u64().unwrap_or(0)
+            ),
+        })
+        .collect();
+    assert!(
+        ports.iter().any(|p| p.ends_with(":8080")),
+        "service {name}: container port 8080 is not published: {ports:?}"
+    );
+
+    let env = env_of(svc);
+    assert!(
+        env.iter().any(|(k, v)| k == "DISTILL_BIND" && v == "0.0.0.0:8080"),
+        "service {name}: needs DISTILL_BIND=0.0.0.0:8080 (the server binds loopback by default): {env:?}"
+    );
+}
+
+#[test]
+fn dockerfile_uses_the_onnxruntime_gpu_build() {
+    let path = repo_root().join("Dockerfile");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let froms: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().to_ascii_uppercase().starts_with("FROM "))
+        .collect();
+    assert!(
+        froms.len() >= 2,
+        "Dockerfile must be multi-stage (build + runtime): {froms:?}"
+    );
+    assert!(
+        froms.iter().any(|f| f.contains("rust:")),
+        "the build stage must use a rust image: {froms:?}"
+    );
+    let runtime = froms.last().copied().unwrap_or("");
+    assert!(
+        runtime.contains("nvidia/cuda:13.")
+            && runtime.contains("cudnn")
+            && runtime.contains("runtime"),
+        "the runtime stage must be an nvidia/cuda:13.x cuDNN runtime image: {runtime}"
+    );
+    assert!(
+        text.contains("onnxruntime-gpu==1.31.1"),
+        "Dockerfile must install onnxruntime-gpu==1.31.1"
+    );
+    let ort_env = text
+        .lines()
+        .find(|l| l.contains("ORT_DYLIB_PATH="))
+        .unwrap_or_else(|| panic!("Dockerfile never sets ORT_DYLIB_PATH"));
+    assert!(
+        ort_env.contains("libonnxruntime.so.1.31.1"),
+        "ORT_DYLIB_PATH must point at libonnxruntime.so.1.31.1: {ort_env}"
+    );
+    assert!(
+        text.contains("--ep") && text.contains("auto"),
+        "the image must run with --ep auto"
+    );
+    assert!(
+        text.contains("teacher-server"),
+        "the image must contain teacher-server"
+    );
+}
