@@ -1,22 +1,98 @@
 //! The Parquet label store: one folder per dataset under a data dir, holding zstd Parquet
-//! shards, a `manifest.json` and a write-ahead log. Used by `teacher-server` (writes) and
-//! `student-trainer` (reads).
+//! shards, a `manifest.json` and a write-ahead log. Used by `teacher-server` (writes, through
+//! [`LabelStore`]) and `student-trainer` (reads, through [`DatasetReader`]).
 //!
-//! Layout of a dataset folder `DATA_DIR/NAME/`:
-//! - `manifest.json` — [`Manifest`]: teacher fingerprint, columns, shards, row count.
-//! - `shard-000000.parquet`, ... — finished shards (written as `*.parquet.tmp`, then renamed).
-//! - `wal/` — write-ahead log of rows acknowledged but not yet in a finished shard.
+//! # On-disk layout
 //!
-//! INTERFACE FILE: the public items below are the contract the server and trainer code
-//! against; bodies are filled in by the store implementation.
+//! ```text
+//! DATA_DIR/
+//!   .lock                       flock'd by the one process that has the store open
+//!   NAME/                       one folder per dataset, NAME = [A-Za-z0-9._-]{1,128}
+//!     manifest.json             Manifest: schema version, teacher fingerprint, columns, rows, shards
+//!     shard-000000.parquet      finished shards (written as *.parquet.tmp, fsync'd, renamed)
+//!     shard-000001.parquet
+//!     wal/shard-000002.wal      write-ahead log of the open shard (deleted once it is finished)
+//! ```
+//!
+//! Every shard also carries the key-value metadata `distill.manifest`: the JSON of a
+//! [`ShardMetadata`] (schema version, dataset, teacher fingerprint, columns), so one file
+//! alone is self-describing. Shards are zstd-compressed, with row groups of
+//! [`StoreOptions::row_group_rows`] rows and byte-stream-split encoding for float columns.
+//!
+//! # Columns, in order
+//!
+//! 1. `id` — Utf8, the row id given by the client (unique within a dataset).
+//! 2. the model inputs as received, under their input names, in their own dtype (only when
+//!    [`TeacherFingerprint::store_inputs`]).
+//! 3. the teacher outputs under their stored names; float outputs as f32 or f16 per
+//!    [`FeatureDType`], others in their own dtype. With `logits_topk = Some(TopK { output, k })`
+//!    the column `output` is replaced by three: `{output}_topk_indices`
+//!    (FixedSizeList<Int32, k>), `{output}_topk_values` (FixedSizeList<Float32, k>, largest
+//!    first, ties by lower index) and `{output}_logsumexp` (Float32: log-sum-exp of ALL the
+//!    row's logits, computed in f64), so `softmax_i = exp(v_i - logsumexp)` for kept classes.
+//! 4. pass-through columns, as handed in (nullable), in the order of the dataset's first append.
+//! 5. `_input_digest` — FixedSizeBinary(16): the first 16 bytes of a SHA-256 over the row's
+//!    inputs (names, dtypes, shapes, values), used for idempotency even without stored inputs.
+//!
+//! Tensor columns: a row of shape `[]` is a primitive column, `[d]` is
+//! `FixedSizeList<T, d>`, `[a, b]` is `FixedSizeList<FixedSizeList<T, b>, a>`; an axis that is
+//! dynamic in the model signature (e.g. the sequence length) is a `List` at its level. In
+//! [`ColumnInfo::row_shape`] a dynamic axis is written as 0. List items are named `item` and
+//! are not nullable. See [`columns`] for the conversions.
+//!
+//! # Durability and idempotency
+//!
+//! [`LabelStore::append`] returns `Ok` only after the rows are in the dataset's WAL segment
+//! and fsync'd (records framed with length + crc32, so a torn tail is detected and dropped).
+//! The rows are then encoded into the open shard on the same call (see `dataset.rs` for why);
+//! a shard is finished when it reaches [`StoreOptions::shard_max_rows`] rows (appends are split
+//! at that boundary) or about [`StoreOptions::shard_max_bytes`] bytes, on [`LabelStore::seal`]
+//! and on [`LabelStore::close`]. Finishing writes the footer, fsyncs, renames, updates the
+//! manifest atomically (tmp + fsync + rename) and only then deletes the WAL segment.
+//! [`LabelStore::open`] removes leftover `.tmp` files and replays every WAL segment into a
+//! finished shard, so nothing acknowledged is lost after `kill -9`. Dropping a store without
+//! [`LabelStore::close`] behaves like a crash (recovered at the next open).
+//!
+//! Each dataset keeps an in-memory map id -> input digest, rebuilt at open from the shards'
+//! `id` and `_input_digest` columns and the WAL: a re-sent id with the same digest is skipped
+//! (counted as a duplicate), with another digest the whole call fails with
+//! [`StoreError::IdConflict`] and nothing of it is stored.
 
-use std::path::Path;
+pub mod columns;
+mod dataset;
+pub mod digest;
+pub mod manifest;
+pub mod reader;
+mod rows;
+mod shard;
+pub mod topk;
+mod wal;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::ArrayRef;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{DatasetSummary, OutputSpec, TensorSpec};
-use crate::Tensor;
+use crate::{DType, Tensor};
+
+pub use columns::{
+    array_to_tensor, array_to_tensor_dyn, column_array_to_tensor, column_arrow_type,
+    column_to_tensor, element_arrow_type, stored_dtype, tensor_to_array, tensor_to_column,
+};
+pub use digest::{row_digests, RowDigest, DIGEST_LEN};
+pub use manifest::{
+    fingerprint_differences, read_manifest, ShardMetadata, MANIFEST_FILE, SHARD_METADATA_KEY,
+};
+pub use reader::{BatchIter, DatasetReader};
+pub use rows::{topk_column_names, MAX_ID_BYTES};
+pub use topk::{topk_rows, TopKRows};
+
+/// Name of the per-row input digest column.
+pub const DIGEST_COLUMN: &str = "_input_digest";
 
 /// Version of the on-disk layout and column conventions.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -106,8 +182,11 @@ pub struct ColumnInfo {
     pub kind: String,
     /// Arrow data type, as Arrow prints it.
     pub arrow_type: String,
-    /// Shape of one row's value (empty for scalars).
+    /// Shape of one row's value (empty for scalars; 0 marks a dynamic `List` axis).
     pub row_shape: Vec<usize>,
+    /// Element type of a tensor column as stored (`None` for `id`, pass-through, digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<DType>,
 }
 
 /// `manifest.json` of a dataset; the same facts sit in each shard's key-value metadata.
@@ -235,7 +314,93 @@ pub fn validate_dataset_name(name: &str) -> Result<(), StoreError> {
 /// All datasets under one data dir, written by one teacher. Thread-safe; methods block on
 /// disk I/O (call them off the async executor).
 pub struct LabelStore {
-    _private: (),
+    dir: PathBuf,
+    teacher: TeacherFingerprint,
+    options: StoreOptions,
+    datasets: RwLock<BTreeMap<String, Arc<Mutex<dataset::Dataset>>>>,
+    /// Held (flock'd) while the store is open so a second process cannot write beside us.
+    _lock: File,
+}
+
+fn config_err(msg: String) -> StoreError {
+    StoreError::InvalidRows(format!("store configuration: {msg}"))
+}
+
+/// Checks options and teacher settings that would make every append fail.
+fn validate_config(teacher: &TeacherFingerprint, options: &StoreOptions) -> Result<(), StoreError> {
+    if options.shard_max_rows == 0 || options.row_group_rows == 0 || options.shard_max_bytes == 0 {
+        return Err(config_err(format!(
+            "shard_max_rows, shard_max_bytes and row_group_rows must be at least 1, got {options:?}"
+        )));
+    }
+    let mut names: Vec<String> = vec!["id".into(), DIGEST_COLUMN.into()];
+    if teacher.store_inputs {
+        names.extend(teacher.inputs.iter().map(|i| i.name.clone()));
+    }
+    for o in &teacher.outputs {
+        match &teacher.logits_topk {
+            Some(tk) if tk.output == o.name => {
+                let (a, b, c) = topk_column_names(&o.name);
+                names.extend([a, b, c]);
+            }
+            _ => names.push(o.name.clone()),
+        }
+    }
+    if let Some(tk) = &teacher.logits_topk {
+        let Some(o) = teacher.outputs.iter().find(|o| o.name == tk.output) else {
+            return Err(config_err(format!(
+                "logits_topk names output {:?}, which is not a stored output",
+                tk.output
+            )));
+        };
+        if !o.dtype.is_float() {
+            return Err(config_err(format!(
+                "logits_topk output {:?} is {}, not a float",
+                o.name, o.dtype
+            )));
+        }
+        if tk.k == 0 || tk.k > i32::MAX as usize {
+            return Err(config_err(format!("logits_topk k must be at least 1, got {}", tk.k)));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for n in &names {
+        if n.is_empty() || !seen.insert(n.as_str()) {
+            return Err(config_err(format!(
+                "two stored columns would be named {n:?} (id, inputs, outputs and {DIGEST_COLUMN} must differ)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Takes an exclusive, non-blocking flock on `DATA_DIR/.lock`.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| manifest::io_err(&path, e))?;
+    // SAFETY: flock on a file descriptor we own and keep open for the store's lifetime.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(manifest::io_err(
+            &path,
+            std::io::Error::new(
+                e.kind(),
+                format!("the data dir is open in another store (process or handle): {e}"),
+            ),
+        ));
+    }
+    Ok(f)
+}
+
+fn poisoned(dir: &Path) -> StoreError {
+    manifest::corrupt(dir, "an earlier call panicked while holding this dataset; reopen the store")
 }
 
 impl LabelStore {
@@ -246,58 +411,131 @@ impl LabelStore {
         teacher: TeacherFingerprint,
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
-        let _ = (data_dir, teacher, options);
-        unimplemented!("store implementation")
+        validate_config(&teacher, &options)?;
+        std::fs::create_dir_all(data_dir).map_err(|e| manifest::io_err(data_dir, e))?;
+        let lock = lock_dir(data_dir)?;
+        let mut datasets = BTreeMap::new();
+        for e in std::fs::read_dir(data_dir).map_err(|e| manifest::io_err(data_dir, e))? {
+            let e = e.map_err(|e| manifest::io_err(data_dir, e))?;
+            let name = e.file_name().to_string_lossy().to_string();
+            let path = e.path();
+            if !path.is_dir() || validate_dataset_name(&name).is_err() {
+                continue;
+            }
+            if !path.join(MANIFEST_FILE).is_file() {
+                // A folder whose creation never finished (or not ours): not a dataset.
+                continue;
+            }
+            let ds = dataset::Dataset::recover(&path, &name, &options)?;
+            datasets.insert(name, Arc::new(Mutex::new(ds)));
+        }
+        Ok(Self {
+            dir: data_dir.to_path_buf(),
+            teacher,
+            options,
+            datasets: RwLock::new(datasets),
+            _lock: lock,
+        })
+    }
+
+    /// The teacher fingerprint new rows are written with.
+    pub fn teacher(&self) -> &TeacherFingerprint {
+        &self.teacher
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn get(&self, dataset: &str) -> Result<Arc<Mutex<dataset::Dataset>>, StoreError> {
+        validate_dataset_name(dataset)?;
+        let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
+        map.get(dataset)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(dataset.to_string()))
     }
 
     /// Durably appends one request's rows: when this returns `Ok`, the rows survive a
     /// `kill -9`. Ids already stored with the same inputs are skipped; with different
     /// inputs the whole call fails with [`StoreError::IdConflict`] and nothing is stored.
     pub fn append(&self, dataset: &str, rows: LabelRows) -> Result<AppendOutcome, StoreError> {
-        let _ = (dataset, rows);
-        unimplemented!("store implementation")
+        validate_dataset_name(dataset)?;
+        // Validation and encoding of the request happen before any lock is taken.
+        let prepared = rows::prepare(&self.teacher, rows)?;
+        let ds = match self.get(dataset) {
+            Ok(ds) => ds,
+            Err(StoreError::NotFound(_)) => {
+                let mut map = self.datasets.write().map_err(|_| poisoned(&self.dir))?;
+                match map.get(dataset) {
+                    Some(ds) => ds.clone(),
+                    None => {
+                        let ds = dataset::Dataset::create(
+                            &self.dir,
+                            dataset,
+                            &self.teacher,
+                            prepared.columns.clone(),
+                        )?;
+                        let ds = Arc::new(Mutex::new(ds));
+                        map.insert(dataset.to_string(), ds.clone());
+                        ds
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let mut ds = ds.lock().map_err(|_| poisoned(&self.dir.join(dataset)))?;
+        ds.append(&self.teacher, prepared, &self.options)
     }
 
     /// Closes the open shard of a dataset so every row stored so far is in a finished
     /// Parquet file; a no-op (still `Ok`) when nothing is open.
     pub fn seal(&self, dataset: &str) -> Result<Manifest, StoreError> {
-        let _ = dataset;
-        unimplemented!("store implementation")
+        let ds = self.get(dataset)?;
+        let mut ds = ds.lock().map_err(|_| poisoned(&self.dir.join(dataset)))?;
+        ds.seal()
     }
 
     /// The manifest of one dataset.
     pub fn manifest(&self, dataset: &str) -> Result<Manifest, StoreError> {
-        let _ = dataset;
-        unimplemented!("store implementation")
+        let ds = self.get(dataset)?;
+        let ds = ds.lock().map_err(|_| poisoned(&self.dir.join(dataset)))?;
+        Ok(ds.manifest())
     }
 
     /// All datasets in the data dir.
     pub fn list(&self) -> Result<Vec<DatasetSummary>, StoreError> {
-        unimplemented!("store implementation")
+        let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
+        let mut out = Vec::with_capacity(map.len());
+        for (name, ds) in map.iter() {
+            let ds = ds.lock().map_err(|_| poisoned(&self.dir.join(name)))?;
+            let (rows, shards) = ds.summary();
+            out.push(DatasetSummary {
+                name: name.clone(),
+                rows,
+                shards,
+            });
+        }
+        Ok(out)
     }
 
     /// Seals every dataset (graceful shutdown).
     pub fn close(&self) -> Result<(), StoreError> {
-        unimplemented!("store implementation")
+        let all: Vec<(String, Arc<Mutex<dataset::Dataset>>)> = {
+            let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
+            map.iter().map(|(n, d)| (n.clone(), d.clone())).collect()
+        };
+        let mut first_err = None;
+        for (name, ds) in all {
+            let r = ds
+                .lock()
+                .map_err(|_| poisoned(&self.dir.join(&name)))
+                .and_then(|mut d| d.seal().map(|_| ()));
+            if let Err(e) = r {
+                tracing::error!(dataset = %name, error = %e, "sealing failed at close");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 }
-
-// Reader side (used by student-trainer), to be provided by the store implementation:
-//
-// pub struct DatasetReader;
-// impl DatasetReader {
-//     /// A dataset folder (manifest + shards), one `.parquet` file, or a glob of files.
-//     /// Checks every shard has the same schema and teacher fingerprint (error names the file).
-//     pub fn open(path: &Path) -> Result<Self, StoreError>;
-//     pub fn schema(&self) -> arrow::datatypes::SchemaRef;
-//     pub fn rows(&self) -> u64;
-//     pub fn manifest(&self) -> Option<&Manifest>;
-//     pub fn files(&self) -> &[std::path::PathBuf];
-//     /// Streams record batches of the named columns, shard by shard, never the whole set.
-//     pub fn batches(&self, columns: &[&str], batch_rows: usize)
-//         -> Result<impl Iterator<Item = Result<arrow::record_batch::RecordBatch, StoreError>>, StoreError>;
-// }
-//
-// Column conversions (store/columns.rs), used by the server's Arrow IPC path and the trainer:
-//     pub fn tensor_to_array(t: &Tensor, feature: FeatureDType) -> Result<ArrayRef, StoreError>;
-//     pub fn array_to_tensor(a: &dyn arrow::array::Array, dtype: DType, row_shape: &[usize]) -> Result<Tensor, StoreError>;

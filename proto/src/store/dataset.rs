@@ -1,0 +1,555 @@
+//! One dataset's writer state: recovery at open (WAL replay), durable appends, shard rolling,
+//! sealing.
+//!
+//! Parquet encoding happens on the caller's thread, inside `append`, after the WAL fsync. Why
+//! not a background thread: the fsync dominates the cost of small appends anyway; one owner
+//! of the writer state keeps recovery simple; memory stays bounded (no queue of batches waiting
+//! to be encoded) and a slow disk pushes back on callers instead of growing a queue.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, StringArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::digest::{RowDigest, DIGEST_LEN};
+use super::manifest::{
+    corrupt, fingerprint_differences, io_err, read_manifest, sync_dir, write_manifest,
+    ShardMetadata, MANIFEST_FILE,
+};
+use super::rows::Prepared;
+use super::shard::{shard_index, shard_name, ShardWriter};
+use super::wal::{read_segment, remove_segment, segment_index, segment_name, WalSegment};
+use super::{
+    AppendOutcome, ColumnInfo, Manifest, StoreError, StoreOptions, TeacherFingerprint,
+    DIGEST_COLUMN, SCHEMA_VERSION,
+};
+
+/// The shard being filled and its log segment.
+struct OpenShard {
+    writer: ShardWriter,
+    wal: WalSegment,
+}
+
+/// A dataset folder and what is known about it in memory.
+pub(crate) struct Dataset {
+    name: String,
+    dir: PathBuf,
+    manifest: Manifest,
+    /// Fixed by the first rows; `None` while the dataset holds none.
+    schema: Option<SchemaRef>,
+    ids: HashMap<String, RowDigest>,
+    next_shard: u64,
+    open: Option<OpenShard>,
+    /// Segments created for shards after the open one (an append that spans a roll).
+    ahead: BTreeMap<u64, WalSegment>,
+    /// Set when writing a shard failed after the WAL was durable: the rows are safe in the
+    /// WAL, but the writer state is unknown until the store is reopened (which replays it).
+    failed: Option<String>,
+}
+
+fn wal_dir(dir: &Path) -> PathBuf {
+    dir.join("wal")
+}
+
+/// Reads the `id` and digest columns of a finished shard.
+fn read_ids(path: &Path) -> Result<(SchemaRef, Vec<(String, RowDigest)>), StoreError> {
+    let file = fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| corrupt(path, format!("not a readable Parquet file: {e}")))?;
+    let schema = b.schema().clone();
+    let idx_of = |n: &str| {
+        schema
+            .index_of(n)
+            .map_err(|_| corrupt(path, format!("shard has no {n:?} column")))
+    };
+    let (ii, di) = (idx_of("id")?, idx_of(DIGEST_COLUMN)?);
+    let mask = ProjectionMask::roots(b.parquet_schema(), [ii, di]);
+    let reader = b
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| corrupt(path, e.to_string()))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(path, e.to_string()))?;
+        out.extend(ids_and_digests(&batch).map_err(|m| corrupt(path, m))?);
+    }
+    Ok((strip_metadata(&schema), out))
+}
+
+/// The ids and digests of a batch in the stored layout.
+fn ids_and_digests(batch: &RecordBatch) -> Result<Vec<(String, RowDigest)>, String> {
+    let ids = batch
+        .column_by_name("id")
+        .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+        .ok_or("column \"id\" is missing or not Utf8")?;
+    let dig = batch
+        .column_by_name(DIGEST_COLUMN)
+        .and_then(|a| a.as_any().downcast_ref::<FixedSizeBinaryArray>())
+        .filter(|a| a.value_length() as usize == DIGEST_LEN)
+        .ok_or_else(|| format!("column {DIGEST_COLUMN:?} is missing or not FixedSizeBinary(16)"))?;
+    if ids.null_count() > 0 || dig.null_count() > 0 {
+        return Err("null ids or digests".into());
+    }
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            let mut d = [0u8; DIGEST_LEN];
+            d.copy_from_slice(dig.value(i));
+            (ids.value(i).to_string(), d)
+        })
+        .collect())
+}
+
+/// The schema without key-value metadata (shards carry theirs; batches do not).
+fn strip_metadata(s: &SchemaRef) -> SchemaRef {
+    std::sync::Arc::new(arrow::datatypes::Schema::new(s.fields().clone()))
+}
+
+impl Dataset {
+    /// A new, empty dataset: creates its folder and writes its manifest.
+    pub(crate) fn create(
+        data_dir: &Path,
+        name: &str,
+        teacher: &TeacherFingerprint,
+        columns: Vec<ColumnInfo>,
+    ) -> Result<Self, StoreError> {
+        let dir = data_dir.join(name);
+        fs::create_dir_all(wal_dir(&dir)).map_err(|e| io_err(&dir, e))?;
+        sync_dir(data_dir)?;
+        let manifest = Manifest {
+            schema_version: SCHEMA_VERSION,
+            dataset: name.to_string(),
+            teacher: teacher.clone(),
+            columns,
+            rows: 0,
+            pending_rows: 0,
+            shards: Vec::new(),
+        };
+        write_manifest(&dir, &manifest)?;
+        Ok(Self {
+            name: name.to_string(),
+            dir,
+            manifest,
+            schema: None,
+            ids: HashMap::new(),
+            next_shard: 0,
+            open: None,
+            ahead: BTreeMap::new(),
+            failed: None,
+        })
+    }
+
+    /// Opens an existing dataset folder: removes leftover `.tmp` files, rebuilds the id map
+    /// from the shards, and replays the write-ahead log into finished shards.
+    pub(crate) fn recover(dir: &Path, name: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let manifest = read_manifest(&dir.join(MANIFEST_FILE))?;
+        let listed: HashMap<&str, ()> = manifest.shards.iter().map(|s| (s.file.as_str(), ())).collect();
+        let wal = wal_dir(dir);
+        fs::create_dir_all(&wal).map_err(|e| io_err(&wal, e))?;
+        let mut segments: BTreeMap<u64, PathBuf> = BTreeMap::new();
+        for e in fs::read_dir(&wal).map_err(|e| io_err(&wal, e))? {
+            let e = e.map_err(|e| io_err(&wal, e))?;
+            let fname = e.file_name().to_string_lossy().to_string();
+            if let Some(i) = segment_index(&fname) {
+                segments.insert(i, e.path());
+            }
+        }
+        let mut max_index: Option<u64> = None;
+        for s in &manifest.shards {
+            let i = shard_index(&s.file)
+                .ok_or_else(|| corrupt(&dir.join(MANIFEST_FILE), format!("bad shard name {:?}", s.file)))?;
+            max_index = max_index.max(Some(i));
+        }
+        for e in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+            let e = e.map_err(|e| io_err(dir, e))?;
+            let fname = e.file_name().to_string_lossy().to_string();
+            let path = e.path();
+            if fname.ends_with(".tmp") {
+                // A shard or manifest cut short by a crash; its rows are still in the WAL.
+                fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+            } else if let Some(i) = shard_index(&fname) {
+                if !listed.contains_key(fname.as_str()) {
+                    if segments.contains_key(&i) {
+                        // Renamed but not yet in the manifest: the WAL still has its rows.
+                        fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+                    } else {
+                        let orphan = dir.join(format!("{fname}.orphan"));
+                        tracing::warn!(file = %path.display(), "shard not in the manifest and no log to rebuild it: renamed to .orphan");
+                        fs::rename(&path, &orphan).map_err(|e| io_err(&path, e))?;
+                        max_index = max_index.max(Some(i));
+                    }
+                }
+            }
+        }
+        sync_dir(dir)?;
+
+        let mut ds = Self {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            manifest,
+            schema: None,
+            ids: HashMap::new(),
+            next_shard: max_index.map_or(0, |i| i + 1),
+            open: None,
+            ahead: BTreeMap::new(),
+            failed: None,
+        };
+        for s in ds.manifest.shards.clone() {
+            let path = dir.join(&s.file);
+            if !path.is_file() {
+                return Err(corrupt(&path, "listed in the manifest but missing"));
+            }
+            let (schema, ids) = read_ids(&path)?;
+            if ds.schema.is_none() {
+                ds.schema = Some(schema);
+            }
+            ds.ids.extend(ids);
+        }
+
+        for (i, path) in segments {
+            let shard_done = ds.manifest.shards.iter().any(|s| s.file == shard_name(i));
+            if shard_done {
+                remove_segment(&path)?;
+                continue;
+            }
+            let replayed = read_segment(&path)?;
+            if replayed.torn_bytes > 0 {
+                tracing::warn!(file = %path.display(), bytes = replayed.torn_bytes, "dropped a torn write-ahead log tail (never acknowledged)");
+            }
+            ds.replay_segment(i, &path, replayed.batches, options)?;
+        }
+        ds.manifest.pending_rows = 0;
+        Ok(ds)
+    }
+
+    /// Writes the rows of one log segment into shard `index`, finishes it and drops the log.
+    fn replay_segment(
+        &mut self,
+        index: u64,
+        path: &Path,
+        batches: Vec<RecordBatch>,
+        options: &StoreOptions,
+    ) -> Result<(), StoreError> {
+        let mut writer: Option<ShardWriter> = None;
+        let mut rows = 0u64;
+        for batch in batches {
+            let pairs = ids_and_digests(&batch).map_err(|m| corrupt(path, m))?;
+            let keep: Vec<bool> = pairs.iter().map(|(id, _)| !self.ids.contains_key(id)).collect();
+            let batch = if keep.iter().all(|&k| k) {
+                batch
+            } else {
+                filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let schema = strip_metadata(batch.schema_ref());
+            match &self.schema {
+                Some(s) if s.fields() != schema.fields() => {
+                    return Err(corrupt(path, "logged rows do not match the dataset's columns"));
+                }
+                None => self.schema = Some(schema.clone()),
+                _ => {}
+            }
+            if writer.is_none() {
+                writer = Some(ShardWriter::create(&self.dir, index, schema, options, self.shard_metadata()?)?);
+            }
+            if let Some(w) = writer.as_mut() {
+                w.write(&batch)?;
+            }
+            for ((id, d), k) in pairs.into_iter().zip(keep) {
+                if k {
+                    self.ids.insert(id, d);
+                }
+            }
+            rows += batch.num_rows() as u64;
+        }
+        if let Some(w) = writer {
+            let info = w.finish()?;
+            self.manifest.rows += info.rows;
+            self.manifest.shards.push(info);
+            write_manifest(&self.dir, &self.manifest)?;
+            tracing::info!(dataset = %self.name, shard = index, rows, "replayed write-ahead log into a shard");
+        }
+        remove_segment(path)?;
+        sync_dir(&wal_dir(&self.dir))?;
+        self.next_shard = self.next_shard.max(index + 1);
+        Ok(())
+    }
+
+    fn shard_metadata(&self) -> Result<String, StoreError> {
+        serde_json::to_string(&ShardMetadata {
+            schema_version: SCHEMA_VERSION,
+            dataset: self.name.clone(),
+            teacher: self.manifest.teacher.clone(),
+            columns: self.manifest.columns.clone(),
+        })
+        .map_err(|e| corrupt(&self.dir, e.to_string()))
+    }
+
+    /// The manifest with the current pending row count.
+    pub(crate) fn manifest(&self) -> Manifest {
+        let mut m = self.manifest.clone();
+        m.pending_rows = self.pending_rows();
+        m
+    }
+
+    fn pending_rows(&self) -> u64 {
+        (self.ids.len() as u64).saturating_sub(self.manifest.rows)
+    }
+
+    /// Appends prepared rows (see `LabelStore::append` for the contract).
+    pub(crate) fn append(
+        &mut self,
+        teacher: &TeacherFingerprint,
+        prepared: Prepared,
+        options: &StoreOptions,
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Some(f) = &self.failed {
+            return Err(corrupt(&self.dir, format!("an earlier write failed ({f}); reopen the store to recover the logged rows")));
+        }
+        let diffs = fingerprint_differences(&self.manifest.teacher, teacher);
+        if !diffs.is_empty() {
+            return Err(StoreError::TeacherMismatch {
+                dataset: self.name.clone(),
+                message: diffs.join("; "),
+            });
+        }
+        let batch = self.conform(prepared.batch, &prepared.columns)?;
+
+        // Idempotency: same id + same digest is a duplicate; a different digest fails the call.
+        let mut keep = Vec::with_capacity(prepared.ids.len());
+        for (id, d) in prepared.ids.iter().zip(&prepared.digests) {
+            match self.ids.get(id) {
+                Some(old) if old == d => keep.push(false),
+                Some(_) => {
+                    return Err(StoreError::IdConflict {
+                        dataset: self.name.clone(),
+                        id: id.clone(),
+                    })
+                }
+                None => keep.push(true),
+            }
+        }
+        let duplicates = keep.iter().filter(|k| !**k).count();
+        let stored = keep.len() - duplicates;
+        if stored == 0 {
+            return Ok(AppendOutcome { stored, duplicates });
+        }
+        let batch = if duplicates > 0 {
+            filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?
+        } else {
+            batch
+        };
+
+        // Split at shard row limits: chunk j goes to shard first + j.
+        let max = options.shard_max_rows.max(1) as u64;
+        let first = self.open.as_ref().map_or(self.next_shard, |o| o.writer.index());
+        let mut room = self.open.as_ref().map_or(max, |o| max.saturating_sub(o.writer.rows()).max(1));
+        let mut chunks: Vec<(u64, RecordBatch)> = Vec::new();
+        let mut off = 0usize;
+        let mut idx = first;
+        while off < batch.num_rows() {
+            let take = (room as usize).min(batch.num_rows() - off);
+            chunks.push((idx, batch.slice(off, take)));
+            off += take;
+            idx += 1;
+            room = max;
+        }
+
+        self.log(&chunks)?;
+        for ((id, d), k) in prepared.ids.into_iter().zip(prepared.digests).zip(keep) {
+            if k {
+                self.ids.insert(id, d);
+            }
+        }
+        if self.schema.is_none() {
+            self.schema = Some(strip_metadata(batch.schema_ref()));
+        }
+
+        // The rows are durable now; a failure below leaves them in the WAL for the next open.
+        if let Err(e) = self.write_chunks(chunks, options) {
+            self.failed = Some(e.to_string());
+            if let Some(o) = self.open.take() {
+                o.writer.abandon();
+            }
+            return Err(e);
+        }
+        Ok(AppendOutcome { stored, duplicates })
+    }
+
+    /// Checks the batch against the dataset's columns and puts it in the dataset's order.
+    fn conform(
+        &mut self,
+        batch: RecordBatch,
+        columns: &[ColumnInfo],
+    ) -> Result<RecordBatch, StoreError> {
+        let Some(schema) = self.schema.clone() else {
+            // First rows: they fix the columns (the manifest may hold those of an append that
+            // never made it to the log, so rewrite it).
+            if columns != self.manifest.columns.as_slice() {
+                self.manifest.columns = columns.to_vec();
+                write_manifest(&self.dir, &self.manifest)?;
+            }
+            return Ok(batch);
+        };
+        let mismatch = |message: String| StoreError::SchemaMismatch {
+            dataset: self.name.clone(),
+            message,
+        };
+        let given = batch.schema();
+        for f in given.fields() {
+            if schema.field_with_name(f.name()).is_err() {
+                return Err(mismatch(format!(
+                    "column {:?} is not one of the dataset's columns",
+                    f.name()
+                )));
+            }
+        }
+        let mut arrays = Vec::with_capacity(schema.fields().len());
+        for f in schema.fields() {
+            let Some(a) = batch.column_by_name(f.name()) else {
+                return Err(mismatch(format!("column {:?} is missing", f.name())));
+            };
+            if a.data_type() != f.data_type() {
+                return Err(mismatch(format!(
+                    "column {:?} is {} in the dataset but {} in these rows",
+                    f.name(),
+                    f.data_type(),
+                    a.data_type()
+                )));
+            }
+            if !f.is_nullable() && a.null_count() > 0 {
+                return Err(mismatch(format!("column {:?} may not hold nulls", f.name())));
+            }
+            arrays.push(a.clone());
+        }
+        Ok(RecordBatch::try_new(schema, arrays)?)
+    }
+
+    /// Writes every chunk to its log segment and fsyncs; on failure undoes what it wrote.
+    fn log(&mut self, chunks: &[(u64, RecordBatch)]) -> Result<(), StoreError> {
+        let mut before: Vec<(u64, u64)> = Vec::new();
+        let mut created: Vec<u64> = Vec::new();
+        let result = (|| {
+            for (idx, b) in chunks {
+                let seg = self.segment(*idx, &mut created)?;
+                before.push((*idx, seg.len()));
+                seg.append(b)?;
+            }
+            for (idx, _) in chunks {
+                self.segment(*idx, &mut created)?.sync()?;
+            }
+            if !created.is_empty() {
+                sync_dir(&wal_dir(&self.dir))?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            for (idx, len) in before.into_iter().rev() {
+                if created.contains(&idx) {
+                    continue;
+                }
+                if let Ok(seg) = self.segment(idx, &mut Vec::new()) {
+                    let _ = seg.truncate(len);
+                }
+            }
+            for idx in created {
+                if let Some(seg) = self.ahead.remove(&idx) {
+                    let _ = remove_segment(seg.path());
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The log segment of shard `idx` (the open shard's, or one created ahead).
+    fn segment(&mut self, idx: u64, created: &mut Vec<u64>) -> Result<&mut WalSegment, StoreError> {
+        if self.open.as_ref().is_some_and(|o| o.writer.index() == idx) {
+            if let Some(o) = self.open.as_mut() {
+                return Ok(&mut o.wal);
+            }
+        }
+        if !self.ahead.contains_key(&idx) {
+            let seg = WalSegment::create(wal_dir(&self.dir).join(segment_name(idx)))?;
+            self.ahead.insert(idx, seg);
+            created.push(idx);
+        }
+        self.ahead
+            .get_mut(&idx)
+            .ok_or_else(|| corrupt(&self.dir, "log segment vanished"))
+    }
+
+    /// Encodes the logged chunks into shards, rolling as the limits are reached.
+    fn write_chunks(&mut self, chunks: Vec<(u64, RecordBatch)>, options: &StoreOptions) -> Result<(), StoreError> {
+        for (idx, b) in chunks {
+            if self.open.as_ref().is_some_and(|o| o.writer.index() != idx) {
+                self.finish_open()?;
+            }
+            if self.open.is_none() {
+                let wal = self
+                    .ahead
+                    .remove(&idx)
+                    .ok_or_else(|| corrupt(&self.dir, format!("no log segment for shard {idx}")))?;
+                let schema = self
+                    .schema
+                    .clone()
+                    .ok_or_else(|| corrupt(&self.dir, "dataset has rows but no schema"))?;
+                let writer = ShardWriter::create(&self.dir, idx, schema, options, self.shard_metadata()?)?;
+                self.open = Some(OpenShard { writer, wal });
+            }
+            if let Some(o) = self.open.as_mut() {
+                o.writer.write(&b)?;
+                if o.writer.rows() >= options.shard_max_rows.max(1) as u64
+                    || o.writer.size_estimate() >= options.shard_max_bytes
+                {
+                    self.finish_open()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the open shard: footer, fsync, rename, manifest, then drops its log segment.
+    fn finish_open(&mut self) -> Result<(), StoreError> {
+        let Some(o) = self.open.take() else {
+            return Ok(());
+        };
+        let index = o.writer.index();
+        let info = o.writer.finish()?;
+        self.manifest.rows += info.rows;
+        self.manifest.shards.push(info);
+        self.manifest.pending_rows = self.pending_rows();
+        write_manifest(&self.dir, &self.manifest)?;
+        let path = o.wal.path().to_path_buf();
+        drop(o.wal);
+        remove_segment(&path)?;
+        sync_dir(&wal_dir(&self.dir))?;
+        self.next_shard = self.next_shard.max(index + 1);
+        Ok(())
+    }
+
+    /// Finishes the open shard, if any, and returns the manifest.
+    pub(crate) fn seal(&mut self) -> Result<Manifest, StoreError> {
+        if let Some(f) = &self.failed {
+            return Err(corrupt(&self.dir, format!("an earlier write failed ({f}); reopen the store to recover the logged rows")));
+        }
+        if let Err(e) = self.finish_open() {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
+        Ok(self.manifest())
+    }
+
+    /// Rows stored (finished + pending) and finished shards.
+    pub(crate) fn summary(&self) -> (u64, usize) {
+        (self.ids.len() as u64, self.manifest.shards.len())
+    }
+}

@@ -1,0 +1,145 @@
+//! Parquet shard files: written as `shard-NNNNNN.parquet.tmp`, renamed to
+//! `shard-NNNNNN.parquet` once complete and fsync'd, so a reader never sees half a shard.
+
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+use parquet::basic::{Compression, Encoding, LogicalType, Type as PhysicalType, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::file::metadata::KeyValue;
+
+use super::manifest::{io_err, sync_dir, SHARD_METADATA_KEY};
+use super::{ShardInfo, StoreError, StoreOptions};
+
+/// The file name of shard `index`.
+pub(crate) fn shard_name(index: u64) -> String {
+    format!("shard-{index:06}.parquet")
+}
+
+/// Parses a shard file name back into its index.
+pub(crate) fn shard_index(name: &str) -> Option<u64> {
+    name.strip_prefix("shard-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
+}
+
+/// Writer properties: zstd, bounded row groups, the shard metadata, byte-stream-split and no
+/// dictionary for float leaves (dictionaries rarely pay off for features; BSS compresses
+/// ~9% better), and no dictionary for the unique `id` and digest columns.
+fn properties(
+    schema: &SchemaRef,
+    options: &StoreOptions,
+    metadata_json: String,
+) -> Result<WriterProperties, StoreError> {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            SHARD_METADATA_KEY.to_string(),
+            metadata_json,
+        )]));
+    let descr = ArrowSchemaConverter::new().convert(schema)?;
+    for col in descr.columns() {
+        let float16 = matches!(col.logical_type_ref(), Some(LogicalType::Float16));
+        let float = matches!(
+            col.physical_type(),
+            PhysicalType::FLOAT | PhysicalType::DOUBLE
+        ) || float16;
+        let top = col.path().parts().first().map(String::as_str);
+        if float {
+            b = b
+                .set_column_encoding(col.path().clone(), Encoding::BYTE_STREAM_SPLIT)
+                .set_column_dictionary_enabled(col.path().clone(), false);
+        } else if matches!(top, Some("id") | Some(super::DIGEST_COLUMN)) {
+            b = b.set_column_dictionary_enabled(col.path().clone(), false);
+        }
+    }
+    Ok(b.build())
+}
+
+/// A shard being written.
+pub(crate) struct ShardWriter {
+    index: u64,
+    tmp: PathBuf,
+    path: PathBuf,
+    writer: ArrowWriter<BufWriter<File>>,
+    rows: u64,
+}
+
+impl ShardWriter {
+    /// Starts shard `index` in `dir` (any stale `.tmp` of the same name is replaced).
+    pub(crate) fn create(
+        dir: &Path,
+        index: u64,
+        schema: SchemaRef,
+        options: &StoreOptions,
+        metadata_json: String,
+    ) -> Result<Self, StoreError> {
+        let path = dir.join(shard_name(index));
+        let tmp = dir.join(format!("{}.tmp", shard_name(index)));
+        let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        let props = properties(&schema, options, metadata_json)?;
+        let writer = ArrowWriter::try_new(BufWriter::new(file), schema, Some(props))?;
+        Ok(Self {
+            index,
+            tmp,
+            path,
+            writer,
+            rows: 0,
+        })
+    }
+
+    /// The shard's index.
+    pub(crate) fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Rows written so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// About how many bytes the finished file would have now.
+    pub(crate) fn size_estimate(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+
+    /// Writes rows (encoded into the current row group; flushed every `row_group_rows`).
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        self.writer.write(batch)?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Writes the footer, fsyncs, renames to the final name and fsyncs the folder.
+    pub(crate) fn finish(self) -> Result<ShardInfo, StoreError> {
+        let buf = self.writer.into_inner()?;
+        let file = buf
+            .into_inner()
+            .map_err(|e| io_err(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| io_err(&self.tmp, e))?;
+        let bytes = file.metadata().map_err(|e| io_err(&self.tmp, e))?.len();
+        drop(file);
+        fs::rename(&self.tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
+        if let Some(dir) = self.path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(ShardInfo {
+            file: shard_name(self.index),
+            rows: self.rows,
+            bytes,
+        })
+    }
+
+    /// Drops the shard being written and removes its `.tmp` file (its rows stay in the WAL).
+    pub(crate) fn abandon(self) {
+        let tmp = self.tmp.clone();
+        drop(self);
+        let _ = fs::remove_file(tmp);
+    }
+}
