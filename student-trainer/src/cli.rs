@@ -1,0 +1,216 @@
+//! The command line: `student-trainer train` and `student-trainer eval`.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::RunConfig;
+use crate::data::EvalData;
+use crate::metrics::{score_logits, EvalMetrics};
+use crate::model::Student;
+use crate::train::{self, evaluate, RunOutcome, TrainOptions};
+
+/// Trains small students from a teacher's stored soft labels, and evaluates them.
+#[derive(Debug, Parser)]
+#[command(name = "student-trainer", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a student as a run config says; writes a run folder.
+    Train(TrainArgs),
+    /// Evaluate a student (ONNX or safetensors) on a labelled Parquet set.
+    Eval(EvalArgs),
+}
+
+/// `train` flags.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run config (TOML). Optional with --resume (the run folder's config.toml is used).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run folder [default: runs/<config file stem>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue a run from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bars or per-epoch lines (CI).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Pause (resumably) once this many epochs are done in total.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Skip writing student.onnx.
+    #[arg(long)]
+    pub no_onnx: bool,
+}
+
+/// `eval` flags.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// student.onnx or student.safetensors.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Labelled data: dataset folder, Parquet file or glob.
+    #[arg(long)]
+    pub data: String,
+    /// Run config giving the architecture (needed for safetensors) and column names.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Input column [default: the config's data.input, else "pixels"].
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Hard-label column [default: the config's data.label, else "label"].
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Teacher logits column for agreement and KD loss.
+    #[arg(long)]
+    pub teacher_column: Option<String>,
+    /// KD temperature for the reported KD loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// ONNX Runtime shared library.
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Rows per forward pass.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_rows: usize,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(a) => {
+            let opts = TrainOptions {
+                config: a.config,
+                out: a.out,
+                resume: a.resume,
+                quiet: a.quiet,
+                stop_after: a.stop_after,
+                export_onnx: !a.no_onnx,
+                plot: true,
+            };
+            match train::run(&opts)? {
+                RunOutcome::Finished(s) => println!("{}", serde_json::to_string_pretty(&s)?),
+                RunOutcome::Paused { epochs } => {
+                    println!("paused after {epochs} epochs; continue with --resume")
+                }
+            }
+            Ok(())
+        }
+        Command::Eval(a) => {
+            let m = eval(&a)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else {
+                println!("{}", eval_line(&m));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One human-readable line of eval metrics.
+pub fn eval_line(m: &EvalMetrics) -> String {
+    let mut s = format!(
+        "rows {}  errors {}  accuracy {:.2}%  ce {:.4}",
+        m.rows,
+        m.errors,
+        100.0 * m.accuracy,
+        m.ce
+    );
+    if let Some(a) = m.agreement {
+        s.push_str(&format!("  agreement {:.2}%", 100.0 * a));
+    }
+    if let Some(k) = m.kd {
+        s.push_str(&format!("  kd {k:.4}"));
+    }
+    s
+}
+
+fn is_onnx(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// Evaluates a model file on a data set (the `eval` subcommand).
+pub fn eval(a: &EvalArgs) -> anyhow::Result<EvalMetrics> {
+    let cfg = match &a.config {
+        Some(p) => Some(RunConfig::load(p)?),
+        None => None,
+    };
+    let input = a
+        .input
+        .clone()
+        .or_else(|| cfg.as_ref().map(|c| c.data.input.clone()))
+        .unwrap_or_else(|| "pixels".into());
+    let label = a
+        .label
+        .clone()
+        .or_else(|| cfg.as_ref().and_then(|c| c.data.label.clone()))
+        .unwrap_or_else(|| "label".into());
+    let data = EvalData::load(&a.data, &input, &label, a.teacher_column.as_deref(), true, None, None)?;
+    let rows = data.rows();
+    let dim = data.input.cols;
+    let (logits, classes) = if is_onnx(&a.model) {
+        let mut clf = crate::export::OnnxClassifier::load(&a.model, a.ort_lib.as_deref())?;
+        if let Some(d) = clf.input_dim() {
+            anyhow::ensure!(
+                d == dim,
+                "model {} takes {d} inputs, column {input:?} of {} has width {dim}",
+                a.model.display(),
+                a.data
+            );
+        }
+        let mut logits = Vec::new();
+        for start in (0..rows).step_by(a.batch_rows.max(1)) {
+            let end = (start + a.batch_rows.max(1)).min(rows);
+            logits.extend(clf.run(&data.input.data[start * dim..end * dim], end - start)?);
+        }
+        anyhow::ensure!(
+            rows > 0 && logits.len() % rows == 0,
+            "model {} returned {} logits for {rows} rows",
+            a.model.display(),
+            logits.len()
+        );
+        let classes = logits.len() / rows;
+        (logits, classes)
+    } else {
+        let cfg = cfg.ok_or_else(|| {
+            anyhow::anyhow!("a safetensors model needs --config (the run config naming the student architecture)")
+        })?;
+        let tensors = candle_core::safetensors::load(&a.model, &Device::Cpu)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", a.model.display()))?;
+        let classes = match cfg.data.num_classes {
+            Some(c) => c,
+            None => tensors
+                .get("out.weight")
+                .map(|t| t.dims()[0])
+                .ok_or_else(|| anyhow::anyhow!("{} has no out.weight; set data.num_classes", a.model.display()))?,
+        };
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        let student = Student::new(&cfg.student, dim, classes, vb)
+            .map_err(|e| anyhow::anyhow!("{} does not fit the config's student: {e}", a.model.display()))?;
+        (evaluate::student_logits(&student, &data.input.data, dim, a.batch_rows)?, classes)
+    };
+    if let Some(bad) = data.labels.iter().find(|&&l| l as usize >= classes) {
+        anyhow::bail!("column {label:?} holds label {bad}, but the model has {classes} classes");
+    }
+    Ok(score_logits(
+        &logits,
+        classes,
+        &data.labels,
+        data.teacher.as_ref().map(|(_, t)| t),
+        a.temperature,
+    ))
+}

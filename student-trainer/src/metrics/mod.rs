@@ -1,0 +1,135 @@
+//! Per-epoch metrics (`metrics.jsonl`), the run summary (`summary.json`), and the host-side
+//! scoring of logits against labels and teacher logits shared by training-time eval and
+//! `student-trainer eval`.
+
+pub mod score;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use score::{score_logits, EvalMetrics};
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Optimizer steps taken so far.
+    pub steps: u64,
+    /// Mean weighted total loss over the epoch's steps.
+    pub train_loss: f64,
+    /// Mean unweighted value of each loss term, by label (e.g. `kd:logits`).
+    pub train_terms: BTreeMap<String, f64>,
+    /// Training throughput (forward, backward, update; eval excluded).
+    pub train_samples_per_s: f64,
+    /// Wall time of the epoch including eval.
+    pub epoch_wall_s: f64,
+    /// Held-out metrics, when `data.eval` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalMetrics>,
+}
+
+/// `summary.json` of a finished run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// Epoch whose weights were exported (the best one under early stopping).
+    pub exported_epoch: usize,
+    /// Held-out metrics of the exported weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalMetrics>,
+    /// Held-out misclassifications of the exported weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_errors: Option<usize>,
+    /// Held-out accuracy of the exported weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// Top-1 agreement with the teacher on the held-out set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
+    /// Trainable scalars of the student (projectors excluded).
+    pub param_count: usize,
+    /// Training rows.
+    pub train_rows: usize,
+    /// Mean training throughput over all epochs.
+    pub samples_per_s: f64,
+    /// Total wall time, summed over resumed sessions.
+    pub wall_s: f64,
+    /// Files written into the run folder.
+    pub files: Vec<String>,
+}
+
+/// Errors writing metrics files.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {message}")]
+pub struct MetricsError {
+    /// The file.
+    pub path: PathBuf,
+    /// What failed.
+    pub message: String,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> MetricsError {
+    MetricsError {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Appends one epoch to `metrics.jsonl`.
+pub fn append_epoch(path: &Path, m: &EpochMetrics) -> Result<(), MetricsError> {
+    let line = serde_json::to_string(m).map_err(|e| io_err(path, e))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    writeln!(f, "{line}").map_err(|e| io_err(path, e))?;
+    f.sync_data().map_err(|e| io_err(path, e))
+}
+
+/// Reads `metrics.jsonl`, keeping the first `keep` epochs and rewriting the file with only
+/// those (a killed run may have logged an epoch its checkpoint does not hold).
+pub fn truncate_epochs(path: &Path, keep: usize) -> Result<Vec<EpochMetrics>, MetricsError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io_err(path, e)),
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        if out.len() == keep {
+            break;
+        }
+        let m: EpochMetrics = serde_json::from_str(line)
+            .map_err(|e| io_err(path, format!("line {} does not parse: {e}", i + 1)))?;
+        out.push(m);
+    }
+    if out.len() < keep {
+        return Err(io_err(
+            path,
+            format!("holds {} epochs, the checkpoint {keep}", out.len()),
+        ));
+    }
+    let mut body = String::new();
+    for m in &out {
+        body.push_str(&serde_json::to_string(m).map_err(|e| io_err(path, e))?);
+        body.push('\n');
+    }
+    std::fs::write(path, body).map_err(|e| io_err(path, e))?;
+    Ok(out)
+}
+
+/// Writes `summary.json`.
+pub fn write_summary(path: &Path, s: &Summary) -> Result<(), MetricsError> {
+    let text = serde_json::to_string_pretty(s).map_err(|e| io_err(path, e))?;
+    std::fs::write(path, text + "\n").map_err(|e| io_err(path, e))
+}

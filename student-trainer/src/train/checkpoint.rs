@@ -1,0 +1,151 @@
+//! Per-epoch checkpoints: all variables (student and projectors), optimizer state and the
+//! loop state, written so that a kill at any moment leaves the previous checkpoint usable.
+//!
+//! Layout under `RUN/checkpoint/`: `epoch-NNNN.safetensors` (tensors `var.NAME`,
+//! `opt.m.NAME`, `opt.v.NAME`) and `state.json`, which names the tensor file and is replaced
+//! (write + rename) only after that file is complete. Randomness needs no saved generator
+//! state: shuffling, jitter and dropout are re-seeded from `(seed, epoch)` each epoch.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use crate::optim::Optimizer;
+
+/// Early-stopping bookkeeping.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct BestState {
+    /// Best value of the watched metric so far.
+    pub value: f64,
+    /// Epoch (1-based) that reached it.
+    pub epoch: usize,
+}
+
+/// `state.json`: where the loop stood after an epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer updates completed.
+    pub optimizer_steps: u64,
+    /// Tensor file of this checkpoint, inside the checkpoint folder.
+    pub tensors: String,
+    /// Best watched metric so far (early stopping).
+    pub best: Option<BestState>,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// Wall time so far, over all sessions.
+    pub wall_s: f64,
+    /// Rows trained on so far.
+    pub train_samples: u64,
+    /// Seconds spent in training steps so far.
+    pub train_s: f64,
+}
+
+fn ck_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// The checkpoint folder of a run folder.
+pub fn dir(run: &Path) -> PathBuf {
+    run.join("checkpoint")
+}
+
+/// Writes a checkpoint after `state.epoch` epochs.
+pub fn save(run: &Path, vars: &VarMap, opt: &Optimizer, mut state: CheckpointState) -> Result<(), TrainError> {
+    let d = dir(run);
+    std::fs::create_dir_all(&d).map_err(|e| ck_err(&d, e))?;
+    let mut tensors: HashMap<String, Tensor> = opt.state_tensors().map_err(TrainError::Optim)?;
+    {
+        let data = vars.data().lock().map_err(|_| ck_err(&d, "variable map lock poisoned"))?;
+        for (name, var) in data.iter() {
+            tensors.insert(format!("var.{name}"), var.as_tensor().clone());
+        }
+    }
+    let file = format!("epoch-{:04}.safetensors", state.epoch);
+    let path = d.join(&file);
+    let tmp = d.join(format!("{file}.tmp"));
+    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| ck_err(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| ck_err(&path, e))?;
+    state.tensors = file.clone();
+    let json = serde_json::to_string_pretty(&state).map_err(|e| ck_err(&d, e))?;
+    let sp = d.join("state.json");
+    let stmp = d.join("state.json.tmp");
+    std::fs::write(&stmp, json).map_err(|e| ck_err(&stmp, e))?;
+    std::fs::rename(&stmp, &sp).map_err(|e| ck_err(&sp, e))?;
+    // Older tensor files are no longer referenced.
+    if let Ok(entries) = std::fs::read_dir(&d) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("epoch-") && name != file {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads `state.json`, if the run has a checkpoint.
+pub fn load_state(run: &Path) -> Result<Option<CheckpointState>, TrainError> {
+    let sp = dir(run).join("state.json");
+    match std::fs::read_to_string(&sp) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| ck_err(&sp, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ck_err(&sp, e)),
+    }
+}
+
+/// Restores variables and optimizer state from the checkpoint `state` names.
+pub fn restore(run: &Path, state: &CheckpointState, vars: &VarMap, opt: &mut Optimizer) -> Result<(), TrainError> {
+    let path = dir(run).join(&state.tensors);
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| ck_err(&path, e))?;
+    let data = vars.data().lock().map_err(|_| ck_err(&path, "variable map lock poisoned"))?;
+    for (name, var) in data.iter() {
+        let t = tensors
+            .get(&format!("var.{name}"))
+            .ok_or_else(|| ck_err(&path, format!("missing variable {name}")))?;
+        if t.shape() != var.shape() {
+            return Err(ck_err(
+                &path,
+                format!("variable {name} has shape {:?}, the model {:?}", t.shape(), var.shape()),
+            ));
+        }
+        var.set(t).map_err(|e| ck_err(&path, e))?;
+    }
+    drop(data);
+    opt.load_state(&tensors, state.optimizer_steps)
+        .map_err(|e| ck_err(&path, e))
+}
+
+/// Saves the named variables (those passing `keep`) as a safetensors file.
+pub fn save_vars(vars: &VarMap, path: &Path, keep: impl Fn(&str) -> bool) -> Result<(), TrainError> {
+    let data = vars.data().lock().map_err(|_| ck_err(path, "variable map lock poisoned"))?;
+    let tensors: HashMap<String, Tensor> = data
+        .iter()
+        .filter(|(n, _)| keep(n))
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect();
+    drop(data);
+    let tmp = path.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| ck_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ck_err(path, e))
+}
+
+/// Loads a safetensors file into the variables it names (others are left alone).
+pub fn load_vars(vars: &VarMap, path: &Path) -> Result<(), TrainError> {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| ck_err(path, e))?;
+    let data = vars.data().lock().map_err(|_| ck_err(path, "variable map lock poisoned"))?;
+    for (name, t) in &tensors {
+        if let Some(var) = data.get(name) {
+            var.set(t).map_err(|e| ck_err(path, e))?;
+        }
+    }
+    Ok(())
+}
