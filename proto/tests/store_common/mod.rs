@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, StringArray};
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
 use distill_proto::api::{Dim, OutputSource, OutputSpec, Pooling, TensorSpec};
 use distill_proto::store::{FeatureDType, LabelRows, StoreOptions, TeacherFingerprint, TopK};
 use distill_proto::{DType, Tensor, TensorData};
