@@ -1,1 +1,227 @@
-fn main() {}
+//! `distill-label`: flags in, library calls out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use label_client::client::ClientConfig;
+use label_client::import::import_mnist;
+use label_client::label::{label, LabelOptions};
+use label_client::loadgen::{run_load, BodyFormat, LoadOptions};
+use label_client::retry::RetryPolicy;
+use label_client::source::InputMapping;
+
+#[derive(Parser)]
+#[command(
+    name = "distill-label",
+    version,
+    about = "Streams datasets to teacher-server and imports MNIST"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert the raw MNIST IDX files into mnist-train.parquet and mnist-test.parquet.
+    ImportMnist {
+        /// Folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte.
+        #[arg(long)]
+        idx_dir: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Rewrite outputs that already exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Send every row of a Parquet file to the server and store the teacher's outputs.
+    Label(LabelArgs),
+    /// Benchmark load: send the first rows of a file as JSON or Arrow and time it.
+    BenchLoad(BenchArgs),
+}
+
+#[derive(Args)]
+struct Conn {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Bearer token for the server.
+    #[arg(long, env = "DISTILL_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Retries of a request after 429/503/5xx/connection errors.
+    #[arg(long, default_value_t = 8)]
+    retries: u32,
+    /// Per-request timeout, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    timeout_secs: f64,
+}
+
+impl Conn {
+    fn config(&self) -> Result<ClientConfig, String> {
+        if !(self.timeout_secs.is_finite() && self.timeout_secs > 0.0) {
+            return Err(format!(
+                "--timeout-secs must be positive, got {}",
+                self.timeout_secs
+            ));
+        }
+        Ok(ClientConfig {
+            server: self.server.clone(),
+            api_token: self.api_token.clone(),
+            timeout: Duration::from_secs_f64(self.timeout_secs),
+            retry: RetryPolicy {
+                retries: self.retries,
+                ..RetryPolicy::default()
+            },
+        })
+    }
+}
+
+#[derive(Args)]
+struct LabelArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Parquet file to label.
+    #[arg(long)]
+    data: PathBuf,
+    /// Dataset name on the server.
+    #[arg(long)]
+    dataset: String,
+    /// Model input fed from a column: COLUMN or COLUMN=MODEL_INPUT (repeatable).
+    /// Default: one column per model input, named like it.
+    #[arg(long = "input")]
+    inputs: Vec<InputMapping>,
+    /// Column with the row ids.
+    #[arg(long, default_value = "id")]
+    id_column: String,
+    /// Pass-through columns stored beside the outputs (comma separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    columns: Vec<String>,
+    /// Rows per request.
+    #[arg(long, default_value_t = 1024)]
+    batch_rows: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Seal the dataset at the end (every row in a finished Parquet shard).
+    #[arg(long)]
+    seal: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Parquet file the rows come from.
+    #[arg(long)]
+    data: PathBuf,
+    /// Model input fed from a column: COLUMN or COLUMN=MODEL_INPUT (repeatable).
+    #[arg(long = "input", required = true)]
+    inputs: Vec<InputMapping>,
+    /// Pass-through columns.
+    #[arg(long, value_delimiter = ',')]
+    columns: Vec<String>,
+    /// Rows to send.
+    #[arg(long, default_value_t = 8192)]
+    rows: usize,
+    /// Rows per request.
+    #[arg(long, default_value_t = 1024)]
+    batch_rows: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Body encoding.
+    #[arg(long, value_enum)]
+    format: BodyFormat,
+    /// Dataset to store the rows in (fresh per run).
+    #[arg(long)]
+    dataset: String,
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::ImportMnist {
+            idx_dir,
+            out,
+            force,
+        } => {
+            for f in import_mnist(&idx_dir, &out, force).map_err(|e| e.to_string())? {
+                let what = if f.written {
+                    "wrote"
+                } else {
+                    "kept (exists; --force rewrites)"
+                };
+                println!("{what} {} ({} rows)", f.path.display(), f.rows);
+            }
+        }
+        Command::Label(a) => {
+            let options = LabelOptions {
+                client: a.conn.config()?,
+                data: a.data,
+                dataset: a.dataset,
+                id_column: a.id_column,
+                inputs: a.inputs,
+                columns: a.columns,
+                batch_rows: a.batch_rows,
+                concurrency: a.concurrency,
+                seal: a.seal,
+                progress: !a.quiet,
+            };
+            let summary = label(&options).map_err(|e| e.to_string())?;
+            println!("{summary}");
+            if let Some(manifest) = &summary.sealed {
+                let rows = manifest
+                    .get("rows")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                let shards = manifest
+                    .get("shards")
+                    .and_then(|s| s.as_array())
+                    .map(|s| s.len().to_string())
+                    .unwrap_or_default();
+                println!("sealed {}: rows {rows}  shards {shards}", options.dataset);
+            }
+        }
+        Command::BenchLoad(a) => {
+            let options = LoadOptions {
+                client: a.conn.config()?,
+                data: a.data,
+                inputs: a.inputs,
+                columns: a.columns,
+                rows: a.rows,
+                batch_rows: a.batch_rows,
+                concurrency: a.concurrency,
+                format: a.format,
+                dataset: a.dataset,
+            };
+            let report = run_load(&options).map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| e.to_string())?
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

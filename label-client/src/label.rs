@@ -1,0 +1,257 @@
+//! `distill-label label`: streams a Parquet file to the server as Arrow IPC batches over
+//! several concurrent connections, then prints what was stored.
+//!
+//! One reader thread decodes and encodes batches into a bounded queue (so at most
+//! `concurrency` encoded batches wait in memory); `concurrency` worker threads send them.
+//! The first permanent error stops the run and is returned.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use arrow::array::AsArray;
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::body::{arrow_ipc_body, BodyError};
+use crate::client::{ClientConfig, ClientError, ScoreClient};
+use crate::source::{InputMapping, ParquetSource, SourceError, SourceSpec};
+
+/// What to label and how.
+#[derive(Debug, Clone)]
+pub struct LabelOptions {
+    /// Server connection and retries.
+    pub client: ClientConfig,
+    /// The Parquet file to stream.
+    pub data: PathBuf,
+    /// Dataset to store the rows in.
+    pub dataset: String,
+    /// Column holding the row ids.
+    pub id_column: String,
+    /// Model inputs; empty: one column per model input, named like it (asks the server).
+    pub inputs: Vec<InputMapping>,
+    /// Pass-through columns.
+    pub columns: Vec<String>,
+    /// Rows per request.
+    pub batch_rows: usize,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Seal the dataset when every row is stored.
+    pub seal: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What a label run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelSummary {
+    /// Rows sent and acknowledged.
+    pub rows: u64,
+    /// Rows newly stored.
+    pub stored: u64,
+    /// Rows the dataset already held.
+    pub duplicates: u64,
+    /// Requests resent after a transient failure.
+    pub retries: u64,
+    /// Wall time of the run, seconds.
+    pub seconds: f64,
+    /// The seal answer (the dataset manifest), when `seal` was asked.
+    pub sealed: Option<serde_json::Value>,
+}
+
+impl LabelSummary {
+    /// Acknowledged rows per second.
+    pub fn rows_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.rows as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+impl std::fmt::Display for LabelSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rows {}  stored {}  duplicates {}  retries {}  seconds {:.2}  rows/s {:.0}",
+            self.rows,
+            self.stored,
+            self.duplicates,
+            self.retries,
+            self.seconds,
+            self.rows_per_sec()
+        )
+    }
+}
+
+/// Errors of a label run.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    /// The options make no sense.
+    #[error("invalid options: {0}")]
+    Options(String),
+    /// Reading the Parquet file failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Encoding a batch failed.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The server refused a request or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// One encoded request waiting to be sent.
+struct Job {
+    body: Bytes,
+    rows: usize,
+    what: String,
+}
+
+/// Streams `options.data` to the server and returns what was stored.
+pub fn label(options: &LabelOptions) -> Result<LabelSummary, LabelError> {
+    distill_proto::store::validate_dataset_name(&options.dataset)
+        .map_err(|e| LabelError::Options(e.to_string()))?;
+    if options.batch_rows == 0 || options.concurrency == 0 {
+        return Err(LabelError::Options(
+            "--batch-rows and --concurrency must be at least 1".to_string(),
+        ));
+    }
+    let client = ScoreClient::new(&options.client)?;
+    let inputs = if options.inputs.is_empty() {
+        // Default: every model input, read from the column of the same name.
+        client
+            .model()?
+            .inputs
+            .iter()
+            .map(|i| InputMapping {
+                column: i.name.clone(),
+                input: i.name.clone(),
+            })
+            .collect()
+    } else {
+        options.inputs.clone()
+    };
+    let spec = SourceSpec {
+        id_column: options.id_column.clone(),
+        inputs,
+        columns: options.columns.clone(),
+        batch_rows: options.batch_rows,
+    };
+    let source = ParquetSource::open(&options.data, &spec)?;
+    let bar = if options.progress {
+        let bar = ProgressBar::new(source.rows());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows  {per_sec}  eta {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let start = Instant::now();
+    let stop = AtomicBool::new(false);
+    let first_error: Mutex<Option<LabelError>> = Mutex::new(None);
+    let fail = |e: LabelError| {
+        stop.store(true, Ordering::SeqCst);
+        if let Ok(mut slot) = first_error.lock() {
+            slot.get_or_insert(e);
+        }
+    };
+    let (rows, stored, duplicates) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let (tx, rx) = sync_channel::<Job>(options.concurrency);
+    let rx = Mutex::new(rx);
+
+    std::thread::scope(|scope| {
+        for _ in 0..options.concurrency {
+            scope.spawn(|| loop {
+                let job = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                if stop.load(Ordering::SeqCst) {
+                    continue; // drain without sending so the reader never blocks
+                }
+                match client.score_arrow(Some(&options.dataset), &job.body, &job.what) {
+                    Ok(resp) if resp.rows == job.rows => {
+                        rows.fetch_add(job.rows as u64, Ordering::Relaxed);
+                        stored.fetch_add(resp.stored as u64, Ordering::Relaxed);
+                        duplicates.fetch_add(resp.duplicates as u64, Ordering::Relaxed);
+                        bar.inc(job.rows as u64);
+                    }
+                    Ok(resp) => fail(LabelError::Client(ClientError::BadResponse {
+                        what: job.what,
+                        message: format!("server scored {} rows of {}", resp.rows, job.rows),
+                    })),
+                    Err(e) => fail(e.into()),
+                }
+            });
+        }
+        // The reader: this thread decodes, encodes and queues batches.
+        let mut offset = 0u64;
+        for (index, batch) in source.enumerate() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let job = batch
+                .map_err(LabelError::from)
+                .and_then(|b| encode_job(index, offset, &b).map_err(LabelError::from));
+            match job {
+                Ok(job) => {
+                    offset += job.rows as u64;
+                    if tx.send(job).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    fail(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+    });
+    bar.finish_and_clear();
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let sealed = if options.seal {
+        Some(client.seal(&options.dataset)?)
+    } else {
+        None
+    };
+    Ok(LabelSummary {
+        rows: rows.into_inner(),
+        stored: stored.into_inner(),
+        duplicates: duplicates.into_inner(),
+        retries: client.retries(),
+        seconds,
+        sealed,
+    })
+}
+
+/// Encodes one batch, describing it by position and id range for error messages.
+fn encode_job(index: usize, offset: u64, batch: &RecordBatch) -> Result<Job, BodyError> {
+    let rows = batch.num_rows();
+    let ids = batch.column(0).as_string_opt::<i32>();
+    let range = match ids {
+        Some(ids) if rows > 0 => format!(", ids {}..{}", ids.value(0), ids.value(rows - 1)),
+        _ => String::new(),
+    };
+    Ok(Job {
+        body: Bytes::from(arrow_ipc_body(batch)?),
+        rows,
+        what: format!(
+            "batch {index} (rows {offset}..{}{range})",
+            offset + rows as u64
+        ),
+    })
+}
