@@ -242,19 +242,40 @@ fn worker<T: Teacher>(shared: Arc<Shared>, mut teacher: T, plan: OutputPlan) {
                     let _ = reply.send(Ok(out));
                 }
             }
+            Err(TeacherError::BadInput(_)) if group.len() > 1 => {
+                // One request's values (e.g. an out-of-range token id) must not fail the
+                // requests merged with it: run each alone.
+                for job in group {
+                    let Pending {
+                        reply,
+                        inputs,
+                        rows,
+                        ..
+                    } = job;
+                    let alone = catch_unwind(AssertUnwindSafe(|| {
+                        run_group(
+                            &mut teacher,
+                            &plan,
+                            &tensors,
+                            &[&inputs],
+                            shared.config.max_batch_rows,
+                        )
+                    }))
+                    .unwrap_or_else(|_| Err(TeacherError::Run("the teacher panicked".into())));
+                    drop(inputs);
+                    let answer = alone.map(|mut v| v.pop().unwrap_or_default());
+                    if answer.is_ok() {
+                        shared.metrics.rows_scored.inc_by(rows as u64);
+                    }
+                    let _ = reply.send(answer);
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, rows, "inference run failed");
-                let msg = e.to_string();
-                let bad_input = matches!(e, TeacherError::BadInput(_));
                 for job in group {
                     let Pending { reply, inputs, .. } = job;
                     drop(inputs);
-                    let err = if bad_input {
-                        TeacherError::BadInput(msg.clone())
-                    } else {
-                        TeacherError::Run(msg.clone())
-                    };
-                    let _ = reply.send(Err(err));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -423,6 +444,10 @@ mod tests {
             let TensorData::F32(v) = x.data() else {
                 panic!("f32 expected")
             };
+            // Like a Gather with out-of-range ids: some values are refused.
+            if v.iter().any(|a| *a < 0.0) {
+                return Err(TeacherError::BadInput("negative value".into()));
+            }
             let y = Tensor::new(
                 x.shape().to_vec(),
                 TensorData::F32(v.iter().map(|a| 2.0 * a + 1.0).collect()),
@@ -512,6 +537,17 @@ mod tests {
         let runs = runs.lock().unwrap().clone();
         assert_eq!(runs.iter().sum::<usize>(), 15);
         assert!(runs.len() < 5, "runs {runs:?}");
+        b.shutdown();
+    }
+
+    #[test]
+    fn a_refused_request_does_not_fail_its_batch_mates() {
+        let (b, _) = setup(64, 200, 1000, 0);
+        let good = b.submit(inputs(2, 0.0), 2).unwrap();
+        let bad = b.submit(inputs(1, -10.0), 1).unwrap();
+        expect(&good.blocking_recv().unwrap().unwrap(), 2, 0.0);
+        let err = bad.blocking_recv().unwrap().unwrap_err();
+        assert!(matches!(err, TeacherError::BadInput(_)), "{err}");
         b.shutdown();
     }
 

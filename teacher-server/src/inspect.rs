@@ -24,7 +24,7 @@ pub fn inspect(args: &InspectArgs) -> anyhow::Result<String> {
         out,
         "model: {} (ONNX Runtime {})",
         args.model.display(),
-        ort_version()
+        ort_version(args.ort.ort_lib.as_deref())
     );
     let _ = writeln!(out, "inputs:");
     for s in &sig.inputs {

@@ -69,7 +69,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         bail!("--max-batch-rows, --max-request-rows and --queue-capacity must be at least 1");
     }
     let env = init_runtime(args.ort.ort_lib.as_deref())?;
-    let ort_version = ort_version();
+    let ort_version = ort_version(args.ort.ort_lib.as_deref());
     let model = load_model(&args.model, &args.taps)?;
     let teacher = OrtTeacher::load(&env, &model.session_bytes, args.ep, args.intra_threads)
         .with_context(|| format!("loading {}", args.model.display()))?;

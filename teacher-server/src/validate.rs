@@ -397,9 +397,10 @@ mod tests {
         assert_eq!(code(validate(r, &sig(), &plan(), LIMITS)).0, "invalid_rank");
         let mut r = req(2, 3);
         r.inputs[1].1 = i64s(vec![2, 4]);
+        // `ids` comes first in the signature and fixes seq = 3; the mask disagrees.
         assert_eq!(
             code(validate(r, &sig(), &plan(), LIMITS)),
-            ("invalid_shape", Some("inputs.ids".into()))
+            ("invalid_shape", Some("inputs.mask".into()))
         );
         let mut r = req(2, 3);
         r.inputs[1].1 = i64s(vec![3, 3]);

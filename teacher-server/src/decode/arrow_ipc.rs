@@ -193,7 +193,6 @@ fn input_tensor(spec: &TensorSpec, a: &dyn Array) -> Result<Tensor, InvalidInput
         };
         cur = next;
     }
-    let data = leaf_values(spec.dtype, cur.as_ref()).map_err(|m| err("invalid_dtype", m))?;
     // Rows may carry the nested row shape, or one flat list whose other axes follow from the
     // model's fixed dims (at most one dynamic axis can be inferred).
     let row_rank = rank - 1;
@@ -250,6 +249,7 @@ fn input_tensor(spec: &TensorSpec, a: &dyn Array) -> Result<Tensor, InvalidInput
             ),
         ));
     };
+    let data = leaf_values(spec.dtype, cur.as_ref()).map_err(|m| err("invalid_dtype", m))?;
     let mut shape = vec![rows];
     shape.extend(row_shape);
     Tensor::new(shape, data).map_err(|e| err("invalid_shape", e.to_string()))

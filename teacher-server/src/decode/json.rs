@@ -146,13 +146,15 @@ impl<'de> Visitor<'de> for RequestSeed<'_, '_> {
                         .unwrap_or_default()
                 }
                 "return" => req.return_outputs = map.next_value()?,
-                other => return Err(ctx.fail(InvalidInput::new(
-                    "unknown_field",
-                    other,
-                    format!(
+                other => {
+                    return Err(ctx.fail(InvalidInput::new(
+                        "unknown_field",
+                        other,
+                        format!(
                         "unknown field {other:?}; expected dataset, ids, inputs, columns or return"
                     ),
-                ))),
+                    )))
+                }
             }
             seen.push(key);
         }

@@ -89,19 +89,20 @@ pub fn json_column(name: &str, values: &[serde_json::Value]) -> Result<ArrayRef,
         )),
         _ => {
             let first = values.first().map(kind).unwrap_or("int");
-            let expected =
-                match first {
-                    "int" | "float" => "numbers",
-                    "string" => "strings",
-                    "bool" => "booleans",
-                    other => return Err(InvalidInput::new(
+            let expected = match first {
+                "int" | "float" => "numbers",
+                "string" => "strings",
+                "bool" => "booleans",
+                other => {
+                    return Err(InvalidInput::new(
                         "invalid_column",
                         field,
                         format!(
                             "column values must be numbers, strings or booleans, row 0 is {other}"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let (i, v) = values
                 .iter()
                 .enumerate()

@@ -39,7 +39,11 @@ fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
         .trim()
         .to_ascii_lowercase();
     match essence.as_str() {
-        "application/json" | "" => Ok(Format::Json),
+        // curl -d sends form-urlencoded by default; the body is still JSON.
+        "application/json" | "application/x-www-form-urlencoded" | "text/plain" | "" => {
+            Ok(Format::Json)
+        }
+        e if e.ends_with("+json") => Ok(Format::Json),
         e if e == ARROW_STREAM_MEDIA_TYPE => Ok(Format::Arrow),
         _ => Err(ApiError::UnsupportedMediaType(ct.to_string())),
     }

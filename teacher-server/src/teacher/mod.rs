@@ -30,7 +30,7 @@ impl Signature {
 }
 
 /// Errors of loading or running a teacher.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TeacherError {
     /// ONNX Runtime could not be loaded or set up.
     #[error("ONNX Runtime: {0}")]

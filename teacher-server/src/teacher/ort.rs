@@ -38,14 +38,59 @@ pub fn init_runtime(lib: Option<&Path>) -> Result<Environment, TeacherError> {
         .map_err(|e| TeacherError::Runtime(e.to_string()))
 }
 
-/// The loaded ONNX Runtime version, read from its build info (`unknown` if absent).
-pub fn ort_version() -> String {
-    // The build info reads like "ORT Build Info: git-branch=rel-1.31.1, git-commit-id=...".
-    let info = ort::info();
-    info.split([',', ' '])
-        .find_map(|part| part.trim().strip_prefix("git-branch=rel-"))
-        .map(str::to_string)
+/// The loaded ONNX Runtime version (e.g. `1.31.1`), asked from the library itself;
+/// `unknown` when it cannot be read.
+pub fn ort_version(lib: Option<&Path>) -> String {
+    lib.and_then(version_from_library)
+        .or_else(|| {
+            // Fall back on the file name, `libonnxruntime.so.1.31.1`.
+            let name = lib?.file_name()?.to_str()?;
+            let v = name.split(".so.").nth(1)?;
+            v.chars()
+                .all(|c| c.is_ascii_digit() || c == '.')
+                .then(|| v.to_string())
+        })
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Calls `OrtGetApiBase()->GetVersionString()` of the already loaded library. ort exposes the
+/// version only through its build-info string, which release builds fill with `git-branch=HEAD`.
+#[cfg(unix)]
+fn version_from_library(lib: &Path) -> Option<String> {
+    use std::ffi::{CStr, CString};
+    use std::os::unix::ffi::OsStrExt;
+    let path = CString::new(lib.as_os_str().as_bytes()).ok()?;
+    // SAFETY: RTLD_NOLOAD only returns a handle to a library that ort::init_from already
+    // loaded (null otherwise); OrtGetApiBase has this signature in every ONNX Runtime
+    // release, and GetVersionString returns a static NUL-terminated string.
+    unsafe {
+        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+        if handle.is_null() {
+            return None;
+        }
+        let sym = libc::dlsym(handle, c"OrtGetApiBase".as_ptr());
+        let version = if sym.is_null() {
+            None
+        } else {
+            let get_base: unsafe extern "C" fn() -> *const ort::sys::OrtApiBase =
+                std::mem::transmute(sym);
+            let base = get_base();
+            if base.is_null() {
+                None
+            } else {
+                let s = ((*base).GetVersionString)();
+                (!s.is_null()).then(|| CStr::from_ptr(s).to_string_lossy().into_owned())
+            }
+        };
+        // Drops only the reference taken above; ort keeps its own.
+        libc::dlclose(handle);
+        version
+    }
+}
+
+#[cfg(not(unix))]
+fn version_from_library(_lib: &Path) -> Option<String> {
+    None
 }
 
 /// A session of one ONNX model on one execution provider.
