@@ -48,8 +48,11 @@ fn cnn_parses_with_default_input_shape() {
             input_shape: [1, 28, 28]
         }
     );
-    let cfg = parse("arch = \"cnn\"\nchannels = [4]\nhidden = 8\ninput_shape = [3, 8, 8]\n").unwrap();
-    assert!(matches!(cfg, StudentConfig::Cnn { input_shape: [3, 8, 8], dropout, .. } if dropout == 0.0));
+    let cfg =
+        parse("arch = \"cnn\"\nchannels = [4]\nhidden = 8\ninput_shape = [3, 8, 8]\n").unwrap();
+    assert!(
+        matches!(cfg, StudentConfig::Cnn { input_shape: [3, 8, 8], dropout, .. } if dropout == 0.0)
+    );
 }
 
 #[test]
@@ -73,9 +76,14 @@ fn unknown_key_is_named_in_the_error() {
 
 #[test]
 fn bad_or_missing_arch_is_a_clear_error() {
-    let msg = parse("arch = \"transformer\"\nhidden = [8]\n").unwrap_err().to_string();
+    let msg = parse("arch = \"transformer\"\nhidden = [8]\n")
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("transformer"), "{msg}");
-    assert!(msg.contains("mlp") && msg.contains("cnn"), "should list the known archs: {msg}");
+    assert!(
+        msg.contains("mlp") && msg.contains("cnn"),
+        "should list the known archs: {msg}"
+    );
 
     let msg = parse("hidden = [8]\n").unwrap_err().to_string();
     assert!(msg.contains("arch"), "{msg}");
@@ -83,9 +91,13 @@ fn bad_or_missing_arch_is_a_clear_error() {
 
 #[test]
 fn wrong_types_and_missing_fields_are_errors() {
-    let msg = parse("arch = \"mlp\"\nhidden = 8\n").unwrap_err().to_string();
+    let msg = parse("arch = \"mlp\"\nhidden = 8\n")
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("hidden") || msg.contains("sequence"), "{msg}");
-    let msg = parse("arch = \"cnn\"\nchannels = [8]\n").unwrap_err().to_string();
+    let msg = parse("arch = \"cnn\"\nchannels = [8]\n")
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("hidden"), "{msg}");
     let msg = parse("arch = \"cnn\"\nchannels = [8]\nhidden = 4\ninput_shape = [28, 28]\n")
         .unwrap_err()
@@ -129,11 +141,17 @@ fn invalid_sizes_are_rejected_with_the_field_named() {
     };
     // MNIST-shaped CNN fed 10-feature rows.
     let msg = config_error(&cnn(vec![4], 8, [1, 28, 28]), 10, 3);
-    assert!(msg.contains("input_shape") && msg.contains("784") && msg.contains("10"), "{msg}");
+    assert!(
+        msg.contains("input_shape") && msg.contains("784") && msg.contains("10"),
+        "{msg}"
+    );
     // 4x4 image: two pools fit (4→2→1), a third does not.
     assert!(build(&cnn(vec![2, 2], 8, [1, 4, 4]), 16, 3).is_ok());
     let msg = config_error(&cnn(vec![2, 2, 2], 8, [1, 4, 4]), 16, 3);
-    assert!(msg.contains("too small") && msg.contains("block 2"), "{msg}");
+    assert!(
+        msg.contains("too small") && msg.contains("block 2"),
+        "{msg}"
+    );
     let msg = config_error(&cnn(vec![2, 0], 8, [1, 4, 4]), 16, 3);
     assert!(msg.contains("channels[1]"), "{msg}");
     let msg = config_error(&cnn(vec![2], 0, [1, 4, 4]), 16, 3);

@@ -15,14 +15,19 @@ fn build(cfg: &StudentConfig, input_dim: usize, classes: usize) -> (VarMap, Stud
 
 fn names_and_shapes(vm: &VarMap) -> Vec<(String, Vec<usize>)> {
     let data = vm.data().lock().unwrap();
-    let mut v: Vec<_> = data.iter().map(|(k, t)| (k.clone(), t.dims().to_vec())).collect();
+    let mut v: Vec<_> = data
+        .iter()
+        .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+        .collect();
     v.sort();
     v
 }
 
 fn input(rows: usize, dim: usize) -> Tensor {
     // Deterministic, varied values in [-1, 1).
-    let data: Vec<f32> = (0..rows * dim).map(|i| ((i * 37 % 101) as f32 / 50.5) - 1.0).collect();
+    let data: Vec<f32> = (0..rows * dim)
+        .map(|i| ((i * 37 % 101) as f32 / 50.5) - 1.0)
+        .collect();
     Tensor::from_vec(data, (rows, dim), &Device::Cpu).unwrap()
 }
 
@@ -77,7 +82,9 @@ fn cnn_weights_have_stable_names_and_shapes() {
         ]
     );
     assert_eq!(s.feature_dims(), vec![4 * 4 * 3, 6 * 2, 10]);
-    let expected: usize = [4 * 27 + 4, 6 * 36 + 6, 10 * 12 + 10, 5 * 10 + 5].iter().sum();
+    let expected: usize = [4 * 27 + 4, 6 * 36 + 6, 10 * 12 + 10, 5 * 10 + 5]
+        .iter()
+        .sum();
     assert_eq!(s.param_count(), expected);
     let out = s.forward(&input(3, 189), false).unwrap();
     assert_eq!(out.logits.dims(), &[3, 5]);
@@ -97,18 +104,36 @@ fn mlp_hidden_are_relu_activations_feeding_the_next_layer() {
     let lin = |x: &Tensor, p: &str| {
         let w = data[&format!("{p}.weight")].as_tensor().clone();
         let b = data[&format!("{p}.bias")].as_tensor().clone();
-        x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap()
+        x.matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b)
+            .unwrap()
     };
     let h0 = lin(&x, "fc0").relu().unwrap();
     let h1 = lin(&h0, "fc1").relu().unwrap();
     let logits = lin(&h1, "out");
     let max_diff = |a: &Tensor, b: &Tensor| -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     };
     assert!(max_diff(&out.hidden[0], &h0) < 1e-6);
     assert!(max_diff(&out.hidden[1], &h1) < 1e-6);
     assert!(max_diff(&out.logits, &logits) < 1e-6);
-    let min: f32 = out.hidden[0].flatten_all().unwrap().min(0).unwrap().to_scalar().unwrap();
+    let min: f32 = out.hidden[0]
+        .flatten_all()
+        .unwrap()
+        .min(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap();
     assert!(min >= 0.0);
     // Module impl gives eval logits.
     assert!(max_diff(&Module::forward(&s, &x).unwrap(), &logits) < 1e-6);
@@ -130,10 +155,15 @@ fn bad_inputs_are_errors_not_panics() {
         Err(ModelError::InputShape { expected: 12, got }) => assert_eq!(got, vec![4, 11]),
         other => panic!("expected InputShape, got {other:?}"),
     }
-    let e = s.forward(&input(4, 12).reshape((4, 3, 4)).unwrap(), false).unwrap_err();
+    let e = s
+        .forward(&input(4, 12).reshape((4, 3, 4)).unwrap(), false)
+        .unwrap_err();
     assert!(e.to_string().contains("[batch, 12]"), "{e}");
     let x64 = input(2, 12).to_dtype(DType::F64).unwrap();
-    assert!(matches!(s.forward(&x64, true), Err(ModelError::InputDType(DType::F64))));
+    assert!(matches!(
+        s.forward(&x64, true),
+        Err(ModelError::InputDType(DType::F64))
+    ));
 
     let cfg = StudentConfig::Cnn {
         channels: vec![2],
@@ -142,7 +172,10 @@ fn bad_inputs_are_errors_not_panics() {
         input_shape: [1, 4, 4],
     };
     let (_vm, c) = build(&cfg, 16, 3);
-    assert!(matches!(c.forward(&input(2, 15), false), Err(ModelError::InputShape { expected: 16, .. })));
+    assert!(matches!(
+        c.forward(&input(2, 15), false),
+        Err(ModelError::InputShape { expected: 16, .. })
+    ));
     assert!(c.forward(&input(2, 16), false).is_ok());
 }
 
@@ -175,14 +208,26 @@ fn dropout_zeroes_about_p_and_rescales_the_rest() {
     use student_trainer::model::Dropout;
     let d = Dropout::new(3);
     let x = Tensor::ones((200, 100), DType::F32, &Device::Cpu).unwrap();
-    let y: Vec<f32> = d.apply(&x, 0.3).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let y: Vec<f32> = d
+        .apply(&x, 0.3)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let zeros = y.iter().filter(|&&v| v == 0.0).count();
     let frac = zeros as f64 / y.len() as f64;
     assert!((frac - 0.3).abs() < 0.02, "dropped fraction {frac}");
     let kept = 1.0f32 / 0.7;
     assert!(y.iter().all(|&v| v == 0.0 || (v - kept).abs() < 1e-6));
     assert!(d.apply(&x, 1.0).is_err());
-    let same: Vec<f32> = d.apply(&x, 0.0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let same: Vec<f32> = d
+        .apply(&x, 0.0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     assert!(same.iter().all(|&v| v == 1.0));
 }
 
@@ -211,7 +256,9 @@ fn gradients_reach_every_weight() {
         let grads = loss.backward().unwrap();
         let data = vm.data().lock().unwrap();
         for (name, var) in data.iter() {
-            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{}: no grad for {name}", cfg.arch_name()));
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{}: no grad for {name}", cfg.arch_name()));
             let n: f32 = g.abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
             assert!(n.is_finite() && n > 0.0, "{name}: grad norm {n}");
         }

@@ -72,7 +72,9 @@ impl StudentConfig {
                 input_dropout,
             } => {
                 if let Some(i) = hidden.iter().position(|&h| h == 0) {
-                    return bad(format!("student.hidden[{i}] is 0; layer widths must be >= 1"));
+                    return bad(format!(
+                        "student.hidden[{i}] is 0; layer widths must be >= 1"
+                    ));
                 }
                 check_prob("student.dropout", *dropout)?;
                 check_prob("student.input_dropout", *input_dropout)?;
@@ -96,7 +98,9 @@ impl StudentConfig {
                     ));
                 }
                 if let Some(i) = channels.iter().position(|&ch| ch == 0) {
-                    return bad(format!("student.channels[{i}] is 0; channel counts must be >= 1"));
+                    return bad(format!(
+                        "student.channels[{i}] is 0; channel counts must be >= 1"
+                    ));
                 }
                 let (mut hh, mut ww) = (h, w);
                 for i in 0..channels.len() {

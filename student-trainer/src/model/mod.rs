@@ -92,14 +92,7 @@ impl Student {
                 dropout,
                 input_dropout,
             } => {
-                let m = Mlp::new(
-                    input_dim,
-                    hidden,
-                    num_classes,
-                    *dropout,
-                    *input_dropout,
-                    vb,
-                )?;
+                let m = Mlp::new(input_dim, hidden, num_classes, *dropout, *input_dropout, vb)?;
                 (Network::Mlp(m), hidden.clone())
             }
             StudentConfig::Cnn {
@@ -109,7 +102,11 @@ impl Student {
                 input_shape,
             } => {
                 let c = Cnn::new(*input_shape, channels, *hidden, num_classes, *dropout, vb)?;
-                let mut dims: Vec<usize> = c.block_shapes().iter().map(|s| s.iter().product()).collect();
+                let mut dims: Vec<usize> = c
+                    .block_shapes()
+                    .iter()
+                    .map(|s| s.iter().product())
+                    .collect();
                 dims.push(*hidden);
                 (Network::Cnn(c), dims)
             }
@@ -159,7 +156,9 @@ impl Student {
             l.weight().elem_count() + l.bias().map_or(0, |b| b.elem_count())
         }
         match &self.network {
-            Network::Mlp(m) => m.hidden_layers().iter().map(linear).sum::<usize>() + linear(m.head()),
+            Network::Mlp(m) => {
+                m.hidden_layers().iter().map(linear).sum::<usize>() + linear(m.head())
+            }
             Network::Cnn(c) => {
                 let convs: usize = c
                     .convs()

@@ -1,0 +1,92 @@
+//! Getting a trained student out of candle: an ONNX graph (so ONNX Runtime, the teacher server
+//! or a next distillation round can run it), safetensors checkpoints, and an ONNX Runtime
+//! classifier to evaluate exported models.
+//!
+//! - [`onnx_graph`]: candle weights → ONNX `ModelProto` (logits plus `hidden{i}` outputs).
+//! - [`checkpoint`]: strict safetensors save/load of a `VarMap`.
+//! - [`ort_runtime`]: the process-wide ONNX Runtime environment and [`OnnxClassifier`].
+//! - [`atomic`]: write-to-temp-then-rename, so readers never see a half-written file.
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod onnx_graph;
+pub mod ort_runtime;
+
+use std::path::PathBuf;
+
+pub use checkpoint::{load_safetensors, save_safetensors};
+pub use onnx_graph::{export_onnx, student_to_onnx, HIDDEN_OUTPUT_PREFIX};
+pub use ort_runtime::{ort_environment, resolve_ort_lib, NamedOutput, OnnxClassifier};
+
+/// What can go wrong exporting, checkpointing or running a student.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// An input/output name that cannot be used in the graph.
+    #[error("invalid graph tensor name: {0}")]
+    InvalidName(String),
+    /// Reading weights out of candle failed.
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// A file could not be read or written.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`writing`, `renaming to`, ...).
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A checkpoint lacks a weight the model needs.
+    #[error("checkpoint {path} has no tensor `{name}` (it holds: {present})")]
+    MissingTensor {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The weight name the model needs.
+        name: String,
+        /// The names the file does hold, comma separated.
+        present: String,
+    },
+    /// A checkpoint weight has the wrong shape for the model.
+    #[error("checkpoint {path}: tensor `{name}` has shape {got:?}, the model needs {expected:?}")]
+    ShapeMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The weight name.
+        name: String,
+        /// The shape the model's variable has.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        got: Vec<usize>,
+    },
+    /// A checkpoint holds tensors the model does not have (a checkpoint of another architecture).
+    #[error("checkpoint {path} holds tensors this model does not have: {names}")]
+    UnexpectedTensors {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The extra names, comma separated.
+        names: String,
+    },
+    /// ONNX Runtime could not be found or loaded.
+    #[error("ONNX Runtime: {0}")]
+    OrtInit(String),
+    /// ONNX Runtime failed to load or run a model.
+    #[error("ONNX Runtime, model {path}: {message}")]
+    Ort {
+        /// The model file.
+        path: PathBuf,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+    /// The model's inputs or outputs are not those of a classifier distill can drive.
+    #[error("model {path} is not a usable classifier: {reason}")]
+    UnsupportedModel {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The rows passed to a classifier do not match its input.
+    #[error("classifier input: {0}")]
+    Input(String),
+}
