@@ -146,9 +146,14 @@ pub fn label(options: &LabelOptions) -> Result<LabelSummary, LabelError> {
     let bar = if options.progress {
         let bar = ProgressBar::new(source.rows());
         if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows  {per_sec}  eta {eta}",
+            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows  {rows_per_sec}  eta {eta}",
         ) {
-            bar.set_style(style);
+            bar.set_style(style.with_key(
+                "rows_per_sec",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} rows/s", state.per_sec());
+                },
+            ));
         }
         bar
     } else {
