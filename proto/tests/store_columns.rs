@@ -70,7 +70,7 @@ fn nesting_follows_the_row_shape() {
 fn float_features_are_stored_as_f16_on_request() {
     let t = Tensor::new(
         vec![3, 2],
-        TensorData::F32(vec![0.1, -2.5, 1e-3, 65504.0, 3.14159, -0.0]),
+        TensorData::F32(vec![0.1, -2.5, 1e-3, 65504.0, 2.71, -0.0]),
     )
     .unwrap();
     let a = tensor_to_array(&t, FeatureDType::F16).unwrap();

@@ -10,7 +10,10 @@ use distill_proto::store::LabelStore;
 use store_common::*;
 
 fn wal_files(ds: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(ds.join("wal")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<_> = fs::read_dir(ds.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }
@@ -22,17 +25,26 @@ fn acknowledged_rows_survive_a_crash_exactly_once() {
     store.append("d", rows(0..13)).unwrap(); // one finished shard (10) + 3 pending
     store.append("d", rows(13..18)).unwrap();
     let ds = dir.path().join("d");
-    assert!(ds.join("shard-000001.parquet.tmp").exists(), "open shard is a .tmp file");
+    assert!(
+        ds.join("shard-000001.parquet.tmp").exists(),
+        "open shard is a .tmp file"
+    );
     assert_eq!(wal_files(&ds).len(), 1);
     drop(store); // no seal: the open shard's .tmp is abandoned as in a kill -9
 
     let store = LabelStore::open(dir.path(), teacher(), options(10)).unwrap();
-    assert!(!ds.join("shard-000001.parquet.tmp").exists(), "leftover .tmp removed");
+    assert!(
+        !ds.join("shard-000001.parquet.tmp").exists(),
+        "leftover .tmp removed"
+    );
     assert!(wal_files(&ds).is_empty(), "WAL replayed into a shard");
     let m = store.manifest("d").unwrap();
     assert_eq!((m.rows, m.pending_rows), (18, 0));
     assert_eq!(m.shards.iter().map(|s| s.rows).collect::<Vec<_>>(), [10, 8]);
-    assert_eq!(read_ids(&ds), (0..18).map(|i| format!("row-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        read_ids(&ds),
+        (0..18).map(|i| format!("row-{i}")).collect::<Vec<_>>()
+    );
     // Re-sending everything after the restart stores nothing twice.
     let out = store.append("d", rows(0..20)).unwrap();
     assert_eq!((out.stored, out.duplicates), (2, 18));
@@ -54,11 +66,15 @@ fn a_torn_wal_tail_is_dropped_and_earlier_records_kept() {
     // Cut the last record in the middle, as a crash during its write would.
     let full = fs::metadata(&wal).unwrap().len();
     let f = fs::OpenOptions::new().write(true).open(&wal).unwrap();
-    f.set_len(len_before_third + (full - len_before_third) / 2).unwrap();
+    f.set_len(len_before_third + (full - len_before_third) / 2)
+        .unwrap();
     drop(f);
 
     let store = LabelStore::open(dir.path(), teacher(), options(100)).unwrap();
-    assert_eq!(read_ids(&ds), (0..9).map(|i| format!("row-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        read_ids(&ds),
+        (0..9).map(|i| format!("row-{i}")).collect::<Vec<_>>()
+    );
     assert_eq!(store.manifest("d").unwrap().rows, 9);
     // The dropped rows were never acknowledged; sending them again stores them.
     assert_eq!(store.append("d", rows(9..12)).unwrap().stored, 3);
@@ -102,7 +118,10 @@ fn a_crash_between_rename_and_manifest_update_is_repaired() {
     let store = LabelStore::open(dir.path(), teacher(), options(100)).unwrap();
     let m = store.manifest("d").unwrap();
     assert_eq!((m.rows, m.shards.len()), (5, 1));
-    assert_eq!(read_ids(&ds), (0..5).map(|i| format!("row-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        read_ids(&ds),
+        (0..5).map(|i| format!("row-{i}")).collect::<Vec<_>>()
+    );
     assert!(wal_files(&ds).is_empty());
 }
 

@@ -27,13 +27,19 @@ fn append_seal_and_read_back() {
     // Sealing again is a no-op.
     assert_eq!(store.seal("mnist").unwrap(), m);
     let names: Vec<&str> = m.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["id", "x", "logits", "embedding", "label", DIGEST_COLUMN]);
+    assert_eq!(
+        names,
+        ["id", "x", "logits", "embedding", "label", DIGEST_COLUMN]
+    );
     assert_eq!(m.columns[2].row_shape, vec![CLASSES]);
     assert_eq!(m.columns[2].dtype, Some(DType::F32));
 
     let ds = dir.path().join("mnist");
     assert!(ds.join("shard-000000.parquet").is_file());
-    assert!(std::fs::read_dir(ds.join("wal")).unwrap().next().is_none(), "WAL emptied at seal");
+    assert!(
+        std::fs::read_dir(ds.join("wal")).unwrap().next().is_none(),
+        "WAL emptied at seal"
+    );
     let on_disk: distill_proto::store::Manifest =
         serde_json::from_slice(&std::fs::read(ds.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(on_disk.rows, 12);
@@ -45,12 +51,18 @@ fn append_seal_and_read_back() {
     for b in r.batches(&["logits", "id", "label", "x"], 5).unwrap() {
         let b = b.unwrap();
         assert!(b.num_rows() <= 5);
-        assert_eq!(b.schema().field(0).name(), "logits", "columns come in the order asked");
+        assert_eq!(
+            b.schema().field(0).name(),
+            "logits",
+            "columns come in the order asked"
+        );
         let logits = column_to_tensor(&b, "logits", DType::F32).unwrap();
         let x = column_to_tensor(&b, "x", DType::F32).unwrap();
         let ids = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
         let label = b.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
-        let (TensorData::F32(l), TensorData::F32(xv)) = (logits.data(), x.data()) else { panic!() };
+        let (TensorData::F32(l), TensorData::F32(xv)) = (logits.data(), x.data()) else {
+            panic!()
+        };
         for r in 0..b.num_rows() {
             let i: usize = ids.value(r).strip_prefix("row-").unwrap().parse().unwrap();
             assert_eq!(i, seen);
@@ -77,10 +89,16 @@ fn rows_roll_into_shards_at_the_row_limit() {
     store.append("d", rows(3..28)).unwrap();
     store.append("d", rows(28..35)).unwrap();
     let m = store.manifest("d").unwrap();
-    assert_eq!(m.shards.iter().map(|s| s.rows).collect::<Vec<_>>(), [10, 10, 10]);
+    assert_eq!(
+        m.shards.iter().map(|s| s.rows).collect::<Vec<_>>(),
+        [10, 10, 10]
+    );
     assert_eq!(m.pending_rows, 5);
     let m = store.seal("d").unwrap();
-    assert_eq!(m.shards.iter().map(|s| s.rows).collect::<Vec<_>>(), [10, 10, 10, 5]);
+    assert_eq!(
+        m.shards.iter().map(|s| s.rows).collect::<Vec<_>>(),
+        [10, 10, 10, 5]
+    );
     assert_eq!(m.rows, 35);
     // Row groups are bounded (row_group_rows = 4).
     let f = std::fs::File::open(dir.path().join("d").join(&m.shards[0].file)).unwrap();
@@ -130,12 +148,28 @@ fn topk_columns_replace_the_full_logits() {
     let names: Vec<&str> = m.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
-        ["id", "x", "logits_topk_indices", "logits_topk_values", "logits_logsumexp", "embedding", "label", DIGEST_COLUMN]
+        [
+            "id",
+            "x",
+            "logits_topk_indices",
+            "logits_topk_values",
+            "logits_logsumexp",
+            "embedding",
+            "label",
+            DIGEST_COLUMN
+        ]
     );
     let r = DatasetReader::open(&dir.path().join("t")).unwrap();
     assert!(r.schema().index_of("logits").is_err());
     let b = r
-        .batches(&["logits_topk_indices", "logits_topk_values", "logits_logsumexp"], 100)
+        .batches(
+            &[
+                "logits_topk_indices",
+                "logits_topk_values",
+                "logits_logsumexp",
+            ],
+            100,
+        )
         .unwrap()
         .next()
         .unwrap()
@@ -144,13 +178,19 @@ fn topk_columns_replace_the_full_logits() {
     let val = column_to_tensor(&b, "logits_topk_values", DType::F32).unwrap();
     let lse = b.column(2).as_any().downcast_ref::<Float32Array>().unwrap();
     assert_eq!(idx.shape(), &[20, 3]);
-    let (TensorData::I32(iv), TensorData::F32(vv)) = (idx.data(), val.data()) else { panic!() };
+    let (TensorData::I32(iv), TensorData::F32(vv)) = (idx.data(), val.data()) else {
+        panic!()
+    };
     for i in 0..20 {
         let row: Vec<f32> = (0..CLASSES).map(|c| logit(i, c)).collect();
         let (ri, rv, rl) = reference_topk(&row, 3);
         assert_eq!(&iv[i * 3..i * 3 + 3], &ri[..], "row {i}");
         assert_eq!(&vv[i * 3..i * 3 + 3], &rv[..], "row {i}");
-        assert!((lse.value(i) - rl).abs() < 1e-5, "row {i}: {} vs {rl}", lse.value(i));
+        assert!(
+            (lse.value(i) - rl).abs() < 1e-5,
+            "row {i}: {} vs {rl}",
+            lse.value(i)
+        );
     }
 }
 
@@ -191,11 +231,29 @@ fn f16_features_and_unstored_inputs() {
     assert!(m.columns.iter().all(|c| c.name != "x"));
     let r = DatasetReader::open(&dir.path().join("h")).unwrap();
     let f = r.schema().field_with_name("embedding").unwrap().clone();
-    assert_eq!(f.data_type().to_string(), m.columns.iter().find(|c| c.name == "embedding").unwrap().arrow_type);
-    assert!(f.data_type().to_string().contains("Float16"), "{}", f.data_type());
-    let b = r.batches(&["embedding"], 10).unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        f.data_type().to_string(),
+        m.columns
+            .iter()
+            .find(|c| c.name == "embedding")
+            .unwrap()
+            .arrow_type
+    );
+    assert!(
+        f.data_type().to_string().contains("Float16"),
+        "{}",
+        f.data_type()
+    );
+    let b = r
+        .batches(&["embedding"], 10)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     let e = column_to_tensor(&b, "embedding", DType::F32).unwrap();
-    let TensorData::F32(v) = e.data() else { panic!() };
+    let TensorData::F32(v) = e.data() else {
+        panic!()
+    };
     for i in 0..5 {
         for j in 0..EMB {
             assert_eq!(v[i * EMB + j], half::f16::from_f32(emb(i, j)).to_f32());
@@ -207,7 +265,13 @@ fn f16_features_and_unstored_inputs() {
     t.feature_dtype = FeatureDType::F16;
     t.store_inputs = false;
     let store = LabelStore::open(dir.path(), t, options(100)).unwrap();
-    assert_eq!(store.append("h", rows(3..8)).unwrap(), distill_proto::store::AppendOutcome { stored: 3, duplicates: 2 });
+    assert_eq!(
+        store.append("h", rows(3..8)).unwrap(),
+        distill_proto::store::AppendOutcome {
+            stored: 3,
+            duplicates: 2
+        }
+    );
 }
 
 #[test]
@@ -222,12 +286,17 @@ fn re_append_is_idempotent_and_conflicts_store_nothing() {
     let mut bad = rows(14..17);
     if let TensorData::F32(_) = bad.inputs[0].1.data() {
         let (shape, data) = bad.inputs[0].1.clone().into_parts();
-        let TensorData::F32(mut v) = data else { unreachable!() };
+        let TensorData::F32(mut v) = data else {
+            unreachable!()
+        };
         v[0] += 1.0;
         bad.inputs[0].1 = distill_proto::Tensor::new(shape, TensorData::F32(v)).unwrap();
     }
     let err = store.append("d", bad).unwrap_err();
-    assert!(matches!(&err, StoreError::IdConflict { id, .. } if id == "row-14"), "{err}");
+    assert!(
+        matches!(&err, StoreError::IdConflict { id, .. } if id == "row-14"),
+        "{err}"
+    );
     assert_eq!(store.manifest("d").unwrap().pending_rows, 15);
     // Rows 15 and 16 of the failed call were not stored: they append as new now.
     assert_eq!(store.append("d", rows(15..17)).unwrap().stored, 2);
@@ -235,7 +304,9 @@ fn re_append_is_idempotent_and_conflicts_store_nothing() {
     // Duplicate ids inside one call.
     let mut dup = rows(20..22);
     dup.ids[1] = dup.ids[0].clone();
-    assert!(matches!(store.append("d", dup), Err(StoreError::InvalidRows(m)) if m.contains("appears twice")));
+    assert!(
+        matches!(store.append("d", dup), Err(StoreError::InvalidRows(m)) if m.contains("appears twice"))
+    );
     store.seal("d").unwrap();
     let ids = read_ids(&dir.path().join("d"));
     assert_eq!(ids, (0..17).map(|i| format!("row-{i}")).collect::<Vec<_>>());
@@ -248,20 +319,42 @@ fn bad_rows_are_refused_before_anything_is_written() {
     let mut r = rows(0..3);
     r.ids.pop();
     let e = store.append("d", r).unwrap_err().to_string();
-    assert!(e.contains("input \"x\"") && e.contains("expected 2 rows"), "{e}");
+    assert!(
+        e.contains("input \"x\"") && e.contains("expected 2 rows"),
+        "{e}"
+    );
     let mut r = rows(0..3);
     r.outputs.pop();
-    assert!(store.append("d", r).unwrap_err().to_string().contains("output \"embedding\" is missing"));
+    assert!(store
+        .append("d", r)
+        .unwrap_err()
+        .to_string()
+        .contains("output \"embedding\" is missing"));
     let mut r = rows(0..3);
-    r.outputs[0].1 = distill_proto::Tensor::new(vec![3, 5], TensorData::F32(vec![0.0; 15])).unwrap();
+    r.outputs[0].1 =
+        distill_proto::Tensor::new(vec![3, 5], TensorData::F32(vec![0.0; 15])).unwrap();
     let e = store.append("d", r).unwrap_err().to_string();
-    assert!(e.contains("output \"logits\" has shape [3, 5], expected [3, 6]"), "{e}");
+    assert!(
+        e.contains("output \"logits\" has shape [3, 5], expected [3, 6]"),
+        "{e}"
+    );
     let mut r = rows(0..3);
-    r.columns.push(("embedding".into(), Arc::new(Int64Array::from(vec![1, 2, 3]))));
-    assert!(store.append("d", r).unwrap_err().to_string().contains("collides"));
+    r.columns.push((
+        "embedding".into(),
+        Arc::new(Int64Array::from(vec![1, 2, 3])),
+    ));
+    assert!(store
+        .append("d", r)
+        .unwrap_err()
+        .to_string()
+        .contains("collides"));
     let mut r = rows(0..3);
     r.columns[0].1 = Arc::new(Int64Array::from(vec![1, 2]));
-    assert!(store.append("d", r).unwrap_err().to_string().contains("has 2 values, expected 3"));
+    assert!(store
+        .append("d", r)
+        .unwrap_err()
+        .to_string()
+        .contains("has 2 values, expected 3"));
     let mut r = rows(0..3);
     r.ids[1] = String::new();
     assert!(store.append("d", r).is_err());
@@ -278,15 +371,24 @@ fn pass_through_columns_are_fixed_by_the_first_append() {
     let mut r = rows(3..6);
     r.columns[0].1 = Arc::new(StringArray::from(vec!["a", "b", "c"]));
     let e = store.append("d", r).unwrap_err();
-    assert!(matches!(&e, StoreError::SchemaMismatch { message, .. } if message.contains("\"label\"") && message.contains("Int64") && message.contains("Utf8")), "{e}");
+    assert!(
+        matches!(&e, StoreError::SchemaMismatch { message, .. } if message.contains("\"label\"") && message.contains("Int64") && message.contains("Utf8")),
+        "{e}"
+    );
     let mut r = rows(3..6);
     r.columns[0].0 = "other".into();
     let e = store.append("d", r).unwrap_err();
-    assert!(matches!(&e, StoreError::SchemaMismatch { message, .. } if message.contains("\"other\"")), "{e}");
+    assert!(
+        matches!(&e, StoreError::SchemaMismatch { message, .. } if message.contains("\"other\"")),
+        "{e}"
+    );
     let mut r = rows(3..6);
     r.columns.clear();
     let e = store.append("d", r).unwrap_err();
-    assert!(matches!(&e, StoreError::SchemaMismatch { message, .. } if message.contains("\"label\" is missing")), "{e}");
+    assert!(
+        matches!(&e, StoreError::SchemaMismatch { message, .. } if message.contains("\"label\" is missing")),
+        "{e}"
+    );
     assert_eq!(store.manifest("d").unwrap().pending_rows, 3);
 }
 
@@ -308,16 +410,28 @@ fn another_teacher_cannot_append_but_can_list() {
     t.model_sha256 = "cd".repeat(32);
     let store = LabelStore::open(dir.path(), t.clone(), options(100)).unwrap();
     let e = store.append("d", rows(4..5)).unwrap_err();
-    assert!(matches!(&e, StoreError::TeacherMismatch { message, .. } if message.contains("model sha256")), "{e}");
-    assert_eq!(store.manifest("d").unwrap().teacher.model_sha256, "ab".repeat(32));
+    assert!(
+        matches!(&e, StoreError::TeacherMismatch { message, .. } if message.contains("model sha256")),
+        "{e}"
+    );
+    assert_eq!(
+        store.manifest("d").unwrap().teacher.model_sha256,
+        "ab".repeat(32)
+    );
     assert_eq!(store.list().unwrap()[0].rows, 4);
     // A new dataset under the new teacher is fine.
     store.append("e", rows(0..1)).unwrap();
     drop(store);
     let mut t2 = teacher();
-    t2.logits_topk = Some(distill_proto::store::TopK { output: "logits".into(), k: 2 });
+    t2.logits_topk = Some(distill_proto::store::TopK {
+        output: "logits".into(),
+        k: 2,
+    });
     let store = LabelStore::open(dir.path(), t2, options(100)).unwrap();
-    assert!(matches!(store.append("d", rows(4..5)), Err(StoreError::TeacherMismatch { .. })));
+    assert!(matches!(
+        store.append("d", rows(4..5)),
+        Err(StoreError::TeacherMismatch { .. })
+    ));
 }
 
 #[test]
@@ -325,16 +439,34 @@ fn invalid_names_and_configurations() {
     let dir = tempfile::tempdir().unwrap();
     let store = LabelStore::open(dir.path(), teacher(), options(100)).unwrap();
     for name in ["", ".", "..", "a/b", "../x", "a b", &"x".repeat(129)] {
-        assert!(matches!(store.append(name, rows(0..1)), Err(StoreError::InvalidName { .. })), "{name:?}");
-        assert!(matches!(store.seal(name), Err(StoreError::InvalidName { .. })));
-        assert!(matches!(store.manifest(name), Err(StoreError::InvalidName { .. })));
+        assert!(
+            matches!(
+                store.append(name, rows(0..1)),
+                Err(StoreError::InvalidName { .. })
+            ),
+            "{name:?}"
+        );
+        assert!(matches!(
+            store.seal(name),
+            Err(StoreError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            store.manifest(name),
+            Err(StoreError::InvalidName { .. })
+        ));
     }
     assert!(matches!(store.seal("absent"), Err(StoreError::NotFound(_))));
     drop(store);
-    let e = LabelStore::open(dir.path(), teacher_topk(0), options(100)).err().unwrap().to_string();
+    let e = LabelStore::open(dir.path(), teacher_topk(0), options(100))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("k must be at least 1"), "{e}");
     let mut t = teacher();
-    t.logits_topk = Some(distill_proto::store::TopK { output: "nope".into(), k: 2 });
+    t.logits_topk = Some(distill_proto::store::TopK {
+        output: "nope".into(),
+        k: 2,
+    });
     assert!(LabelStore::open(dir.path(), t, options(100)).is_err());
     assert!(LabelStore::open(dir.path(), teacher(), options(0)).is_err());
     // k larger than the number of classes is refused at append.
@@ -347,7 +479,10 @@ fn invalid_names_and_configurations() {
 fn a_data_dir_is_held_by_one_store_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = LabelStore::open(dir.path(), teacher(), options(100)).unwrap();
-    let e = LabelStore::open(dir.path(), teacher(), options(100)).err().unwrap().to_string();
+    let e = LabelStore::open(dir.path(), teacher(), options(100))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("another store"), "{e}");
     drop(store);
     assert!(LabelStore::open(dir.path(), teacher(), options(100)).is_ok());
@@ -366,7 +501,8 @@ fn concurrent_appends_to_one_and_several_datasets() {
                 s.append("shared", rows(start..start + 7)).unwrap();
                 // Every thread also re-sends a block the others send: duplicates, never conflicts.
                 s.append("shared", rows(5000..5003)).unwrap();
-                s.append(&format!("own-{t}"), rows(k * 3..k * 3 + 3)).unwrap();
+                s.append(&format!("own-{t}"), rows(k * 3..k * 3 + 3))
+                    .unwrap();
             }
         }));
     }

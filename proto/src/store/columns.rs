@@ -77,7 +77,10 @@ pub fn tensor_to_column(
 ) -> Result<ArrayRef, StoreError> {
     let shape = t.shape();
     let Some((&rows, row_shape)) = shape.split_first() else {
-        return Err(invalid(column, "a scalar tensor has no rows: expected shape [rows, ...]"));
+        return Err(invalid(
+            column,
+            "a scalar tensor has no rows: expected shape [rows, ...]",
+        ));
     };
     if !dynamic.is_empty() && dynamic.len() != row_shape.len() {
         return Err(invalid(
@@ -239,7 +242,10 @@ fn flatten(
             if w != width {
                 return Err(invalid(
                     column,
-                    &format!("rows have width {width} on axis {}, expected {w}", level + 1),
+                    &format!(
+                        "rows have width {width} on axis {}, expected {w}",
+                        level + 1
+                    ),
                 ));
             }
         }
@@ -254,8 +260,8 @@ fn flatten(
             return Err(invalid(
                 column,
                 &format!(
-                    "rows have {level} axes ({}), expected row shape with {} axes {:?}",
-                    format!("{:?}", &shape[1..]),
+                    "rows have {level} axes ({:?}), expected row shape with {} axes {:?}",
+                    &shape[1..],
                     e.len(),
                     e.iter().map(|d| d.unwrap_or(0)).collect::<Vec<_>>()
                 ),
@@ -306,8 +312,12 @@ fn read_elements(column: &str, a: &dyn Array, dtype: DType) -> Result<TensorData
                 }
             }
         }
-        (DataType::Int64, DType::I64) => TensorData::I64(prim::<Int64Type>(a).ok_or_else(bad)?.to_vec()),
-        (DataType::Int32, DType::I32) => TensorData::I32(prim::<Int32Type>(a).ok_or_else(bad)?.to_vec()),
+        (DataType::Int64, DType::I64) => {
+            TensorData::I64(prim::<Int64Type>(a).ok_or_else(bad)?.to_vec())
+        }
+        (DataType::Int32, DType::I32) => {
+            TensorData::I32(prim::<Int32Type>(a).ok_or_else(bad)?.to_vec())
+        }
         (DataType::Int32, DType::I64) => TensorData::I64(
             prim::<Int32Type>(a)
                 .ok_or_else(bad)?
@@ -316,10 +326,7 @@ fn read_elements(column: &str, a: &dyn Array, dtype: DType) -> Result<TensorData
                 .collect(),
         ),
         (DataType::Boolean, DType::Bool) => {
-            let b = a
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .ok_or_else(bad)?;
+            let b = a.as_any().downcast_ref::<BooleanArray>().ok_or_else(bad)?;
             TensorData::Bool(b.values().iter().collect())
         }
         _ => return Err(bad()),

@@ -147,9 +147,17 @@ impl Dataset {
 
     /// Opens an existing dataset folder: removes leftover `.tmp` files, rebuilds the id map
     /// from the shards, and replays the write-ahead log into finished shards.
-    pub(crate) fn recover(dir: &Path, name: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+    pub(crate) fn recover(
+        dir: &Path,
+        name: &str,
+        options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
         let manifest = read_manifest(&dir.join(MANIFEST_FILE))?;
-        let listed: HashMap<&str, ()> = manifest.shards.iter().map(|s| (s.file.as_str(), ())).collect();
+        let listed: HashMap<&str, ()> = manifest
+            .shards
+            .iter()
+            .map(|s| (s.file.as_str(), ()))
+            .collect();
         let wal = wal_dir(dir);
         fs::create_dir_all(&wal).map_err(|e| io_err(&wal, e))?;
         let mut segments: BTreeMap<u64, PathBuf> = BTreeMap::new();
@@ -162,8 +170,12 @@ impl Dataset {
         }
         let mut max_index: Option<u64> = None;
         for s in &manifest.shards {
-            let i = shard_index(&s.file)
-                .ok_or_else(|| corrupt(&dir.join(MANIFEST_FILE), format!("bad shard name {:?}", s.file)))?;
+            let i = shard_index(&s.file).ok_or_else(|| {
+                corrupt(
+                    &dir.join(MANIFEST_FILE),
+                    format!("bad shard name {:?}", s.file),
+                )
+            })?;
             max_index = max_index.max(Some(i));
         }
         for e in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
@@ -218,11 +230,7 @@ impl Dataset {
                 remove_segment(&path)?;
                 continue;
             }
-            let replayed = read_segment(&path)?;
-            if replayed.torn_bytes > 0 {
-                tracing::warn!(file = %path.display(), bytes = replayed.torn_bytes, "dropped a torn write-ahead log tail (never acknowledged)");
-            }
-            ds.replay_segment(i, &path, replayed.batches, options)?;
+            ds.replay_segment(i, &path, options)?;
         }
         ds.manifest.pending_rows = 0;
         Ok(ds)
@@ -233,42 +241,57 @@ impl Dataset {
         &mut self,
         index: u64,
         path: &Path,
-        batches: Vec<RecordBatch>,
         options: &StoreOptions,
     ) -> Result<(), StoreError> {
         let mut writer: Option<ShardWriter> = None;
         let mut rows = 0u64;
-        for batch in batches {
+        let torn = read_segment(path, |batch| {
             let pairs = ids_and_digests(&batch).map_err(|m| corrupt(path, m))?;
-            let keep: Vec<bool> = pairs.iter().map(|(id, _)| !self.ids.contains_key(id)).collect();
+            // Ids already stored are skipped (a log never repeats one, but be safe).
+            let keep: Vec<bool> = pairs
+                .iter()
+                .map(|(id, _)| !self.ids.contains_key(id))
+                .collect();
             let batch = if keep.iter().all(|&k| k) {
                 batch
             } else {
                 filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?
             };
             if batch.num_rows() == 0 {
-                continue;
+                return Ok(());
             }
             let schema = strip_metadata(batch.schema_ref());
             match &self.schema {
                 Some(s) if s.fields() != schema.fields() => {
-                    return Err(corrupt(path, "logged rows do not match the dataset's columns"));
+                    return Err(corrupt(
+                        path,
+                        "logged rows do not match the dataset's columns",
+                    ));
                 }
                 None => self.schema = Some(schema.clone()),
                 _ => {}
             }
-            if writer.is_none() {
-                writer = Some(ShardWriter::create(&self.dir, index, schema, options, self.shard_metadata()?)?);
-            }
-            if let Some(w) = writer.as_mut() {
-                w.write(&batch)?;
-            }
+            let w = match writer.as_mut() {
+                Some(w) => w,
+                None => writer.insert(ShardWriter::create(
+                    &self.dir,
+                    index,
+                    schema,
+                    options,
+                    self.shard_metadata()?,
+                )?),
+            };
+            w.write(&batch)?;
             for ((id, d), k) in pairs.into_iter().zip(keep) {
                 if k {
                     self.ids.insert(id, d);
                 }
             }
             rows += batch.num_rows() as u64;
+            Ok(())
+        })?;
+        if torn > 0 {
+            tracing::warn!(file = %path.display(), bytes = torn, "dropped a torn write-ahead log tail (never acknowledged)");
         }
         if let Some(w) = writer {
             let info = w.finish()?;
@@ -312,7 +335,12 @@ impl Dataset {
         options: &StoreOptions,
     ) -> Result<AppendOutcome, StoreError> {
         if let Some(f) = &self.failed {
-            return Err(corrupt(&self.dir, format!("an earlier write failed ({f}); reopen the store to recover the logged rows")));
+            return Err(corrupt(
+                &self.dir,
+                format!(
+                    "an earlier write failed ({f}); reopen the store to recover the logged rows"
+                ),
+            ));
         }
         let diffs = fingerprint_differences(&self.manifest.teacher, teacher);
         if !diffs.is_empty() {
@@ -350,8 +378,14 @@ impl Dataset {
 
         // Split at shard row limits: chunk j goes to shard first + j.
         let max = options.shard_max_rows.max(1) as u64;
-        let first = self.open.as_ref().map_or(self.next_shard, |o| o.writer.index());
-        let mut room = self.open.as_ref().map_or(max, |o| max.saturating_sub(o.writer.rows()).max(1));
+        let first = self
+            .open
+            .as_ref()
+            .map_or(self.next_shard, |o| o.writer.index());
+        let mut room = self
+            .open
+            .as_ref()
+            .map_or(max, |o| max.saturating_sub(o.writer.rows()).max(1));
         let mut chunks: Vec<(u64, RecordBatch)> = Vec::new();
         let mut off = 0usize;
         let mut idx = first;
@@ -426,7 +460,10 @@ impl Dataset {
                 )));
             }
             if !f.is_nullable() && a.null_count() > 0 {
-                return Err(mismatch(format!("column {:?} may not hold nulls", f.name())));
+                return Err(mismatch(format!(
+                    "column {:?} may not hold nulls",
+                    f.name()
+                )));
             }
             arrays.push(a.clone());
         }
@@ -488,7 +525,11 @@ impl Dataset {
     }
 
     /// Encodes the logged chunks into shards, rolling as the limits are reached.
-    fn write_chunks(&mut self, chunks: Vec<(u64, RecordBatch)>, options: &StoreOptions) -> Result<(), StoreError> {
+    fn write_chunks(
+        &mut self,
+        chunks: Vec<(u64, RecordBatch)>,
+        options: &StoreOptions,
+    ) -> Result<(), StoreError> {
         for (idx, b) in chunks {
             if self.open.as_ref().is_some_and(|o| o.writer.index() != idx) {
                 self.finish_open()?;
@@ -502,7 +543,8 @@ impl Dataset {
                     .schema
                     .clone()
                     .ok_or_else(|| corrupt(&self.dir, "dataset has rows but no schema"))?;
-                let writer = ShardWriter::create(&self.dir, idx, schema, options, self.shard_metadata()?)?;
+                let writer =
+                    ShardWriter::create(&self.dir, idx, schema, options, self.shard_metadata()?)?;
                 self.open = Some(OpenShard { writer, wal });
             }
             if let Some(o) = self.open.as_mut() {
@@ -539,7 +581,12 @@ impl Dataset {
     /// Finishes the open shard, if any, and returns the manifest.
     pub(crate) fn seal(&mut self) -> Result<Manifest, StoreError> {
         if let Some(f) = &self.failed {
-            return Err(corrupt(&self.dir, format!("an earlier write failed ({f}); reopen the store to recover the logged rows")));
+            return Err(corrupt(
+                &self.dir,
+                format!(
+                    "an earlier write failed ({f}); reopen the store to recover the logged rows"
+                ),
+            ));
         }
         if let Err(e) = self.finish_open() {
             self.failed = Some(e.to_string());

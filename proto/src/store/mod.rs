@@ -360,7 +360,10 @@ fn validate_config(teacher: &TeacherFingerprint, options: &StoreOptions) -> Resu
             )));
         }
         if tk.k == 0 || tk.k > i32::MAX as usize {
-            return Err(config_err(format!("logits_topk k must be at least 1, got {}", tk.k)));
+            return Err(config_err(format!(
+                "logits_topk k must be at least 1, got {}",
+                tk.k
+            )));
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -400,7 +403,10 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
 }
 
 fn poisoned(dir: &Path) -> StoreError {
-    manifest::corrupt(dir, "an earlier call panicked while holding this dataset; reopen the store")
+    manifest::corrupt(
+        dir,
+        "an earlier call panicked while holding this dataset; reopen the store",
+    )
 }
 
 impl LabelStore {

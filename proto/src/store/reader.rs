@@ -119,10 +119,16 @@ impl DatasetReader {
     /// the file name only). Checks that every shard has the same schema and teacher
     /// fingerprint; errors name the offending file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let mut manifest = None;
         let files = if has_glob(&name) {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let files = list_dir(dir, |n| wildcard(name.as_bytes(), n.as_bytes()))?;
             if files.is_empty() {
                 return Err(corrupt(path, "the pattern matches no files"));
@@ -147,7 +153,10 @@ impl DatasetReader {
             } else {
                 let files = list_dir(path, |n| n.ends_with(".parquet"))?;
                 if files.is_empty() {
-                    return Err(corrupt(path, "empty dataset: no manifest.json and no .parquet files"));
+                    return Err(corrupt(
+                        path,
+                        "empty dataset: no manifest.json and no .parquet files",
+                    ));
                 }
                 files
             }
@@ -185,7 +194,12 @@ impl DatasetReader {
                             return Err(corrupt(f, format!("shard was produced by another teacher than the manifest says: {}", d.join("; "))));
                         }
                     }
-                    None => return Err(corrupt(f, format!("shard has no {SHARD_METADATA_KEY} metadata"))),
+                    None => {
+                        return Err(corrupt(
+                            f,
+                            format!("shard has no {SHARD_METADATA_KEY} metadata"),
+                        ))
+                    }
                 }
             }
         }
@@ -241,7 +255,11 @@ impl DatasetReader {
 
     /// The description of one stored column, when known.
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
-        self.manifest.as_ref()?.columns.iter().find(|c| c.name == name)
+        self.manifest
+            .as_ref()?
+            .columns
+            .iter()
+            .find(|c| c.name == name)
     }
 
     /// The shard files, in reading order.
@@ -253,7 +271,9 @@ impl DatasetReader {
     /// `batch_rows` rows each, shard by shard; never holds the whole set in memory.
     pub fn batches(&self, columns: &[&str], batch_rows: usize) -> Result<BatchIter, StoreError> {
         if batch_rows == 0 {
-            return Err(StoreError::InvalidRows("batch_rows must be at least 1".into()));
+            return Err(StoreError::InvalidRows(
+                "batch_rows must be at least 1".into(),
+            ));
         }
         if columns.is_empty() {
             return Err(StoreError::InvalidRows("no columns requested".into()));
@@ -261,7 +281,9 @@ impl DatasetReader {
         let mut seen = std::collections::HashSet::new();
         for c in columns {
             if !seen.insert(*c) {
-                return Err(StoreError::InvalidRows(format!("column {c:?} requested twice")));
+                return Err(StoreError::InvalidRows(format!(
+                    "column {c:?} requested twice"
+                )));
             }
             if self.schema.index_of(c).is_err() {
                 return Err(StoreError::InvalidRows(format!(

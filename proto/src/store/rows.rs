@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float32Array, Int32Array, StringArray};
+use arrow::array::{
+    ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float32Array, Int32Array, StringArray,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
@@ -89,7 +91,14 @@ fn check_shape(
     Ok(axes.iter().map(|a| a.is_none()).collect())
 }
 
-fn info(name: &str, kind: &str, dt: &DataType, row: &[usize], dynamic: &[bool], dtype: Option<DType>) -> ColumnInfo {
+fn info(
+    name: &str,
+    kind: &str,
+    dt: &DataType,
+    row: &[usize],
+    dynamic: &[bool],
+    dtype: Option<DType>,
+) -> ColumnInfo {
     ColumnInfo {
         name: name.to_string(),
         kind: kind.to_string(),
@@ -97,7 +106,13 @@ fn info(name: &str, kind: &str, dt: &DataType, row: &[usize], dynamic: &[bool], 
         row_shape: row
             .iter()
             .enumerate()
-            .map(|(i, &d)| if dynamic.get(i).copied().unwrap_or(false) { 0 } else { d })
+            .map(|(i, &d)| {
+                if dynamic.get(i).copied().unwrap_or(false) {
+                    0
+                } else {
+                    d
+                }
+            })
             .collect(),
         dtype,
     }
@@ -129,7 +144,10 @@ fn check_names(kind: &str, given: &[(String, Tensor)], specs: &[&str]) -> Result
 }
 
 /// Validates `rows` against the teacher and builds the stored batch.
-pub(crate) fn prepare(teacher: &TeacherFingerprint, rows: LabelRows) -> Result<Prepared, StoreError> {
+pub(crate) fn prepare(
+    teacher: &TeacherFingerprint,
+    rows: LabelRows,
+) -> Result<Prepared, StoreError> {
     let n = rows.ids.len();
     if n == 0 {
         return Err(invalid("no rows: ids is empty".into()));
@@ -143,7 +161,9 @@ pub(crate) fn prepare(teacher: &TeacherFingerprint, rows: LabelRows) -> Result<P
             )));
         }
         if let Some(j) = seen.insert(id.as_str(), i) {
-            return Err(invalid(format!("id {id:?} appears twice (rows {j} and {i})")));
+            return Err(invalid(format!(
+                "id {id:?} appears twice (rows {j} and {i})"
+            )));
         }
     }
     drop(seen);
@@ -163,25 +183,42 @@ pub(crate) fn prepare(teacher: &TeacherFingerprint, rows: LabelRows) -> Result<P
 
     // Inputs: validated and digested always, stored when asked.
     for spec in &teacher.inputs {
-        let t = find(&rows.inputs, &spec.name).ok_or_else(|| invalid(format!("input {:?} is missing", spec.name)))?;
+        let t = find(&rows.inputs, &spec.name)
+            .ok_or_else(|| invalid(format!("input {:?} is missing", spec.name)))?;
         let what = format!("input {:?}", spec.name);
         if t.dtype() != spec.dtype {
-            return Err(invalid(format!("{what} is {}, expected {}", t.dtype(), spec.dtype)));
+            return Err(invalid(format!(
+                "{what} is {}, expected {}",
+                t.dtype(),
+                spec.dtype
+            )));
         }
         let dynamic = check_shape(&what, t, n, spec_axes(spec).as_deref())?;
         if teacher.store_inputs {
             let a = tensor_to_column(&spec.name, t, spec.dtype, &dynamic)?;
-            let ci = info(&spec.name, "input", a.data_type(), &t.shape()[1..], &dynamic, Some(spec.dtype));
+            let ci = info(
+                &spec.name,
+                "input",
+                a.data_type(),
+                &t.shape()[1..],
+                &dynamic,
+                Some(spec.dtype),
+            );
             cols.push(&spec.name, a, false, ci);
         }
     }
     let digests = row_digests(&rows.inputs, n)?;
 
     for spec in &teacher.outputs {
-        let t = find(&rows.outputs, &spec.name).ok_or_else(|| invalid(format!("output {:?} is missing", spec.name)))?;
+        let t = find(&rows.outputs, &spec.name)
+            .ok_or_else(|| invalid(format!("output {:?} is missing", spec.name)))?;
         let what = format!("output {:?}", spec.name);
         if t.dtype() != spec.dtype {
-            return Err(invalid(format!("{what} is {}, expected {}", t.dtype(), spec.dtype)));
+            return Err(invalid(format!(
+                "{what} is {}, expected {}",
+                t.dtype(),
+                spec.dtype
+            )));
         }
         let axes = if spec.shape.is_empty() {
             None
@@ -212,17 +249,45 @@ pub(crate) fn prepare(teacher: &TeacherFingerprint, rows: LabelRows) -> Result<P
                 )?);
                 let lse: ArrayRef = Arc::new(Float32Array::from(r.logsumexp));
                 let (ni, nv, nl) = topk_column_names(&spec.name);
-                let ci = info(&ni, "topk_indices", idx.data_type(), &[k], &[], Some(DType::I32));
+                let ci = info(
+                    &ni,
+                    "topk_indices",
+                    idx.data_type(),
+                    &[k],
+                    &[],
+                    Some(DType::I32),
+                );
                 cols.push(&ni, idx, false, ci);
-                let ci = info(&nv, "topk_values", val.data_type(), &[k], &[], Some(DType::F32));
+                let ci = info(
+                    &nv,
+                    "topk_values",
+                    val.data_type(),
+                    &[k],
+                    &[],
+                    Some(DType::F32),
+                );
                 cols.push(&nv, val, false, ci);
-                let ci = info(&nl, "logsumexp", &DataType::Float32, &[], &[], Some(DType::F32));
+                let ci = info(
+                    &nl,
+                    "logsumexp",
+                    &DataType::Float32,
+                    &[],
+                    &[],
+                    Some(DType::F32),
+                );
                 cols.push(&nl, lse, false, ci);
             }
             _ => {
                 let stored = stored_dtype(t.dtype(), teacher.feature_dtype);
                 let a = tensor_to_column(&spec.name, t, stored, &dynamic)?;
-                let ci = info(&spec.name, "output", a.data_type(), &t.shape()[1..], &dynamic, Some(stored));
+                let ci = info(
+                    &spec.name,
+                    "output",
+                    a.data_type(),
+                    &t.shape()[1..],
+                    &dynamic,
+                    Some(stored),
+                );
                 cols.push(&spec.name, a, false, ci);
             }
         }
@@ -283,7 +348,8 @@ struct Cols {
 
 impl Cols {
     fn push(&mut self, name: &str, a: ArrayRef, nullable: bool, ci: ColumnInfo) {
-        self.fields.push(Field::new(name, a.data_type().clone(), nullable));
+        self.fields
+            .push(Field::new(name, a.data_type().clone(), nullable));
         self.arrays.push(a);
         self.columns.push(ci);
     }

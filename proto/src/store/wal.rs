@@ -7,7 +7,7 @@
 //! append is acknowledged only after its record is fsync'd).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::ipc::reader::StreamReader;
@@ -104,61 +104,52 @@ fn encode(batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
     Ok(w.into_inner()?)
 }
 
-/// What a segment held.
-pub(crate) struct Replayed {
-    /// The intact records, in order.
-    pub batches: Vec<RecordBatch>,
-    /// Bytes dropped as a torn tail (0 when the segment ended cleanly).
-    pub torn_bytes: u64,
-}
-
-/// Reads every intact record of a segment; a torn tail is dropped (reported in `torn_bytes`).
-pub(crate) fn read_segment(path: &Path) -> Result<Replayed, StoreError> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| io_err(path, e))?;
-    if bytes.len() < MAGIC.len() || bytes.iter().all(|&b| b == 0) {
+/// Reads the intact records of a segment one at a time (a segment can hold a whole shard's
+/// rows, so they are never all in memory), handing each batch to `each`; a torn tail is
+/// dropped. Returns the number of bytes dropped (0 when the segment ended cleanly).
+pub(crate) fn read_segment(
+    path: &Path,
+    mut each: impl FnMut(RecordBatch) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
+    let file = File::open(path).map_err(|e| io_err(path, e))?;
+    let total = file.metadata().map_err(|e| io_err(path, e))?.len();
+    let mut r = BufReader::new(file);
+    let mut magic = [0u8; 8];
+    if total < MAGIC.len() as u64 {
         // Created but never synced with a record: nothing was acknowledged from it.
-        return Ok(Replayed {
-            batches: Vec::new(),
-            torn_bytes: bytes.len() as u64,
-        });
+        return Ok(total);
     }
-    if &bytes[..MAGIC.len()] != MAGIC {
+    r.read_exact(&mut magic).map_err(|e| io_err(path, e))?;
+    if &magic != MAGIC {
+        if magic.iter().all(|&b| b == 0) {
+            return Ok(total);
+        }
         return Err(corrupt(path, "not a distill write-ahead log (bad magic)"));
     }
-    let mut pos = MAGIC.len();
-    let mut batches = Vec::new();
-    while pos < bytes.len() {
-        let rest = &bytes[pos..];
-        if rest.len() < HEADER {
+    let mut pos = MAGIC.len() as u64;
+    let mut header = [0u8; HEADER];
+    let mut payload = Vec::new();
+    while pos + HEADER as u64 <= total {
+        r.read_exact(&mut header).map_err(|e| io_err(path, e))?;
+        let len = u64::from_le_bytes(header[..8].try_into().unwrap_or([0; 8]));
+        let crc = u32::from_le_bytes(header[8..].try_into().unwrap_or([0; 4]));
+        // A length running past the end of the file is a torn (or garbled) header.
+        if len > total - pos - HEADER as u64 {
             break;
         }
-        let len = u64::from_le_bytes(rest[..8].try_into().unwrap_or([0; 8]));
-        let crc = u32::from_le_bytes(rest[8..12].try_into().unwrap_or([0; 4]));
-        let Some(end) = usize::try_from(len)
-            .ok()
-            .and_then(|l| l.checked_add(HEADER))
-            .filter(|&e| e <= rest.len())
-        else {
-            break;
-        };
-        let payload = &rest[HEADER..end];
-        if crc32fast::hash(payload) != crc {
+        payload.resize(len as usize, 0);
+        r.read_exact(&mut payload).map_err(|e| io_err(path, e))?;
+        if crc32fast::hash(&payload) != crc {
             break;
         }
-        let reader = StreamReader::try_new(payload, None)
+        let reader = StreamReader::try_new(payload.as_slice(), None)
             .map_err(|e| corrupt(path, format!("record at byte {pos}: {e}")))?;
         for b in reader {
-            batches.push(b.map_err(|e| corrupt(path, format!("record at byte {pos}: {e}")))?);
+            each(b.map_err(|e| corrupt(path, format!("record at byte {pos}: {e}")))?)?;
         }
-        pos += end;
+        pos += HEADER as u64 + len;
     }
-    Ok(Replayed {
-        batches,
-        torn_bytes: (bytes.len() - pos) as u64,
-    })
+    Ok(total - pos)
 }
 
 /// Deletes a segment file.

@@ -86,16 +86,36 @@ pub fn emb(i: usize, j: usize) -> f32 {
 pub fn rows(range: std::ops::Range<usize>) -> LabelRows {
     let n = range.len();
     let ids: Vec<String> = range.clone().map(|i| format!("row-{i}")).collect();
-    let x: Vec<f32> = range.clone().flat_map(|i| (0..IN).map(move |j| x_val(i, j))).collect();
-    let l: Vec<f32> = range.clone().flat_map(|i| (0..CLASSES).map(move |c| logit(i, c))).collect();
-    let e: Vec<f32> = range.clone().flat_map(|i| (0..EMB).map(move |j| emb(i, j))).collect();
-    let label: ArrayRef = Arc::new(Int64Array::from(range.clone().map(|i| (i % 10) as i64).collect::<Vec<_>>()));
+    let x: Vec<f32> = range
+        .clone()
+        .flat_map(|i| (0..IN).map(move |j| x_val(i, j)))
+        .collect();
+    let l: Vec<f32> = range
+        .clone()
+        .flat_map(|i| (0..CLASSES).map(move |c| logit(i, c)))
+        .collect();
+    let e: Vec<f32> = range
+        .clone()
+        .flat_map(|i| (0..EMB).map(move |j| emb(i, j)))
+        .collect();
+    let label: ArrayRef = Arc::new(Int64Array::from(
+        range.clone().map(|i| (i % 10) as i64).collect::<Vec<_>>(),
+    ));
     LabelRows {
         ids,
-        inputs: vec![("x".into(), Tensor::new(vec![n, IN], TensorData::F32(x)).unwrap())],
+        inputs: vec![(
+            "x".into(),
+            Tensor::new(vec![n, IN], TensorData::F32(x)).unwrap(),
+        )],
         outputs: vec![
-            ("logits".into(), Tensor::new(vec![n, CLASSES], TensorData::F32(l)).unwrap()),
-            ("embedding".into(), Tensor::new(vec![n, EMB], TensorData::F32(e)).unwrap()),
+            (
+                "logits".into(),
+                Tensor::new(vec![n, CLASSES], TensorData::F32(l)).unwrap(),
+            ),
+            (
+                "embedding".into(),
+                Tensor::new(vec![n, EMB], TensorData::F32(e)).unwrap(),
+            ),
         ],
         columns: vec![("label".into(), label)],
     }
