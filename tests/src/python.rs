@@ -27,6 +27,46 @@ pub fn run_python<S: AsRef<OsStr>>(code: &str, args: &[S]) -> anyhow::Result<Str
     String::from_utf8(out.stdout).context("python printed non-UTF-8")
 }
 
+/// Runs `python -c CODE` with `input` as JSON on stdin (no argv size limit) and parses its
+/// stdout as JSON.
+pub fn python_json_stdin(
+    code: &str,
+    input: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    use std::io::Write;
+    let mut child = Command::new(python_bin())
+        .arg("-c")
+        .arg(code)
+        .current_dir(repo_root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run the venv python")?;
+    let body = serde_json::to_vec(input)?;
+    let mut stdin = child.stdin.take().context("no stdin pipe")?;
+    // Write on a thread: python may fill its stdout pipe before reading all of stdin.
+    let writer = std::thread::spawn(move || stdin.write_all(&body));
+    let out = child.wait_with_output().context("python did not finish")?;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("stdin writer panicked"))?
+        .context("cannot write python's stdin")?;
+    if !out.status.success() {
+        bail!(
+            "python failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "python printed non-JSON: {:.400}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
 /// Runs `python -c CODE ARGS...` and parses its stdout as JSON.
 pub fn python_json<S: AsRef<OsStr>>(code: &str, args: &[S]) -> anyhow::Result<serde_json::Value> {
     let out = run_python(code, args)?;
@@ -105,9 +145,10 @@ def plain(v):
 def read_parquet(paths):
     tables = [pq.read_table(p) for p in paths]
     meta = {}
-    if tables:
-        md = tables[0].schema.metadata or {}
-        meta = {k.decode(): v.decode(errors="replace") for k, v in md.items()}
+    if paths:
+        # File-level key-value metadata (Parquet footer), without Arrow's own schema blob.
+        md = pq.read_metadata(paths[0]).metadata or {}
+        meta = {k.decode(): v.decode(errors="replace") for k, v in md.items() if k != b"ARROW:schema"}
     t = pa.concat_tables(tables) if tables else None
     return {
         "files": [os.path.basename(p) for p in paths],

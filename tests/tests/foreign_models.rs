@@ -6,10 +6,8 @@
 //!   `attention_mask` [batch, seq] -> `onnx::Shape_422` [batch, seq, 384] (last hidden state)
 //!   and `461` [batch, 384] (its masked mean).
 
-use distill_tests::python::read_shards_with_pyarrow;
-use distill_tests::{
-    assert_close, foreign_model, ids, json_shape, python_json, reference_outputs, Rng, Server,
-};
+use distill_tests::python::{python_json_stdin, read_shards_with_pyarrow};
+use distill_tests::{assert_close, foreign_model, ids, json_shape, reference_outputs, Rng, Server};
 use serde_json::{json, Value};
 
 #[test]
@@ -127,10 +125,10 @@ fn minilm_matches_onnxruntime_python_with_server_side_pooling() {
         &want["461"],
         1e-5,
     );
-    let numpy_mean = python_json(
-        "import json, sys\nimport numpy as np\nh = np.array(json.loads(sys.argv[1]))\nm = np.array(json.loads(sys.argv[2]), dtype=np.float64)\n\
+    let numpy_mean = python_json_stdin(
+        "import json, sys\nimport numpy as np\nd = json.load(sys.stdin)\nh = np.array(d['h'])\nm = np.array(d['m'], dtype=np.float64)\n\
          print(json.dumps(((h * m[..., None]).sum(1) / m.sum(1, keepdims=True)).tolist()))",
-        &[want["onnx::Shape_422"].to_string(), inputs["attention_mask"].to_string()],
+        &json!({"h": want["onnx::Shape_422"], "m": inputs["attention_mask"]}),
     )
     .expect("numpy");
     assert_close(

@@ -134,7 +134,8 @@ fn numpy_pool(inputs: &Value, hidden: &Value, how: &str) -> Value {
     let code = r#"
 import json, sys
 import numpy as np
-inputs, hidden, how = json.loads(sys.argv[1]), np.array(json.loads(sys.argv[2])), sys.argv[3]
+d = json.load(sys.stdin)
+inputs, hidden, how = d["inputs"], np.array(d["hidden"]), d["how"]
 mask = np.array(inputs["attention_mask"], dtype=np.float64)
 if how == "mean":
     pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
@@ -142,9 +143,9 @@ else:
     pooled = hidden[:, 0, :]
 print(json.dumps(pooled.tolist()))
 "#;
-    distill_tests::python_json(
+    distill_tests::python::python_json_stdin(
         code,
-        &[inputs.to_string(), hidden.to_string(), how.to_string()],
+        &json!({"inputs": inputs, "hidden": hidden, "how": how}),
     )
     .expect("numpy pooling")
 }

@@ -27,6 +27,9 @@ fn row(v: f64) -> Value {
     Value::Array((0..16).map(|i| json!(v + i as f64 / 16.0)).collect())
 }
 
+/// One refused request: name, body, expected status (any 4xx when `None`), field to name.
+type Case<'a> = (&'a str, Vec<u8>, Option<u16>, Option<&'a str>);
+
 /// A good row with element `i` replaced by `v`.
 fn row_with(i: usize, v: Value) -> Value {
     let mut r = row(0.0);
@@ -74,7 +77,7 @@ fn assert_nothing_stored(server: &Server, dataset: &str) {
 fn malformed_and_mistyped_json_is_refused() {
     let s = server();
     let good_x = json!([row(0.0), row(1.0)]);
-    let mut cases: Vec<(&str, Vec<u8>, Option<u16>, Option<&str>)> = vec![
+    let mut cases: Vec<Case> = vec![
         (
             "malformed JSON",
             br#"{"dataset": "bad", "inputs": {"x": [[1, 2"#.to_vec(),
