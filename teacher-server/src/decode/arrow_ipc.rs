@@ -214,7 +214,7 @@ fn input_tensor(spec: &TensorSpec, a: &dyn Array) -> Result<Tensor, InvalidInput
         let dynamic = tail.iter().filter(|d| matches!(d, Dim::Dynamic(_))).count();
         let inferred = match dynamic {
             0 => None,
-            1 if fixed > 0 && width % fixed == 0 => Some(width / fixed),
+            1 if fixed > 0 && width.checked_rem(fixed) == Some(0) => Some(width / fixed),
             _ => {
                 return Err(err(
                     "invalid_shape",

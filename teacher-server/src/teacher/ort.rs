@@ -16,8 +16,16 @@ use ort::value::{DynValue, Outlet, TensorElementType, TensorRef, ValueType};
 use super::{Signature, Teacher, TeacherError};
 use crate::config::EpChoice;
 
-/// Loads the ONNX Runtime shared library and builds the process-wide environment.
+/// The process-wide environment: ONNX Runtime allows one per process.
+static ENVIRONMENT: std::sync::Mutex<Option<Environment>> = std::sync::Mutex::new(None);
+
+/// Loads the ONNX Runtime shared library and builds the process-wide environment (once; later
+/// calls return the same environment).
 pub fn init_runtime(lib: Option<&Path>) -> Result<Environment, TeacherError> {
+    let mut slot = ENVIRONMENT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = slot.as_ref() {
+        return Ok(env.clone());
+    }
     let lib = lib.ok_or_else(|| {
         TeacherError::Runtime(
             "no ONNX Runtime library given: pass --ort-lib PATH or set ORT_DYLIB_PATH to libonnxruntime.so"
@@ -32,10 +40,12 @@ pub fn init_runtime(lib: Option<&Path>) -> Result<Environment, TeacherError> {
     }
     let builder = ort::init_from(lib)
         .map_err(|e| TeacherError::Runtime(format!("loading {}: {e}", lib.display())))?;
-    builder
+    let env = builder
         .with_name("teacher-server")
         .build()
-        .map_err(|e| TeacherError::Runtime(e.to_string()))
+        .map_err(|e| TeacherError::Runtime(e.to_string()))?;
+    *slot = Some(env.clone());
+    Ok(env)
 }
 
 /// The loaded ONNX Runtime version (e.g. `1.31.1`), asked from the library itself;
