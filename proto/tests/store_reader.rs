@@ -145,3 +145,12 @@ fn corrupt_and_empty_inputs_get_clear_errors() {
         "{msg}"
     );
 }
+
+#[test]
+fn reader_and_batches_can_move_to_a_loader_thread() {
+    fn send<T: Send + 'static>() {}
+    send::<DatasetReader>();
+    send::<distill_proto::store::BatchIter>();
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<LabelStore>();
+}

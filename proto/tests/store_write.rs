@@ -521,3 +521,90 @@ fn concurrent_appends_to_one_and_several_datasets() {
     assert_eq!((n, ids.len()), (283, 283));
     assert_eq!(read_ids(&dir.path().join("own-2")).len(), 30);
 }
+
+#[test]
+fn dynamic_signature_axes_are_stored_as_lists_and_pooling_drops_the_sequence_axis() {
+    use distill_proto::api::{Dim, OutputSource, OutputSpec, Pooling, TensorSpec};
+    use distill_proto::store::{LabelRows, TeacherFingerprint};
+    use distill_proto::Tensor;
+    let dyn_ = |s: &str| Dim::Dynamic(s.into());
+    let t = TeacherFingerprint {
+        model_sha256: "00".repeat(32),
+        inputs: vec![TensorSpec {
+            name: "input_ids".into(),
+            dtype: DType::I64,
+            shape: vec![dyn_("batch"), dyn_("sequence")],
+        }],
+        outputs: vec![OutputSpec {
+            name: "embedding".into(),
+            tensor: "last_hidden_state".into(),
+            source: OutputSource::Output,
+            dtype: DType::F32,
+            shape: vec![dyn_("batch"), dyn_("sequence"), Dim::Fixed(4)],
+            pooling: Pooling::Mean,
+        }],
+        ort_version: "1.31.1".into(),
+        provider: "cpu".into(),
+        feature_dtype: FeatureDType::F32,
+        logits_topk: None,
+        store_inputs: true,
+    };
+    let req = |ids: &[&str], seq: usize| LabelRows {
+        ids: ids.iter().map(|s| s.to_string()).collect(),
+        inputs: vec![(
+            "input_ids".into(),
+            Tensor::new(
+                vec![ids.len(), seq],
+                TensorData::I64((0..ids.len() * seq).map(|v| v as i64).collect()),
+            )
+            .unwrap(),
+        )],
+        outputs: vec![(
+            "embedding".into(),
+            Tensor::new(
+                vec![ids.len(), 4],
+                TensorData::F32(vec![0.5; ids.len() * 4]),
+            )
+            .unwrap(),
+        )],
+        columns: vec![],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = LabelStore::open(dir.path(), t, options(100)).unwrap();
+    store.append("s", req(&["a", "b"], 5)).unwrap();
+    store.append("s", req(&["c"], 9)).unwrap();
+    // The pooled output must not keep the sequence axis.
+    let mut bad = req(&["d"], 3);
+    bad.outputs[0].1 = Tensor::new(vec![1, 3, 4], TensorData::F32(vec![0.0; 12])).unwrap();
+    let e = store.append("s", bad).unwrap_err().to_string();
+    assert!(e.contains("expected [1, 4]"), "{e}");
+    let m = store.seal("s").unwrap();
+    let ids_col = m.columns.iter().find(|c| c.name == "input_ids").unwrap();
+    assert_eq!(
+        ids_col.row_shape,
+        vec![0],
+        "a dynamic axis is recorded as 0"
+    );
+    assert!(
+        ids_col.arrow_type.starts_with("List("),
+        "{}",
+        ids_col.arrow_type
+    );
+    let r = DatasetReader::open(&dir.path().join("s")).unwrap();
+    let mut batches = r.batches(&["input_ids", "embedding"], 100).unwrap();
+    let b = batches.next().unwrap().unwrap();
+    assert_eq!(b.num_rows(), 3);
+    // Rows of 5 and 9 tokens cannot form one tensor; one request's rows can.
+    let e = column_to_tensor(&b, "input_ids", DType::I64)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("row 2 has 9 values"), "{e}");
+    let first = column_to_tensor(&b.slice(0, 2), "input_ids", DType::I64).unwrap();
+    assert_eq!(first.shape(), &[2, 5]);
+    assert_eq!(
+        column_to_tensor(&b, "embedding", DType::F32)
+            .unwrap()
+            .shape(),
+        &[3, 4]
+    );
+}
