@@ -532,3 +532,49 @@ fn concurrent_clients_store_every_row_once() {
         );
     }
 }
+
+#[test]
+fn duckdb_reads_the_shards() {
+    // A third reader (DuckDB, C++) over a glob of every shard, as an analyst would query it.
+    let server = mlp_server(&[]);
+    let x = Rng::new(21).matrix(6, 16);
+    let first = post(
+        &server,
+        "duck",
+        "d",
+        0..3,
+        &Value::Array(x.as_array().expect("rows")[0..3].to_vec()),
+    );
+    server.seal("duck");
+    let second = post(
+        &server,
+        "duck",
+        "d",
+        3..6,
+        &Value::Array(x.as_array().expect("rows")[3..6].to_vec()),
+    );
+    server.seal("duck");
+    let code = r#"
+import json, sys, duckdb
+glob = sys.argv[1] + "/shard-*.parquet"
+con = duckdb.connect()
+rows = con.execute(f"SELECT id, logits, len(embedding) FROM read_parquet('{glob}') ORDER BY id").fetchall()
+files = con.execute(f"SELECT count(DISTINCT filename) FROM read_parquet('{glob}', filename=true)").fetchone()[0]
+print(json.dumps({"rows": [[r[0], list(r[1]), r[2]] for r in rows], "files": files}))
+"#;
+    let dir = server.dataset_dir("duck");
+    let got = distill_tests::python_json(code, &[&dir]).expect("duckdb");
+    assert_eq!(got["files"], 2, "{got}");
+    let rows = got["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 6, "{got}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], format!("d-{i}"));
+        assert_eq!(row[2], 32, "embedding width");
+        let want = if i < 3 {
+            &first["outputs"]["logits"][i]
+        } else {
+            &second["outputs"]["logits"][i - 3]
+        };
+        assert_close(&format!("DuckDB logits of d-{i}"), &row[1], want, 1e-6);
+    }
+}
