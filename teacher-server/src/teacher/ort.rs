@@ -126,9 +126,21 @@ impl OrtTeacher {
                 .map_err(|e| TeacherError::Runtime(e.to_string()))?;
         }
         let provider = register_provider(&mut builder, ep)?;
-        let session = builder
-            .commit_from_memory(model)
-            .map_err(|e| TeacherError::Load(e.to_string()))?;
+        let session = match builder.commit_from_memory(model) {
+            Ok(s) => s,
+            // CUDA can register yet fail when the session is built (a missing cuDNN, say):
+            // `auto` promises a CPU fallback, so build again without it.
+            Err(e) if ep == EpChoice::Auto && provider == "cuda" => {
+                tracing::warn!(error = %e, "session on CUDA failed; falling back to CPU");
+                return Self::load(env, model, EpChoice::Cpu, intra_threads);
+            }
+            Err(e) if provider == "cuda" => {
+                return Err(TeacherError::Provider(format!(
+                    "--ep cuda: building the session on CUDA failed: {e}"
+                )))
+            }
+            Err(e) => return Err(TeacherError::Load(e.to_string())),
+        };
         let signature = signature_of(&session)?;
         Ok(Self {
             session,
