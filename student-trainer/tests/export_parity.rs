@@ -417,3 +417,15 @@ fn classifier_rejects_bad_input_and_bad_files() {
         "{e}"
     );
 }
+
+#[test]
+fn missing_ort_library_is_a_clear_error() {
+    use student_trainer::export::resolve_ort_lib;
+    let e = resolve_ort_lib(Some(Path::new("/nonexistent/libonnxruntime.so"))).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("/nonexistent/libonnxruntime.so") && msg.contains("scripts/fetch_deps.sh"),
+        "{msg}"
+    );
+    assert_eq!(resolve_ort_lib(Some(&ort_lib())).unwrap(), ort_lib());
+}

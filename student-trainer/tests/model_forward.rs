@@ -221,6 +221,8 @@ fn dropout_zeroes_about_p_and_rescales_the_rest() {
     let kept = 1.0f32 / 0.7;
     assert!(y.iter().all(|&v| v == 0.0 || (v - kept).abs() < 1e-6));
     assert!(d.apply(&x, 1.0).is_err());
+    assert!(d.apply(&x, -0.1).is_err());
+    assert!(d.apply(&x, f32::NAN).is_err());
     let same: Vec<f32> = d
         .apply(&x, 0.0)
         .unwrap()
