@@ -28,6 +28,37 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a student (ONNX or safetensors) on a labelled Parquet set.
     Eval(EvalArgs),
+    /// Compare finished runs in a Markdown table, re-scoring each on one eval set.
+    Report(ReportArgs),
+}
+
+/// `report` flags.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Title of the report.
+    #[arg(long, default_value = "distill report")]
+    pub title: String,
+    /// A run as NAME=RUN_FOLDER (repeatable, in table order).
+    #[arg(long = "run", required = true)]
+    pub runs: Vec<String>,
+    /// Labelled eval data every run is scored on.
+    #[arg(long)]
+    pub eval: String,
+    /// Teacher logits column of the eval data, for agreement.
+    #[arg(long)]
+    pub teacher_column: Option<String>,
+    /// KD temperature of the reported eval KD loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Total elapsed seconds to print under the table.
+    #[arg(long)]
+    pub elapsed_s: Option<f64>,
+    /// ONNX Runtime shared library.
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Write the report here (it is printed as well).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `train` flags.
@@ -109,6 +140,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Report(a) => {
+            let text = report(&a)?;
+            if let Some(p) = &a.out {
+                std::fs::write(p, &text)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+            }
+            print!("{text}");
+            Ok(())
+        }
         Command::Eval(a) => {
             let m = eval(&a)?;
             if a.json {
@@ -140,7 +180,8 @@ pub fn eval_line(m: &EvalMetrics) -> String {
 }
 
 fn is_onnx(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
 
 /// Evaluates a model file on a data set (the `eval` subcommand).
@@ -159,7 +200,15 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<EvalMetrics> {
         .clone()
         .or_else(|| cfg.as_ref().and_then(|c| c.data.label.clone()))
         .unwrap_or_else(|| "label".into());
-    let data = EvalData::load(&a.data, &input, &label, a.teacher_column.as_deref(), true, None, None)?;
+    let data = EvalData::load(
+        &a.data,
+        &input,
+        &label,
+        a.teacher_column.as_deref(),
+        true,
+        None,
+        None,
+    )?;
     let rows = data.rows();
     let dim = data.input.cols;
     let (logits, classes) = if is_onnx(&a.model) {
@@ -196,12 +245,24 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<EvalMetrics> {
             None => tensors
                 .get("out.weight")
                 .map(|t| t.dims()[0])
-                .ok_or_else(|| anyhow::anyhow!("{} has no out.weight; set data.num_classes", a.model.display()))?,
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{} has no out.weight; set data.num_classes",
+                        a.model.display()
+                    )
+                })?,
         };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let student = Student::new(&cfg.student, dim, classes, vb)
-            .map_err(|e| anyhow::anyhow!("{} does not fit the config's student: {e}", a.model.display()))?;
-        (evaluate::student_logits(&student, &data.input.data, dim, a.batch_rows)?, classes)
+        let student = Student::new(&cfg.student, dim, classes, vb).map_err(|e| {
+            anyhow::anyhow!(
+                "{} does not fit the config's student: {e}",
+                a.model.display()
+            )
+        })?;
+        (
+            evaluate::student_logits(&student, &data.input.data, dim, a.batch_rows)?,
+            classes,
+        )
     };
     if let Some(bad) = data.labels.iter().find(|&&l| l as usize >= classes) {
         anyhow::bail!("column {label:?} holds label {bad}, but the model has {classes} classes");
@@ -212,5 +273,60 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<EvalMetrics> {
         &data.labels,
         data.teacher.as_ref().map(|(_, t)| t),
         a.temperature,
+    ))
+}
+
+/// Builds the `report` table: each run's summary, and its exported student (ONNX when
+/// present, else safetensors with the run's config) scored on `--eval`.
+pub fn report(a: &ReportArgs) -> anyhow::Result<String> {
+    let mut rows = Vec::new();
+    for spec in &a.runs {
+        let (name, dir) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--run {spec:?}: expected NAME=RUN_FOLDER"))?;
+        let dir = PathBuf::from(dir);
+        let sp = dir.join("summary.json");
+        let text = std::fs::read_to_string(&sp).map_err(|e| {
+            anyhow::anyhow!(
+                "run {name:?}: cannot read {}: {e} (is the run finished?)",
+                sp.display()
+            )
+        })?;
+        let summary: crate::metrics::Summary = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("run {name:?}: {} does not parse: {e}", sp.display()))?;
+        let onnx = dir.join("student.onnx");
+        let model = if onnx.is_file() {
+            onnx
+        } else {
+            dir.join("student.safetensors")
+        };
+        let args = EvalArgs {
+            model: model.clone(),
+            data: a.eval.clone(),
+            config: Some(dir.join("config.toml")),
+            input: None,
+            label: None,
+            teacher_column: a.teacher_column.clone(),
+            temperature: a.temperature,
+            ort_lib: a.ort_lib.clone(),
+            batch_rows: 1024,
+            json: false,
+        };
+        let m = eval(&args).map_err(|e| anyhow::anyhow!("run {name:?}: {e:#}"))?;
+        rows.push(crate::metrics::report::ReportRow {
+            name: name.to_string(),
+            summary,
+            eval: m,
+            scored: model
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(crate::metrics::report::render(
+        &a.title,
+        &a.eval,
+        &rows,
+        a.elapsed_s,
     ))
 }

@@ -13,7 +13,11 @@ use crate::metrics::EpochMetrics;
 
 type Series = (Vec<(f64, f64)>, RGBColor);
 
-fn panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, epochs: usize, series: &[Series]) -> Result<(), String> {
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    epochs: usize,
+    series: &[Series],
+) -> Result<(), String> {
     let ymax = series
         .iter()
         .flat_map(|(s, _)| s.iter().map(|p| p.1))
@@ -29,7 +33,10 @@ fn panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, epochs: 
     for q in 0..=4 {
         let y = ymax * q as f64 / 4.0;
         chart
-            .draw_series(LineSeries::new(vec![(1.0, y), (xmax, y)], RGBColor(215, 215, 215)))
+            .draw_series(LineSeries::new(
+                vec![(1.0, y), (xmax, y)],
+                RGBColor(215, 215, 215),
+            ))
             .map_err(|e| e.to_string())?;
     }
     for (points, color) in series {
@@ -50,7 +57,10 @@ pub fn draw_curves(path: &Path, history: &[EpochMetrics]) -> Result<(), String> 
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (left, right) = root.split_horizontally(500);
     let xs = |f: &dyn Fn(&EpochMetrics) -> Option<f64>| -> Vec<(f64, f64)> {
-        history.iter().filter_map(|m| f(m).map(|v| (m.epoch as f64, v))).collect()
+        history
+            .iter()
+            .filter_map(|m| f(m).map(|v| (m.epoch as f64, v)))
+            .collect()
     };
     let epochs = history.last().map_or(1, |m| m.epoch);
     panel(
@@ -66,7 +76,10 @@ pub fn draw_curves(path: &Path, history: &[EpochMetrics]) -> Result<(), String> 
         epochs,
         &[
             (xs(&|m| m.eval.as_ref().map(|e| 1.0 - e.accuracy)), GREEN),
-            (xs(&|m| m.eval.as_ref().and_then(|e| e.agreement).map(|a| 1.0 - a)), RGBColor(255, 140, 0)),
+            (
+                xs(&|m| m.eval.as_ref().and_then(|e| e.agreement).map(|a| 1.0 - a)),
+                RGBColor(255, 140, 0),
+            ),
         ],
     )?;
     root.present().map_err(|e| e.to_string())

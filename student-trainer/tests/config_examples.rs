@@ -7,7 +7,9 @@ fn example_configs_parse() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut seen = 0;
     for dir in [root.clone(), root.join("demo")] {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "toml") {
@@ -16,5 +18,9 @@ fn example_configs_parse() {
             }
         }
     }
-    assert!(seen >= 5, "found only {seen} example configs under {}", root.display());
+    assert!(
+        seen >= 5,
+        "found only {seen} example configs under {}",
+        root.display()
+    );
 }

@@ -51,7 +51,9 @@ fn parse(text: &str) -> Result<RunConfig, ConfigError> {
 }
 
 fn err(text: &str) -> String {
-    parse(text).expect_err("config must be rejected").to_string()
+    parse(text)
+        .expect_err("config must be rejected")
+        .to_string()
 }
 
 #[test]
@@ -98,10 +100,16 @@ fn typo_in_data_and_student_tables() {
 #[test]
 fn out_of_range_values_name_the_key() {
     let e = err(&GOOD.replace("lr = 1e-3", "lr = -1.0"));
-    assert!(e.contains("train.lr") && e.contains("runs/example.toml"), "{e}");
+    assert!(
+        e.contains("train.lr") && e.contains("runs/example.toml"),
+        "{e}"
+    );
     let e = err(&GOOD.replace("temperature = 20.0", "temperature = 0.0"));
     assert!(e.contains("loss[0].temperature"), "{e}");
-    let e = err(&GOOD.replace("optimizer = \"adamw\"", "optimizer = \"adamw\"\nmomentum = 0.9"));
+    let e = err(&GOOD.replace(
+        "optimizer = \"adamw\"",
+        "optimizer = \"adamw\"\nmomentum = 0.9",
+    ));
     assert!(e.contains("train.momentum"), "{e}");
     let e = err(&GOOD.replace("distance = \"smooth_l1\"", "distance = \"mse\""));
     assert!(e.contains("loss[2].beta"), "{e}");
@@ -110,7 +118,10 @@ fn out_of_range_values_name_the_key() {
 #[test]
 fn ce_without_label_column_is_rejected() {
     let e = err(&GOOD.replace("label = \"label\"\n", ""));
-    assert!(e.contains("loss[1].kind") && e.contains("data.label"), "{e}");
+    assert!(
+        e.contains("loss[1].kind") && e.contains("data.label"),
+        "{e}"
+    );
 }
 
 #[test]

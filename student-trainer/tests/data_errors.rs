@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float32Array, Int64Array, StringArray};
-use data_support::{columns, fsl, fsl_i32, kd_config, synth, write_config, write_parquet, write_sets};
+use data_support::{
+    columns, fsl, fsl_i32, kd_config, synth, write_config, write_parquet, write_sets,
+};
 use student_trainer::train::{run, TrainOptions};
 
 fn train_err(config: &Path, out: &Path) -> String {
@@ -33,16 +35,28 @@ fn try_config(dir: &Path, body: &str) -> String {
 fn missing_input_column_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (train, eval) = write_sets(dir.path(), 40, 20);
-    let e = try_config(dir.path(), &kd_config(&train, &eval, 1, "").replace("input = \"pixels\"", "input = \"image\""));
-    assert!(e.contains("\"image\"") && e.contains("not found") && e.contains("pixels"), "{e}");
+    let e = try_config(
+        dir.path(),
+        &kd_config(&train, &eval, 1, "").replace("input = \"pixels\"", "input = \"image\""),
+    );
+    assert!(
+        e.contains("\"image\"") && e.contains("not found") && e.contains("pixels"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_teacher_column_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (train, eval) = write_sets(dir.path(), 40, 20);
-    let e = try_config(dir.path(), &kd_config(&train, &eval, 1, "").replace("teacher = \"logits\"", "teacher = \"logitz\""));
-    assert!(e.contains("\"logitz\"") && e.contains(&train.display().to_string()), "{e}");
+    let e = try_config(
+        dir.path(),
+        &kd_config(&train, &eval, 1, "").replace("teacher = \"logits\"", "teacher = \"logitz\""),
+    );
+    assert!(
+        e.contains("\"logitz\"") && e.contains(&train.display().to_string()),
+        "{e}"
+    );
 }
 
 #[test]
@@ -55,7 +69,10 @@ fn shard_with_another_schema_is_named() {
     let odd = train.join("shard-000002.parquet");
     write_parquet(&odd, cols);
     let e = try_config(dir.path(), &kd_config(&train, &eval, 1, ""));
-    assert!(e.contains("shard-000002.parquet") && e.contains("does not match"), "{e}");
+    assert!(
+        e.contains("shard-000002.parquet") && e.contains("does not match"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -65,7 +82,10 @@ fn corrupt_parquet_file_is_named() {
     let bad = train.join("shard-000001.parquet");
     std::fs::write(&bad, b"this is not parquet at all").expect("write");
     let e = try_config(dir.path(), &kd_config(&train, &eval, 1, ""));
-    assert!(e.contains("corrupt") && e.contains("shard-000001.parquet"), "{e}");
+    assert!(
+        e.contains("corrupt") && e.contains("shard-000001.parquet"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -76,18 +96,33 @@ fn empty_dataset_is_an_error() {
     write_parquet(
         &empty,
         vec![
-            ("id", Arc::new(StringArray::from(Vec::<String>::new())) as ArrayRef),
+            (
+                "id",
+                Arc::new(StringArray::from(Vec::<String>::new())) as ArrayRef,
+            ),
             ("pixels", fsl(vec![], 64)),
-            ("label", Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef),
+            (
+                "label",
+                Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef,
+            ),
             ("logits", fsl(vec![], 10)),
         ],
     );
     let e = try_config(dir.path(), &kd_config(&empty, &eval, 1, ""));
     assert!(e.contains("empty") && e.contains("empty.parquet"), "{e}");
-    let e = try_config(dir.path(), &kd_config(&dir.path().join("nothing-*.parquet"), &eval, 1, ""));
+    let e = try_config(
+        dir.path(),
+        &kd_config(&dir.path().join("nothing-*.parquet"), &eval, 1, ""),
+    );
     assert!(e.contains("nothing-*.parquet"), "{e}");
-    let e = try_config(dir.path(), &kd_config(&dir.path().join("missing.parquet"), &eval, 1, ""));
-    assert!(e.contains("missing.parquet") && e.contains("not found"), "{e}");
+    let e = try_config(
+        dir.path(),
+        &kd_config(&dir.path().join("missing.parquet"), &eval, 1, ""),
+    );
+    assert!(
+        e.contains("missing.parquet") && e.contains("not found"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -98,19 +133,29 @@ fn wrong_dtypes_and_widths_are_named() {
     // Float labels.
     let f = dir.path().join("floatlabels.parquet");
     let mut cols = columns(&s);
-    cols[2] = ("label", Arc::new(Float32Array::from(vec![1.0f32; 20])) as ArrayRef);
+    cols[2] = (
+        "label",
+        Arc::new(Float32Array::from(vec![1.0f32; 20])) as ArrayRef,
+    );
     write_parquet(&f, cols);
     let e = try_config(dir.path(), &kd_config(&f, &eval, 1, ""));
     assert!(e.contains("\"label\"") && e.contains("integer"), "{e}");
     // Input column that is not a list of floats.
     let g = dir.path().join("intinput.parquet");
     let mut cols = columns(&s);
-    cols[1] = ("pixels", Arc::new(Int64Array::from(vec![1i64; 20])) as ArrayRef);
+    cols[1] = (
+        "pixels",
+        Arc::new(Int64Array::from(vec![1i64; 20])) as ArrayRef,
+    );
     write_parquet(&g, cols);
     let e = try_config(dir.path(), &kd_config(&g, &eval, 1, ""));
-    assert!(e.contains("\"pixels\"") && e.contains("FixedSizeList"), "{e}");
+    assert!(
+        e.contains("\"pixels\"") && e.contains("FixedSizeList"),
+        "{e}"
+    );
     // Teacher logits of the wrong width for the classes the labels imply.
-    let body = kd_config(&train, &eval, 1, "").replace("label = \"label\"", "label = \"label\"\nnum_classes = 12");
+    let body = kd_config(&train, &eval, 1, "")
+        .replace("label = \"label\"", "label = \"label\"\nnum_classes = 12");
     let e = try_config(dir.path(), &body);
     assert!(e.contains("\"logits\"") && e.contains("width 10"), "{e}");
     // Eval inputs of another width than the training inputs.
@@ -119,7 +164,10 @@ fn wrong_dtypes_and_widths_are_named() {
     cols[1] = ("pixels", fsl(vec![0.5; 20 * 32], 32));
     write_parquet(&h, cols);
     let e = try_config(dir.path(), &kd_config(&train, &h, 1, ""));
-    assert!(e.contains("narrow.parquet") && e.contains("width 32"), "{e}");
+    assert!(
+        e.contains("narrow.parquet") && e.contains("width 32"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -131,13 +179,17 @@ fn bad_values_are_named_with_the_row() {
     let f = dir.path().join("nan.parquet");
     write_parquet(&f, columns(&s));
     let e = try_config(dir.path(), &kd_config(&f, &eval, 1, ""));
-    assert!(e.contains("non-finite") && e.contains("row 3") && e.contains("\"pixels\""), "{e}");
+    assert!(
+        e.contains("non-finite") && e.contains("row 3") && e.contains("\"pixels\""),
+        "{e}"
+    );
 
     let mut s = synth(20, 5);
     s.labels[7] = 42;
     let g = dir.path().join("labels.parquet");
     write_parquet(&g, columns(&s));
-    let body = kd_config(&g, &eval, 1, "").replace("label = \"label\"", "label = \"label\"\nnum_classes = 10");
+    let body = kd_config(&g, &eval, 1, "")
+        .replace("label = \"label\"", "label = \"label\"\nnum_classes = 10");
     let e = try_config(dir.path(), &body);
     assert!(e.contains("row 7") && e.contains("label 42"), "{e}");
 }
@@ -164,7 +216,10 @@ fn topk_storage_is_used_by_kd_and_refused_elsewhere() {
     cols.truncate(3);
     cols.push(("logits_topk_indices", fsl_i32(idx, k)));
     cols.push(("logits_topk_values", fsl(vals, k)));
-    cols.push(("logits_logsumexp", Arc::new(Float32Array::from(lse)) as ArrayRef));
+    cols.push((
+        "logits_logsumexp",
+        Arc::new(Float32Array::from(lse)) as ArrayRef,
+    ));
     let f = dir.path().join("topk.parquet");
     write_parquet(&f, cols);
     // kd reads the top-k trio automatically.
@@ -206,7 +261,10 @@ fn multi_teacher_join_by_id() {
     let t1 = dir.path().join("t1.parquet");
     let mut ids: Vec<String> = rows.iter().map(|&r| a.ids[r].clone()).collect();
     ids.extend(b.ids.iter().cloned());
-    let mut logits: Vec<f32> = rows.iter().flat_map(|&r| a.logits[r * 10..(r + 1) * 10].to_vec()).collect();
+    let mut logits: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| a.logits[r * 10..(r + 1) * 10].to_vec())
+        .collect();
     logits.extend(b.logits.iter().cloned());
     write_parquet(
         &t1,
@@ -219,7 +277,10 @@ fn multi_teacher_join_by_id() {
     write_parquet(
         &t2,
         vec![
-            ("id", Arc::new(StringArray::from(ids[..30].to_vec())) as ArrayRef),
+            (
+                "id",
+                Arc::new(StringArray::from(ids[..30].to_vec())) as ArrayRef,
+            ),
             ("logits", fsl(logits[..300].to_vec(), 10)),
         ],
     );

@@ -6,13 +6,16 @@ mod data_support;
 use std::path::PathBuf;
 
 use data_support::{kd_config, write_config, write_sets};
-use student_trainer::cli::{eval, EvalArgs};
+use student_trainer::cli::{eval, report, EvalArgs, ReportArgs};
 use student_trainer::train::{run, RunOutcome, TrainOptions};
 
 fn ort_lib() -> PathBuf {
     std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.deps/onnxruntime/libonnxruntime.so.1.31.1"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../.deps/onnxruntime/libonnxruntime.so.1.31.1")
+        })
 }
 
 #[test]
@@ -54,8 +57,18 @@ fn eval_of_safetensors_and_onnx_matches_training_eval() {
     args.model = out.join("student.onnx");
     args.config = None;
     let ox = eval(&args).expect("onnx eval");
-    assert!(ox.errors.abs_diff(st.errors) <= 1, "onnx {} vs candle {} errors", ox.errors, st.errors);
-    assert!((ox.ce - st.ce).abs() < 1e-4, "onnx ce {} vs candle {}", ox.ce, st.ce);
+    assert!(
+        ox.errors.abs_diff(st.errors) <= 1,
+        "onnx {} vs candle {} errors",
+        ox.errors,
+        st.errors
+    );
+    assert!(
+        (ox.ce - st.ce).abs() < 1e-4,
+        "onnx ce {} vs candle {}",
+        ox.ce,
+        st.ce
+    );
     assert!(ox.agreement.expect("agreement") > 0.8);
 
     // A safetensors model without --config is refused with a clear message.
@@ -67,4 +80,34 @@ fn eval_of_safetensors_and_onnx_matches_training_eval() {
     args.teacher_column = Some("nope".into());
     let e = eval(&args).expect_err("missing column").to_string();
     assert!(e.contains("\"nope\""), "{e}");
+
+    // The report re-scores the run's ONNX on the same set and tabulates it.
+    let r = report(&ReportArgs {
+        title: "test report".into(),
+        runs: vec![format!("kd student={}", out.display())],
+        eval: eval_set.display().to_string(),
+        teacher_column: Some("logits".into()),
+        temperature: 4.0,
+        elapsed_s: Some(1.0),
+        ort_lib: Some(ort_lib()),
+        out: None,
+    })
+    .expect("report");
+    assert!(
+        r.contains("# test report") && r.contains("| kd student | 2410 | 2 |"),
+        "{r}"
+    );
+    assert!(r.contains(&format!("| {} / 200 |", ox.errors)), "{r}");
+    let e = report(&ReportArgs {
+        title: "x".into(),
+        runs: vec!["no-equals-sign".into()],
+        eval: eval_set.display().to_string(),
+        teacher_column: None,
+        temperature: 1.0,
+        elapsed_s: None,
+        ort_lib: None,
+        out: None,
+    })
+    .expect_err("bad --run");
+    assert!(e.to_string().contains("NAME=RUN_FOLDER"), "{e}");
 }

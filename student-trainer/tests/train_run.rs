@@ -45,7 +45,16 @@ fn numbers(out: &Path) -> Vec<EpochMetrics> {
 fn kd_run_learns_and_writes_the_run_folder() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (train, eval) = write_sets(dir.path(), 1000, 300);
-    let cfg = write_config(dir.path(), "kd.toml", &kd_config(&train, &eval, 4, "schedule = \"cosine\"\nwarmup_epochs = 0.5"));
+    let cfg = write_config(
+        dir.path(),
+        "kd.toml",
+        &kd_config(
+            &train,
+            &eval,
+            4,
+            "schedule = \"cosine\"\nwarmup_epochs = 0.5",
+        ),
+    );
     let out = dir.path().join("run");
     let s = finished(run(&opts(&cfg, &out)).expect("training runs"));
     assert_eq!(s.epochs, 4);
@@ -55,15 +64,28 @@ fn kd_run_learns_and_writes_the_run_folder() {
     assert!(agreement > 0.8, "agreement {agreement}");
     assert_eq!(s.param_count, 64 * 32 + 32 + 32 * 10 + 10);
     assert!(s.samples_per_s > 0.0);
-    for f in ["config.toml", "student.safetensors", "student.onnx", "metrics.jsonl", "summary.json", "curves.png"] {
+    for f in [
+        "config.toml",
+        "student.safetensors",
+        "student.onnx",
+        "metrics.jsonl",
+        "summary.json",
+        "curves.png",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let m = numbers(&out);
     assert_eq!(m.len(), 4);
-    assert!(m[3].train_loss < m[0].train_loss, "loss falls: {} -> {}", m[0].train_loss, m[3].train_loss);
+    assert!(
+        m[3].train_loss < m[0].train_loss,
+        "loss falls: {} -> {}",
+        m[0].train_loss,
+        m[3].train_loss
+    );
     assert!(m[0].train_terms.contains_key("kd:logits") && m[0].train_terms.contains_key("ce"));
     // The written config is the resolved one and parses again.
-    student_trainer::config::RunConfig::load(&out.join("config.toml")).expect("resolved config parses");
+    student_trainer::config::RunConfig::load(&out.join("config.toml"))
+        .expect("resolved config parses");
     // A second fresh run into the same folder is refused.
     let e = run(&opts(&cfg, &out)).expect_err("run folder in use");
     assert!(e.to_string().contains("--resume"), "{e}");
@@ -73,7 +95,11 @@ fn kd_run_learns_and_writes_the_run_folder() {
 fn same_seed_gives_identical_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (train, eval) = write_sets(dir.path(), 400, 100);
-    let cfg = write_config(dir.path(), "det.toml", &kd_config(&train, &eval, 2, "jitter = 1"));
+    let cfg = write_config(
+        dir.path(),
+        "det.toml",
+        &kd_config(&train, &eval, 2, "jitter = 1"),
+    );
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let mut o = opts(&cfg, &a);
     o.export_onnx = false;
@@ -91,8 +117,13 @@ fn resumed_run_is_bit_identical() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (train, eval) = write_sets(dir.path(), 300, 100);
     // Dropout and jitter on, so resume must also restore their random streams.
-    let body = kd_config(&train, &eval, 2, "jitter = 1\noptimizer = \"adamw\"\nweight_decay = 0.01\nschedule = \"cosine\"")
-        .replace("hidden = [32]", "hidden = [32]\ndropout = 0.2");
+    let body = kd_config(
+        &train,
+        &eval,
+        2,
+        "jitter = 1\noptimizer = \"adamw\"\nweight_decay = 0.01\nschedule = \"cosine\"",
+    )
+    .replace("hidden = [32]", "hidden = [32]\ndropout = 0.2");
     let cfg = write_config(dir.path(), "res.toml", &body);
     let (full, split) = (dir.path().join("full"), dir.path().join("split"));
     let mut o = opts(&cfg, &full);
@@ -101,7 +132,10 @@ fn resumed_run_is_bit_identical() {
 
     o.out = Some(split.clone());
     o.stop_after = Some(1);
-    assert_eq!(run(&o).expect("first half"), RunOutcome::Paused { epochs: 1 });
+    assert_eq!(
+        run(&o).expect("first half"),
+        RunOutcome::Paused { epochs: 1 }
+    );
     o.stop_after = None;
     o.resume = true;
     finished(run(&o).expect("resumed half"));
@@ -194,13 +228,26 @@ weight = 0.1
     o.export_onnx = false;
     finished(run(&o).expect("feature run"));
     let m = &numbers(&out)[0];
-    for k in ["feature:embedding", "rkd:embedding", "sp:embedding", "infonce:embedding", "soft_bce:logits"] {
-        let v = m.train_terms.get(k).unwrap_or_else(|| panic!("{k} missing: {:?}", m.train_terms));
+    for k in [
+        "feature:embedding",
+        "rkd:embedding",
+        "sp:embedding",
+        "infonce:embedding",
+        "soft_bce:logits",
+    ] {
+        let v = m
+            .train_terms
+            .get(k)
+            .unwrap_or_else(|| panic!("{k} missing: {:?}", m.train_terms));
         assert!(v.is_finite(), "{k} = {v}");
     }
     // The projector (32 -> 12) trained with the student but is not part of the export.
-    let w = candle_core::safetensors::load(out.join("student.safetensors"), &candle_core::Device::Cpu).expect("weights");
+    let w =
+        candle_core::safetensors::load(out.join("student.safetensors"), &candle_core::Device::Cpu)
+            .expect("weights");
     assert!(w.keys().all(|k| !k.starts_with("__proj")), "{:?}", w.keys());
-    let ck = std::fs::read_dir(out.join("checkpoint")).expect("checkpoint dir").count();
+    let ck = std::fs::read_dir(out.join("checkpoint"))
+        .expect("checkpoint dir")
+        .count();
     assert!(ck >= 2);
 }

@@ -64,9 +64,13 @@ pub fn append_float_rows(
     first_row: usize,
     out: &mut Vec<f32>,
 ) -> Result<(), DataError> {
-    let list: &FixedSizeListArray = arr
-        .as_fixed_size_list_opt()
-        .ok_or_else(|| bad(column, path, format!("expected a FixedSizeList, found {}", arr.data_type())))?;
+    let list: &FixedSizeListArray = arr.as_fixed_size_list_opt().ok_or_else(|| {
+        bad(
+            column,
+            path,
+            format!("expected a FixedSizeList, found {}", arr.data_type()),
+        )
+    })?;
     if list.value_length() as usize != width {
         return Err(bad(
             column,
@@ -187,9 +191,16 @@ pub fn append_index_rows(
     first_row: usize,
     out: &mut Vec<u32>,
 ) -> Result<(), DataError> {
-    let list: &FixedSizeListArray = arr
-        .as_fixed_size_list_opt()
-        .ok_or_else(|| bad(column, path, format!("expected FixedSizeList<Int32, k>, found {}", arr.data_type())))?;
+    let list: &FixedSizeListArray = arr.as_fixed_size_list_opt().ok_or_else(|| {
+        bad(
+            column,
+            path,
+            format!(
+                "expected FixedSizeList<Int32, k>, found {}",
+                arr.data_type()
+            ),
+        )
+    })?;
     if list.value_length() as usize != k || list.null_count() > 0 {
         return Err(bad(
             column,

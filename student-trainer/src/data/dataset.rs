@@ -13,7 +13,7 @@ use std::path::Path;
 use arrow::datatypes::DataType;
 
 use super::columns::{
-    append_f32_scalars, append_ids, append_index_rows, append_labels, append_float_rows,
+    append_f32_scalars, append_float_rows, append_ids, append_index_rows, append_labels,
     float_list_width, is_int_scalar,
 };
 use super::source::ParquetSource;
@@ -369,20 +369,18 @@ fn join_order(
     train_ids
         .iter()
         .map(|id| {
-            pos.get(id.as_str()).copied().ok_or_else(|| DataError::Join {
-                message: format!("training row id {id:?} is missing from teacher {teacher:?}"),
-            })
+            pos.get(id.as_str())
+                .copied()
+                .ok_or_else(|| DataError::Join {
+                    message: format!("training row id {id:?} is missing from teacher {teacher:?}"),
+                })
         })
         .collect()
 }
 
 /// Weighted average of several teachers' soft targets, returned as logits whose
 /// softmax (kd) or sigmoid (soft_bce) at `temperature` equals the averaged probabilities.
-fn average_soft_targets(
-    mats: &[(f64, Matrix)],
-    temperature: f64,
-    sigmoid: bool,
-) -> Matrix {
+fn average_soft_targets(mats: &[(f64, Matrix)], temperature: f64, sigmoid: bool) -> Matrix {
     let (rows, cols) = (mats[0].1.rows, mats[0].1.cols);
     let wsum: f64 = mats.iter().map(|(w, _)| *w).sum();
     let mut out = vec![0f32; rows * cols];
@@ -443,14 +441,16 @@ impl TrainData {
                 continue;
             };
             let origin = if let Some((name, col)) = tref.split_once(':') {
-                let j = cfg.teachers.iter().position(|t| t.name == name).ok_or_else(|| {
-                    DataError::Config {
+                let j = cfg
+                    .teachers
+                    .iter()
+                    .position(|t| t.name == name)
+                    .ok_or_else(|| DataError::Config {
                         key: format!("loss[{i}].teacher"),
                         message: format!(
                             "{tref:?} names teacher {name:?}, but data.teachers has no such name"
                         ),
-                    }
-                })?;
+                    })?;
                 Origin::Teacher(j, locate(&teachers[j], col)?)
             } else if !teachers.is_empty() && teachers.iter().all(|t| locate(t, tref).is_ok()) {
                 if teachers.len() == 1 {
@@ -586,7 +586,8 @@ impl TrainData {
             term_target.push(Some(targets.len() - 1));
         }
 
-        let num_classes = decide_num_classes(cfg, losses, &term_target, &targets, labels.as_deref())?;
+        let num_classes =
+            decide_num_classes(cfg, losses, &term_target, &targets, labels.as_deref())?;
         let data = TrainData {
             input,
             labels,
@@ -603,7 +604,12 @@ impl TrainData {
         self.input.rows
     }
 
-    fn check_classes(&self, cfg: &DataConfig, losses: &[LossTerm], spec: &str) -> Result<(), DataError> {
+    fn check_classes(
+        &self,
+        cfg: &DataConfig,
+        losses: &[LossTerm],
+        spec: &str,
+    ) -> Result<(), DataError> {
         if let (Some(labels), Some(col)) = (&self.labels, &cfg.label) {
             check_labels(labels, self.num_classes, col, spec)?;
         }
@@ -623,7 +629,12 @@ impl TrainData {
                         });
                     }
                 }
-                (Target::TopK { indices, values, .. }, _) => {
+                (
+                    Target::TopK {
+                        indices, values, ..
+                    },
+                    _,
+                ) => {
                     if values.cols > self.num_classes {
                         return Err(DataError::BadColumn {
                             column: format!("{col}_topk_values"),
@@ -634,7 +645,8 @@ impl TrainData {
                             ),
                         });
                     }
-                    if let Some(pos) = indices.iter().position(|&i| i as usize >= self.num_classes) {
+                    if let Some(pos) = indices.iter().position(|&i| i as usize >= self.num_classes)
+                    {
                         return Err(DataError::BadColumn {
                             column: format!("{col}_topk_indices"),
                             source_path: spec.into(),
@@ -692,7 +704,8 @@ fn decide_num_classes(
     }
     Err(DataError::Config {
         key: "data.num_classes".into(),
-        message: "cannot tell the number of classes (no full teacher logits, no labels); set it".into(),
+        message: "cannot tell the number of classes (no full teacher logits, no labels); set it"
+            .into(),
     })
 }
 
@@ -709,7 +722,8 @@ impl EvalData {
         num_classes: Option<usize>,
     ) -> Result<Self, DataError> {
         let src = ParquetSource::open(path)?;
-        let mut accs = read_columns(&src, &[(input, Want::Floats), (label, Want::Labels)])?.into_iter();
+        let mut accs =
+            read_columns(&src, &[(input, Want::Floats), (label, Want::Labels)])?.into_iter();
         let input_m = take_floats(accs.next().ok_or_else(internal)?, src.rows);
         let labels = take_u32(accs.next().ok_or_else(internal)?);
         if let Some(w) = expect_width {
@@ -717,7 +731,10 @@ impl EvalData {
                 return Err(DataError::BadColumn {
                     column: input.into(),
                     source_path: src.spec.clone(),
-                    message: format!("eval inputs have width {} but the student takes {w}", input_m.cols),
+                    message: format!(
+                        "eval inputs have width {} but the student takes {w}",
+                        input_m.cols
+                    ),
                 });
             }
         }

@@ -300,11 +300,10 @@ impl ParquetSource {
                     })?;
                     cols.push((c.to_string(), batch.column(idx).clone()));
                 }
-                let ordered =
-                    RecordBatch::try_from_iter(cols).map_err(|e| DataError::Corrupt {
-                        path: file.clone(),
-                        message: e.to_string(),
-                    })?;
+                let ordered = RecordBatch::try_from_iter(cols).map_err(|e| DataError::Corrupt {
+                    path: file.clone(),
+                    message: e.to_string(),
+                })?;
                 visit(file, &ordered)?;
             }
         }

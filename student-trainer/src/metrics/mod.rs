@@ -2,6 +2,7 @@
 //! scoring of logits against labels and teacher logits shared by training-time eval and
 //! `student-trainer eval`.
 
+pub mod report;
 pub mod score;
 
 use std::collections::BTreeMap;

@@ -36,8 +36,15 @@ fn argmax(row: &[f32]) -> usize {
 
 fn log_softmax(row: &[f32], t: f64, out: &mut Vec<f64>) {
     out.clear();
-    let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64 / t));
-    let lse = row.iter().map(|&v| (v as f64 / t - max).exp()).sum::<f64>().ln() + max;
+    let max = row
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64 / t));
+    let lse = row
+        .iter()
+        .map(|&v| (v as f64 / t - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
     out.extend(row.iter().map(|&v| v as f64 / t - lse));
 }
 

@@ -9,7 +9,11 @@ use candle_core::{CpuStorage, InplaceOp2, Layout};
 /// Elements below which a parameter is updated on the calling thread only.
 const PARALLEL_MIN: usize = 1 << 16;
 
-fn f32_slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a mut [f32]> {
+fn f32_slice_mut<'a>(
+    s: &'a mut CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a mut [f32]> {
     let (a, b) = l
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{what}: parameter is not contiguous")))?;
@@ -97,7 +101,13 @@ impl InplaceOp2 for AdamWStep<'_> {
         "adamw-step"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
         let p = f32_slice_mut(s1, l1, "adamw")?;
         let g = f32_slice(s2, l2, "adamw")?;
         let mut m = self.m.borrow_mut();
@@ -135,7 +145,14 @@ pub struct SgdStep<'a> {
 
 impl<'a> SgdStep<'a> {
     /// The update with momentum buffer `buf`; `first` marks the first step (buffer = gradient).
-    pub fn new(buf: &'a mut [f32], lr: f64, momentum: f64, nesterov: bool, weight_decay: f64, first: bool) -> Self {
+    pub fn new(
+        buf: &'a mut [f32],
+        lr: f64,
+        momentum: f64,
+        nesterov: bool,
+        weight_decay: f64,
+        first: bool,
+    ) -> Self {
         Self {
             buf: RefCell::new(buf),
             lr: lr as f32,
@@ -152,14 +169,26 @@ impl InplaceOp2 for SgdStep<'_> {
         "sgd-step"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
         let p = f32_slice_mut(s1, l1, "sgd")?;
         let g = f32_slice(s2, l2, "sgd")?;
         let mut buf = self.buf.borrow_mut();
         if p.len() != g.len() || p.len() != buf.len() {
             candle_core::bail!("sgd: parameter, gradient and state sizes differ");
         }
-        let (lr, mu, wd, nesterov, first) = (self.lr, self.momentum, self.weight_decay, self.nesterov, self.first);
+        let (lr, mu, wd, nesterov, first) = (
+            self.lr,
+            self.momentum,
+            self.weight_decay,
+            self.nesterov,
+            self.first,
+        );
         split2(p, g, &mut buf, &mut [], |p, g, b, _| {
             for i in 0..p.len() {
                 let d = g[i] + wd * p[i];

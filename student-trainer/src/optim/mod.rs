@@ -148,16 +148,8 @@ impl Optimizer {
                     eps,
                     weight_decay,
                 } => {
-                    let op = AdamWStep::new(
-                        &mut p.m,
-                        &mut p.v,
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                        t,
-                    );
+                    let op =
+                        AdamWStep::new(&mut p.m, &mut p.v, lr, beta1, beta2, eps, weight_decay, t);
                     p.var.as_tensor().inplace_op2(&g, &op).map_err(wrap)?;
                 }
                 Hyper::Sgd {
@@ -197,7 +189,11 @@ impl Optimizer {
     }
 
     /// Restores the state written by [`Optimizer::state_tensors`] after `steps` updates.
-    pub fn load_state(&mut self, map: &HashMap<String, Tensor>, steps: u64) -> Result<(), OptimError> {
+    pub fn load_state(
+        &mut self,
+        map: &HashMap<String, Tensor>,
+        steps: u64,
+    ) -> Result<(), OptimError> {
         for p in &mut self.params {
             let read = |key: String, want: usize| -> Result<Vec<f32>, OptimError> {
                 let t = map

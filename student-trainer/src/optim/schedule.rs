@@ -36,7 +36,8 @@ mod tests {
 
     #[test]
     fn warmup_then_cosine_reaches_min() {
-        let t = cfg("epochs = 2\nlr = 1.0\nschedule = \"cosine\"\nwarmup_epochs = 0.5\nmin_lr = 0.1");
+        let t =
+            cfg("epochs = 2\nlr = 1.0\nschedule = \"cosine\"\nwarmup_epochs = 0.5\nmin_lr = 0.1");
         assert!((lr_at(&t, 0, 10) - 0.2).abs() < 1e-12);
         assert!((lr_at(&t, 4, 10) - 1.0).abs() < 1e-12);
         assert!((lr_at(&t, 5, 10) - 1.0).abs() < 1e-12);

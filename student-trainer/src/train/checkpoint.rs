@@ -59,12 +59,20 @@ pub fn dir(run: &Path) -> PathBuf {
 }
 
 /// Writes a checkpoint after `state.epoch` epochs.
-pub fn save(run: &Path, vars: &VarMap, opt: &Optimizer, mut state: CheckpointState) -> Result<(), TrainError> {
+pub fn save(
+    run: &Path,
+    vars: &VarMap,
+    opt: &Optimizer,
+    mut state: CheckpointState,
+) -> Result<(), TrainError> {
     let d = dir(run);
     std::fs::create_dir_all(&d).map_err(|e| ck_err(&d, e))?;
     let mut tensors: HashMap<String, Tensor> = opt.state_tensors().map_err(TrainError::Optim)?;
     {
-        let data = vars.data().lock().map_err(|_| ck_err(&d, "variable map lock poisoned"))?;
+        let data = vars
+            .data()
+            .lock()
+            .map_err(|_| ck_err(&d, "variable map lock poisoned"))?;
         for (name, var) in data.iter() {
             tensors.insert(format!("var.{name}"), var.as_tensor().clone());
         }
@@ -96,17 +104,28 @@ pub fn save(run: &Path, vars: &VarMap, opt: &Optimizer, mut state: CheckpointSta
 pub fn load_state(run: &Path) -> Result<Option<CheckpointState>, TrainError> {
     let sp = dir(run).join("state.json");
     match std::fs::read_to_string(&sp) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| ck_err(&sp, e)),
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ck_err(&sp, e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ck_err(&sp, e)),
     }
 }
 
 /// Restores variables and optimizer state from the checkpoint `state` names.
-pub fn restore(run: &Path, state: &CheckpointState, vars: &VarMap, opt: &mut Optimizer) -> Result<(), TrainError> {
+pub fn restore(
+    run: &Path,
+    state: &CheckpointState,
+    vars: &VarMap,
+    opt: &mut Optimizer,
+) -> Result<(), TrainError> {
     let path = dir(run).join(&state.tensors);
-    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| ck_err(&path, e))?;
-    let data = vars.data().lock().map_err(|_| ck_err(&path, "variable map lock poisoned"))?;
+    let tensors =
+        candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| ck_err(&path, e))?;
+    let data = vars
+        .data()
+        .lock()
+        .map_err(|_| ck_err(&path, "variable map lock poisoned"))?;
     for (name, var) in data.iter() {
         let t = tensors
             .get(&format!("var.{name}"))
@@ -114,7 +133,11 @@ pub fn restore(run: &Path, state: &CheckpointState, vars: &VarMap, opt: &mut Opt
         if t.shape() != var.shape() {
             return Err(ck_err(
                 &path,
-                format!("variable {name} has shape {:?}, the model {:?}", t.shape(), var.shape()),
+                format!(
+                    "variable {name} has shape {:?}, the model {:?}",
+                    t.shape(),
+                    var.shape()
+                ),
             ));
         }
         var.set(t).map_err(|e| ck_err(&path, e))?;
@@ -125,8 +148,15 @@ pub fn restore(run: &Path, state: &CheckpointState, vars: &VarMap, opt: &mut Opt
 }
 
 /// Saves the named variables (those passing `keep`) as a safetensors file.
-pub fn save_vars(vars: &VarMap, path: &Path, keep: impl Fn(&str) -> bool) -> Result<(), TrainError> {
-    let data = vars.data().lock().map_err(|_| ck_err(path, "variable map lock poisoned"))?;
+pub fn save_vars(
+    vars: &VarMap,
+    path: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<(), TrainError> {
+    let data = vars
+        .data()
+        .lock()
+        .map_err(|_| ck_err(path, "variable map lock poisoned"))?;
     let tensors: HashMap<String, Tensor> = data
         .iter()
         .filter(|(n, _)| keep(n))
@@ -140,8 +170,12 @@ pub fn save_vars(vars: &VarMap, path: &Path, keep: impl Fn(&str) -> bool) -> Res
 
 /// Loads a safetensors file into the variables it names (others are left alone).
 pub fn load_vars(vars: &VarMap, path: &Path) -> Result<(), TrainError> {
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| ck_err(path, e))?;
-    let data = vars.data().lock().map_err(|_| ck_err(path, "variable map lock poisoned"))?;
+    let tensors =
+        candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| ck_err(path, e))?;
+    let data = vars
+        .data()
+        .lock()
+        .map_err(|_| ck_err(path, "variable map lock poisoned"))?;
     for (name, t) in &tensors {
         if let Some(var) = data.get(name) {
             var.set(t).map_err(|e| ck_err(path, e))?;

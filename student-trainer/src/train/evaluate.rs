@@ -8,14 +8,21 @@ use crate::metrics::{score_logits, EvalMetrics};
 use crate::model::Student;
 
 /// The student's eval-mode logits for all rows of `x` (`rows × classes`, row-major).
-pub fn student_logits(student: &Student, x: &[f32], dim: usize, chunk_rows: usize) -> Result<Vec<f32>, TrainError> {
+pub fn student_logits(
+    student: &Student,
+    x: &[f32],
+    dim: usize,
+    chunk_rows: usize,
+) -> Result<Vec<f32>, TrainError> {
     let rows = x.len() / dim.max(1);
     let mut out = Vec::with_capacity(rows * student.num_classes());
     for start in (0..rows).step_by(chunk_rows.max(1)) {
         let end = (start + chunk_rows).min(rows);
         let t = Tensor::from_slice(&x[start * dim..end * dim], (end - start, dim), &Device::Cpu)
             .map_err(TrainError::Candle)?;
-        let o = student.forward(&t, false).map_err(|e| TrainError::Model(e.to_string()))?;
+        let o = student
+            .forward(&t, false)
+            .map_err(|e| TrainError::Model(e.to_string()))?;
         let v = o
             .logits
             .flatten_all()
@@ -27,7 +34,12 @@ pub fn student_logits(student: &Student, x: &[f32], dim: usize, chunk_rows: usiz
 }
 
 /// Metrics of `student` on `eval`.
-pub fn evaluate(student: &Student, eval: &EvalData, chunk_rows: usize, kd_temperature: f64) -> Result<EvalMetrics, TrainError> {
+pub fn evaluate(
+    student: &Student,
+    eval: &EvalData,
+    chunk_rows: usize,
+    kd_temperature: f64,
+) -> Result<EvalMetrics, TrainError> {
     let logits = student_logits(student, &eval.input.data, eval.input.cols, chunk_rows)?;
     Ok(score_logits(
         &logits,

@@ -74,7 +74,14 @@ struct SeededInit {
 }
 
 impl SimpleBackend for SeededInit {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let mut data = self
             .map
             .data()
@@ -82,7 +89,10 @@ impl SimpleBackend for SeededInit {
             .map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))?;
         if let Some(v) = data.get(name) {
             if v.shape() != &s {
-                candle_core::bail!("variable {name} requested with shape {s:?}, exists with {:?}", v.shape());
+                candle_core::bail!(
+                    "variable {name} requested with shape {s:?}, exists with {:?}",
+                    v.shape()
+                );
             }
             return Ok(v.as_tensor().clone());
         }
@@ -94,12 +104,21 @@ impl SimpleBackend for SeededInit {
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         candle_core::bail!("variable {name} must be created with a shape")
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.map.data().lock().map(|d| d.contains_key(name)).unwrap_or(false)
+        self.map
+            .data()
+            .lock()
+            .map(|d| d.contains_key(name))
+            .unwrap_or(false)
     }
 }
 

@@ -142,14 +142,22 @@ fn prepare(opts: &TrainOptions) -> Result<(RunConfig, PathBuf), TrainError> {
     let out = match (&opts.out, &opts.config) {
         (Some(o), _) => o.clone(),
         (None, Some(c)) => {
-            let stem = c.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+            let stem = c
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into());
             PathBuf::from("runs").join(stem)
         }
-        (None, None) => return Err(TrainError::Config("give --config, or --out with --resume".into())),
+        (None, None) => {
+            return Err(TrainError::Config(
+                "give --config, or --out with --resume".into(),
+            ))
+        }
     };
     let saved_path = out.join("config.toml");
     if opts.resume {
-        let saved = RunConfig::load(&saved_path).map_err(|e| folder_err(&out, format!("cannot resume: {e}")))?;
+        let saved = RunConfig::load(&saved_path)
+            .map_err(|e| folder_err(&out, format!("cannot resume: {e}")))?;
         if let Some(g) = given {
             if g != saved {
                 return Err(folder_err(
@@ -160,7 +168,8 @@ fn prepare(opts: &TrainOptions) -> Result<(RunConfig, PathBuf), TrainError> {
         }
         return Ok((saved, out));
     }
-    let cfg = given.ok_or_else(|| TrainError::Config("--config is required unless --resume".into()))?;
+    let cfg =
+        given.ok_or_else(|| TrainError::Config("--config is required unless --resume".into()))?;
     if checkpoint::dir(&out).join("state.json").exists() || out.join("summary.json").exists() {
         return Err(folder_err(
             &out,
@@ -292,7 +301,9 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
 
     while state.epoch < tcfg.epochs && !state.stopped_early {
         if opts.stop_after.is_some_and(|n| state.epoch >= n) {
-            return Ok(RunOutcome::Paused { epochs: state.epoch });
+            return Ok(RunOutcome::Paused {
+                epochs: state.epoch,
+            });
         }
         let epoch = state.epoch; // 0-based index of the epoch being trained
         let t_epoch = Instant::now();
@@ -307,7 +318,8 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         for (i, batch) in loader.enumerate() {
             let t0 = Instant::now();
             let rows = batch.rows;
-            let x = Tensor::from_vec(batch.x, (rows, input_dim), &dev).map_err(TrainError::Candle)?;
+            let x =
+                Tensor::from_vec(batch.x, (rows, input_dim), &dev).map_err(TrainError::Candle)?;
             let labels = match batch.labels {
                 Some(l) => Some(Tensor::from_vec(l, rows, &dev).map_err(TrainError::Candle)?),
                 None => None,
@@ -318,7 +330,9 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
                 .map(|t| TargetTensors::from_batch(t, rows, &dev))
                 .collect::<candle_core::Result<Vec<_>>>()
                 .map_err(TrainError::Candle)?;
-            let output = student.forward(&x, true).map_err(|e| TrainError::Model(e.to_string()))?;
+            let output = student
+                .forward(&x, true)
+                .map_err(|e| TrainError::Model(e.to_string()))?;
             let (loss, values) = objective.loss(&output, labels.as_ref(), &targets)?;
             let lv = loss.to_scalar::<f32>().map_err(TrainError::Candle)?;
             if !lv.is_finite() {
@@ -350,7 +364,12 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         pb.finish_and_clear();
         let n = rows_seen.max(1) as f64;
         let eval_m = match &eval {
-            Some(e) => Some(evaluate::evaluate(&student, e, tcfg.eval_batch_size, kd_temperature(&cfg.losses))?),
+            Some(e) => Some(evaluate::evaluate(
+                &student,
+                e,
+                tcfg.eval_batch_size,
+                kd_temperature(&cfg.losses),
+            )?),
             None => None,
         };
         state.epoch += 1;
@@ -378,7 +397,10 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         history.push(m);
         if let (Some(es), Some(em)) = (&tcfg.early_stopping, &eval_m) {
             let value = watched(em, es.metric).ok_or_else(|| {
-                TrainError::Config("early_stopping.metric = \"eval_kd\" needs full teacher logits in the eval set".into())
+                TrainError::Config(
+                    "early_stopping.metric = \"eval_kd\" needs full teacher logits in the eval set"
+                        .into(),
+                )
             })?;
             let improved = state.best.is_none_or(|b| value < b.value);
             if improved {
@@ -386,9 +408,13 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
                     value,
                     epoch: state.epoch,
                 });
-                std::fs::create_dir_all(checkpoint::dir(&out)).map_err(|e| folder_err(&out, e.to_string()))?;
+                std::fs::create_dir_all(checkpoint::dir(&out))
+                    .map_err(|e| folder_err(&out, e.to_string()))?;
                 checkpoint::save_vars(&varmap, &best_path, |_| true)?;
-            } else if state.best.is_some_and(|b| state.epoch - b.epoch >= es.patience) {
+            } else if state
+                .best
+                .is_some_and(|b| state.epoch - b.epoch >= es.patience)
+            {
                 state.stopped_early = true;
                 if !opts.quiet {
                     eprintln!("early stopping: no improvement for {} epochs", es.patience);
@@ -408,15 +434,23 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         exported_epoch = b.epoch;
     }
     let final_eval = match &eval {
-        Some(e) => Some(evaluate::evaluate(&student, e, tcfg.eval_batch_size, kd_temperature(&cfg.losses))?),
+        Some(e) => Some(evaluate::evaluate(
+            &student,
+            e,
+            tcfg.eval_batch_size,
+            kd_temperature(&cfg.losses),
+        )?),
         None => None,
     };
     let mut files = vec!["config.toml".to_string(), "metrics.jsonl".into()];
-    checkpoint::save_vars(&varmap, &out.join("student.safetensors"), |n| !n.starts_with(PROJECTOR_PREFIX))?;
+    checkpoint::save_vars(&varmap, &out.join("student.safetensors"), |n| {
+        !n.starts_with(PROJECTOR_PREFIX)
+    })?;
     files.push("student.safetensors".into());
     if opts.export_onnx {
         let path = out.join("student.onnx");
-        crate::export::export_onnx(&student, &cfg.data.input, "logits", &path).map_err(|e| TrainError::Export(e.to_string()))?;
+        crate::export::export_onnx(&student, &cfg.data.input, "logits", &path)
+            .map_err(|e| TrainError::Export(e.to_string()))?;
         files.push("student.onnx".into());
     }
     if opts.plot {
@@ -450,7 +484,12 @@ pub fn epoch_line(m: &EpochMetrics) -> String {
         m.epoch, m.train_loss, m.lr, m.train_samples_per_s
     );
     if let Some(e) = &m.eval {
-        s.push_str(&format!("  eval errors {}/{} ({:.2}%)", e.errors, e.rows, 100.0 * (1.0 - e.accuracy)));
+        s.push_str(&format!(
+            "  eval errors {}/{} ({:.2}%)",
+            e.errors,
+            e.rows,
+            100.0 * (1.0 - e.accuracy)
+        ));
         if let Some(a) = e.agreement {
             s.push_str(&format!("  agreement {:.2}%", 100.0 * a));
         }

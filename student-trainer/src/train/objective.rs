@@ -62,7 +62,11 @@ pub struct Objective {
     terms: Vec<Term>,
 }
 
-fn feature_distance(distance: DistanceKind, beta: Option<f64>, temperature: Option<f64>) -> FeatureDistance {
+fn feature_distance(
+    distance: DistanceKind,
+    beta: Option<f64>,
+    temperature: Option<f64>,
+) -> FeatureDistance {
     match distance {
         DistanceKind::Mse => FeatureDistance::Mse,
         DistanceKind::L1 => FeatureDistance::L1,
@@ -78,7 +82,12 @@ fn feature_distance(distance: DistanceKind, beta: Option<f64>, temperature: Opti
 
 impl Objective {
     /// Checks each term against the student and the data, and creates projectors under `vb`.
-    pub fn new(losses: &[LossTerm], data: &TrainData, student: &Student, vb: &VarBuilder) -> Result<Self, TrainError> {
+    pub fn new(
+        losses: &[LossTerm],
+        data: &TrainData,
+        student: &Student,
+        vb: &VarBuilder,
+    ) -> Result<Self, TrainError> {
         let dims = student.feature_dims();
         let mut terms = Vec::with_capacity(losses.len());
         for (i, term) in losses.iter().enumerate() {
@@ -102,7 +111,8 @@ impl Objective {
                 }
                 layer = Some(l);
                 let tw = target.map(|t| data.targets[t].width()).unwrap_or(0);
-                let needs_same_width = matches!(term, LossTerm::Feature { .. } | LossTerm::Infonce { .. });
+                let needs_same_width =
+                    matches!(term, LossTerm::Feature { .. } | LossTerm::Infonce { .. });
                 if needs_same_width && dims[l] != tw {
                     let p = candle_nn::linear(dims[l], tw, vb.pp(format!("{PROJECTOR_PREFIX}{i}")))
                         .map_err(TrainError::Candle)?;
@@ -147,16 +157,22 @@ impl Objective {
         let mut total: Option<Tensor> = None;
         let mut values = Vec::with_capacity(self.terms.len());
         for t in &self.terms {
-            let value = self.term_value(t, out, labels, targets).map_err(|e| TrainError::Loss {
-                term: t.label.clone(),
-                message: e,
-            })?;
+            let value = self
+                .term_value(t, out, labels, targets)
+                .map_err(|e| TrainError::Loss {
+                    term: t.label.clone(),
+                    message: e,
+                })?;
             values.push(value.to_scalar::<f32>().map_err(TrainError::Candle)?);
             let w = t.term.weight();
             if w == 0.0 {
                 continue;
             }
-            let weighted = if w == 1.0 { value } else { value.affine(w, 0.0).map_err(TrainError::Candle)? };
+            let weighted = if w == 1.0 {
+                value
+            } else {
+                value.affine(w, 0.0).map_err(TrainError::Candle)?
+            };
             total = Some(match total {
                 None => weighted,
                 Some(acc) => (acc + weighted).map_err(TrainError::Candle)?,
@@ -177,10 +193,17 @@ impl Objective {
         targets: &[TargetTensors],
     ) -> Result<Tensor, String> {
         let target = t.target.and_then(|i| targets.get(i));
-        let need_dense = || target.and_then(|x| x.dense()).ok_or_else(|| "missing teacher target".to_string());
+        let need_dense = || {
+            target
+                .and_then(|x| x.dense())
+                .ok_or_else(|| "missing teacher target".to_string())
+        };
         let hidden = || -> Result<Tensor, String> {
             let l = t.layer.ok_or("no student layer")?;
-            let h = out.hidden.get(l).ok_or("student layer missing from forward output")?;
+            let h = out
+                .hidden
+                .get(l)
+                .ok_or("student layer missing from forward output")?;
             match &t.projector {
                 Some(p) => p.forward(h).map_err(|e| e.to_string()),
                 None => Ok(h.clone()),
@@ -194,7 +217,9 @@ impl Objective {
             }
             LossTerm::Kd { temperature, .. } => match target {
                 Some(TargetTensors::Dense(tl)) => s(loss::kd(&out.logits, tl, *temperature)),
-                Some(TargetTensors::TopK(i, v, l)) => s(loss::kd_topk(&out.logits, i, v, l, *temperature)),
+                Some(TargetTensors::TopK(i, v, l)) => {
+                    s(loss::kd_topk(&out.logits, i, v, l, *temperature))
+                }
                 None => Err("missing teacher target".into()),
             },
             LossTerm::SoftBce { temperature, .. } => s(loss::soft_bce(
@@ -227,7 +252,9 @@ impl Objective {
                 (d + a).map_err(|e| e.to_string())
             }
             LossTerm::Sp { .. } => s(loss::sp(&hidden()?, need_dense()?)),
-            LossTerm::Infonce { temperature, .. } => s(loss::infonce(&hidden()?, need_dense()?, *temperature)),
+            LossTerm::Infonce { temperature, .. } => {
+                s(loss::infonce(&hidden()?, need_dense()?, *temperature))
+            }
         }
     }
 }

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int32Array, Int64Array, StringArray};
+use arrow::array::{
+    ArrayRef, FixedSizeListArray, Float32Array, Int32Array, Int64Array, StringArray,
+};
 use arrow::datatypes::{DataType, Field};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -47,7 +49,9 @@ pub const EMB: usize = 12;
 /// `rows` rows of the synthetic task; `seed` picks the noise, the prototypes are fixed.
 pub fn synth(rows: usize, seed: u64) -> Synth {
     let mut proto_rng = Rng::new(7);
-    let protos: Vec<f32> = (0..CLASSES * DIM).map(|_| if proto_rng.next_f32() < 0.3 { 1.0 } else { 0.0 }).collect();
+    let protos: Vec<f32> = (0..CLASSES * DIM)
+        .map(|_| if proto_rng.next_f32() < 0.3 { 1.0 } else { 0.0 })
+        .collect();
     let mut rng = Rng::new(seed);
     let mut s = Synth {
         ids: Vec::new(),
@@ -73,7 +77,12 @@ pub fn synth(rows: usize, seed: u64) -> Synth {
             s.logits.push(dot * 0.5 + rng.next_f32() * 0.2);
         }
         for e in 0..EMB {
-            s.emb.push((0..DIM).filter(|j| j % EMB == e).map(|j| row[j]).sum::<f32>());
+            s.emb.push(
+                (0..DIM)
+                    .filter(|j| j % EMB == e)
+                    .map(|j| row[j])
+                    .sum::<f32>(),
+            );
         }
         s.x.extend(row);
     }
@@ -84,8 +93,13 @@ pub fn synth(rows: usize, seed: u64) -> Synth {
 pub fn fsl(values: Vec<f32>, width: usize) -> ArrayRef {
     let item = Arc::new(Field::new("item", DataType::Float32, true));
     Arc::new(
-        FixedSizeListArray::try_new(item, width as i32, Arc::new(Float32Array::from(values)), None)
-            .expect("fixed size list"),
+        FixedSizeListArray::try_new(
+            item,
+            width as i32,
+            Arc::new(Float32Array::from(values)),
+            None,
+        )
+        .expect("fixed size list"),
     )
 }
 
@@ -112,7 +126,10 @@ pub fn columns(s: &Synth) -> Vec<(&'static str, ArrayRef)> {
     vec![
         ("id", Arc::new(StringArray::from(s.ids.clone())) as ArrayRef),
         ("pixels", fsl(s.x.clone(), s.dim)),
-        ("label", Arc::new(Int64Array::from(s.labels.clone())) as ArrayRef),
+        (
+            "label",
+            Arc::new(Int64Array::from(s.labels.clone())) as ArrayRef,
+        ),
         ("logits", fsl(s.logits.clone(), s.classes)),
         ("embedding", fsl(s.emb.clone(), EMB)),
     ]
