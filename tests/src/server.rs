@@ -337,6 +337,20 @@ impl Server {
         self.spawn()
             .unwrap_or_else(|e| panic!("restart failed: {e:#}"));
     }
+
+    /// Stops the server (SIGKILL) and starts it on the same data dir with another model
+    /// and flags; the error carries the log when it does not come up.
+    pub fn restart_with(&mut self, model: &Path, args: &[&str]) -> anyhow::Result<()> {
+        self.kill9();
+        self.model = model.to_path_buf();
+        self.args = args.iter().map(|s| s.to_string()).collect();
+        self.token = self
+            .args
+            .iter()
+            .position(|a| a == "--api-token")
+            .and_then(|i| self.args.get(i + 1).cloned());
+        self.spawn()
+    }
 }
 
 impl Drop for Server {
