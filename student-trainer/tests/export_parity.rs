@@ -367,7 +367,9 @@ fn bad_export_names_are_rejected() {
         ("x", "", "empty"),
         ("x", "x", "both named"),
         ("hidden1", "logits", "clashes"),
-        ("x", "fc0.out", "reserved"),
+        ("x", "fc0.out", "internal tensor"),
+        ("fc1.weight", "logits", "internal tensor"),
+        ("x", "out.bias", "internal tensor"),
     ] {
         match export_onnx(&s, input, output, &path) {
             Err(e @ ExportError::InvalidName(_)) => assert!(e.to_string().contains(needle), "{e}"),
@@ -375,6 +377,11 @@ fn bad_export_names_are_rejected() {
         }
     }
     assert!(!path.exists());
+    // Dotted names (PyTorch's `input.1`) are fine when they do not clash.
+    export_onnx(&s, "input.1", "logits", &path).unwrap();
+    let mut clf = OnnxClassifier::load(&path, Some(&ort_lib())).unwrap();
+    assert_eq!(clf.input_name(), "input.1");
+    assert_eq!(clf.run(&[0.5; 8], 2).unwrap().len(), 6);
     // Unwritable destination: an Io error naming the path, not a panic.
     let bad = dir.path().join("no/such/dir/m.onnx");
     let e = export_onnx(&s, "x", "logits", &bad).unwrap_err();

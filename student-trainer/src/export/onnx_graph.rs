@@ -111,6 +111,7 @@ pub fn student_to_onnx(
     }
 
     let mut model = g.finish();
+    check_no_clash(&model, input_name, output_name)?;
     model.doc_string = format!(
         "distill student ({}), {} parameters",
         student.config().arch_name(),
@@ -145,18 +146,12 @@ pub fn export_onnx(
     write_atomic(path, &encode_model(&model))
 }
 
-/// Internal tensor names all contain a '.', hidden outputs are `hidden{i}`: the caller's names
-/// must be non-empty, distinct and clash with neither.
+/// The caller's names must be non-empty, distinct, and not a `hidden{i}` output.
 fn check_names(input: &str, output: &str, hidden: &[String]) -> Result<(), ExportError> {
     for (what, n) in [("input", input), ("output", output)] {
         if n.is_empty() {
             return Err(ExportError::InvalidName(format!(
                 "the {what} name is empty"
-            )));
-        }
-        if n.contains('.') {
-            return Err(ExportError::InvalidName(format!(
-                "the {what} name `{n}` contains '.', which is reserved for the graph's internal tensors"
             )));
         }
         if hidden.iter().any(|h| h == n) {
@@ -169,6 +164,30 @@ fn check_names(input: &str, output: &str, hidden: &[String]) -> Result<(), Expor
         return Err(ExportError::InvalidName(format!(
             "input and output are both named `{input}`"
         )));
+    }
+    Ok(())
+}
+
+/// After building: the caller's names must not coincide with an internal tensor (`fc0.out`,
+/// `conv1.weight`, …): the input is produced by nothing, the logits by the head alone.
+fn check_no_clash(model: &ModelProto, input: &str, output: &str) -> Result<(), ExportError> {
+    let Some(g) = model.graph.as_ref() else {
+        return Ok(());
+    };
+    let produced = |name: &str| {
+        g.initializer.iter().filter(|t| t.name == name).count()
+            + g.node
+                .iter()
+                .flat_map(|n| n.output.iter())
+                .filter(|o| *o == name)
+                .count()
+    };
+    for (what, n, allowed) in [("input", input, 0), ("output", output, 1)] {
+        if produced(n) != allowed {
+            return Err(ExportError::InvalidName(format!(
+                "the {what} name `{n}` is also the name of an internal tensor of the graph; choose another"
+            )));
+        }
     }
     Ok(())
 }
