@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks ONNX models written or edited by distill's Rust code against numpy, with ONNX Runtime.
 
-Three modes, each printing one JSON object on stdout and exiting 1 when a check fails:
+Four modes, each printing one JSON object on stdout and exiting 1 when a check fails:
 
   check_onnx_model.py built MODEL.onnx SPEC.json [--tol 1e-5]
       MODEL was built by Rust from the weights in SPEC (JSON written by the same test):
@@ -22,6 +22,16 @@ Three modes, each printing one JSON object on stdout and exiting 1 when a check 
       bit-identical, each tapped tensor must match make_test_models.reference (numpy).
       Prints {"original_identical": bool, "tap_max_abs_err": {TENSOR: err},
               "tap_dtypes": {TENSOR: dtype}, "ok": bool}.
+
+  check_onnx_model.py foreign --original A.onnx --tapped B.onnx --dtypes DTYPES.json
+      B is any model A with inner tensors added as outputs by Rust, DTYPES.json maps each added
+      output to the dtype Rust declared. ONNX Runtime type-checks declared graph outputs against
+      its own inference when it loads B, so loading proves the declared types right. Then both
+      run on random inputs (ints in [0, 50), inputs named *mask* all ones, floats normal, dynamic axes 2 then 7) and A's
+      outputs must come out of B within --tol (default 1e-5; extra outputs can stop ORT's node
+      fusions, which changes rounding, so not necessarily bit-identical).
+      Prints {"loads": bool, "error": str|null, "taps": n, "mismatched": [..],
+              "original_max_abs_diff": {OUTPUT: d}, "original_identical": bool, "ok": bool}.
 
   check_onnx_model.py same A.onnx B.onnx
       B is A decoded and re-encoded by Rust: the two must parse to equal ModelProto messages
@@ -95,6 +105,8 @@ def check_built(args):
     return {"max_abs_err": errs, "shapes": {k: list(got[k].shape) for k in got}, "ok": ok}
 
 
+NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+            "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 ORT_DTYPES = {"tensor(float)": "f32", "tensor(float16)": "f16", "tensor(double)": "f64",
               "tensor(int64)": "i64", "tensor(int32)": "i32", "tensor(bool)": "bool"}
 
@@ -119,6 +131,56 @@ def check_tap(args):
         dtypes[t] = ORT_DTYPES.get(next(o.type for o in tapped.get_outputs() if o.name == t), "other")
     ok = identical and all(e < args.tol for e in errs.values())
     return {"original_identical": identical, "tap_max_abs_err": errs, "tap_dtypes": dtypes, "ok": ok}
+
+
+def _random_inputs(sess, seed=3):
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in sess.get_inputs():
+        dynamic = iter([2, 7, 7, 7, 7])
+        shape = [d if isinstance(d, int) and d > 0 else next(dynamic) for d in inp.shape]
+        dtype = NP_TYPES[inp.type]
+        if "mask" in inp.name:  # attention masks: all tokens real (an all-zero row gives NaN)
+            feeds[inp.name] = np.ones(shape, dtype=dtype)
+        elif np.issubdtype(dtype, np.integer):
+            feeds[inp.name] = rng.integers(0, 50, size=shape).astype(dtype)
+        elif dtype == np.bool_:
+            feeds[inp.name] = rng.integers(0, 2, size=shape).astype(bool)
+        else:
+            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
+    return feeds
+
+
+def check_foreign(args):
+    with open(args.dtypes, encoding="utf-8") as f:
+        expected = json.load(f)
+    original = ort.InferenceSession(args.original, providers=["CPUExecutionProvider"])
+    try:
+        tapped = ort.InferenceSession(args.tapped, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT's type check of the declared outputs failed
+        return {"loads": False, "error": str(e)[:4000], "ok": False}
+    names = [o.name for o in original.get_outputs()]
+    tapped_outs = tapped.get_outputs()
+    declared = {o.name: ORT_DTYPES.get(o.type, o.type) for o in tapped_outs[len(names):]}
+    mismatched = sorted(set(declared.items()) ^ set(expected.items()))
+    result = {"loads": True, "error": None, "taps": len(declared), "mismatched": mismatched[:20]}
+    if [o.name for o in tapped_outs[:len(names)]] != names or mismatched:
+        return {**result, "ok": False, "error": "outputs of the tapped model are not the original ones plus the taps"}
+    feeds = _random_inputs(original)
+    base = original.run(names, feeds)
+    again = tapped.run(names, feeds)
+    # Extra outputs can keep ORT from fusing nodes (attention, LayerNorm, GELU), which changes
+    # float rounding: the original outputs must agree to float tolerance, not bit for bit.
+    def diff(a, b):
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        if not np.array_equal(np.isnan(a), np.isnan(b)):
+            return float("inf")
+        return float(np.max(np.abs(np.nan_to_num(a) - np.nan_to_num(b)), initial=0.0))
+    diffs = {n: diff(a, b) for n, a, b in zip(names, base, again)}
+    same_types = all(a.dtype == b.dtype and a.shape == b.shape for a, b in zip(base, again))
+    ok = same_types and all(d <= args.tol for d in diffs.values())
+    identical = all(np.array_equal(a, b, equal_nan=a.dtype.kind == "f") for a, b in zip(base, again))
+    return {**result, "original_max_abs_diff": diffs, "original_identical": identical, "ok": ok}
 
 
 def _clear_explicit_defaults(msg, path, cleared):
@@ -163,11 +225,16 @@ def main():
     t.add_argument("--tapped", required=True)
     t.add_argument("--tap", action="append", required=True)
     t.add_argument("--tol", type=float, default=1e-5)
+    fo = sub.add_parser("foreign")
+    fo.add_argument("--original", required=True)
+    fo.add_argument("--tapped", required=True)
+    fo.add_argument("--dtypes", required=True)
+    fo.add_argument("--tol", type=float, default=1e-5)
     s = sub.add_parser("same")
     s.add_argument("a")
     s.add_argument("b")
     args = p.parse_args()
-    result = {"built": check_built, "tap": check_tap, "same": check_same}[args.mode](args)
+    result = {"built": check_built, "tap": check_tap, "foreign": check_foreign, "same": check_same}[args.mode](args)
     print(json.dumps(result))
     sys.exit(0 if result["ok"] else 1)
 

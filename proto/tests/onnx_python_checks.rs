@@ -30,9 +30,9 @@ fn python() -> PathBuf {
     py
 }
 
-/// Runs a script of scripts/ and returns its JSON answer (last stdout line); panics with its
-/// output when it fails.
-fn run_script(script: &str, args: &[&str]) -> Value {
+/// Runs a script of scripts/ and returns whether it succeeded and its JSON answer (the last
+/// stdout line); panics when it prints no JSON.
+fn run_script_status(script: &str, args: &[&str]) -> (bool, Value) {
     let out = Command::new(python())
         .arg(repo_root().join("scripts").join(script))
         .args(args)
@@ -40,13 +40,21 @@ fn run_script(script: &str, args: &[&str]) -> Value {
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
     let last = stdout.lines().last().unwrap_or("");
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{script}: bad JSON ({e}): {stdout}"))
+    let value = serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!(
+            "{script} {args:?} printed no JSON ({e}, {}):\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        )
+    });
+    (out.status.success(), value)
+}
+
+/// Runs a script of scripts/ and returns its JSON answer; panics with it when the script fails.
+fn run_script(script: &str, args: &[&str]) -> Value {
+    let (ok, value) = run_script_status(script, args);
+    assert!(ok, "{script} {args:?} failed: {value}");
+    value
 }
 
 /// Deterministic pseudo-random values in [-scale, scale) (xorshift64*), so the test needs no rand.
@@ -326,4 +334,99 @@ fn unknown_tap_in_a_python_model_names_it_and_the_candidates() {
     // Graph outputs are not taps.
     let err = add_taps(&mut model, &[Tap::new("pooled")]).unwrap_err();
     assert!(matches!(err, OnnxError::AlreadyOutput(_)), "{err:?}");
+}
+
+/// Every inner tensor of the real foreign models of scripts/fetch_models.sh (PyTorch and Keras
+/// exports without value_info), tapped with no dtype given: ONNX Runtime accepts the declared
+/// types (it checks them against its own inference) and the original outputs stay within 1e-5
+/// (not bit for bit: extra outputs can stop ONNX Runtime's fusions, which changes rounding).
+#[test]
+fn every_tensor_of_foreign_models_taps_with_the_right_type() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["minilm", "magika"] {
+        let original = repo_root().join(format!(".deps/models/{name}/model.onnx"));
+        assert!(
+            original.exists(),
+            "{} is missing: run scripts/fetch_models.sh (make models)",
+            original.display()
+        );
+        let mut model = decode_model(&std::fs::read(&original).unwrap()).unwrap();
+        let names = tappable_tensors(&model);
+        assert!(
+            names.len() > 50,
+            "{name}: only {} tappable tensors",
+            names.len()
+        );
+        let taps: Vec<Tap> = names.iter().map(|n| Tap::new(n.clone())).collect();
+        let dtypes = add_taps(&mut model, &taps).unwrap();
+        assert!(
+            dtypes.iter().any(|d| *d != DType::F32),
+            "{name}: inference found only f32 tensors"
+        );
+        let expected: serde_json::Map<String, Value> = names
+            .iter()
+            .zip(&dtypes)
+            .map(|(n, d)| (n.clone(), json!(d.name())))
+            .collect();
+        let tapped = dir.path().join(format!("{name}_tapped.onnx"));
+        let dtypes_path = dir.path().join(format!("{name}_dtypes.json"));
+        std::fs::write(&tapped, encode_model(&model)).unwrap();
+        std::fs::write(&dtypes_path, serde_json::to_vec(&expected).unwrap()).unwrap();
+        let r = run_script(
+            "check_onnx_model.py",
+            &[
+                "foreign",
+                "--original",
+                original.to_str().unwrap(),
+                "--tapped",
+                tapped.to_str().unwrap(),
+                "--dtypes",
+                dtypes_path.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(r["loads"], json!(true), "{name}: {r}");
+        assert_eq!(r["taps"], json!(names.len()), "{name}: {r}");
+        assert_eq!(r["ok"], json!(true), "{name}: {r}");
+        eprintln!(
+            "{name}: {} taps, original outputs max abs diff {}",
+            names.len(),
+            r["original_max_abs_diff"]
+        );
+    }
+}
+
+/// The check above has teeth: a tap declared with a wrong dtype is refused by ONNX Runtime.
+#[test]
+fn a_wrongly_typed_tap_is_refused_by_onnxruntime() {
+    let dir = python_models();
+    let original = dir.path().join("mlp.onnx");
+    let mut model = decode_model(&std::fs::read(&original).unwrap()).unwrap();
+    let dtypes = add_taps(&mut model, &["hidden_pre:i64".parse().unwrap()]).unwrap();
+    assert_eq!(
+        dtypes,
+        vec![DType::I64],
+        "the user's dtype is declared when the model says nothing"
+    );
+    let tapped = dir.path().join("mlp_wrong.onnx");
+    let dtypes_path = dir.path().join("wrong.json");
+    std::fs::write(&tapped, encode_model(&model)).unwrap();
+    std::fs::write(&dtypes_path, br#"{"hidden_pre": "i64"}"#).unwrap();
+    let (ok, r) = run_script_status(
+        "check_onnx_model.py",
+        &[
+            "foreign",
+            "--original",
+            original.to_str().unwrap(),
+            "--tapped",
+            tapped.to_str().unwrap(),
+            "--dtypes",
+            dtypes_path.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "{r}");
+    assert_eq!(r["loads"], json!(false), "{r}");
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("hidden_pre"),
+        "{r}"
+    );
 }
