@@ -307,3 +307,82 @@ fn multi_teacher_join_by_id() {
     let e = try_config(dir.path(), &teachers(&t2));
     assert!(e.contains("missing from teacher \"b\""), "{e}");
 }
+
+/// Writes `cols` with the label store's shard metadata naming a teacher by `sha`.
+fn write_store_shard(path: &Path, cols: Vec<(&str, ArrayRef)>, sha: &str) {
+    use distill_proto::store::manifest::{ShardMetadata, SHARD_METADATA_KEY};
+    use distill_proto::store::{FeatureDType, TeacherFingerprint, SCHEMA_VERSION};
+    let meta = ShardMetadata {
+        schema_version: SCHEMA_VERSION,
+        dataset: "synthetic".into(),
+        teacher: TeacherFingerprint {
+            model_sha256: sha.into(),
+            inputs: vec![],
+            outputs: vec![],
+            ort_version: "1.31.1".into(),
+            provider: "cpu".into(),
+            feature_dtype: FeatureDType::F32,
+            logits_topk: None,
+            store_inputs: true,
+        },
+        columns: vec![],
+    };
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+            SHARD_METADATA_KEY.to_string(),
+            serde_json::to_string(&meta).expect("json"),
+        )]))
+        .build();
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(cols).expect("batch");
+    let file = std::fs::File::create(path).expect("create");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}
+
+#[test]
+fn shard_from_another_teacher_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, eval) = write_sets(dir.path(), 40, 20);
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).expect("mkdir");
+    write_store_shard(
+        &store.join("shard-000000.parquet"),
+        columns(&synth(30, 1)),
+        "aaaa",
+    );
+    write_store_shard(
+        &store.join("shard-000001.parquet"),
+        columns(&synth(30, 2)),
+        "aaaa",
+    );
+    // Same teacher in both shards: trains.
+    let cfg = write_config(dir.path(), "same.toml", &kd_config(&store, &eval, 1, ""));
+    let o = TrainOptions {
+        config: Some(cfg),
+        out: Some(dir.path().join("same-run")),
+        quiet: true,
+        ..Default::default()
+    };
+    run(&o).expect("shards of one teacher train");
+    // A third shard from another model is refused, naming it and the difference.
+    write_store_shard(
+        &store.join("shard-000002.parquet"),
+        columns(&synth(30, 3)),
+        "bbbb",
+    );
+    let e = try_config(dir.path(), &kd_config(&store, &eval, 1, ""));
+    assert!(
+        e.contains("shard-000002.parquet") && e.contains("another teacher") && e.contains("bbbb"),
+        "{e}"
+    );
+    // A plain file mixed with store shards is refused too.
+    std::fs::remove_file(store.join("shard-000002.parquet")).expect("rm");
+    write_parquet(&store.join("shard-000003.parquet"), columns(&synth(30, 4)));
+    let e = try_config(dir.path(), &kd_config(&store, &eval, 1, ""));
+    assert!(
+        e.contains("shard-000003.parquet") && e.contains("metadata"),
+        "{e}"
+    );
+}

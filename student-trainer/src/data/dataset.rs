@@ -617,17 +617,17 @@ impl TrainData {
             let Some(t) = t else { continue };
             let col = term.teacher().unwrap_or_default();
             match (&self.targets[*t], term) {
-                (Target::Dense(m), LossTerm::Kd { .. } | LossTerm::SoftBce { .. }) => {
-                    if m.cols != self.num_classes {
-                        return Err(DataError::BadColumn {
-                            column: col.into(),
-                            source_path: spec.into(),
-                            message: format!(
-                                "teacher logits have width {} but the student has {} classes",
-                                m.cols, self.num_classes
-                            ),
-                        });
-                    }
+                (Target::Dense(m), LossTerm::Kd { .. } | LossTerm::SoftBce { .. })
+                    if m.cols != self.num_classes =>
+                {
+                    return Err(DataError::BadColumn {
+                        column: col.into(),
+                        source_path: spec.into(),
+                        message: format!(
+                            "teacher logits have width {} but the student has {} classes",
+                            m.cols, self.num_classes
+                        ),
+                    });
                 }
                 (
                     Target::TopK {

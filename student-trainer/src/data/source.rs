@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use distill_proto::store::manifest::{fingerprint_differences, ShardMetadata, SHARD_METADATA_KEY};
 use distill_proto::store::Manifest;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -31,10 +32,23 @@ pub struct ParquetSource {
     pub manifest: Option<Manifest>,
 }
 
-/// Key-value metadata keys that identify how rows were produced; shards must agree on them.
-fn is_identity_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k.contains("fingerprint") || k.contains("teacher") || k.contains("schema_version")
+/// The label store's per-shard metadata (teacher fingerprint), if the file carries it.
+fn shard_metadata(
+    path: &Path,
+    kv: Option<&Vec<parquet::file::metadata::KeyValue>>,
+) -> Result<Option<ShardMetadata>, DataError> {
+    let Some(json) = kv
+        .and_then(|kv| kv.iter().find(|e| e.key == SHARD_METADATA_KEY))
+        .and_then(|e| e.value.as_deref())
+    else {
+        return Ok(None);
+    };
+    serde_json::from_str(json)
+        .map(Some)
+        .map_err(|e| DataError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!("bad {SHARD_METADATA_KEY} metadata: {e}"),
+        })
 }
 
 fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
@@ -165,7 +179,7 @@ impl ParquetSource {
             });
         }
         let mut schema: Option<SchemaRef> = None;
-        let mut identity: Vec<(String, Option<String>)> = Vec::new();
+        let mut first_meta: Option<ShardMetadata> = None;
         let mut rows = 0usize;
         for file in &files {
             let builder = open_builder(file)?;
@@ -174,20 +188,12 @@ impl ParquetSource {
                 path: file.clone(),
                 message: "negative row count".into(),
             })?;
-            let kv: Vec<(String, Option<String>)> = meta
-                .key_value_metadata()
-                .map(|kv| {
-                    kv.iter()
-                        .filter(|e| is_identity_key(&e.key))
-                        .map(|e| (e.key.clone(), e.value.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let shard_meta = shard_metadata(file, meta.key_value_metadata())?;
             let this = builder.schema().clone();
             match &schema {
                 None => {
                     schema = Some(this);
-                    identity = kv;
+                    first_meta = shard_meta;
                 }
                 Some(first) => {
                     let same = first.fields().len() == this.fields().len()
@@ -207,12 +213,21 @@ impl ParquetSource {
                             ),
                         });
                     }
-                    if kv != identity {
+                    let differences = match (&first_meta, &shard_meta) {
+                        (None, None) => Vec::new(),
+                        (Some(a), Some(b)) => fingerprint_differences(&a.teacher, &b.teacher),
+                        _ => vec![format!(
+                            "only one of the two files carries {SHARD_METADATA_KEY} metadata"
+                        )],
+                    };
+                    if !differences.is_empty() {
                         return Err(DataError::SchemaMismatch {
                             path: file.clone(),
                             first: files[0].clone(),
-                            message: "teacher fingerprint metadata differs (rows made by another teacher)"
-                                .into(),
+                            message: format!(
+                                "rows made by another teacher: {}",
+                                differences.join("; ")
+                            ),
                         });
                     }
                 }
