@@ -136,7 +136,7 @@ fn check_all(dtype: DType, rel: f64, abs_floor: f64) {
         let expected = case["expected"].as_f64().expect("expected");
         let (got, grad) = run(case, dtype);
         let err = (got - expected).abs();
-        if !(err <= rel * expected.abs() + abs_floor) {
+        if err.is_nan() || err > rel * expected.abs() + abs_floor {
             failures.push(format!(
                 "{name}: got {got}, expected {expected} (abs err {err:e})"
             ));
@@ -154,7 +154,7 @@ fn check_all(dtype: DType, rel: f64, abs_floor: f64) {
                 .iter()
                 .zip(&want)
                 .fold(0f64, |m, (g, w)| m.max((g - w).abs()));
-            if !(worst <= rel * scale + abs_floor) {
+            if worst.is_nan() || worst > rel * scale + abs_floor {
                 failures.push(format!(
                     "{name}: gradient max abs err {worst:e} (largest entry {scale:e})"
                 ));

@@ -36,13 +36,14 @@ pub(crate) fn l2_normalize_last(x: &Tensor) -> Result<Tensor> {
 /// Mean of the smooth-L1 (Huber) penalty of `diff`, as PyTorch's
 /// `smooth_l1_loss(beta)`: `0.5 d^2 / beta` for `|d| < beta`, else `|d| - 0.5 beta`.
 ///
-/// Written as `0.5 m^2 / beta + (|d| - m)` with `m = min(|d|, beta)`, which is
-/// the same piecewise function without a mask tensor.
+/// Written as `(0.5 / beta) (d^2 - relu(|d| - beta)^2)`, the same piecewise
+/// function with no mask or scalar-broadcast tensor: RKD-angle applies it to
+/// `b^3` elements, where every extra full-size op (and its backward) shows.
 pub(crate) fn smooth_l1_mean(diff: &Tensor, beta: f64) -> Result<Tensor> {
-    let abs = diff.abs()?;
-    let m = abs.minimum(beta)?;
-    let quad = m.sqr()?.affine(0.5 / beta, 0.0)?;
-    (quad + (abs - m)?)?.mean_all()
+    let n = diff.elem_count() as f64;
+    let squares = diff.sqr()?.sum_all()?;
+    let excess = diff.abs()?.affine(1.0, -beta)?.relu()?.sqr()?.sum_all()?;
+    squares.sub(&excess)?.affine(0.5 / (beta * n), 0.0)
 }
 
 /// Euclidean distances between the rows of `x` `[b, n]` → `[b, b]`, zero diagonal.

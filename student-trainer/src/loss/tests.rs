@@ -481,3 +481,16 @@ fn feature_distance_parses_from_toml() {
         "unknown field"
     );
 }
+
+#[test]
+fn smooth_l1_limits() {
+    // beta = 0 is L1; a huge beta is MSE / (2 beta).
+    let s = randn(&[3, 4], 1.0);
+    let t = randn(&[3, 4], 1.0);
+    let l1 = scalar(&feature(&s, &t, FeatureDistance::L1).unwrap());
+    let sl0 = scalar(&feature(&s, &t, FeatureDistance::SmoothL1 { beta: 0.0 }).unwrap());
+    assert!((l1 - sl0).abs() <= 1e-12 * l1, "{l1} vs {sl0}");
+    let mse = scalar(&feature(&s, &t, FeatureDistance::Mse).unwrap());
+    let big = scalar(&feature(&s, &t, FeatureDistance::SmoothL1 { beta: 1e3 }).unwrap());
+    assert!((mse / 2e3 - big).abs() <= 1e-12 * big, "{mse} vs {big}");
+}
