@@ -251,3 +251,44 @@ weight = 0.1
         .count();
     assert!(ck >= 2);
 }
+
+#[test]
+fn early_stopping_exports_the_best_epoch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (train, eval) = write_sets(dir.path(), 300, 200);
+    // A high constant learning rate makes the eval error wander, so patience matters.
+    let body = kd_config(
+        &train,
+        &eval,
+        6,
+        "early_stopping = { patience = 2, metric = \"eval_error\" }",
+    )
+    .replace("lr = 0.01", "lr = 0.05");
+    let cfg = write_config(dir.path(), "es.toml", &body);
+    let out = dir.path().join("es");
+    let mut o = opts(&cfg, &out);
+    o.export_onnx = false;
+    let s = finished(run(&o).expect("run"));
+    let m = numbers(&out);
+    let errors: Vec<usize> = m
+        .iter()
+        .map(|e| e.eval.as_ref().expect("eval").errors)
+        .collect();
+    let best = *errors.iter().min().expect("epochs");
+    let best_epoch = errors.iter().position(|&e| e == best).expect("best") + 1;
+    assert_eq!(s.exported_epoch, best_epoch, "errors per epoch {errors:?}");
+    assert_eq!(
+        s.test_errors,
+        Some(best),
+        "exported weights are the best epoch's"
+    );
+    if s.stopped_early {
+        assert_eq!(
+            m.len(),
+            best_epoch + 2,
+            "stops after `patience` epochs without improvement"
+        );
+    } else {
+        assert_eq!(m.len(), 6);
+    }
+}

@@ -380,7 +380,7 @@ fn join_order(
 
 /// Weighted average of several teachers' soft targets, returned as logits whose
 /// softmax (kd) or sigmoid (soft_bce) at `temperature` equals the averaged probabilities.
-fn average_soft_targets(mats: &[(f64, Matrix)], temperature: f64, sigmoid: bool) -> Matrix {
+pub fn average_soft_targets(mats: &[(f64, Matrix)], temperature: f64, sigmoid: bool) -> Matrix {
     let (rows, cols) = (mats[0].1.rows, mats[0].1.cols);
     let wsum: f64 = mats.iter().map(|(w, _)| *w).sum();
     let mut out = vec![0f32; rows * cols];
