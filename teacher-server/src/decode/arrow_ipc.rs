@@ -2,13 +2,13 @@
 //! (FixedSizeList / List of the input's element type, nested or flattened per row, or a plain
 //! column for 1-D inputs), any other column passed through to the store as it is.
 
-use std::io::Cursor;
-
 use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::buffer::Buffer;
 use arrow::compute::concat;
 use arrow::datatypes::{DataType, Float16Type, Float32Type, Float64Type, Int32Type, Int64Type};
-use arrow::ipc::reader::StreamReader;
+use arrow::ipc::reader::StreamDecoder;
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use distill_proto::api::{Dim, TensorSpec};
 use distill_proto::{DType, Tensor, TensorData};
 
@@ -27,20 +27,32 @@ pub struct ArrowQuery {
     pub return_outputs: Option<String>,
 }
 
-/// Decodes an Arrow IPC stream body.
+/// Decodes an Arrow IPC stream body. The record batches point into `body` itself (no copy of
+/// the body; only misaligned buffers are copied), and are validated by the decoder.
 pub fn decode(
-    body: &[u8],
+    body: Bytes,
     sig: &Signature,
     query: ArrowQuery,
 ) -> Result<DecodedRequest, InvalidInput> {
     let bad = |m: String| InvalidInput::new("invalid_arrow", "body", m);
-    let reader = StreamReader::try_new(Cursor::new(body), None)
-        .map_err(|e| bad(format!("not an Arrow IPC stream: {e}")))?;
-    let schema = reader.schema();
+    let mut buf = Buffer::from(body);
+    let mut decoder = StreamDecoder::new();
     let mut batches: Vec<RecordBatch> = Vec::new();
-    for b in reader {
-        batches.push(b.map_err(|e| bad(format!("reading the Arrow stream: {e}")))?);
+    while !buf.is_empty() {
+        let before = buf.len();
+        match decoder.decode(&mut buf) {
+            Ok(Some(batch)) => batches.push(batch),
+            Ok(None) if buf.len() == before => break,
+            Ok(None) => {}
+            Err(e) => return Err(bad(format!("not a valid Arrow IPC stream: {e}"))),
+        }
     }
+    decoder
+        .finish()
+        .map_err(|e| bad(format!("the Arrow IPC stream is cut short: {e}")))?;
+    let schema = decoder
+        .schema()
+        .ok_or_else(|| bad("the Arrow IPC stream has no schema message".into()))?;
     let mut ids: Option<Vec<String>> = None;
     let mut inputs: Vec<(String, Tensor)> = Vec::new();
     let mut columns: Vec<(String, ArrayRef)> = Vec::new();
@@ -410,7 +422,7 @@ mod tests {
             dataset: Some("d".into()),
             return_outputs: Some("logits, emb".into()),
         };
-        let r = decode(&body, &sig(), q).unwrap();
+        let r = decode(body.clone().into(), &sig(), q).unwrap();
         assert_eq!(r.ids.unwrap(), ["a", "b"]);
         assert_eq!(r.inputs[0].1.shape(), &[2, 2, 2]);
         assert_eq!(r.inputs[1].1.shape(), &[2, 3]);
@@ -425,28 +437,37 @@ mod tests {
     #[test]
     fn bad_columns_are_named() {
         let body = stream(vec![("tokens", tokens(&[&[1, 2], &[3]]))]);
-        let e = decode(&body, &sig(), ArrowQuery::default()).unwrap_err();
+        let e = decode(body.clone().into(), &sig(), ArrowQuery::default()).unwrap_err();
         assert_eq!(
             (e.code, e.field.as_str()),
             ("ragged_array", "inputs.tokens")
         );
         let body = stream(vec![("pixels", pixels(vec![0.0; 6], 3))]);
-        let e = decode(&body, &sig(), ArrowQuery::default()).unwrap_err();
+        let e = decode(body.clone().into(), &sig(), ArrowQuery::default()).unwrap_err();
         assert_eq!(e.code, "invalid_shape");
         let body = stream(vec![(
             "tokens",
             Arc::new(Float32Array::from(vec![1.0])) as ArrayRef,
         )]);
-        let e = decode(&body, &sig(), ArrowQuery::default()).unwrap_err();
+        let e = decode(body.clone().into(), &sig(), ArrowQuery::default()).unwrap_err();
         assert_eq!(e.code, "invalid_rank");
         let floats: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Float32Type, _, _>(vec![
             Some(vec![Some(1.0f32)]),
         ]));
         let body = stream(vec![("tokens", floats)]);
-        let e = decode(&body, &sig(), ArrowQuery::default()).unwrap_err();
+        let e = decode(body.clone().into(), &sig(), ArrowQuery::default()).unwrap_err();
         assert_eq!(e.code, "invalid_dtype");
         assert!(e.message.contains("i64"), "{}", e.message);
-        let e = decode(b"not arrow", &sig(), ArrowQuery::default()).unwrap_err();
+        let body = stream(vec![("tokens", tokens(&[&[1, 2], &[3, 4]]))]);
+        let cut = Bytes::from(body[..body.len() - 12].to_vec());
+        let e = decode(cut, &sig(), ArrowQuery::default()).unwrap_err();
+        assert_eq!(e.code, "invalid_arrow");
+        let e = decode(
+            Bytes::from_static(b"not arrow"),
+            &sig(),
+            ArrowQuery::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.code, "invalid_arrow");
     }
 }

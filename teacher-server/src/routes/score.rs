@@ -101,7 +101,7 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
     // Parsing a large body is CPU work: keep it off the async executor.
     let st = state.clone();
     let decoded: DecodedRequest = tokio::task::spawn_blocking(move || match query {
-        Some(q) => arrow_ipc::decode(&bytes, &st.signature, q),
+        Some(q) => arrow_ipc::decode(bytes, &st.signature, q),
         None => json::decode(&bytes, &st.signature, st.decode),
     })
     .await
