@@ -147,10 +147,21 @@ seed = 1
         .map(argmax)
         .collect();
     let agree = preds.iter().zip(&y_eval).filter(|(p, y)| p == y).count() as f64 / EVAL as f64;
-    // Chance is ~10%; a distilled student of this size reaches far more on its teacher's task.
+    // Chance is ~10%; this student (16-128-10, 60 epochs of KD) reached 0.98 when written.
     assert!(
-        agree >= 0.8,
+        agree >= 0.9,
         "served student agrees with the teacher on {agree:.3} of eval rows; summary: {summary}"
+    );
+    // The trainer scored the same eval rows with its own (candle) forward pass: the ONNX
+    // export served by ONNX Runtime must give the same answers (a row may flip only on a
+    // near-tie between two logits).
+    let trainer_errors = summary["eval"]["errors"]
+        .as_u64()
+        .expect("summary eval.errors") as usize;
+    let served_errors = preds.iter().zip(&y_eval).filter(|(p, y)| p != y).count();
+    assert!(
+        served_errors.abs_diff(trainer_errors) <= 2,
+        "served student errs on {served_errors} eval rows, the trainer counted {trainer_errors}"
     );
     println!("served student agreement {agree:.3}; trainer summary {summary}");
 }
