@@ -61,6 +61,9 @@ pub enum ApiError {
     /// No such route.
     #[error("no route for {0}")]
     RouteNotFound(String),
+    /// The route exists but not with this method.
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
     /// The inference queue is full.
     #[error("the inference queue is full ({queued} rows waiting); retry later")]
     QueueFull {
@@ -110,6 +113,9 @@ impl ApiError {
             ),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+            }
             ApiError::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full", None),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", None),
             ApiError::Store(e) => store_parts(e),

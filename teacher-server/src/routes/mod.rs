@@ -51,10 +51,8 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::RouteNotFound(uri.path().to_string())
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    let mut resp = ApiError::RouteNotFound(format!("{method} {}", uri.path())).into_response();
-    *resp.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    resp
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} {}", uri.path()))
 }
 
 /// Refuses requests without the bearer token (when one is set); `/health` stays open.
