@@ -239,3 +239,41 @@ fn unknown_routes_and_methods_get_json_errors() {
     assert_eq!(r.status, 404, "{r:?}");
     r.error();
 }
+
+#[test]
+fn ep_auto_falls_back_to_cpu_and_reports_it() {
+    // The Docker image runs `--ep auto`; with the CPU build of ONNX Runtime (or no GPU) the
+    // server must still come up, on the CPU provider, and say so.
+    let s = Server::start(&test_model("mlp.onnx"), &["--ep", "auto"]);
+    let info = s.get("/v1/model").expect_status(200).json();
+    assert_eq!(info["provider"], "cpu", "{info}");
+    let metrics = s.get("/metrics").expect_status(200).text();
+    assert!(metrics.contains("provider=\"cpu\""), "{metrics}");
+    s.score(&json!({"inputs": {"x": Rng::new(42).matrix(2, 16)}}))
+        .expect_status(200);
+}
+
+#[test]
+fn ep_cuda_without_cuda_refuses_to_start_with_a_clear_message() {
+    // The test machines load the CPU build of ONNX Runtime: CUDA can never be registered, so
+    // `--ep cuda` (CUDA or nothing) must exit with an error that names CUDA, not serve on CPU.
+    match Server::try_start(&test_model("mlp.onnx"), &["--ep", "cuda"]) {
+        Ok(s) => panic!(
+            "--ep cuda started without CUDA: {}",
+            s.get("/v1/model").text()
+        ),
+        Err(e) => {
+            // Only the server's own words count, not the echo of its command line.
+            let text = format!("{e:#}");
+            let said: String = text
+                .lines()
+                .filter(|l| !l.starts_with("=== start"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                said.contains("CUDA") && said.contains("error"),
+                "the failure must be an error naming CUDA:\n{text}"
+            );
+        }
+    }
+}
