@@ -36,9 +36,11 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## bench: bench/run.sh when present, else cargo's benches
+## bench: server throughput (raw ORT vs teacher-server JSON/Arrow vs a FastAPI baseline, and
+## label-store bytes per row), then trainer throughput vs numpy. Numbers depend on the machine.
 bench: deps build
-	@if [ -x bench/run.sh ]; then bench/run.sh; else $(CARGO) bench --workspace; fi
+	bench/server.sh
+	bench/trainer.sh
 
 ## demo: the whole offline loop on MNIST (scripts/demo.sh)
 demo:
