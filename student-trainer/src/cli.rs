@@ -244,7 +244,7 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<EvalMetrics> {
             Some(c) => c,
             None => tensors
                 .get("out.weight")
-                .map(|t| t.dims()[0])
+                .and_then(|t| t.dims().first().copied())
                 .ok_or_else(|| {
                     anyhow::anyhow!(
                         "{} has no out.weight; set data.num_classes",
@@ -264,6 +264,13 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<EvalMetrics> {
             classes,
         )
     };
+    if let Some((col, crate::data::Target::Dense(m))) = &data.teacher {
+        anyhow::ensure!(
+            m.cols == classes,
+            "teacher column {col:?} has width {}, but the model has {classes} classes",
+            m.cols
+        );
+    }
     if let Some(bad) = data.labels.iter().find(|&&l| l as usize >= classes) {
         anyhow::bail!("column {label:?} holds label {bad}, but the model has {classes} classes");
     }
