@@ -8,7 +8,7 @@ use arrow::array::{
     ListArray, StringArray,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{Field, Schema};
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use distill_proto::api::ARROW_STREAM_MEDIA_TYPE;
