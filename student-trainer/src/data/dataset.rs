@@ -604,6 +604,23 @@ impl TrainData {
         self.input.rows
     }
 
+    /// Bytes of the host buffers (inputs, labels, targets).
+    pub fn host_bytes(&self) -> usize {
+        let targets: usize = self
+            .targets
+            .iter()
+            .map(|t| match t {
+                Target::Dense(m) => m.data.len() * 4,
+                Target::TopK {
+                    indices,
+                    values,
+                    logsumexp,
+                } => (indices.len() + values.data.len() + logsumexp.len()) * 4,
+            })
+            .sum();
+        self.input.data.len() * 4 + self.labels.as_ref().map_or(0, |l| l.len() * 4) + targets
+    }
+
     fn check_classes(
         &self,
         cfg: &DataConfig,

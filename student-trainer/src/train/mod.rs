@@ -241,6 +241,14 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
     let tcfg = &cfg.train;
     let data = Arc::new(TrainData::load(&cfg.data, &cfg.losses)?);
     let input_dim = data.input.cols;
+    if !opts.quiet {
+        eprintln!(
+            "loaded {} training rows × {input_dim} inputs, {} classes; {:.1} MB held in memory",
+            data.rows(),
+            data.num_classes,
+            data.host_bytes() as f64 / 1e6
+        );
+    }
     let (teacher_col, teacher_required) = eval_teacher(&cfg);
     let eval = match &cfg.data.eval {
         Some(p) => Some(EvalData::load(
