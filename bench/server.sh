@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Server benchmark, one run, rounds interleaved: rows/s of the same teacher ONNX on the same
-# MNIST batches for
+# MNIST batches (the first --rows of the train split) for
 #   raw           ONNX Runtime Session::run from Rust, no server        (ort-bench)
 #   server-json   teacher-server, JSON body, storage on                 (distill-label bench-load)
 #   server-arrow  teacher-server, Arrow IPC body, storage on
@@ -9,7 +9,7 @@
 # then the label-store bytes/row of the same outputs stored as f32, f16 and top-k, and prints
 # medians, ranges and ratios (bench/summarize.py). Not a test: numbers depend on the machine.
 #
-# Usage: bench/server.sh [--model TEACHER.onnx --input-name NAME] [--rounds 5] [--rows 8192]
+# Usage: bench/server.sh [--model TEACHER.onnx --input-name NAME] [--rounds 7] [--rows 30720]
 #                        [--batch-rows 1024] [--concurrency 4] [--topk 5] [--out target/bench]
 # Without --model a random-weight MLP 784-1200-1200-10 is generated (bench/make_teacher.py).
 set -euo pipefail
@@ -17,8 +17,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 MODEL=""
 INPUT_NAME=pixels
-ROUNDS=5
-ROWS=8192
+ROUNDS=7
+ROWS=30720
 BATCH=1024
 CONC=4
 TOPK=5
@@ -57,7 +57,9 @@ if [ -z "$MODEL" ]; then
   MODEL=$OUT/teacher.onnx
 fi
 "$BIN/distill-label" import-mnist --idx-dir .deps/mnist --out data >/dev/null
-DATA=$ROOT/data/mnist-test.parquet
+DATA=$ROOT/data/mnist-train.parquet   # throughput rows (the first --rows of it)
+STORE_DATA=$ROOT/data/mnist-test.parquet   # storage: the whole test split
+LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
 
@@ -128,7 +130,7 @@ declare -A MODES=(
 for mode in f32 f16 topk f32-inputs; do
   # shellcheck disable=SC2086
   start_server "$mode" ${MODES[$mode]}
-  "$BIN/distill-label" label --server "$SERVER_URL" --data "$DATA" --dataset mnist-test \
+  "$BIN/distill-label" label --server "$SERVER_URL" --data "$STORE_DATA" --dataset mnist-test \
     --input "pixels=$INPUT_NAME" --columns label --batch-rows "$BATCH" --concurrency "$CONC" --seal --quiet \
     | tee "$OUT/label-$mode.txt"
   stop_server "$SERVER_PID"
@@ -136,6 +138,7 @@ done
 
 {
   echo "machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
+  echo "load average before / after: $LOAD_BEFORE / $(cut -d" " -f1-3 /proc/loadavg)"
   echo "teacher: $MODEL ($(stat -c %s "$MODEL") bytes); rows/run $ROWS, batch $BATCH, concurrency $CONC, rounds $ROUNDS"
 } > "$OUT/machine.txt"
 "$PY" bench/summarize.py "$OUT" | tee "$OUT/summary.md"
