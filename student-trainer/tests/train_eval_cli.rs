@@ -47,6 +47,7 @@ fn eval_of_safetensors_and_onnx_matches_training_eval() {
         ort_lib: Some(ort_lib()),
         batch_rows: 1024, // the training-time eval chunk, so the sums are identical
         json: false,
+        timing_rounds: 0,
     };
     let st = eval(&args).expect("safetensors eval");
     assert_eq!(st.errors, trained.errors);

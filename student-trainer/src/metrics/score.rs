@@ -22,6 +22,9 @@ pub struct EvalMetrics {
     /// Mean KD loss (batchmean KL · T²) against full teacher logits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kd: Option<f64>,
+    /// Median ONNX Runtime inference throughput over the rows, when timed (`eval --timing-rounds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infer_rows_per_s: Option<f64>,
 }
 
 fn argmax(row: &[f32]) -> usize {
@@ -109,5 +112,6 @@ pub fn score_logits(
             Some(Target::Dense(_)) => Some(kd * kd_temperature * kd_temperature / n),
             _ => None,
         },
+        infer_rows_per_s: None,
     }
 }
