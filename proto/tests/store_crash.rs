@@ -10,7 +10,7 @@ use distill_proto::store::LabelStore;
 use store_common::*;
 
 fn wal_files(ds: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(ds.join("wal"))
+    let mut v: Vec<_> = fs::read_dir(ds.join("_wal"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -26,7 +26,7 @@ fn acknowledged_rows_survive_a_crash_exactly_once() {
     store.append("d", rows(13..18)).unwrap();
     let ds = dir.path().join("d");
     assert!(
-        ds.join("shard-000001.parquet.tmp").exists(),
+        ds.join("_shard-000001.parquet.tmp").exists(),
         "open shard is a .tmp file"
     );
     assert_eq!(wal_files(&ds).len(), 1);
@@ -34,7 +34,7 @@ fn acknowledged_rows_survive_a_crash_exactly_once() {
 
     let store = LabelStore::open(dir.path(), teacher(), options(10)).unwrap();
     assert!(
-        !ds.join("shard-000001.parquet.tmp").exists(),
+        !ds.join("_shard-000001.parquet.tmp").exists(),
         "leftover .tmp removed"
     );
     assert!(wal_files(&ds).is_empty(), "WAL replayed into a shard");
@@ -105,13 +105,13 @@ fn a_crash_between_rename_and_manifest_update_is_repaired() {
     let store = LabelStore::open(dir.path(), teacher(), options(100)).unwrap();
     store.append("d", rows(0..5)).unwrap();
     let ds = dir.path().join("d");
-    let manifest_before = fs::read(ds.join("manifest.json")).unwrap();
+    let manifest_before = fs::read(ds.join("_manifest.json")).unwrap();
     let wal = wal_files(&ds).pop().unwrap();
     let wal_bytes = fs::read(&wal).unwrap();
     store.seal("d").unwrap();
     drop(store);
     // Put back the state of a crash after the shard rename, before the manifest and WAL updates.
-    fs::write(ds.join("manifest.json"), manifest_before).unwrap();
+    fs::write(ds.join("_manifest.json"), manifest_before).unwrap();
     fs::write(&wal, wal_bytes).unwrap();
     assert!(ds.join("shard-000000.parquet").exists());
 

@@ -37,11 +37,11 @@ fn append_seal_and_read_back() {
     let ds = dir.path().join("mnist");
     assert!(ds.join("shard-000000.parquet").is_file());
     assert!(
-        std::fs::read_dir(ds.join("wal")).unwrap().next().is_none(),
+        std::fs::read_dir(ds.join("_wal")).unwrap().next().is_none(),
         "WAL emptied at seal"
     );
     let on_disk: distill_proto::store::Manifest =
-        serde_json::from_slice(&std::fs::read(ds.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(ds.join("_manifest.json")).unwrap()).unwrap();
     assert_eq!(on_disk.rows, 12);
 
     let r = DatasetReader::open(&ds).unwrap();

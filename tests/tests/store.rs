@@ -67,7 +67,7 @@ fn rows_by_id(table: &Value) -> BTreeMap<String, BTreeMap<String, Value>> {
 
 /// `.wal` files under the dataset's `wal/` folder that still hold bytes.
 fn nonempty_wal_files(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir.join("wal")) else {
+    let Ok(entries) = std::fs::read_dir(dir.join("_wal")) else {
         return Vec::new();
     };
     entries
@@ -157,12 +157,12 @@ fn manifest_describes_the_dataset() {
     let server = mlp_server(&[]);
     post(&server, "m", "a", 0..5, &Rng::new(11).matrix(5, 16));
     let sealed = server.seal("m");
-    let path = server.dataset_dir("m").join("manifest.json");
+    let path = server.dataset_dir("m").join("_manifest.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let manifest: Value = serde_json::from_str(&text).expect("manifest.json is JSON");
+    let manifest: Value = serde_json::from_str(&text).expect("_manifest.json is JSON");
     // It also parses as the shared type.
     let typed: distill_proto::store::Manifest =
-        serde_json::from_str(&text).expect("manifest.json fits proto's Manifest");
+        serde_json::from_str(&text).expect("_manifest.json fits proto's Manifest");
     assert_eq!(typed.schema_version, distill_proto::store::SCHEMA_VERSION);
     assert_eq!(manifest["dataset"], "m");
     assert_eq!(manifest["rows"], 5);
@@ -248,6 +248,29 @@ fn seal_semantics() {
     let r = server.send(server.client().post(server.url("/v1/datasets/nope/seal")));
     assert_eq!(r.status, 404, "{r:?}");
     r.error();
+}
+
+#[test]
+fn pyarrow_reads_the_dataset_folder_while_a_shard_is_open() {
+    // Users point pyarrow/polars at the dataset folder itself; the manifest, the write-ahead
+    // log and the open shard's temporary file must not break that read.
+    let server = mlp_server(&[]);
+    post(&server, "f", "a", 0..5, &Rng::new(21).matrix(5, 16));
+    server.seal("f");
+    post(&server, "f", "b", 0..3, &Rng::new(22).matrix(3, 16));
+    let dir = server.dataset_dir("f");
+    assert!(
+        !nonempty_wal_files(&dir).is_empty(),
+        "the second batch should still be in the write-ahead log"
+    );
+    let out = distill_tests::python::run_python(
+        "import sys, pyarrow.parquet as pq\n\
+         t = pq.read_table(sys.argv[1])\n\
+         print(t.num_rows, ','.join(sorted(t.column('id').to_pylist())))",
+        &[dir.as_os_str()],
+    )
+    .expect("pyarrow reads the dataset folder");
+    assert_eq!(out.trim(), "5 a-0,a-1,a-2,a-3,a-4", "{out}");
 }
 
 #[test]
@@ -382,7 +405,7 @@ fn sigterm_seals_the_open_shard() {
         "rows left in the write-ahead log"
     );
     let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
+        serde_json::from_slice(&std::fs::read(dir.join("_manifest.json")).expect("manifest"))
             .expect("JSON");
     assert_eq!(
         (manifest["rows"].as_u64(), manifest["pending_rows"].as_u64()),

@@ -53,8 +53,11 @@ pub(crate) struct Dataset {
     failed: Option<String>,
 }
 
+/// Folder of the write-ahead log segments inside a dataset folder (`_` so readers skip it).
+const WAL_DIR: &str = "_wal";
+
 fn wal_dir(dir: &Path) -> PathBuf {
-    dir.join("wal")
+    dir.join(WAL_DIR)
 }
 
 /// Reads the `id` and digest columns of a finished shard.

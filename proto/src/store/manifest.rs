@@ -1,4 +1,4 @@
-//! `manifest.json` and the per-shard key-value metadata: atomic writes, reading, and the
+//! `_manifest.json` and the per-shard key-value metadata: atomic writes, reading, and the
 //! comparison of teacher fingerprints.
 
 use std::fs::{self, File};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{ColumnInfo, Manifest, StoreError, TeacherFingerprint};
 
 /// File name of a dataset's manifest.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub const MANIFEST_FILE: &str = "_manifest.json";
 
 /// Parquet key-value metadata key holding a [`ShardMetadata`] as JSON.
 pub const SHARD_METADATA_KEY: &str = "distill.manifest";
@@ -68,14 +68,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Writes a dataset's `manifest.json` atomically.
+/// Writes a dataset's `_manifest.json` atomically.
 pub(crate) fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), StoreError> {
     let path = dir.join(MANIFEST_FILE);
     let json = serde_json::to_vec_pretty(m).map_err(|e| corrupt(&path, e.to_string()))?;
     write_atomic(&path, &json)
 }
 
-/// Reads and parses a `manifest.json`.
+/// Reads and parses a `_manifest.json`.
 pub fn read_manifest(path: &Path) -> Result<Manifest, StoreError> {
     let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
     let m: Manifest = serde_json::from_slice(&bytes)

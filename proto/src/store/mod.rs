@@ -1,5 +1,5 @@
 //! The Parquet label store: one folder per dataset under a data dir, holding zstd Parquet
-//! shards, a `manifest.json` and a write-ahead log. Used by `teacher-server` (writes, through
+//! shards, a `_manifest.json` and a write-ahead log. Used by `teacher-server` (writes, through
 //! [`LabelStore`]) and `student-trainer` (reads, through [`DatasetReader`]).
 //!
 //! # On-disk layout
@@ -8,11 +8,15 @@
 //! DATA_DIR/
 //!   .lock                       flock'd by the one process that has the store open
 //!   NAME/                       one folder per dataset, NAME = [A-Za-z0-9._-]{1,128}
-//!     manifest.json             Manifest: schema version, teacher fingerprint, columns, rows, shards
-//!     shard-000000.parquet      finished shards (written as *.parquet.tmp, fsync'd, renamed)
+//!     _manifest.json            Manifest: schema version, teacher fingerprint, columns, rows, shards
+//!     shard-000000.parquet      finished shards (written as _shard-*.parquet.tmp, fsync'd, renamed)
 //!     shard-000001.parquet
-//!     wal/shard-000002.wal      write-ahead log of the open shard (deleted once it is finished)
+//!     _wal/shard-000002.wal     write-ahead log of the open shard (deleted once it is finished)
 //! ```
+//!
+//! Everything that is not a finished shard starts with `_`, which pyarrow, polars and Spark
+//! skip when reading a folder: `pyarrow.parquet.read_table("DATA_DIR/NAME")` reads the shards
+//! even while the server is writing.
 //!
 //! Every shard also carries the key-value metadata `distill.manifest`: the JSON of a
 //! [`ShardMetadata`] (schema version, dataset, teacher fingerprint, columns), so one file
@@ -189,7 +193,7 @@ pub struct ColumnInfo {
     pub dtype: Option<DType>,
 }
 
-/// `manifest.json` of a dataset; the same facts sit in each shard's key-value metadata.
+/// `_manifest.json` of a dataset; the same facts sit in each shard's key-value metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// [`SCHEMA_VERSION`] it was written with.

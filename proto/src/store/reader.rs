@@ -155,7 +155,7 @@ impl DatasetReader {
                 if files.is_empty() {
                     return Err(corrupt(
                         path,
-                        "empty dataset: no manifest.json and no .parquet files",
+                        "empty dataset: no _manifest.json and no .parquet files",
                     ));
                 }
                 files

@@ -1,4 +1,4 @@
-//! Parquet shard files: written as `shard-NNNNNN.parquet.tmp`, renamed to
+//! Parquet shard files: written as `_shard-NNNNNN.parquet.tmp`, renamed to
 //! `shard-NNNNNN.parquet` once complete and fsync'd, so a reader never sees half a shard.
 
 use std::fs::{self, File};
@@ -81,7 +81,7 @@ impl ShardWriter {
         metadata_json: String,
     ) -> Result<Self, StoreError> {
         let path = dir.join(shard_name(index));
-        let tmp = dir.join(format!("{}.tmp", shard_name(index)));
+        let tmp = dir.join(format!("_{}.tmp", shard_name(index)));
         let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
         let props = properties(&schema, options, metadata_json)?;
         let writer = ArrowWriter::try_new(BufWriter::new(file), schema, Some(props))?;

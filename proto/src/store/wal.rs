@@ -1,4 +1,4 @@
-//! Write-ahead log segments: one per open shard, `wal/shard-NNNNNN.wal`.
+//! Write-ahead log segments: one per open shard, `_wal/shard-NNNNNN.wal`.
 //!
 //! Format: the 8-byte magic `DSTLWAL1`, then records `[u64 LE payload length][u32 LE crc32 of
 //! payload][payload]`, the payload being an Arrow IPC stream holding one record batch. A record

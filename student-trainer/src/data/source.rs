@@ -94,7 +94,7 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 fn resolve_files(spec: &str) -> Result<(Vec<PathBuf>, Option<Manifest>), DataError> {
     let path = Path::new(spec);
     if path.is_dir() {
-        let manifest_path = path.join("manifest.json");
+        let manifest_path = path.join(distill_proto::store::MANIFEST_FILE);
         if manifest_path.is_file() {
             let text = std::fs::read_to_string(&manifest_path).map_err(|source| DataError::Io {
                 path: manifest_path.clone(),
