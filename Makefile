@@ -5,7 +5,7 @@ CARGO ?= cargo
 ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 export ORT_DYLIB_PATH
 
-.PHONY: all deps models build test fmt fmt-check lint bench demo
+.PHONY: all deps models build test fmt fmt-check lint bench demo paper
 
 all: build
 
@@ -46,3 +46,7 @@ bench: deps build
 demo:
 	@if [ ! -x scripts/demo.sh ]; then echo "make demo: scripts/demo.sh is missing or not executable" >&2; exit 1; fi
 	scripts/demo.sh
+
+## paper: Hinton et al. 2015 §3 on MNIST (scripts/paper.sh; hours; not part of CI)
+paper:
+	scripts/paper.sh

@@ -13,6 +13,8 @@ OUT=runs/demo
 BIN=$ROOT/target/debug
 QUIET=${DEMO_QUIET:+--quiet}
 
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - START ))" "$*"; }
 
 step "fetching dependencies (venv, ONNX Runtime library, MNIST)"
@@ -31,26 +33,14 @@ step "training the teacher on hard labels"
 "$BIN/student-trainer" train --config "$DEMO/teacher.toml" --out "$OUT/teacher" $QUIET
 
 step "serving the teacher ONNX with teacher-server"
-LOG=$OUT/teacher-server.log
-"$BIN/teacher-server" serve --model "$OUT/teacher/student.onnx" --data-dir data/labels \
-  --output logits=logits --bind 127.0.0.1:0 --ep auto >"$LOG.stdout" 2>"$LOG" &
-SERVER_PID=$!
-trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  grep -q 'listening on' "$LOG.stdout" 2>/dev/null && break
-  kill -0 $SERVER_PID 2>/dev/null || { cat "$LOG"; echo "teacher-server exited"; exit 1; }
-  sleep 0.2
-done
-URL=$(grep -o 'http://[0-9.:]*' "$LOG.stdout" | head -1)
-echo "teacher-server at $URL"
+start_server "$OUT/teacher/student.onnx" data/labels "$OUT/teacher-server.log" --output logits=logits
+trap stop_server EXIT
 
 step "labelling the 60k training images and the 10k test images through HTTP (Arrow IPC)"
-"$BIN/distill-label" label --server "$URL" --data data/mnist-train.parquet --dataset mnist-train \
-  --columns label --seal $QUIET
-"$BIN/distill-label" label --server "$URL" --data data/mnist-test.parquet --dataset mnist-test \
-  --columns label --seal $QUIET
+label "$URL" data/mnist-train.parquet mnist-train
+label "$URL" data/mnist-test.parquet mnist-test
 curl -sf "$URL/v1/model" >"$OUT/teacher-model.json" || true
-kill -TERM $SERVER_PID; wait $SERVER_PID || true
+stop_server
 trap - EXIT
 
 step "training the student from scratch (hard labels only)"
