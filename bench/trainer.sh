@@ -15,10 +15,8 @@ CARGO_FLAGS=()
 if [[ "${1:-}" == "--release" ]]; then PROFILE=release; CARGO_FLAGS=(--release); fi
 
 mkdir -p "$WORK"
-if [[ ! -f "$WORK/mnist-train.parquet" ]]; then
-  "$PY" bench/trainer_mnist_parquet.py "$IDX" "$WORK"
-fi
-cargo build -q -p student-trainer "${CARGO_FLAGS[@]}"
+cargo build -q -p student-trainer -p label-client "${CARGO_FLAGS[@]}"
+"target/$PROFILE/distill-label" import-mnist --idx-dir "$IDX" --out "$WORK"
 BIN=target/$PROFILE/student-trainer
 
 cat > "$WORK/bench.toml" <<TOML
