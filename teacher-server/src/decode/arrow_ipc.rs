@@ -15,6 +15,7 @@ use distill_proto::{DType, Tensor, TensorData};
 use super::DecodedRequest;
 use crate::error::InvalidInput;
 use crate::teacher::Signature;
+use crate::validate::dims_text;
 
 /// Query parameters that travel beside an Arrow body.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -230,7 +231,7 @@ fn input_tensor(spec: &TensorSpec, a: &dyn Array) -> Result<Tensor, InvalidInput
             _ => {
                 return Err(err(
                     "invalid_shape",
-                    format!("a flat list of {width} values per row cannot be shaped into {}: send nested lists", shape_text(tail)),
+                    format!("a flat list of {width} values per row cannot be shaped into {}: send nested lists", dims_text(tail)),
                 ))
             }
         };
@@ -246,7 +247,7 @@ fn input_tensor(spec: &TensorSpec, a: &dyn Array) -> Result<Tensor, InvalidInput
                 "invalid_shape",
                 format!(
                     "{width} values per row do not fit the input's row shape {}",
-                    shape_text(tail)
+                    dims_text(tail)
                 ),
             ));
         }
@@ -332,18 +333,6 @@ fn leaf_values(dtype: DType, a: &dyn Array) -> Result<TensorData, String> {
                 .collect(),
         ),
     })
-}
-
-/// `[28, 28]`, `[?, 384]`.
-fn shape_text(dims: &[Dim]) -> String {
-    let parts: Vec<String> = dims
-        .iter()
-        .map(|d| match d {
-            Dim::Fixed(n) => n.to_string(),
-            Dim::Dynamic(s) => s.clone(),
-        })
-        .collect();
-    format!("[{}]", parts.join(", "))
 }
 
 #[cfg(test)]
