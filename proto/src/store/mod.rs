@@ -14,9 +14,9 @@
 //!     _wal/shard-000002.wal     write-ahead log of the open shard (deleted once it is finished)
 //! ```
 //!
-//! Everything that is not a finished shard starts with `_`, which pyarrow, polars and Spark
-//! skip when reading a folder: `pyarrow.parquet.read_table("DATA_DIR/NAME")` reads the shards
-//! even while the server is writing.
+//! Everything that is not a finished shard starts with `_`, which pyarrow (and other
+//! Hive-style readers) skip when reading a folder: `pyarrow.parquet.read_table("DATA_DIR/NAME")`
+//! reads the shards even while the server is writing (tested).
 //!
 //! Every shard also carries the key-value metadata `distill.manifest`: the JSON of a
 //! [`ShardMetadata`] (schema version, dataset, teacher fingerprint, columns), so one file
