@@ -9,13 +9,16 @@
 # then the label-store bytes/row of the same outputs stored as f32, f16 and top-k, and prints
 # medians, ranges and ratios (bench/summarize.py). Not a test: numbers depend on the machine.
 #
-# Usage: bench/server.sh [--model TEACHER.onnx --input-name NAME] [--rounds 7] [--rows 30720]
-#                        [--batch-rows 1024] [--concurrency 4] [--topk 5] [--out target/bench]
-# Without --model a random-weight MLP 784-1200-1200-10 is generated (bench/make_teacher.py).
+# Usage: bench/server.sh [--model TEACHER.onnx --input-name NAME | --hidden 1200,1200] [--rounds 7]
+#                        [--rows 30720] [--batch-rows 1024] [--concurrency 4] [--topk 5]
+#                        [--out target/bench]
+# Without --model a random-weight MLP 784-<hidden>-10 is generated (bench/make_teacher.py;
+# --hidden 64 makes request decoding, not ONNX Runtime, the bound).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 MODEL=""
+HIDDEN=1200,1200
 INPUT_NAME=pixels
 ROUNDS=7
 ROWS=30720
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --model) MODEL=$(realpath "$2"); shift 2 ;;
     --input-name) INPUT_NAME=$2; shift 2 ;;
+    --hidden) HIDDEN=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --rows) ROWS=$2; shift 2 ;;
     --batch-rows) BATCH=$2; shift 2 ;;
@@ -53,7 +57,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
 if [ -z "$MODEL" ]; then
-  "$PY" bench/make_teacher.py "$OUT/teacher.onnx"
+  "$PY" bench/make_teacher.py "$OUT/teacher.onnx" --hidden "$HIDDEN"
   MODEL=$OUT/teacher.onnx
 fi
 "$BIN/distill-label" import-mnist --idx-dir .deps/mnist --out data >/dev/null
