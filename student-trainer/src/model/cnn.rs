@@ -5,6 +5,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, Module, VarBuilder};
 
 use super::dropout::Dropout;
+use super::linear::linear;
 
 /// A small CNN reading flat rows as `[C, H, W]` images. Weights: `conv{i}.weight [out, in, 3, 3]`,
 /// `conv{i}.bias [out]`, `fc.weight [hidden, flat]`, `fc.bias`, `out.weight [classes, hidden]`,
@@ -99,13 +100,13 @@ impl Cnn {
             acts.push(m.flatten_from(1)?);
         }
         let flat = m.flatten_from(1)?;
-        let a = self.fc.forward(&flat)?.relu()?;
+        let a = linear(&self.fc, &flat)?.relu()?;
         let hdn = if train {
             drop.apply(&a, self.dropout)?
         } else {
             a.clone()
         };
         acts.push(a);
-        Ok((self.out.forward(&hdn)?, acts))
+        Ok((linear(&self.out, &hdn)?, acts))
     }
 }

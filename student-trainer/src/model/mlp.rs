@@ -1,9 +1,10 @@
 //! The fully connected student: `[Linear + ReLU (+ dropout)] * n`, then a linear head.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
 use super::dropout::Dropout;
+use super::linear::linear;
 
 /// A multi-layer perceptron. Weights: `fc{i}.weight [out, in]`, `fc{i}.bias [out]`, `out.weight`,
 /// `out.bias` (PyTorch's `nn.Linear` layout, so ONNX `Gemm(transB=1)` takes them as they are).
@@ -64,7 +65,7 @@ impl Mlp {
             x.clone()
         };
         for layer in &self.hidden {
-            let a = layer.forward(&h)?.relu()?;
+            let a = linear(layer, &h)?.relu()?;
             h = if train {
                 drop.apply(&a, self.dropout)?
             } else {
@@ -72,6 +73,6 @@ impl Mlp {
             };
             acts.push(a);
         }
-        Ok((self.out.forward(&h)?, acts))
+        Ok((linear(&self.out, &h)?, acts))
     }
 }

@@ -3,6 +3,7 @@
 //! - [`config`]: the `[student]` TOML table ([`StudentConfig`]).
 //! - [`mlp`], [`cnn`]: one file per architecture family.
 //! - [`dropout`]: seeded dropout used by both.
+//! - [`linear`]: the fully connected layer as one fused autograd node (the CPU hot path).
 //!
 //! Weight names (the keys in the `VarMap` and in checkpoints):
 //! - MLP: `fc0.weight`, `fc0.bias`, `fc1.…`, `out.weight`, `out.bias`.
@@ -13,6 +14,7 @@
 pub mod cnn;
 pub mod config;
 pub mod dropout;
+pub mod linear;
 pub mod mlp;
 
 use candle_core::{DType, Tensor};

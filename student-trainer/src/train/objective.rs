@@ -2,7 +2,7 @@
 //! linear projectors (FitNets) that map a student layer to a teacher feature's width.
 
 use candle_core::{Device, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
 use super::TrainError;
 use crate::config::{DistanceKind, LossTerm};
@@ -205,7 +205,7 @@ impl Objective {
                 .get(l)
                 .ok_or("student layer missing from forward output")?;
             match &t.projector {
-                Some(p) => p.forward(h).map_err(|e| e.to_string()),
+                Some(p) => crate::model::linear::linear(p, h).map_err(|e| e.to_string()),
                 None => Ok(h.clone()),
             }
         };
