@@ -70,7 +70,7 @@ fn shard_with_another_schema_is_named() {
     write_parquet(&odd, cols);
     let e = try_config(dir.path(), &kd_config(&train, &eval, 1, ""));
     assert!(
-        e.contains("shard-000002.parquet") && e.contains("does not match"),
+        e.contains("shard-000002.parquet") && e.contains("columns differ"),
         "{e}"
     );
 }

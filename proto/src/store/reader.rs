@@ -354,6 +354,11 @@ pub struct BatchIter {
 }
 
 impl BatchIter {
+    /// The shard the last batch came from.
+    pub fn current_file(&self) -> Option<&Path> {
+        self.current.as_ref().map(|(p, _)| p.as_path())
+    }
+
     fn open_next(&mut self) -> Result<bool, StoreError> {
         let Some(path) = self.files.get(self.next_file).cloned() else {
             return Ok(false);

@@ -47,16 +47,6 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
-    /// A shard whose schema or fingerprint differs from the first shard's.
-    #[error("shard {path} does not match {first}: {message}")]
-    SchemaMismatch {
-        /// The odd shard.
-        path: PathBuf,
-        /// The first shard, which sets the schema.
-        first: PathBuf,
-        /// What differs.
-        message: String,
-    },
     /// A column the run needs is absent.
     #[error("column {column:?} not found in {source_path} (columns: {available})")]
     MissingColumn {
