@@ -9,17 +9,15 @@ import json
 import sys
 import time
 
-import numpy as np
-import pyarrow.parquet as pq
 import torch
+
+import mnist_parquet
 
 
 def main():
     path = sys.argv[1]
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 300
-    t = pq.read_table(path, columns=["pixels", "label"])
-    x = np.asarray(t.column("pixels").combine_chunks().flatten(), dtype=np.float32).reshape(-1, 784)
-    y = np.asarray(t.column("label").to_numpy(), dtype=np.int64)
+    x, y = mnist_parquet.load(path)
     x, y = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
     torch.manual_seed(0)
     model = torch.nn.Sequential(

@@ -102,40 +102,32 @@ mod tests {
             .unwrap()
     }
 
+    fn var(dims: &[usize]) -> Var {
+        Var::from_tensor(&Tensor::randn(0f32, 1.0, dims, &Device::Cpu).unwrap()).unwrap()
+    }
+
+    /// Gradients of `sum(out * up)`: a non-uniform upstream gradient, so every element counts.
+    fn grads_of(out: &Tensor, up: &Tensor) -> candle_core::backprop::GradStore {
+        out.mul(up).unwrap().sum_all().unwrap().backward().unwrap()
+    }
+
     /// Values and all three gradients equal candle's own `Linear` (matmul + transpose +
-    /// broadcast-add autograd), for a tracked input and for a strided (transposed) input.
+    /// broadcast-add autograd), for a contiguous input and for a strided (transposed) one.
     #[test]
     fn matches_candle_linear_forward_and_backward() {
-        let dev = Device::Cpu;
-        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (5, 7), &dev).unwrap()).unwrap();
-        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, 5, &dev).unwrap()).unwrap();
+        let (w, b) = (var(&[5, 7]), var(&[5]));
         let layer = Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone()));
-        let x_data = Tensor::randn(0f32, 1.0, (7, 4), &dev).unwrap().t().unwrap();
-        let x = Var::from_tensor(&x_data.contiguous().unwrap()).unwrap();
-        for input in [
-            x.as_tensor().clone(),
-            x.as_tensor().t().unwrap().t().unwrap(),
+        let (x_rows, x_cols) = (var(&[4, 7]), var(&[7, 4]));
+        for (x, input) in [
+            (&x_rows, x_rows.as_tensor().clone()),
+            (&x_cols, x_cols.as_tensor().t().unwrap()),
         ] {
             let fused = linear(&layer, &input).unwrap();
             let reference = layer.forward(&input).unwrap();
             assert!(max_abs_diff(&fused, &reference) < 1e-5);
-            // A non-uniform upstream gradient, so every output element matters.
-            let up = Tensor::randn(0f32, 1.0, (4, 5), &dev).unwrap();
-            let gf = fused
-                .mul(&up)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let gr = reference
-                .mul(&up)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            for v in [&w, &b, &x] {
+            let up = Tensor::randn(0f32, 1.0, (4, 5), &Device::Cpu).unwrap();
+            let (gf, gr) = (grads_of(&fused, &up), grads_of(&reference, &up));
+            for v in [&w, &b, x] {
                 let (a, r) = (
                     gf.get(v.as_tensor()).unwrap(),
                     gr.get(v.as_tensor()).unwrap(),
@@ -149,11 +141,9 @@ mod tests {
     /// A plain data batch (no gradient tracked) gets no input gradient; the weights still do.
     #[test]
     fn untracked_input_gets_no_gradient() {
-        let dev = Device::Cpu;
-        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 2), &dev).unwrap()).unwrap();
-        let b = Var::zeros(3, DType::F32, &dev).unwrap();
+        let (w, b) = (var(&[3, 2]), var(&[3]));
         let layer = Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone()));
-        let x = Tensor::randn(0f32, 1.0, (4, 2), &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (4, 2), &Device::Cpu).unwrap();
         let grads = linear(&layer, &x)
             .unwrap()
             .sum_all()
