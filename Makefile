@@ -37,9 +37,12 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## bench: server throughput (raw ORT vs teacher-server JSON/Arrow vs a FastAPI baseline, and
-## label-store bytes per row), then trainer throughput vs numpy. Numbers depend on the machine.
+## label-store bytes per row) with a paper-sized and a decode-bound teacher, then trainer
+## throughput vs numpy (bench/trainer.sh --torch adds PyTorch; a ~5 GB install). Numbers
+## depend on the machine.
 bench: deps build
-	bench/server.sh
+	bench/server.sh --out target/bench-big
+	bench/server.sh --hidden 64 --out target/bench-small
 	bench/trainer.sh
 
 ## demo: the whole offline loop on MNIST (scripts/demo.sh)
