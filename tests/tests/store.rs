@@ -65,7 +65,7 @@ fn rows_by_id(table: &Value) -> BTreeMap<String, BTreeMap<String, Value>> {
     out
 }
 
-/// `.wal` files under the dataset's `wal/` folder that still hold bytes.
+/// `.wal` files under the dataset's `_wal/` folder that still hold bytes.
 fn nonempty_wal_files(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir.join("_wal")) else {
         return Vec::new();
@@ -252,7 +252,7 @@ fn seal_semantics() {
 
 #[test]
 fn pyarrow_reads_the_dataset_folder_while_a_shard_is_open() {
-    // Users point pyarrow/polars at the dataset folder itself; the manifest, the write-ahead
+    // Users point pyarrow (or another Hive-style reader) at the dataset folder itself; the manifest, the write-ahead
     // log and the open shard's temporary file must not break that read.
     let server = mlp_server(&[]);
     post(&server, "f", "a", 0..5, &Rng::new(21).matrix(5, 16));

@@ -8,7 +8,6 @@
 //! batch by batch, never as a whole.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use arrow::datatypes::DataType;
 
@@ -792,9 +791,4 @@ impl EvalData {
     pub fn rows(&self) -> usize {
         self.input.rows
     }
-}
-
-/// Convenience for tests and the CLI: the source behind a path.
-pub fn open_source(path: &Path) -> Result<ParquetSource, DataError> {
-    ParquetSource::open(&path.to_string_lossy())
 }

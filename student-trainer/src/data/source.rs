@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use distill_proto::store::{DatasetReader, Manifest, StoreError};
+use distill_proto::store::{DatasetReader, StoreError};
 
 use super::DataError;
 
@@ -19,14 +19,10 @@ const READ_BATCH_ROWS: usize = 8192;
 pub struct ParquetSource {
     /// The path or glob as given (for error messages).
     pub spec: String,
-    /// The files, in reading order.
-    pub files: Vec<PathBuf>,
-    /// The common Arrow schema.
-    pub schema: SchemaRef,
     /// Total rows over all files.
     pub rows: usize,
-    /// The dataset manifest (a folder's, or one described from the shards' own metadata).
-    pub manifest: Option<Manifest>,
+    /// The common Arrow schema (the reader's, kept so column types can be borrowed).
+    schema: SchemaRef,
     reader: DatasetReader,
 }
 
@@ -66,10 +62,8 @@ impl ParquetSource {
         }
         Ok(Self {
             spec: spec.into(),
-            files: reader.files().to_vec(),
-            schema: reader.schema(),
             rows,
-            manifest: reader.manifest().cloned(),
+            schema: reader.schema(),
             reader,
         })
     }
