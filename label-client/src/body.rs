@@ -107,8 +107,12 @@ fn push_float<T: std::fmt::Debug>(out: &mut String, v: T, finite: bool) {
     }
 }
 
-/// A FixedSizeList column as the JSON text `[[v, ...], ...]`.
+/// A FixedSizeList column as the JSON text `[[v, ...], ...]`; a Utf8 (text input) column as
+/// `["sentence", ...]`.
 fn nested_rows(column: &str, array: &dyn Array) -> Result<String, BodyError> {
+    if let Some(text) = array.as_string_opt::<i32>() {
+        return text_rows(column, text);
+    }
     let list: &FixedSizeListArray = array
         .as_fixed_size_list_opt()
         .ok_or_else(|| unsupported(column, array))?;
@@ -154,6 +158,18 @@ fn nested_rows(column: &str, array: &dyn Array) -> Result<String, BodyError> {
     }
     out.push(']');
     Ok(out)
+}
+
+/// A text input column as a JSON list of strings (a null cannot be a sentence).
+fn text_rows(column: &str, text: &arrow::array::StringArray) -> Result<String, BodyError> {
+    if text.null_count() > 0 {
+        return Err(BodyError::Unsupported {
+            column: column.to_string(),
+            data_type: "Utf8 with nulls".to_string(),
+        });
+    }
+    let sentences: Vec<&str> = text.iter().flatten().collect();
+    Ok(serde_json::to_string(&sentences)?)
 }
 
 fn unsupported(column: &str, array: &dyn Array) -> BodyError {

@@ -6,17 +6,20 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use label_client::client::ClientConfig;
+use label_client::bbc::import_bbc;
 use label_client::import::import_mnist;
 use label_client::label::{label, LabelOptions};
 use label_client::loadgen::{run_load, BodyFormat, LoadOptions};
 use label_client::retry::RetryPolicy;
 use label_client::source::InputMapping;
+use label_client::text_import::{import_text, TextFormat, TextImportOptions};
+use label_client::wordnet::import_wordnet;
 
 #[derive(Parser)]
 #[command(
     name = "distill-label",
     version,
-    about = "Streams datasets to teacher-server and imports MNIST"
+    about = "Streams datasets to teacher-server and imports MNIST and text corpora"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +37,41 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Rewrite outputs that already exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Convert sentences (txt, JSONL, CSV, Parquet) into a Parquet file with `id` and `text`.
+    ///
+    /// Ids: from --id-field when given (must be unique), else the first 16 hex digits of the
+    /// SHA-256 of the text (a repeated sentence is dropped and counted). Empty texts are skipped.
+    ImportText(ImportTextArgs),
+    /// Convert WordNet 3.0's data.{noun,verb,adj,adv} into one Parquet file of definitions and
+    /// example sentences (columns id, text, pos, kind, synset, lemmas).
+    ImportWordnet {
+        /// Folder with data.{noun,verb,adj,adv} (scripts/fetch_text.sh puts it in
+        /// .deps/corpora/wordnet/usr/share/wordnet).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Output Parquet file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Rewrite the output when it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Convert the BBC News corpus (one folder per class) into train and test Parquet files
+    /// (columns id, text, title, label, split; test = SHA-256 of CLASS/FILE is 0 mod 5).
+    ImportBbc {
+        /// Folder with one sub-folder of NNN.txt articles per class (.deps/corpora/bbc).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Output Parquet file of the train split.
+        #[arg(long)]
+        out_train: PathBuf,
+        /// Output Parquet file of the test split.
+        #[arg(long)]
+        out_test: PathBuf,
+        /// Rewrite the outputs when they exist.
         #[arg(long)]
         force: bool,
     },
@@ -77,6 +115,28 @@ impl Conn {
             },
         })
     }
+}
+
+#[derive(Args)]
+struct ImportTextArgs {
+    /// Input file.
+    #[arg(long)]
+    input: PathBuf,
+    /// Input format; default: from the file extension (.txt, .jsonl, .csv, .parquet).
+    #[arg(long, value_enum)]
+    format: Option<TextFormat>,
+    /// Field (JSONL), header (CSV) or column (Parquet) holding the text.
+    #[arg(long, visible_alias = "column", default_value = "text")]
+    text_field: String,
+    /// Field holding unique row ids; default: ids derived from the text.
+    #[arg(long)]
+    id_field: Option<String>,
+    /// Output Parquet file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Rewrite the output when it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -158,6 +218,43 @@ fn run(cli: Cli) -> Result<(), String> {
                 };
                 println!("{what} {} ({} rows)", f.path.display(), f.rows);
             }
+        }
+        Command::ImportText(a) => {
+            let format = match a.format.or_else(|| TextFormat::from_path(&a.input)) {
+                Some(f) => f,
+                None => {
+                    return Err(format!(
+                        "cannot tell the format of {} from its extension; pass --format",
+                        a.input.display()
+                    ))
+                }
+            };
+            let options = TextImportOptions {
+                input: a.input,
+                format,
+                text_field: a.text_field,
+                id_field: a.id_field,
+                out: a.out,
+                force: a.force,
+            };
+            println!("{}", import_text(&options).map_err(|e| e.to_string())?);
+        }
+        Command::ImportWordnet { dir, out, force } => {
+            println!(
+                "{}",
+                import_wordnet(&dir, &out, force).map_err(|e| e.to_string())?
+            );
+        }
+        Command::ImportBbc {
+            dir,
+            out_train,
+            out_test,
+            force,
+        } => {
+            println!(
+                "{}",
+                import_bbc(&dir, &out_train, &out_test, force).map_err(|e| e.to_string())?
+            );
         }
         Command::Label(a) => {
             let options = LabelOptions {

@@ -1,5 +1,6 @@
 //! Streams the rows to label out of a Parquet file, batch by batch, as the record batches the
-//! server takes: `id`, one column per model input (renamed to the input's name), then the
+//! server takes: `id`, one column per model input (renamed to the input's name; a tensor input
+//! from a FixedSizeList column, a text input from a string column, sent as Utf8), then the
 //! pass-through columns. Only the selected columns are decoded; never the whole file at once.
 
 use std::fs::File;
@@ -156,12 +157,14 @@ impl ParquetSource {
         for m in &spec.inputs {
             let idx = find(&m.column, format!("model input {:?}", m.input))?;
             let dt = file_schema.field(idx).data_type();
-            if !matches!(dt, DataType::FixedSizeList(_, _)) {
+            if !matches!(dt, DataType::FixedSizeList(_, _)) && !is_text(dt) {
                 return Err(SourceError::WrongType {
                     path: path.to_path_buf(),
                     column: m.column.clone(),
                     found: dt.to_string(),
-                    expected: "FixedSizeList of the model input's element type".to_string(),
+                    expected: "FixedSizeList of the model input's element type, or a string \
+                               column for a text input"
+                        .to_string(),
                 });
             }
             wanted.push((idx, m.input.clone()));
@@ -185,9 +188,17 @@ impl ParquetSource {
             .iter()
             .map(|(i, _)| projected.iter().position(|p| p == i).unwrap_or(0))
             .collect();
+        // Text columns go out as Utf8 whatever string type the file uses (the server takes Utf8).
         let fields: Vec<Field> = wanted
             .iter()
-            .map(|(i, name)| file_schema.field(*i).clone().with_name(name.clone()))
+            .map(|(i, name)| {
+                let field = file_schema.field(*i).clone().with_name(name.clone());
+                if is_text(field.data_type()) {
+                    field.with_data_type(DataType::Utf8)
+                } else {
+                    field
+                }
+            })
             .collect();
         let schema = Arc::new(Schema::new(fields));
         let mask = ProjectionMask::roots(builder.parquet_schema(), projected);
@@ -216,6 +227,11 @@ impl ParquetSource {
     }
 }
 
+/// A string column: a text model input (sent as Utf8).
+fn is_text(dt: &DataType) -> bool {
+    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
 impl Iterator for ParquetSource {
     type Item = Result<RecordBatch, SourceError>;
 
@@ -232,8 +248,25 @@ impl Iterator for ParquetSource {
         let columns = self
             .order
             .iter()
-            .map(|&i| batch.column(i).clone())
-            .collect();
+            .zip(self.schema.fields())
+            .map(|(&i, field)| {
+                let column = batch.column(i);
+                if column.data_type() == field.data_type() {
+                    Ok(column.clone())
+                } else {
+                    arrow::compute::cast(column, field.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>();
+        let columns = match columns {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(Err(SourceError::Read {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                }))
+            }
+        };
         Some(
             RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| SourceError::Read {
                 path: self.path.clone(),
