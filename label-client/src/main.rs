@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use label_client::client::ClientConfig;
 use label_client::bbc::import_bbc;
+use label_client::client::ClientConfig;
 use label_client::import::import_mnist;
 use label_client::label::{label, LabelOptions};
 use label_client::loadgen::{run_load, BodyFormat, LoadOptions};

@@ -229,7 +229,10 @@ impl ParquetSource {
 
 /// A string column: a text model input (sent as Utf8).
 fn is_text(dt: &DataType) -> bool {
-    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 impl Iterator for ParquetSource {

@@ -127,7 +127,9 @@ impl Sink {
                     return Err(self.malformed(at, "the id is empty".to_string()));
                 }
                 if let Some(first) = self.seen.get(&id) {
-                    return Err(self.malformed(at, format!("id {id:?} was already used on {first}")));
+                    return Err(
+                        self.malformed(at, format!("id {id:?} was already used on {first}"))
+                    );
                 }
                 id
             }
@@ -230,9 +232,8 @@ fn for_each_line(
                 buf.pop();
             }
         }
-        let text = std::str::from_utf8(&buf).map_err(|e| {
-            TextError::at_line(path, line, format!("not valid UTF-8 ({e})"))
-        })?;
+        let text = std::str::from_utf8(&buf)
+            .map_err(|e| TextError::at_line(path, line, format!("not valid UTF-8 ({e})")))?;
         f(line, text)?;
     }
 }
@@ -450,9 +451,8 @@ fn read_parquet(options: &TextImportOptions, sink: &mut Sink) -> Result<(), Text
                 at: at.clone(),
                 message,
             };
-            let text = string_value(texts.as_ref(), r).ok_or_else(|| {
-                malformed(format!("column {:?} is null", options.text_field))
-            })?;
+            let text = string_value(texts.as_ref(), r)
+                .ok_or_else(|| malformed(format!("column {:?} is null", options.text_field)))?;
             let id = match ids {
                 None => None,
                 Some(a) => Some(scalar_string(a.as_ref(), r).ok_or_else(|| {

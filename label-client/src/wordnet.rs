@@ -68,9 +68,7 @@ pub fn parse_data_line(line: &str) -> Result<Option<Synset>, String> {
             (fields.len() - 4) / 2
         ));
     }
-    let lemmas = (0..w_cnt)
-        .map(|i| fields[4 + 2 * i].to_string())
-        .collect();
+    let lemmas = (0..w_cnt).map(|i| fields[4 + 2 * i].to_string()).collect();
     let (definition, examples) = split_gloss(gloss);
     Ok(Some(Synset {
         offset: offset.to_string(),
@@ -236,14 +234,7 @@ fn import_pos(
         let lemmas = synset.lemmas.join(",");
         if !synset.definition.is_empty() {
             let id = format!("wn:{synset_id}:def");
-            writer.push(&[
-                &id,
-                &synset.definition,
-                pos,
-                "def",
-                &synset_id,
-                &lemmas,
-            ])?;
+            writer.push(&[&id, &synset.definition, pos, "def", &synset_id, &lemmas])?;
             counts.definitions += 1;
         }
         for (k, example) in synset.examples.iter().enumerate() {

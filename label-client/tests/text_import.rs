@@ -118,8 +118,15 @@ fn txt_errors_name_the_file_and_line() {
     );
 
     std::fs::write(&input, "\n  \n").unwrap();
-    let msg = import_err(&options(input, TextFormat::Txt, dir.path().join("o.parquet")));
-    assert!(msg.contains("no sentences") && msg.contains("2 empty"), "{msg}");
+    let msg = import_err(&options(
+        input,
+        TextFormat::Txt,
+        dir.path().join("o.parquet"),
+    ));
+    assert!(
+        msg.contains("no sentences") && msg.contains("2 empty"),
+        "{msg}"
+    );
 
     let msg = import_err(&options(
         dir.path().join("missing.txt"),
@@ -161,7 +168,10 @@ fn jsonl_takes_the_named_fields_and_names_bad_lines() {
     assert_eq!(read_columns(&derived).1[0][1], content_id("second"));
 
     let cases: [(&str, &[&str]); 6] = [
-        ("{\"sentence\": \"ok\", \"key\": \"a\"}\n{not json\n", &["line 2", "JSON"]),
+        (
+            "{\"sentence\": \"ok\", \"key\": \"a\"}\n{not json\n",
+            &["line 2", "JSON"],
+        ),
         ("{\"key\": \"a\"}\n", &["line 1", "no field \"sentence\""]),
         (
             "{\"sentence\": \"x\", \"key\": \"a\"}\n{\"sentence\": 5, \"key\": \"b\"}\n",
@@ -179,7 +189,11 @@ fn jsonl_takes_the_named_fields_and_names_bad_lines() {
     ];
     for (body, wants) in cases {
         std::fs::write(&input, body).unwrap();
-        let mut o = options(input.clone(), TextFormat::Jsonl, dir.path().join("e.parquet"));
+        let mut o = options(
+            input.clone(),
+            TextFormat::Jsonl,
+            dir.path().join("e.parquet"),
+        );
         o.text_field = "sentence".to_string();
         o.id_field = Some("key".to_string());
         let msg = import_err(&o);
@@ -232,9 +246,12 @@ fn csv_handles_quoting_and_names_bad_records() {
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let mut w =
-        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None)
-            .unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(path).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
     w.write(batch).unwrap();
     w.close().unwrap();
 }
@@ -261,7 +278,10 @@ fn parquet_column_with_integer_ids_and_nulls_named_by_row() {
     o.text_field = "sentence".to_string();
     o.id_field = Some("n".to_string());
     assert_eq!(import_text(&o).unwrap().rows, 3);
-    assert_eq!(read_columns(&out).1, [["10", "11", "12"], ["alpha", "beta", "alpha"]]);
+    assert_eq!(
+        read_columns(&out).1,
+        [["10", "11", "12"], ["alpha", "beta", "alpha"]]
+    );
 
     // Content ids drop the repeated sentence.
     let dedup = dir.path().join("dedup.parquet");
@@ -279,7 +299,11 @@ fn parquet_column_with_integer_ids_and_nulls_named_by_row() {
     )
     .unwrap();
     write_parquet(&input, &with_null);
-    let mut o = options(input.clone(), TextFormat::Parquet, dir.path().join("e.parquet"));
+    let mut o = options(
+        input.clone(),
+        TextFormat::Parquet,
+        dir.path().join("e.parquet"),
+    );
     o.text_field = "sentence".to_string();
     let msg = import_err(&o);
     assert!(
@@ -291,15 +315,30 @@ fn parquet_column_with_integer_ids_and_nulls_named_by_row() {
     assert!(msg.contains("\"n\" is Int64"), "{msg}");
     o.text_field = "nope".to_string();
     let msg = import_err(&o);
-    assert!(msg.contains("no column \"nope\"") && msg.contains("n, sentence"), "{msg}");
+    assert!(
+        msg.contains("no column \"nope\"") && msg.contains("n, sentence"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn formats_follow_the_extension() {
-    assert_eq!(TextFormat::from_path(Path::new("a.TXT")), Some(TextFormat::Txt));
-    assert_eq!(TextFormat::from_path(Path::new("a.jsonl")), Some(TextFormat::Jsonl));
-    assert_eq!(TextFormat::from_path(Path::new("a.csv")), Some(TextFormat::Csv));
-    assert_eq!(TextFormat::from_path(Path::new("a.parquet")), Some(TextFormat::Parquet));
+    assert_eq!(
+        TextFormat::from_path(Path::new("a.TXT")),
+        Some(TextFormat::Txt)
+    );
+    assert_eq!(
+        TextFormat::from_path(Path::new("a.jsonl")),
+        Some(TextFormat::Jsonl)
+    );
+    assert_eq!(
+        TextFormat::from_path(Path::new("a.csv")),
+        Some(TextFormat::Csv)
+    );
+    assert_eq!(
+        TextFormat::from_path(Path::new("a.parquet")),
+        Some(TextFormat::Parquet)
+    );
     assert_eq!(TextFormat::from_path(Path::new("a.xlsx")), None);
 }
 
@@ -327,17 +366,31 @@ fn wordnet_glosses_split_into_definitions_and_examples() {
     );
     assert_eq!(
         split_gloss("a def; \"one\"; \"  \"; \"two\" - Shakespeare; \"unpaired"),
-        ("a def".to_string(), vec!["one".to_string(), "two".to_string()])
+        (
+            "a def".to_string(),
+            vec!["one".to_string(), "two".to_string()]
+        )
     );
-    let s = parse_data_line(VERB.lines().nth(2).unwrap()).unwrap().unwrap();
+    let s = parse_data_line(VERB.lines().nth(2).unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!(s.offset, "00005041");
     assert_eq!(s.lemmas, ["inhale", "inspire", "breathe_in"]);
     assert_eq!(s.definition, "draw in (air)");
-    assert_eq!(s.examples, ["Inhale deeply", "inhale the fresh mountain air"]);
+    assert_eq!(
+        s.examples,
+        ["Inhale deeply", "inhale the fresh mountain air"]
+    );
     assert_eq!(parse_data_line(NOUN.lines().next().unwrap()).unwrap(), None);
-    assert!(parse_data_line("00001740 03 n 01 entity 0 003").unwrap_err().contains("no gloss"));
-    assert!(parse_data_line("0001740 03 n 01 entity 0 | x").unwrap_err().contains("8 digits"));
-    assert!(parse_data_line("00001740 03 n 03 entity 0 | x").unwrap_err().contains("word count"));
+    assert!(parse_data_line("00001740 03 n 01 entity 0 003")
+        .unwrap_err()
+        .contains("no gloss"));
+    assert!(parse_data_line("0001740 03 n 01 entity 0 | x")
+        .unwrap_err()
+        .contains("8 digits"));
+    assert!(parse_data_line("00001740 03 n 03 entity 0 | x")
+        .unwrap_err()
+        .contains("word count"));
 }
 
 #[test]
@@ -376,7 +429,10 @@ fn wordnet_import_writes_every_definition_and_example() {
         cols[1][7],
         "(usually followed by `to') having the necessary means or skill or know-how or authority to do something"
     );
-    assert_eq!(cols[1][10], "a local branch where postal services are available");
+    assert_eq!(
+        cols[1][10],
+        "a local branch where postal services are available"
+    );
     assert_eq!(cols[2][5], "verb");
     assert_eq!(cols[3][..4], ["def", "def", "def", "ex"]);
     assert_eq!(cols[4][1], "noun:00002137");
@@ -417,8 +473,14 @@ fn bbc_split_is_fixed_and_decoding_falls_back_to_latin1() {
     for (label, file, split) in expect {
         assert_eq!(bbc_split(label, file), split, "{label}/{file}");
     }
-    assert_eq!(decode_article("£5 café".as_bytes()), ("£5 café".to_string(), false));
-    assert_eq!(decode_article(b"\xa315.8m\r\n"), ("£15.8m\n".to_string(), true));
+    assert_eq!(
+        decode_article("£5 café".as_bytes()),
+        ("£5 café".to_string(), false)
+    );
+    assert_eq!(
+        decode_article(b"\xa315.8m\r\n"),
+        ("£15.8m\n".to_string(), true)
+    );
 }
 
 #[test]
@@ -437,13 +499,19 @@ fn bbc_import_writes_both_splits_with_labels() {
     std::fs::write(corpus.join("tech/notes.md"), "not an article").unwrap();
     std::fs::write(corpus.join("LICENSE.md"), "licence").unwrap();
 
-    let (train, test) = (dir.path().join("train.parquet"), dir.path().join("test.parquet"));
+    let (train, test) = (
+        dir.path().join("train.parquet"),
+        dir.path().join("test.parquet"),
+    );
     let report = import_bbc(&corpus, &train, &test, false).unwrap();
     assert_eq!(report.totals(), (8, 3));
     assert_eq!(report.latin1, ["tech/006.txt"]);
     let (names, te) = read_columns(&test);
     assert_eq!(names, ["id", "text", "title", "label", "split"]);
-    assert_eq!(te[0], ["bbc:business:002", "bbc:business:004", "bbc:tech:004"]);
+    assert_eq!(
+        te[0],
+        ["bbc:business:002", "bbc:business:004", "bbc:tech:004"]
+    );
     assert_eq!(te[1][0], "business title 2\n\nFirst paragraph costs £2.");
     assert_eq!(te[2][0], "business title 2");
     assert_eq!(te[3], ["business", "business", "tech"]);
@@ -462,7 +530,9 @@ fn bbc_import_writes_both_splits_with_labels() {
     assert_eq!(read_columns(&train).1, tr);
 
     std::fs::write(corpus.join("tech/007.txt"), "   \n").unwrap();
-    let msg = import_bbc(&corpus, &train, &test, true).unwrap_err().to_string();
+    let msg = import_bbc(&corpus, &train, &test, true)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("007.txt") && msg.contains("empty"), "{msg}");
     let msg = import_bbc(&corpus.join("tech"), &train, &test, true)
         .unwrap_err()

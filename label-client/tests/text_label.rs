@@ -54,7 +54,10 @@ fn received(stub: &Stub) -> Vec<(String, String)> {
             assert_eq!(schema.field(0).name(), "id");
             assert_eq!(schema.field(1).name(), "text");
             assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
-            let (ids, texts) = (b.column(0).as_string::<i32>(), b.column(1).as_string::<i32>());
+            let (ids, texts) = (
+                b.column(0).as_string::<i32>(),
+                b.column(1).as_string::<i32>(),
+            );
             for r in 0..b.num_rows() {
                 rows.push((ids.value(r).to_string(), texts.value(r).to_string()));
             }
@@ -113,17 +116,19 @@ fn a_large_utf8_column_is_sent_as_utf8_under_the_input_name() {
         ],
     )
     .unwrap();
-    let mut w =
-        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&data).unwrap(), batch.schema(), None)
-            .unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&data).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
     let stub = stub();
     label(&options(stub.url(), data, "sentence=text")).unwrap();
     assert_eq!(
         received(&stub),
-        [("a", "one"), ("b", "two"), ("c", "three")]
-            .map(|(i, t)| (i.to_string(), t.to_string()))
+        [("a", "one"), ("b", "two"), ("c", "three")].map(|(i, t)| (i.to_string(), t.to_string()))
     );
 }
 
@@ -142,7 +147,10 @@ fn json_body_sends_a_text_input_as_a_list_of_strings() {
     .unwrap();
     let body = json_body(&batch, &["text".to_string()], Some("ds")).unwrap();
     let req: ScoreRequest = serde_json::from_slice(&body).unwrap();
-    assert_eq!(req.inputs["text"], serde_json::json!(["say \"hi\"", "ünïcode"]));
+    assert_eq!(
+        req.inputs["text"],
+        serde_json::json!(["say \"hi\"", "ünïcode"])
+    );
     assert_eq!(req.ids, Some(vec!["a".to_string(), "b".to_string()]));
     assert!(req.columns.is_empty());
 
