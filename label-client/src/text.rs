@@ -200,8 +200,10 @@ impl Utf8ParquetWriter {
         file.flush().map_err(|e| fail(e.to_string()))?;
         file.sync_all().map_err(|e| fail(e.to_string()))?;
         drop(file);
-        std::fs::rename(&self.tmp, &path)
-            .map_err(|e| fail(format!("rename {}: {e}", self.tmp.display())))?;
+        if let Err(e) = std::fs::rename(&self.tmp, &path) {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(fail(format!("rename {}: {e}", self.tmp.display())));
+        }
         // Persist the rename itself; best effort where directories cannot be opened.
         if let Some(dir) = path.parent() {
             if let Ok(d) = File::open(dir) {
