@@ -371,7 +371,8 @@ fn finish_outputs(
     let mut out = NamedTensors::with_capacity(plan.specs.len());
     for (i, spec) in plan.specs.iter().enumerate() {
         let t = take_tensor(&mut raw, plan, i, spec)?;
-        let t = pool(&spec.name, t, spec.pooling, mask).map_err(|e| TeacherError::Run(Cause::of(e)))?;
+        let t =
+            pool(&spec.name, t, spec.pooling, mask).map_err(|e| TeacherError::Run(Cause::of(e)))?;
         if t.shape().first() != Some(&rows) {
             return Err(TeacherError::Run(
                 format!(

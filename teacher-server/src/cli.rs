@@ -207,7 +207,14 @@ mod tests {
     #[test]
     fn minimums_and_domain_values_are_enforced_by_the_parser() {
         let parse = |extra: &[&str]| {
-            let mut argv = vec!["teacher-server", "serve", "--model", "m.onnx", "--data-dir", "d"];
+            let mut argv = vec![
+                "teacher-server",
+                "serve",
+                "--model",
+                "m.onnx",
+                "--data-dir",
+                "d",
+            ];
             argv.extend_from_slice(extra);
             Cli::try_parse_from(argv)
         };
@@ -220,7 +227,11 @@ mod tests {
             "--logits-topk",
         ] {
             let e = parse(&[flag, "0"]).unwrap_err();
-            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{flag}: {e}");
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{flag}: {e}"
+            );
             assert!(e.to_string().contains(flag), "{flag}: {e}");
             assert!(parse(&[flag, "1"]).is_ok(), "{flag} 1");
         }

@@ -311,8 +311,14 @@ mod tests {
             source: join,
         };
         assert_eq!(e.parts().0, StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(e.to_string().starts_with("internal error: store task failed"), "{e}");
-        assert!(e.source().is_some_and(|s| s.to_string().contains("cancelled")));
+        assert!(
+            e.to_string()
+                .starts_with("internal error: store task failed"),
+            "{e}"
+        );
+        assert!(e
+            .source()
+            .is_some_and(|s| s.to_string().contains("cancelled")));
         assert_eq!(
             status(ApiError::InferenceStopped),
             StatusCode::INTERNAL_SERVER_ERROR

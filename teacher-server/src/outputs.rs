@@ -141,7 +141,9 @@ pub enum PlanError {
         stored: String,
     },
     /// Pooling an output that is not `[batch, seq, dim]`.
-    #[error("--pool {output}: pooling needs a 3-D output [batch, seq, dim], {tensor:?} has {rank} axes")]
+    #[error(
+        "--pool {output}: pooling needs a 3-D output [batch, seq, dim], {tensor:?} has {rank} axes"
+    )]
     PoolNeeds3d {
         /// Stored output name.
         output: String,
@@ -435,7 +437,9 @@ mod tests {
         let s = sig();
         assert!(err(resolve(&s, &[], &[kv("a=nope")], &[], "m")).contains("no output or tap"));
         assert!(err(resolve(&s, &[], &[kv("a=strs")], &[], "m")).contains("cannot be served"));
-        assert!(err(resolve(&s, &[], &[kv("a=fc3"), kv("a=hidden")], &[], "m")).contains("distinct"));
+        assert!(
+            err(resolve(&s, &[], &[kv("a=fc3"), kv("a=hidden")], &[], "m")).contains("distinct")
+        );
         assert!(err(resolve(&s, &[], &[], &[pool("fc3=mean")], "attention_mask")).contains("3-D"));
         assert!(err(resolve(&s, &[], &[], &[pool("hidden=mean")], "mask")).contains("--mask-input"));
         // A pooling name is refused when the flag is parsed, before resolving.

@@ -251,7 +251,14 @@ mod tests {
     use crate::cli::{Cli, Command};
 
     fn args(extra: &[&str]) -> ServeArgs {
-        let mut argv = vec!["teacher-server", "serve", "--model", "m.onnx", "--data-dir", "d"];
+        let mut argv = vec![
+            "teacher-server",
+            "serve",
+            "--model",
+            "m.onnx",
+            "--data-dir",
+            "d",
+        ];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Serve(a) => *a,
@@ -275,7 +282,14 @@ mod tests {
     fn a_fixed_batch_axis_turns_merging_off() {
         assert!(merges_requests(&sig(Dim::Dynamic("batch".into()))));
         assert!(!merges_requests(&sig(Dim::Fixed(1))));
-        let a = args(&["--max-batch-rows", "8", "--max-wait-ms", "5", "--queue-capacity", "9"]);
+        let a = args(&[
+            "--max-batch-rows",
+            "8",
+            "--max-wait-ms",
+            "5",
+            "--queue-capacity",
+            "9",
+        ]);
         let c = batcher_config(&a, &sig(Dim::Fixed(1)));
         assert_eq!(
             (c.max_batch_rows, c.max_wait, c.queue_capacity, c.merge),
@@ -290,6 +304,9 @@ mod tests {
         assert_eq!(o.shard_max_bytes, StoreOptions::default().shard_max_bytes);
         assert_eq!(api_token(&args(&[])), None);
         assert_eq!(api_token(&args(&["--api-token", ""])), None);
-        assert_eq!(api_token(&args(&["--api-token", "t"])).as_deref(), Some("t"));
+        assert_eq!(
+            api_token(&args(&["--api-token", "t"])).as_deref(),
+            Some("t")
+        );
     }
 }

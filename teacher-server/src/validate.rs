@@ -580,12 +580,25 @@ mod tests {
         let s = sig();
         let x = &s.inputs[2];
         assert!(check_dtype("f", &f32s(vec![1, 2], 0.0), x).is_ok());
-        assert_eq!(err_code(check_dtype("f", &i64s(vec![1, 2]), x)).0, "invalid_dtype");
-        assert_eq!(err_code(check_rank("f", &f32s(vec![1], 0.0), x)).0, "invalid_rank");
+        assert_eq!(
+            err_code(check_dtype("f", &i64s(vec![1, 2]), x)).0,
+            "invalid_dtype"
+        );
+        assert_eq!(
+            err_code(check_rank("f", &f32s(vec![1], 0.0), x)).0,
+            "invalid_rank"
+        );
         // A fixed axis must match, except an empty batch on axis 0.
         let mut symbols = Symbols::new();
         assert_eq!(
-            err_code(check_axes("f", "x", &f32s(vec![1, 3], 0.0), x, &mut symbols)).0,
+            err_code(check_axes(
+                "f",
+                "x",
+                &f32s(vec![1, 3], 0.0),
+                x,
+                &mut symbols
+            ))
+            .0,
             "invalid_shape"
         );
         assert!(check_axes("f", "x", &f32s(vec![0, 2], 0.0), x, &mut symbols).is_ok());
@@ -593,22 +606,36 @@ mod tests {
         let (ids, mask) = (&s.inputs[0], &s.inputs[1]);
         assert!(check_axes("f", "ids", &i64s(vec![2, 5]), ids, &mut symbols).is_ok());
         assert_eq!(symbols.get("seq"), Some(&(5, "ids")));
-        let e = check_axes("inputs.mask", "mask", &i64s(vec![2, 4]), mask, &mut symbols)
-            .unwrap_err();
+        let e =
+            check_axes("inputs.mask", "mask", &i64s(vec![2, 4]), mask, &mut symbols).unwrap_err();
         assert!(e.to_string().contains("input \"ids\" has seq = 5"), "{e}");
         // The batch axis is not a shared symbol here: rows are checked separately.
-        assert_eq!(check_batch("f", "a", &i64s(vec![3, 1]), None).unwrap(), (3, "a"));
+        assert_eq!(
+            check_batch("f", "a", &i64s(vec![3, 1]), None).unwrap(),
+            (3, "a")
+        );
         assert_eq!(
             check_batch("f", "b", &i64s(vec![3, 1]), Some((3, "a"))).unwrap(),
             (3, "b")
         );
         let e = check_batch("f", "c", &i64s(vec![2, 1]), Some((3, "b"))).unwrap_err();
-        assert!(e.to_string().contains("differs from input \"b\" with 3 rows"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("differs from input \"b\" with 3 rows"),
+            "{e}"
+        );
         assert!(check_rows(4, LIMITS).is_ok());
         assert_eq!(err_code(check_rows(0, LIMITS)).0, "empty_batch");
-        assert!(matches!(check_rows(5, LIMITS), Err(ApiError::TooManyRows { rows: 5, limit: 4 })));
+        assert!(matches!(
+            check_rows(5, LIMITS),
+            Err(ApiError::TooManyRows { rows: 5, limit: 4 })
+        ));
         assert_eq!(
-            err_code(check_finite("f", &TensorData::F16(vec![half::f16::INFINITY]))).0,
+            err_code(check_finite(
+                "f",
+                &TensorData::F16(vec![half::f16::INFINITY])
+            ))
+            .0,
             "non_finite"
         );
         assert!(check_finite("f", &TensorData::I64(vec![i64::MAX])).is_ok());
@@ -620,9 +647,18 @@ mod tests {
         assert!(check_ids(false, None, 3).is_ok());
         assert_eq!(err_code(check_ids(true, None, 3)).0, "missing_ids");
         assert!(check_ids(true, Some(&ids(&["a", "b"])), 2).is_ok());
-        assert_eq!(err_code(check_ids(false, Some(&ids(&["a"])), 2)).0, "invalid_ids");
-        assert_eq!(err_code(check_ids(false, Some(&ids(&["a", ""])), 2)).0, "invalid_ids");
-        assert_eq!(err_code(check_ids(false, Some(&ids(&["a", "a"])), 2)).0, "duplicate_id");
+        assert_eq!(
+            err_code(check_ids(false, Some(&ids(&["a"])), 2)).0,
+            "invalid_ids"
+        );
+        assert_eq!(
+            err_code(check_ids(false, Some(&ids(&["a", ""])), 2)).0,
+            "invalid_ids"
+        );
+        assert_eq!(
+            err_code(check_ids(false, Some(&ids(&["a", "a"])), 2)).0,
+            "duplicate_id"
+        );
     }
 
     #[test]
@@ -656,8 +692,11 @@ mod tests {
             outputs_to_return(Some(vec!["logits".into()]), true, &p).unwrap(),
             ["logits"]
         );
-        let e = outputs_to_return(Some(vec!["logits".into(), "nope".into()]), false, &p)
-            .unwrap_err();
-        assert!(e.to_string().contains("served outputs are [\"logits\"]"), "{e}");
+        let e =
+            outputs_to_return(Some(vec!["logits".into(), "nope".into()]), false, &p).unwrap_err();
+        assert!(
+            e.to_string().contains("served outputs are [\"logits\"]"),
+            "{e}"
+        );
     }
 }

@@ -78,8 +78,5 @@ pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
     )
 )]
 pub async fn openapi(Extension(doc): Extension<OpenApiJson>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.0,
-    )
+    ([(header::CONTENT_TYPE, "application/json")], doc.0)
 }

@@ -44,11 +44,10 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// Builds the router with auth and metrics middleware.
 pub fn router(state: SharedState) -> Router {
     let (routes, doc) = api().split_for_parts();
-    let doc = match doc.to_json() {
-        Ok(json) => Bytes::from(json),
-        // Serialising plain data cannot fail; answer with the error rather than panic.
-        Err(e) => Bytes::from(format!(r#"{{"error": "cannot render the document: {e}"}}"#)),
-    };
+    // Serialising plain data cannot fail; should it, the route says so instead of panicking.
+    let doc = Bytes::from(doc.to_json().unwrap_or_else(|e| {
+        serde_json::json!({ "error": format!("cannot render the document: {e}") }).to_string()
+    }));
     routes
         .layer(Extension(info::OpenApiJson(doc)))
         .fallback(not_found)
@@ -166,7 +165,10 @@ mod tests {
             for (method, op) in item.as_object().unwrap() {
                 for req in op["security"].as_array().into_iter().flatten() {
                     for name in req.as_object().unwrap().keys() {
-                        assert!(schemes.contains_key(name), "{method} {path}: unknown scheme {name}");
+                        assert!(
+                            schemes.contains_key(name),
+                            "{method} {path}: unknown scheme {name}"
+                        );
                     }
                 }
                 // Only /health is open whatever the token.

@@ -143,9 +143,7 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
 
     let inputs = Arc::new(job.inputs);
     let rx = state.batcher.submit(inputs.clone(), job.rows)?;
-    let outputs = rx
-        .await
-        .map_err(|_| ApiError::InferenceStopped)??;
+    let outputs = rx.await.map_err(|_| ApiError::InferenceStopped)??;
 
     let (mut stored, mut duplicates) = (0, 0);
     let returned: NamedTensors = outputs

@@ -120,8 +120,7 @@ impl OrtTeacher {
         ep: EpChoice,
         intra_threads: usize,
     ) -> Result<Self, TeacherError> {
-        let mut builder =
-            Session::builder(env).map_err(|e| TeacherError::Runtime(Cause::of(e)))?;
+        let mut builder = Session::builder(env).map_err(|e| TeacherError::Runtime(Cause::of(e)))?;
         if intra_threads > 0 {
             builder = builder
                 .with_intra_threads(intra_threads)
@@ -329,7 +328,8 @@ fn output_tensor(name: &str, value: &DynValue) -> Result<Tensor, TeacherError> {
             ))
         }
     };
-    Tensor::new(shape, data).map_err(|e| TeacherError::Run(Cause::new(format!("output {name:?}"), e)))
+    Tensor::new(shape, data)
+        .map_err(|e| TeacherError::Run(Cause::new(format!("output {name:?}"), e)))
 }
 
 impl Teacher for OrtTeacher {
