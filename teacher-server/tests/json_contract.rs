@@ -38,6 +38,16 @@ impl Rng {
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    /// Uniform in `(-scale, scale)`.
+    fn signed(&mut self, scale: f64) -> f64 {
+        let x = self.unit() * scale;
+        if self.coin() {
+            -x
+        } else {
+            x
+        }
+    }
 }
 
 const DTYPES: [DType; 6] = [
@@ -52,26 +62,25 @@ const DTYPES: [DType; 6] = [
 /// One JSON element an input of `dtype` accepts: integers and floats of every magnitude
 /// the type holds (floats as serde writes them, integers as JSON integers).
 fn element(rng: &mut Rng, dtype: DType) -> Value {
-    let signed = |rng: &mut Rng, x: f64| if rng.coin() { -x } else { x };
     match dtype {
         DType::Bool => json!(rng.coin()),
         DType::I64 => json!(rng.next() as i64 >> rng.below(63)),
         DType::I32 => json!((rng.next() as i32) >> rng.below(31)),
         DType::F16 => match rng.below(3) {
             0 => json!(rng.below(2049) as i64 - 1024),
-            _ => json!(signed(rng, rng.unit() * 60000.0)),
+            _ => json!(rng.signed(60000.0)),
         },
         DType::F32 => match rng.below(4) {
             0 => json!(rng.next() as i64 >> rng.below(63)),
-            1 => json!(signed(rng, rng.unit() * 3.0e38)),
-            2 => json!(signed(rng, rng.unit() * 1e-30)),
-            _ => json!(signed(rng, rng.unit())),
+            1 => json!(rng.signed(3.0e38)),
+            2 => json!(rng.signed(1e-30)),
+            _ => json!(rng.signed(1.0)),
         },
         DType::F64 => match rng.below(4) {
             0 => json!(rng.next() >> rng.below(64)),
-            1 => json!(signed(rng, rng.unit() * 1e308)),
-            2 => json!(signed(rng, rng.unit() * 1e-300)),
-            _ => json!(signed(rng, rng.unit() * 1e3)),
+            1 => json!(rng.signed(1e308)),
+            2 => json!(rng.signed(1e-300)),
+            _ => json!(rng.signed(1e3)),
         },
     }
 }
