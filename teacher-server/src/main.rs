@@ -37,3 +37,18 @@ fn chain_text(e: &anyhow::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::chain_text;
+
+    #[test]
+    fn causes_are_said_once() {
+        let io = std::io::Error::other("no such file");
+        // A cause already in its error's words is not repeated; a new one is appended.
+        let e = anyhow::Error::new(io).context("reading m.onnx: no such file");
+        assert_eq!(chain_text(&e), "reading m.onnx: no such file");
+        let e = anyhow::Error::new(std::io::Error::other("denied")).context("opening the store");
+        assert_eq!(chain_text(&e), "opening the store: denied");
+    }
+}
