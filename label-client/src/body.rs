@@ -10,6 +10,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
+use distill_proto::api::ScoreRequest;
 use serde_json::Value;
 
 /// Errors turning a batch into a request body.
@@ -68,17 +69,24 @@ pub fn json_body(
     }
     let ids = ids.ok_or(BodyError::NoIds)?;
     // Written by hand rather than through `ScoreRequest` so the float arrays need no
-    // intermediate `serde_json::Value` tree; the field names are those of `ScoreRequest`.
+    // intermediate `serde_json::Value` tree; the field names are `ScoreRequest`'s constants.
+    let key = |out: &mut String, name: &str| {
+        out.push('"');
+        out.push_str(name);
+        out.push_str("\":");
+    };
     let mut out = String::with_capacity(input_json.values().map(String::len).sum::<usize>() + 64);
     out.push('{');
     if let Some(d) = dataset {
-        out.push_str("\"dataset\":");
+        key(&mut out, ScoreRequest::FIELD_DATASET);
         out.push_str(&serde_json::to_string(d)?);
         out.push(',');
     }
-    out.push_str("\"ids\":");
+    key(&mut out, ScoreRequest::FIELD_IDS);
     out.push_str(&serde_json::to_string(&ids)?);
-    out.push_str(",\"inputs\":{");
+    out.push(',');
+    key(&mut out, ScoreRequest::FIELD_INPUTS);
+    out.push('{');
     for (i, (name, json)) in input_json.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -89,7 +97,8 @@ pub fn json_body(
     }
     out.push('}');
     if !columns.is_empty() {
-        out.push_str(",\"columns\":");
+        out.push(',');
+        key(&mut out, ScoreRequest::FIELD_COLUMNS);
         out.push_str(&serde_json::to_string(&columns)?);
     }
     out.push('}');
@@ -212,4 +221,50 @@ fn scalar_values(column: &str, array: &dyn Array) -> Result<Vec<Value>, BodyErro
         DataType::Utf8 => collect(array.as_string::<i32>().iter(), Value::from),
         _ => return Err(unsupported(column, array)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn json_body_is_a_score_request() {
+        let item = Arc::new(Field::new("item", DataType::Float32, false));
+        let x: ArrayRef = Arc::new(FixedSizeListArray::new(
+            item,
+            2,
+            Arc::new(Float32Array::from(vec![0.5, 1.0, -2.0, 0.1])),
+            None,
+        ));
+        let ids: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+        let label: ArrayRef = Arc::new(Int64Array::from(vec![3, 4]));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("x", x.data_type().clone(), false),
+            Field::new("label", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(schema, vec![ids, x, label]).unwrap();
+        let body = json_body(&batch, &["x".to_string()], Some("d")).unwrap();
+        // deny_unknown_fields: every key the body has is one of the request's.
+        let req: ScoreRequest = serde_json::from_slice(&body).unwrap();
+        assert_eq!(req.dataset.as_deref(), Some("d"));
+        assert_eq!(req.ids, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            req.inputs["x"],
+            serde_json::json!([[0.5, 1.0], [-2.0, 0.1]])
+        );
+        assert_eq!(
+            req.columns["label"],
+            vec![serde_json::json!(3), serde_json::json!(4)]
+        );
+        assert_eq!(req.return_outputs, None);
+        let plain = json_body(&batch, &["x".to_string()], None).unwrap();
+        let req: ScoreRequest = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(req.dataset, None);
+    }
 }

@@ -1,4 +1,9 @@
 //! JSON types of the teacher-server HTTP API (the contract: extend it, don't break it).
+//!
+//! These types are the one definition of the API: the server's OpenAPI document is derived
+//! from them (feature `openapi`), its streaming JSON decoder matches the field names of
+//! [`ScoreRequest`] through the `FIELD_*` constants, and the label client builds its bodies
+//! with the same constants.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +15,21 @@ use crate::DType;
 pub const ARROW_STREAM_MEDIA_TYPE: &str = "application/vnd.apache.arrow.stream";
 
 /// `POST /v1/score` with a JSON body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+///
+/// The server does not deserialize this type (its decoder reads the nested arrays straight
+/// into typed buffers), so its field names are also given as constants
+/// ([`ScoreRequest::FIELD_INPUTS`], ...), which a test holds equal to what serde writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(example = json!({
+        "dataset": "mnist-train",
+        "ids": ["train-0", "train-1"],
+        "inputs": {"x": [[0.0, 0.5, 1.0], [1.0, 0.5, 0.0]]},
+        "columns": {"label": [7, 2]}
+    }))
+)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
     /// Dataset to store the rows in; without it nothing is stored.
@@ -20,8 +39,10 @@ pub struct ScoreRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids: Option<Vec<String>>,
     /// One nested array `[batch, ...]` per model input, by input name.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, Vec<serde_json::Value>>))]
     pub inputs: BTreeMap<String, serde_json::Value>,
-    /// Per-row pass-through values stored beside the teacher's outputs.
+    /// Per-row pass-through values (numbers, strings or booleans, one type per column) stored
+    /// beside the teacher's outputs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, Vec<serde_json::Value>>,
     /// Outputs to echo back; default: none when a dataset is given, all otherwise.
@@ -29,8 +50,45 @@ pub struct ScoreRequest {
     pub return_outputs: Option<Vec<String>>,
 }
 
+impl ScoreRequest {
+    /// JSON name of [`ScoreRequest::dataset`].
+    pub const FIELD_DATASET: &'static str = "dataset";
+    /// JSON name of [`ScoreRequest::ids`].
+    pub const FIELD_IDS: &'static str = "ids";
+    /// JSON name of [`ScoreRequest::inputs`].
+    pub const FIELD_INPUTS: &'static str = "inputs";
+    /// JSON name of [`ScoreRequest::columns`].
+    pub const FIELD_COLUMNS: &'static str = "columns";
+    /// JSON name of [`ScoreRequest::return_outputs`].
+    pub const FIELD_RETURN: &'static str = "return";
+    /// Every JSON field name, in declaration order.
+    pub const FIELDS: [&'static str; 5] = [
+        Self::FIELD_DATASET,
+        Self::FIELD_IDS,
+        Self::FIELD_INPUTS,
+        Self::FIELD_COLUMNS,
+        Self::FIELD_RETURN,
+    ];
+}
+
+/// Query parameters of `POST /v1/score` with an Arrow IPC body (a JSON body carries these
+/// in [`ScoreRequest`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ScoreQuery {
+    /// Dataset to store the rows in (Arrow bodies only); without it nothing is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Comma-separated outputs to echo back (Arrow bodies only).
+    #[serde(default, rename = "return", skip_serializing_if = "Option::is_none")]
+    pub return_outputs: Option<String>,
+}
+
 /// Answer to `POST /v1/score`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreResponse {
     /// Rows scored.
     pub rows: usize,
@@ -44,11 +102,13 @@ pub struct ScoreResponse {
     pub duplicates: usize,
     /// Echoed outputs by stored name, each a nested array `[batch, ...]`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, Vec<serde_json::Value>>))]
     pub outputs: BTreeMap<String, serde_json::Value>,
 }
 
 /// The body of every error answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
@@ -56,6 +116,7 @@ pub struct ErrorBody {
 
 /// Details of an error answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `invalid_shape`, `queue_full`.
     pub code: String,
@@ -68,6 +129,7 @@ pub struct ErrorDetail {
 
 /// One axis of a tensor signature: a fixed size or a named dynamic axis.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Dim {
     /// A fixed size.
@@ -78,6 +140,7 @@ pub enum Dim {
 
 /// Name, element type and shape of a model input or output.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TensorSpec {
     /// Name in the ONNX graph.
@@ -90,6 +153,8 @@ pub struct TensorSpec {
 
 /// How a 3-D output `[batch, seq, dim]` becomes one vector per row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
     /// Stored as it is.
@@ -101,8 +166,44 @@ pub enum Pooling {
     Cls,
 }
 
+impl Pooling {
+    /// The name used in flags, the manifest and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::None => "none",
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+        }
+    }
+}
+
+impl std::fmt::Display for Pooling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A pooling name that is none of `mean`, `cls`, `none`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pooling {0:?}: expected mean, cls or none")]
+pub struct UnknownPooling(pub String);
+
+impl std::str::FromStr for Pooling {
+    type Err = UnknownPooling;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mean" => Ok(Pooling::Mean),
+            "cls" => Ok(Pooling::Cls),
+            "none" => Ok(Pooling::None),
+            other => Err(UnknownPooling(other.to_string())),
+        }
+    }
+}
+
 /// Where a stored output comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum OutputSource {
     /// One of the graph's own outputs.
@@ -113,6 +214,7 @@ pub enum OutputSource {
 
 /// A teacher output as served and stored.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     /// Stored name (the role, e.g. `logits`, `embedding`).
@@ -131,6 +233,7 @@ pub struct OutputSpec {
 
 /// `GET /v1/model`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelInfo {
     /// Path of the model file as given.
     pub model_path: String,
@@ -150,8 +253,17 @@ pub struct ModelInfo {
     pub max_request_rows: usize,
 }
 
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok` while the server is up.
+    pub status: String,
+}
+
 /// One entry of `GET /v1/datasets`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetSummary {
     /// Dataset name.
     pub name: String,
@@ -159,4 +271,59 @@ pub struct DatasetSummary {
     pub rows: u64,
     /// Finished shards.
     pub shards: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_constants_are_the_serde_names() {
+        let full = ScoreRequest {
+            dataset: Some("d".into()),
+            ids: Some(vec!["a".into()]),
+            inputs: BTreeMap::from([("x".into(), serde_json::json!([[1.0]]))]),
+            columns: BTreeMap::from([("label".into(), vec![serde_json::json!(1)])]),
+            return_outputs: Some(vec!["logits".into()]),
+        };
+        let value = serde_json::to_value(&full).unwrap();
+        let mut written: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut declared = ScoreRequest::FIELDS.to_vec();
+        written.sort_unstable();
+        declared.sort_unstable();
+        assert_eq!(written, declared);
+        // And serde reads back exactly those names (deny_unknown_fields refuses others).
+        let back: ScoreRequest = serde_json::from_value(value).unwrap();
+        assert_eq!(back, full);
+        assert!(serde_json::from_str::<ScoreRequest>(r#"{"inputs": {}, "bogus": 1}"#).is_err());
+    }
+
+    #[test]
+    fn query_names_match_the_request_fields() {
+        let q = ScoreQuery {
+            dataset: Some("d".into()),
+            return_outputs: Some("a,b".into()),
+        };
+        let value = serde_json::to_value(&q).unwrap();
+        let obj = value.as_object().unwrap();
+        assert!(obj.contains_key(ScoreRequest::FIELD_DATASET));
+        assert!(obj.contains_key(ScoreRequest::FIELD_RETURN));
+        assert_eq!(obj.len(), 2);
+    }
+
+    #[test]
+    fn pooling_parses_its_own_names() {
+        for p in [Pooling::None, Pooling::Mean, Pooling::Cls] {
+            assert_eq!(p.name().parse::<Pooling>(), Ok(p));
+            // The serde name is the same word.
+            assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+        }
+        let e = "max".parse::<Pooling>().unwrap_err();
+        assert!(e.to_string().contains("unknown pooling"), "{e}");
+    }
 }

@@ -11,4 +11,4 @@ pub mod onnx;
 pub mod store;
 pub mod tensor;
 
-pub use tensor::{DType, Tensor, TensorData, TensorError};
+pub use tensor::{DType, NamedTensors, Tensor, TensorData, TensorError};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Element type of a tensor, named as in the HTTP API and the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
     /// 32-bit float.
@@ -237,9 +238,145 @@ impl Tensor {
     }
 }
 
+/// Tensors by name in a fixed order (a model's inputs in signature order, a teacher's outputs
+/// in plan order). Small enough that lookups scan; names are expected to be unique, which the
+/// decoders and the store check on what they are handed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NamedTensors(Vec<(String, Tensor)>);
+
+impl NamedTensors {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// An empty list with room for `capacity` tensors.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self(Vec::with_capacity(capacity))
+    }
+
+    /// Appends `tensor` under `name`, after the ones already there.
+    pub fn push(&mut self, name: impl Into<String>, tensor: Tensor) {
+        self.0.push((name.into(), tensor));
+    }
+
+    /// The first tensor of that name.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// The first tensor of that name, to change in place.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Tensor> {
+        self.0.iter_mut().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// Whether a tensor of that name is held.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Takes the first tensor of that name out, keeping the order of the others.
+    pub fn remove(&mut self, name: &str) -> Option<Tensor> {
+        let pos = self.0.iter().position(|(n, _)| n == name)?;
+        Some(self.0.remove(pos).1)
+    }
+
+    /// The names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// `(name, tensor)` pairs, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, (String, Tensor)> {
+        self.0.iter()
+    }
+
+    /// How many tensors are held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Keeps only the pairs for which `keep` is true, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &Tensor) -> bool) {
+        self.0.retain(|(n, t)| keep(n, t));
+    }
+}
+
+/// Positional access: the order is part of the value (signature or plan order).
+impl std::ops::Index<usize> for NamedTensors {
+    type Output = (String, Tensor);
+
+    fn index(&self, i: usize) -> &Self::Output {
+        &self.0[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for NamedTensors {
+    fn index_mut(&mut self, i: usize) -> &mut Self::Output {
+        &mut self.0[i]
+    }
+}
+
+impl From<Vec<(String, Tensor)>> for NamedTensors {
+    fn from(v: Vec<(String, Tensor)>) -> Self {
+        Self(v)
+    }
+}
+
+impl FromIterator<(String, Tensor)> for NamedTensors {
+    fn from_iter<I: IntoIterator<Item = (String, Tensor)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl IntoIterator for NamedTensors {
+    type Item = (String, Tensor);
+    type IntoIter = std::vec::IntoIter<(String, Tensor)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a NamedTensors {
+    type Item = &'a (String, Tensor);
+    type IntoIter = std::slice::Iter<'a, (String, Tensor)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_tensors_keep_order_and_find_by_name() {
+        let t = |v: f32| Tensor::new(vec![1, 1], TensorData::F32(vec![v])).unwrap();
+        let mut n: NamedTensors = vec![("b".to_string(), t(1.0))].into();
+        n.push("a", t(2.0));
+        n.push("c", t(3.0));
+        assert_eq!(n.names().collect::<Vec<_>>(), ["b", "a", "c"]);
+        assert_eq!(n.get("a"), Some(&t(2.0)));
+        assert_eq!(n.get("z"), None);
+        assert!(n.contains("c") && !n.contains("z"));
+        assert_eq!(n[2].0, "c");
+        *n.get_mut("b").unwrap() = t(9.0);
+        assert_eq!(n[0].1, t(9.0));
+        assert_eq!(n.remove("a"), Some(t(2.0)));
+        assert_eq!(n.remove("a"), None);
+        assert_eq!(n.names().collect::<Vec<_>>(), ["b", "c"]);
+        n.retain(|name, _| name != "b");
+        assert_eq!(n.len(), 1);
+        let pairs: Vec<(String, Tensor)> = n.into_iter().collect();
+        assert_eq!(pairs, [("c".to_string(), t(3.0))]);
+    }
 
     #[test]
     fn concat_then_slice_round_trips() {

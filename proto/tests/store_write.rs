@@ -324,7 +324,7 @@ fn bad_rows_are_refused_before_anything_is_written() {
         "{e}"
     );
     let mut r = rows(0..3);
-    r.outputs.pop();
+    r.outputs.remove("embedding");
     assert!(store
         .append("d", r)
         .unwrap_err()
@@ -558,7 +558,8 @@ fn dynamic_signature_axes_are_stored_as_lists_and_pooling_drops_the_sequence_axi
                 TensorData::I64((0..ids.len() * seq).map(|v| v as i64).collect()),
             )
             .unwrap(),
-        )],
+        )]
+        .into(),
         outputs: vec![(
             "embedding".into(),
             Tensor::new(
@@ -566,7 +567,8 @@ fn dynamic_signature_axes_are_stored_as_lists_and_pooling_drops_the_sequence_axi
                 TensorData::F32(vec![0.5; ids.len() * 4]),
             )
             .unwrap(),
-        )],
+        )]
+        .into(),
         columns: vec![],
     };
     let dir = tempfile::tempdir().unwrap();

@@ -11,20 +11,20 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use distill_proto::api::OutputSpec;
-use distill_proto::Tensor;
+use distill_proto::{NamedTensors, Tensor};
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::outputs::OutputPlan;
 use crate::pooling::pool;
-use crate::teacher::{Teacher, TeacherError};
+use crate::teacher::{Cause, Teacher, TeacherError};
 
 /// Inputs shared between the handler (which stores them) and the inference thread.
-pub type Inputs = Arc<Vec<(String, Tensor)>>;
+pub type Inputs = Arc<NamedTensors>;
 
 /// Outputs of one request by stored name, in plan order.
-pub type Outputs = Vec<(String, Tensor)>;
+pub type Outputs = NamedTensors;
 
 /// Batching settings.
 #[derive(Debug, Clone, Copy)]
@@ -292,15 +292,15 @@ pub fn run_group<T: Teacher + ?Sized>(
     parts: &[&Inputs],
     max_rows: usize,
 ) -> Result<Vec<Outputs>, TeacherError> {
-    let merged: Cow<'_, [(String, Tensor)]> = if parts.len() == 1 {
-        Cow::Borrowed(parts[0].as_slice())
+    let merged: Cow<'_, NamedTensors> = if parts.len() == 1 {
+        Cow::Borrowed(parts[0].as_ref())
     } else {
-        let mut v = Vec::with_capacity(parts[0].len());
+        let mut v = NamedTensors::with_capacity(parts[0].len());
         for (i, (name, _)) in parts[0].iter().enumerate() {
             let pieces: Vec<Tensor> = parts.iter().map(|p| p[i].1.clone()).collect();
             let t = Tensor::concat_rows(&pieces)
-                .map_err(|e| TeacherError::Run(format!("merging {name:?}: {e}")))?;
-            v.push((name.clone(), t));
+                .map_err(|e| TeacherError::Run(Cause::new(format!("merging {name:?}"), e)))?;
+            v.push(name.clone(), t);
         }
         Cow::Owned(v)
     };
@@ -310,15 +310,15 @@ pub fn run_group<T: Teacher + ?Sized>(
     let mut start = 0;
     while start < total {
         let len = max_rows.min(total - start);
-        let chunk: Cow<'_, [(String, Tensor)]> = if start == 0 && len == total {
-            Cow::Borrowed(&merged)
+        let chunk: Cow<'_, NamedTensors> = if start == 0 && len == total {
+            Cow::Borrowed(&*merged)
         } else {
-            let mut v = Vec::with_capacity(merged.len());
+            let mut v = NamedTensors::with_capacity(merged.len());
             for (name, t) in merged.iter() {
                 let s = t
                     .slice_rows(start, len)
-                    .map_err(|e| TeacherError::Run(e.to_string()))?;
-                v.push((name.clone(), s));
+                    .map_err(|e| TeacherError::Run(Cause::of(e)))?;
+                v.push(name.clone(), s);
             }
             Cow::Owned(v)
         };
@@ -330,12 +330,12 @@ pub fn run_group<T: Teacher + ?Sized>(
     let whole: Outputs = if chunks.len() == 1 {
         chunks.pop().unwrap_or_default()
     } else {
-        let mut out = Vec::with_capacity(plan.specs.len());
+        let mut out = NamedTensors::with_capacity(plan.specs.len());
         for (i, spec) in plan.specs.iter().enumerate() {
             let pieces: Vec<Tensor> = chunks.iter().map(|c| c[i].1.clone()).collect();
             let t = Tensor::concat_rows(&pieces)
-                .map_err(|e| TeacherError::Run(format!("output {:?}: {e}", spec.name)))?;
-            out.push((spec.name.clone(), t));
+                .map_err(|e| TeacherError::Run(Cause::new(format!("output {:?}", spec.name), e)))?;
+            out.push(spec.name.clone(), t);
         }
         out
     };
@@ -346,13 +346,13 @@ pub fn run_group<T: Teacher + ?Sized>(
     let mut offset = 0;
     for p in parts {
         let rows = p[0].1.rows();
-        let mut outs = Vec::with_capacity(whole.len());
+        let mut outs = NamedTensors::with_capacity(whole.len());
         for (name, t) in &whole {
-            outs.push((
+            outs.push(
                 name.clone(),
                 t.slice_rows(offset, rows)
-                    .map_err(|e| TeacherError::Run(e.to_string()))?,
-            ));
+                    .map_err(|e| TeacherError::Run(Cause::of(e)))?,
+            );
         }
         per_job.push(outs);
         offset += rows;
@@ -363,52 +363,48 @@ pub fn run_group<T: Teacher + ?Sized>(
 /// Maps graph outputs onto stored names, pools them and checks they have one row per input row.
 fn finish_outputs(
     plan: &OutputPlan,
-    mut raw: Vec<(String, Tensor)>,
-    inputs: &[(String, Tensor)],
+    mut raw: NamedTensors,
+    inputs: &NamedTensors,
     rows: usize,
 ) -> Result<Outputs, TeacherError> {
-    let mask = plan
-        .mask_input
-        .as_ref()
-        .and_then(|m| inputs.iter().find(|(n, _)| n == m).map(|(_, t)| t));
-    let mut out = Vec::with_capacity(plan.specs.len());
+    let mask = plan.mask_input.as_ref().and_then(|m| inputs.get(m));
+    let mut out = NamedTensors::with_capacity(plan.specs.len());
     for (i, spec) in plan.specs.iter().enumerate() {
         let t = take_tensor(&mut raw, plan, i, spec)?;
-        let t = pool(&spec.name, t, spec.pooling, mask)
-            .map_err(|e| TeacherError::Run(e.to_string()))?;
+        let t =
+            pool(&spec.name, t, spec.pooling, mask).map_err(|e| TeacherError::Run(Cause::of(e)))?;
         if t.shape().first() != Some(&rows) {
-            return Err(TeacherError::Run(format!(
-                "output {:?} has shape {:?}: expected {rows} rows along axis 0, one per input row",
-                spec.name,
-                t.shape()
-            )));
+            return Err(TeacherError::Run(
+                format!(
+                    "output {:?} has shape {:?}: expected {rows} rows along axis 0, one per input row",
+                    spec.name,
+                    t.shape()
+                )
+                .into(),
+            ));
         }
-        out.push((spec.name.clone(), t));
+        out.push(spec.name.clone(), t);
     }
     Ok(out)
 }
 
 /// The graph tensor behind `spec`, moved out when no later spec needs it.
 fn take_tensor(
-    raw: &mut Vec<(String, Tensor)>,
+    raw: &mut NamedTensors,
     plan: &OutputPlan,
     index: usize,
     spec: &OutputSpec,
 ) -> Result<Tensor, TeacherError> {
-    let pos = raw
-        .iter()
-        .position(|(n, _)| n == &spec.tensor)
-        .ok_or_else(|| {
-            TeacherError::Run(format!("the teacher returned no tensor {:?}", spec.tensor))
-        })?;
+    let missing =
+        || TeacherError::Run(format!("the teacher returned no tensor {:?}", spec.tensor).into());
     let needed_later = plan.specs[index + 1..]
         .iter()
         .any(|s| s.tensor == spec.tensor);
-    Ok(if needed_later {
-        raw[pos].1.clone()
+    if needed_later {
+        raw.get(&spec.tensor).cloned().ok_or_else(missing)
     } else {
-        raw.swap_remove(pos).1
-    })
+        raw.remove(&spec.tensor).ok_or_else(missing)
+    }
 }
 
 #[cfg(test)]
@@ -435,9 +431,9 @@ mod tests {
         }
         fn run(
             &mut self,
-            inputs: &[(String, Tensor)],
+            inputs: &NamedTensors,
             _outputs: &[String],
-        ) -> Result<Vec<(String, Tensor)>, TeacherError> {
+        ) -> Result<NamedTensors, TeacherError> {
             let x = &inputs[0].1;
             self.runs.lock().unwrap().push(x.rows());
             std::thread::sleep(self.delay);
@@ -453,7 +449,7 @@ mod tests {
                 TensorData::F32(v.iter().map(|a| 2.0 * a + 1.0).collect()),
             )
             .unwrap();
-            Ok(vec![("y".into(), y)])
+            Ok(vec![("y".into(), y)].into())
         }
     }
 
@@ -506,10 +502,13 @@ mod tests {
 
     fn inputs(rows: usize, start: f32) -> Inputs {
         let v: Vec<f32> = (0..rows * 2).map(|i| start + i as f32).collect();
-        Arc::new(vec![(
-            "x".into(),
-            Tensor::new(vec![rows, 2], TensorData::F32(v)).unwrap(),
-        )])
+        Arc::new(
+            vec![(
+                "x".into(),
+                Tensor::new(vec![rows, 2], TensorData::F32(v)).unwrap(),
+            )]
+            .into(),
+        )
     }
 
     fn expect(out: &Outputs, rows: usize, start: f32) {
@@ -568,10 +567,13 @@ mod tests {
     #[test]
     fn different_row_shapes_are_not_merged() {
         let a = inputs(2, 0.0);
-        let b3 = Arc::new(vec![(
-            "x".to_string(),
-            Tensor::new(vec![1, 3], TensorData::F32(vec![0.0; 3])).unwrap(),
-        )]);
+        let b3: Inputs = Arc::new(
+            vec![(
+                "x".to_string(),
+                Tensor::new(vec![1, 3], TensorData::F32(vec![0.0; 3])).unwrap(),
+            )]
+            .into(),
+        );
         assert!(compatible(&a, &inputs(5, 1.0)));
         assert!(!compatible(&a, &b3));
     }

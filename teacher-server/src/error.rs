@@ -79,9 +79,17 @@ pub enum ApiError {
     /// The teacher failed to run.
     #[error(transparent)]
     Teacher(#[from] TeacherError),
-    /// A bug or lost worker.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A blocking task (decoding, a store call) panicked or was cancelled.
+    #[error("internal error: {what} task failed: {source}")]
+    Task {
+        /// Which task: `decode`, `store`.
+        what: &'static str,
+        /// Why it did not finish.
+        source: tokio::task::JoinError,
+    },
+    /// The inference thread went away before answering.
+    #[error("internal error: the inference thread stopped")]
+    InferenceStopped,
 }
 
 impl ApiError {
@@ -127,7 +135,9 @@ impl ApiError {
                 ),
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", None),
             },
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+            ApiError::Task { .. } | ApiError::InferenceStopped => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
+            }
         }
     }
 
@@ -283,6 +293,36 @@ mod tests {
         assert_eq!(body.error.code, "invalid_dtype");
         assert_eq!(body.error.field.as_deref(), Some("inputs.ids"));
         assert!(body.error.message.contains("expected i64"));
+    }
+
+    #[test]
+    fn internal_errors_keep_their_source() {
+        use std::error::Error;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let join = rt.block_on(async {
+            let h = tokio::task::spawn(std::future::pending::<()>());
+            h.abort();
+            h.await.unwrap_err()
+        });
+        let e = ApiError::Task {
+            what: "store",
+            source: join,
+        };
+        assert_eq!(e.parts().0, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            e.to_string()
+                .starts_with("internal error: store task failed"),
+            "{e}"
+        );
+        assert!(e
+            .source()
+            .is_some_and(|s| s.to_string().contains("cancelled")));
+        assert_eq!(
+            status(ApiError::InferenceStopped),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@ use std::fmt::Write;
 use anyhow::Context;
 use distill_proto::onnx::{decode_model, tappable_tensors};
 
-use crate::config::{EpChoice, InspectArgs};
+use crate::cli::InspectArgs;
 use crate::teacher::ort::{init_runtime, ort_version, OrtTeacher};
-use crate::teacher::Teacher;
+use crate::teacher::{EpChoice, Teacher};
 use crate::validate::dims_text;
 
 /// Builds the inspection report.

@@ -4,9 +4,13 @@
 //!
 //! Data path: `routes::score` → `decode` → `validate` → `batcher` (→ `teacher`, `pooling`)
 //! → `LabelStore::append` → `encode`. Errors become HTTP statuses in `error` only.
+//!
+//! Layers: `cli` (flags) and `server` (start-up) sit on top; `routes` (handlers, whose
+//! `#[utoipa::path]` operations make up `/openapi.json`) below them; the domain (`decode`,
+//! `validate`, `batcher`, `teacher`, `outputs`, `pooling`, `encode`) imports neither.
 
 pub mod batcher;
-pub mod config;
+pub mod cli;
 pub mod decode;
 pub mod encode;
 pub mod error;
@@ -21,7 +25,7 @@ pub mod state;
 pub mod teacher;
 pub mod validate;
 
-pub use config::{Cli, Command, ServeArgs};
+pub use cli::{Cli, Command, ServeArgs};
 pub use error::ApiError;
 pub use teacher::{Signature, Teacher, TeacherError};
 

@@ -1,99 +1,63 @@
-//! A hand-built OpenAPI 3.1 document listing every route (the request and answer bodies are
-//! the serde types of `distill_proto::api`).
+//! The frame of the OpenAPI 3.1 document: title, security scheme, tags and the schemas the
+//! handlers refer to. The operations come from each handler's `#[utoipa::path]` and are
+//! added, together with the routes themselves, in `routes::api` — one list for both.
 
-use serde_json::{json, Map, Value};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::routes::ROUTES;
+/// Name of the bearer-token security scheme the authenticated operations refer to.
+pub const BEARER: &str = "bearer";
 
-/// Summary of each route.
-fn summary(method: &str, path: &str) -> &'static str {
-    match (method, path) {
-        ("POST", "/v1/score") => "Score a batch (JSON ScoreRequest or Arrow IPC stream with ?dataset=&return=); stores it when a dataset is given",
-        ("GET", "/v1/model") => "The model's inputs, served outputs, execution provider and limits (ModelInfo)",
-        ("GET", "/v1/datasets") => "Datasets in the label store (list of DatasetSummary)",
-        ("GET", "/v1/datasets/{name}") => "Manifest of one dataset",
-        ("POST", "/v1/datasets/{name}/seal") => "Finish the open shard of a dataset; returns its manifest",
-        ("GET", "/health") => "Liveness (no token needed)",
-        ("GET", "/metrics") => "Prometheus metrics",
-        ("GET", "/openapi.json") => "This document",
-        _ => "",
+/// An Arrow IPC stream (schema message, record batches, end marker) as the request body.
+pub struct ArrowStream;
+
+impl PartialSchema for ArrowStream {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some(
+                "Arrow IPC stream: an `id` column, one column per model input, any other \
+                 column passed through",
+            ))
+            .into()
     }
 }
 
-/// The OpenAPI document.
-pub fn document() -> Value {
-    let mut paths = Map::new();
-    for (method, path) in ROUTES {
-        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
-        let mut op = json!({
-            "summary": summary(method, path),
-            "responses": {
-                "200": { "description": "success" },
-                "4XX": { "description": "bad request; body is ErrorBody {error: {code, message, field}}",
-                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } } }
-            }
-        });
-        if path.contains("{name}") {
-            op["parameters"] = json!([{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }]);
-        }
-        if *path == "/v1/score" {
-            op["requestBody"] = json!({
-                "required": true,
-                "content": {
-                    "application/json": { "schema": { "$ref": "#/components/schemas/ScoreRequest" } },
-                    "application/vnd.apache.arrow.stream": { "schema": { "type": "string", "format": "binary" } }
-                }
-            });
-            op["parameters"] = json!([
-                { "name": "dataset", "in": "query", "required": false, "schema": { "type": "string" } },
-                { "name": "return", "in": "query", "required": false, "schema": { "type": "string" } }
-            ]);
-        }
-        entry[method.to_ascii_lowercase()] = op;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": { "title": "distill teacher-server", "version": env!("CARGO_PKG_VERSION") },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "ErrorBody": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                        "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } } }
-                },
-                "ScoreRequest": {
-                    "type": "object",
-                    "required": ["inputs"],
-                    "additionalProperties": false,
-                    "properties": {
-                        "dataset": { "type": "string" },
-                        "ids": { "type": "array", "items": { "type": "string" } },
-                        "inputs": { "type": "object", "additionalProperties": { "type": "array" } },
-                        "columns": { "type": "object", "additionalProperties": { "type": "array" } },
-                        "return": { "type": "array", "items": { "type": "string" } }
-                    }
-                }
-            }
-        }
-    })
-}
+impl ToSchema for ArrowStream {}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The document's frame; the paths are filled in by `routes::api`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "distill teacher-server",
+        description = "Serves a frozen ONNX teacher over HTTP (JSON or Arrow IPC) and stores its \
+                       outputs in a Parquet label store. Every error answer is an `ErrorBody`."
+    ),
+    modifiers(&BearerScheme),
+    components(schemas(
+        distill_proto::api::ErrorBody,
+        distill_proto::api::ErrorDetail
+    )),
+    tags(
+        (name = "score", description = "Scoring batches and storing the teacher's outputs"),
+        (name = "datasets", description = "The label store's datasets"),
+        (name = "ops", description = "Model facts, liveness, metrics and this document")
+    )
+)]
+pub struct ApiDoc;
 
-    #[test]
-    fn lists_every_route() {
-        let doc = document();
-        for (method, path) in ROUTES {
-            assert!(
-                doc["paths"][path][method.to_ascii_lowercase()].is_object(),
-                "{method} {path} missing"
-            );
-            assert!(!summary(method, path).is_empty());
-        }
+/// Declares the bearer token (`--api-token`) as a security scheme.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }

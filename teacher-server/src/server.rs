@@ -6,21 +6,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use distill_proto::api::{Dim, ModelInfo};
 use distill_proto::onnx::{add_taps, decode_model, encode_model, Tap};
-use distill_proto::store::{LabelStore, StoreOptions, TeacherFingerprint, TopK};
+use distill_proto::store::{LabelStore, StoreOptions, TeacherFingerprint};
 use sha2::{Digest, Sha256};
 
 use crate::batcher::{Batcher, BatcherConfig};
-use crate::config::ServeArgs;
+use crate::cli::ServeArgs;
 use crate::decode::DecodeOptions;
 use crate::metrics::{Metrics, ProviderLabels};
 use crate::outputs::{self, OutputPlan};
 use crate::routes;
 use crate::state::AppState;
 use crate::teacher::ort::{init_runtime, ort_version, OrtTeacher};
-use crate::teacher::Teacher;
+use crate::teacher::{Signature, Teacher};
 use crate::validate::Limits;
 
 /// A model file as read from disk, with taps added when asked.
@@ -65,9 +65,6 @@ pub struct Prepared {
 
 /// Loads runtime, model, store and batcher as the flags say.
 pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
-    if args.max_batch_rows == 0 || args.max_request_rows == 0 || args.queue_capacity == 0 {
-        bail!("--max-batch-rows, --max-request-rows and --queue-capacity must be at least 1");
-    }
     let env = init_runtime(args.ort.ort_lib.as_deref())?;
     let ort_version = ort_version(args.ort.ort_lib.as_deref());
     let model = load_model(&args.model, &args.taps)?;
@@ -82,53 +79,19 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         &args.outputs,
         &args.pools,
         &args.mask_input,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let logits_topk = match args.logits_topk {
-        None => None,
-        Some(0) => bail!("--logits-topk must be at least 1"),
-        Some(k) => {
-            let Some(spec) = plan.specs.iter().find(|s| s.name == args.topk_output) else {
-                bail!(
-                    "--logits-topk applies to output {:?}, which is not served (set --topk-output or --output {}=TENSOR)",
-                    args.topk_output,
-                    args.topk_output
-                );
-            };
-            if !spec.dtype.is_float() {
-                bail!(
-                    "--logits-topk: output {:?} is {}, not float",
-                    spec.name,
-                    spec.dtype
-                );
-            }
-            Some(TopK {
-                output: args.topk_output.clone(),
-                k,
-            })
-        }
-    };
+    )?;
+    let logits_topk = outputs::topk(&plan, &args.topk_output, args.logits_topk)?;
     let fingerprint = TeacherFingerprint {
         model_sha256: model.sha256.clone(),
         inputs: signature.inputs.clone(),
         outputs: plan.specs.clone(),
         ort_version: ort_version.clone(),
         provider: provider.clone(),
-        feature_dtype: args.feature_dtype.into(),
+        feature_dtype: args.feature_dtype,
         logits_topk,
         store_inputs: !args.no_store_inputs,
     };
-    let options = StoreOptions {
-        shard_max_rows: args.shard_max_rows.max(1),
-        row_group_rows: args.row_group_rows.max(1),
-        ..StoreOptions::default()
-    };
-    let data_dir = args.data_dir.clone();
-    let store =
-        tokio::task::spawn_blocking(move || LabelStore::open(&data_dir, fingerprint, options))
-            .await
-            .context("store task")?
-            .with_context(|| format!("opening the label store in {}", args.data_dir.display()))?;
+    let store = open_store(&args.data_dir, fingerprint, store_options(args)).await?;
     let metrics = Arc::new(Metrics::new());
     metrics
         .provider_info
@@ -138,20 +101,10 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
             model_sha256: model.sha256.clone(),
         })
         .set(1);
-    // A model with a fixed batch axis cannot take merged requests.
-    let merge = signature
-        .inputs
-        .iter()
-        .all(|s| matches!(s.shape.first(), Some(Dim::Dynamic(_))));
     let batcher = Batcher::start(
         teacher,
         plan.clone(),
-        BatcherConfig {
-            max_batch_rows: args.max_batch_rows,
-            max_wait: Duration::from_millis(args.max_wait_ms),
-            queue_capacity: args.queue_capacity,
-            merge,
-        },
+        batcher_config(args, &signature),
         metrics.clone(),
     )
     .context("starting the inference thread")?;
@@ -180,9 +133,55 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
             allow_non_finite: args.allow_non_finite,
         },
         max_body_bytes: args.max_body_bytes,
-        api_token: args.api_token.clone().filter(|t| !t.is_empty()),
+        api_token: api_token(args),
     });
     Ok(Prepared { state })
+}
+
+/// Shard rolling and row groups as the flags say (the CLI has already refused zeros).
+fn store_options(args: &ServeArgs) -> StoreOptions {
+    StoreOptions {
+        shard_max_rows: args.shard_max_rows,
+        row_group_rows: args.row_group_rows,
+        ..StoreOptions::default()
+    }
+}
+
+/// Opens the label store off the async executor.
+async fn open_store(
+    data_dir: &Path,
+    fingerprint: TeacherFingerprint,
+    options: StoreOptions,
+) -> anyhow::Result<LabelStore> {
+    let dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || LabelStore::open(&dir, fingerprint, options))
+        .await
+        .context("store task")?
+        .with_context(|| format!("opening the label store in {}", data_dir.display()))
+}
+
+/// Whether requests may be merged into one run: only when every input's batch axis is
+/// dynamic (a model with a fixed batch axis cannot take merged requests).
+fn merges_requests(signature: &Signature) -> bool {
+    signature
+        .inputs
+        .iter()
+        .all(|s| matches!(s.shape.first(), Some(Dim::Dynamic(_))))
+}
+
+/// Batching as the flags say.
+fn batcher_config(args: &ServeArgs, signature: &Signature) -> BatcherConfig {
+    BatcherConfig {
+        max_batch_rows: args.max_batch_rows,
+        max_wait: Duration::from_millis(args.max_wait_ms),
+        queue_capacity: args.queue_capacity,
+        merge: merges_requests(signature),
+    }
+}
+
+/// The bearer token, when one is set (an empty one means none).
+fn api_token(args: &ServeArgs) -> Option<String> {
+    args.api_token.clone().filter(|t| !t.is_empty())
 }
 
 /// Serves until a shutdown signal, then finishes queued work and closes the store.
@@ -239,5 +238,75 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT received"),
         _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use distill_proto::api::TensorSpec;
+    use distill_proto::DType;
+
+    use crate::cli::{Cli, Command};
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec![
+            "teacher-server",
+            "serve",
+            "--model",
+            "m.onnx",
+            "--data-dir",
+            "d",
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(a) => *a,
+            Command::Inspect(_) => panic!("expected serve"),
+        }
+    }
+
+    fn sig(batch: Dim) -> Signature {
+        Signature {
+            inputs: vec![TensorSpec {
+                name: "x".into(),
+                dtype: DType::F32,
+                shape: vec![batch, Dim::Fixed(4)],
+            }],
+            outputs: vec![],
+            unsupported_outputs: vec![],
+        }
+    }
+
+    #[test]
+    fn a_fixed_batch_axis_turns_merging_off() {
+        assert!(merges_requests(&sig(Dim::Dynamic("batch".into()))));
+        assert!(!merges_requests(&sig(Dim::Fixed(1))));
+        let a = args(&[
+            "--max-batch-rows",
+            "8",
+            "--max-wait-ms",
+            "5",
+            "--queue-capacity",
+            "9",
+        ]);
+        let c = batcher_config(&a, &sig(Dim::Fixed(1)));
+        assert_eq!(
+            (c.max_batch_rows, c.max_wait, c.queue_capacity, c.merge),
+            (8, Duration::from_millis(5), 9, false)
+        );
+    }
+
+    #[test]
+    fn store_options_and_token_follow_the_flags() {
+        let o = store_options(&args(&["--shard-max-rows", "10", "--row-group-rows", "3"]));
+        assert_eq!((o.shard_max_rows, o.row_group_rows), (10, 3));
+        assert_eq!(o.shard_max_bytes, StoreOptions::default().shard_max_bytes);
+        assert_eq!(api_token(&args(&[])), None);
+        assert_eq!(api_token(&args(&["--api-token", ""])), None);
+        assert_eq!(
+            api_token(&args(&["--api-token", "t"])).as_deref(),
+            Some("t")
+        );
     }
 }

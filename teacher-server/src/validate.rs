@@ -5,9 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use arrow::array::ArrayRef;
-use distill_proto::api::Dim;
+use distill_proto::api::{Dim, TensorSpec};
 use distill_proto::store::validate_dataset_name;
-use distill_proto::{Tensor, TensorData};
+use distill_proto::{NamedTensors, Tensor, TensorData};
 
 use crate::decode::DecodedRequest;
 use crate::error::ApiError;
@@ -31,7 +31,7 @@ pub struct ScoreJob {
     /// Row ids (required with a dataset).
     pub ids: Option<Vec<String>>,
     /// Inputs in signature order.
-    pub inputs: Vec<(String, Tensor)>,
+    pub inputs: NamedTensors,
     /// Pass-through columns.
     pub columns: Vec<(String, ArrayRef)>,
     /// Outputs to echo back.
@@ -40,7 +40,8 @@ pub struct ScoreJob {
     pub rows: usize,
 }
 
-/// Validates `req`; every failure names the field and what was expected.
+/// Validates `req`; every failure names the field and what was expected. The steps run in
+/// this order, so a request with several faults is told about the first one.
 pub fn validate(
     req: DecodedRequest,
     sig: &Signature,
@@ -48,23 +49,46 @@ pub fn validate(
     limits: Limits,
 ) -> Result<ScoreJob, ApiError> {
     if let Some(name) = &req.dataset {
-        validate_dataset_name(name)
-            .map_err(|e| ApiError::invalid("invalid_dataset", "dataset", e.to_string()))?;
+        check_dataset(name)?;
     }
-    // Inputs: every declared one, no other, into signature order.
-    let mut given: HashMap<String, Tensor> = HashMap::with_capacity(req.inputs.len());
-    for (name, t) in req.inputs {
-        if sig.input(&name).is_none() {
-            let expected: Vec<_> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
-            return Err(ApiError::invalid(
-                "unknown_input",
-                format!("inputs.{name}"),
-                format!("the model has no input {name:?}; its inputs are {expected:?}"),
-            ));
-        }
-        given.insert(name, t);
-    }
-    let mut inputs = Vec::with_capacity(sig.inputs.len());
+    let inputs = order_inputs(req.inputs, sig)?;
+    let rows = check_shapes(&inputs, sig, limits)?;
+    check_ids(req.dataset.is_some(), req.ids.as_deref(), rows)?;
+    check_columns(&req.columns, sig, plan, rows)?;
+    let return_outputs = outputs_to_return(req.return_outputs, req.dataset.is_some(), plan)?;
+    Ok(ScoreJob {
+        dataset: req.dataset,
+        ids: req.ids,
+        inputs,
+        columns: req.columns,
+        return_outputs,
+        rows,
+    })
+}
+
+/// The dataset name is one the store can hold.
+fn check_dataset(name: &str) -> Result<(), ApiError> {
+    validate_dataset_name(name)
+        .map_err(|e| ApiError::invalid("invalid_dataset", "dataset", e.to_string()))
+}
+
+/// Every declared input, no other, put into signature order.
+fn order_inputs(given: NamedTensors, sig: &Signature) -> Result<NamedTensors, ApiError> {
+    let mut given: HashMap<String, Tensor> = given
+        .into_iter()
+        .map(|(name, t)| {
+            if sig.input(&name).is_none() {
+                let expected: Vec<_> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
+                return Err(ApiError::invalid(
+                    "unknown_input",
+                    format!("inputs.{name}"),
+                    format!("the model has no input {name:?}; its inputs are {expected:?}"),
+                ));
+            }
+            Ok((name, t))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut inputs = NamedTensors::with_capacity(sig.inputs.len());
     for spec in &sig.inputs {
         let t = given.remove(&spec.name).ok_or_else(|| {
             ApiError::invalid(
@@ -78,79 +102,127 @@ pub fn validate(
                 ),
             )
         })?;
-        inputs.push((spec.name.clone(), t));
+        inputs.push(spec.name.clone(), t);
     }
-    // Shapes: rank, fixed axes, and named dynamic axes that must agree across inputs.
+    Ok(inputs)
+}
+
+/// Sizes of named dynamic axes seen so far: symbol → (size, input that fixed it).
+type Symbols<'a> = HashMap<&'a str, (usize, &'a str)>;
+
+/// Checks each input (in signature order) against its spec, then the batch size against the
+/// limits; returns the batch size.
+fn check_shapes(inputs: &NamedTensors, sig: &Signature, limits: Limits) -> Result<usize, ApiError> {
     let mut rows: Option<(usize, &str)> = None;
-    let mut symbols: HashMap<&str, (usize, &str)> = HashMap::new();
+    let mut symbols = Symbols::new();
     for ((name, t), spec) in inputs.iter().zip(&sig.inputs) {
         let field = format!("inputs.{name}");
-        if t.dtype() != spec.dtype {
-            return Err(ApiError::invalid(
-                "invalid_dtype",
-                field,
-                format!("got {} values, the model expects {}", t.dtype(), spec.dtype),
-            ));
-        }
-        if t.shape().len() != spec.shape.len() {
-            return Err(ApiError::invalid(
-                "invalid_rank",
-                field,
-                format!(
-                    "got rank {} (shape {:?}), expected rank {} {}",
-                    t.shape().len(),
-                    t.shape(),
-                    spec.shape.len(),
-                    dims_text(&spec.shape)
-                ),
-            ));
-        }
-        for (axis, (&got, want)) in t.shape().iter().zip(&spec.shape).enumerate() {
-            match want {
-                Dim::Fixed(n) if *n != got && !(axis == 0 && got == 0) => {
-                    return Err(ApiError::invalid(
-                        "invalid_shape",
-                        field,
-                        format!(
-                            "axis {axis} has size {got}, expected {n} (shape {:?}, expected {})",
-                            t.shape(),
-                            dims_text(&spec.shape)
-                        ),
-                    ));
-                }
-                Dim::Dynamic(sym) if axis > 0 && sym != "?" && !sym.is_empty() => {
-                    match symbols.get(sym.as_str()) {
-                        Some(&(n, other)) if n != got => {
-                            return Err(ApiError::invalid(
-                                "invalid_shape",
-                                field,
-                                format!("axis {axis} ({sym}) has size {got}, but input {other:?} has {sym} = {n}"),
-                            ));
-                        }
-                        _ => {
-                            symbols.insert(sym.as_str(), (got, name.as_str()));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let r = t.shape().first().copied().unwrap_or(0);
-        match rows {
-            Some((n, other)) if n != r => {
-                return Err(ApiError::invalid(
-                    "invalid_shape",
-                    field,
-                    format!("batch size {r} differs from input {other:?} with {n} rows"),
-                ));
-            }
-            _ => rows = Some((r, name.as_str())),
-        }
+        check_dtype(&field, t, spec)?;
+        check_rank(&field, t, spec)?;
+        check_axes(&field, name, t, spec, &mut symbols)?;
+        rows = Some(check_batch(&field, name, t, rows)?);
         if !limits.allow_non_finite {
             check_finite(&field, t.data())?;
         }
     }
     let rows = rows.map(|(n, _)| n).unwrap_or(0);
+    check_rows(rows, limits)?;
+    Ok(rows)
+}
+
+/// The element type is the one the model declares.
+fn check_dtype(field: &str, t: &Tensor, spec: &TensorSpec) -> Result<(), ApiError> {
+    if t.dtype() != spec.dtype {
+        return Err(ApiError::invalid(
+            "invalid_dtype",
+            field,
+            format!("got {} values, the model expects {}", t.dtype(), spec.dtype),
+        ));
+    }
+    Ok(())
+}
+
+/// The rank is the one the model declares.
+fn check_rank(field: &str, t: &Tensor, spec: &TensorSpec) -> Result<(), ApiError> {
+    if t.shape().len() != spec.shape.len() {
+        return Err(ApiError::invalid(
+            "invalid_rank",
+            field,
+            format!(
+                "got rank {} (shape {:?}), expected rank {} {}",
+                t.shape().len(),
+                t.shape(),
+                spec.shape.len(),
+                dims_text(&spec.shape)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Fixed axes have their size (an empty batch aside), and a named dynamic axis past the
+/// batch axis has the same size in every input that shares the name.
+fn check_axes<'a>(
+    field: &str,
+    name: &'a str,
+    t: &Tensor,
+    spec: &'a TensorSpec,
+    symbols: &mut Symbols<'a>,
+) -> Result<(), ApiError> {
+    for (axis, (&got, want)) in t.shape().iter().zip(&spec.shape).enumerate() {
+        match want {
+            Dim::Fixed(n) if *n != got && !(axis == 0 && got == 0) => {
+                return Err(ApiError::invalid(
+                    "invalid_shape",
+                    field,
+                    format!(
+                        "axis {axis} has size {got}, expected {n} (shape {:?}, expected {})",
+                        t.shape(),
+                        dims_text(&spec.shape)
+                    ),
+                ));
+            }
+            Dim::Dynamic(sym) if axis > 0 && sym != "?" && !sym.is_empty() => {
+                match symbols.get(sym.as_str()) {
+                    Some(&(n, other)) if n != got => {
+                        return Err(ApiError::invalid(
+                            "invalid_shape",
+                            field,
+                            format!("axis {axis} ({sym}) has size {got}, but input {other:?} has {sym} = {n}"),
+                        ));
+                    }
+                    _ => {
+                        symbols.insert(sym.as_str(), (got, name));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The batch size of this input agrees with the inputs before it; returns it with this
+/// input's name, for the next one's message.
+fn check_batch<'a>(
+    field: &str,
+    name: &'a str,
+    t: &Tensor,
+    before: Option<(usize, &'a str)>,
+) -> Result<(usize, &'a str), ApiError> {
+    let r = t.shape().first().copied().unwrap_or(0);
+    match before {
+        Some((n, other)) if n != r => Err(ApiError::invalid(
+            "invalid_shape",
+            field,
+            format!("batch size {r} differs from input {other:?} with {n} rows"),
+        )),
+        _ => Ok((r, name)),
+    }
+}
+
+/// At least one row, at most the request limit.
+fn check_rows(rows: usize, limits: Limits) -> Result<(), ApiError> {
     if rows == 0 {
         return Err(ApiError::invalid(
             "empty_batch",
@@ -164,45 +236,56 @@ pub fn validate(
             limit: limits.max_request_rows,
         });
     }
-    // Ids.
-    match (&req.dataset, &req.ids) {
-        (Some(_), None) => {
+    Ok(())
+}
+
+/// Ids are required with a dataset; when given, one non-empty, unique id per row.
+fn check_ids(has_dataset: bool, ids: Option<&[String]>, rows: usize) -> Result<(), ApiError> {
+    let Some(ids) = ids else {
+        if has_dataset {
             return Err(ApiError::invalid(
                 "missing_ids",
                 "ids",
                 "\"ids\" is required when a dataset is given (one per row)",
-            ))
+            ));
         }
-        (_, Some(ids)) => {
-            if ids.len() != rows {
-                return Err(ApiError::invalid(
-                    "invalid_ids",
-                    "ids",
-                    format!("{} ids for a batch of {rows} rows", ids.len()),
-                ));
-            }
-            let mut seen = HashSet::with_capacity(ids.len());
-            for (i, id) in ids.iter().enumerate() {
-                if id.is_empty() {
-                    return Err(ApiError::invalid(
-                        "invalid_ids",
-                        "ids",
-                        format!("id {i} is empty"),
-                    ));
-                }
-                if !seen.insert(id.as_str()) {
-                    return Err(ApiError::invalid(
-                        "duplicate_id",
-                        "ids",
-                        format!("id {id:?} appears more than once in the request"),
-                    ));
-                }
-            }
-        }
-        (None, None) => {}
+        return Ok(());
+    };
+    if ids.len() != rows {
+        return Err(ApiError::invalid(
+            "invalid_ids",
+            "ids",
+            format!("{} ids for a batch of {rows} rows", ids.len()),
+        ));
     }
-    // Pass-through columns.
-    for (name, col) in &req.columns {
+    let mut seen = HashSet::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if id.is_empty() {
+            return Err(ApiError::invalid(
+                "invalid_ids",
+                "ids",
+                format!("id {i} is empty"),
+            ));
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(ApiError::invalid(
+                "duplicate_id",
+                "ids",
+                format!("id {id:?} appears more than once in the request"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Pass-through columns have free, non-empty names and one value per row.
+fn check_columns(
+    columns: &[(String, ArrayRef)],
+    sig: &Signature,
+    plan: &OutputPlan,
+    rows: usize,
+) -> Result<(), ApiError> {
+    for (name, col) in columns {
         let field = format!("columns.{name}");
         if name == "id" || sig.input(name).is_some() || plan.has(name) {
             return Err(ApiError::invalid(
@@ -226,32 +309,30 @@ pub fn validate(
             ));
         }
     }
-    // Outputs to echo.
-    let return_outputs = match req.return_outputs {
+    Ok(())
+}
+
+/// The outputs to echo: those asked for (each must be served), else none when storing and
+/// all otherwise.
+fn outputs_to_return(
+    asked: Option<Vec<String>>,
+    has_dataset: bool,
+    plan: &OutputPlan,
+) -> Result<Vec<String>, ApiError> {
+    match asked {
         Some(names) => {
-            for n in &names {
-                if !plan.has(n) {
-                    let served: Vec<_> = plan.specs.iter().map(|s| s.name.as_str()).collect();
-                    return Err(ApiError::invalid(
-                        "unknown_output",
-                        "return",
-                        format!("no output {n:?}; served outputs are {served:?}"),
-                    ));
-                }
+            if let Some(n) = names.iter().find(|n| !plan.has(n)) {
+                return Err(ApiError::invalid(
+                    "unknown_output",
+                    "return",
+                    format!("no output {n:?}; served outputs are {:?}", plan.names()),
+                ));
             }
-            names
+            Ok(names)
         }
-        None if req.dataset.is_some() => Vec::new(),
-        None => plan.specs.iter().map(|s| s.name.clone()).collect(),
-    };
-    Ok(ScoreJob {
-        dataset: req.dataset,
-        ids: req.ids,
-        inputs,
-        columns: req.columns,
-        return_outputs,
-        rows,
-    })
+        None if has_dataset => Ok(Vec::new()),
+        None => Ok(plan.specs.iter().map(|s| s.name.clone()).collect()),
+    }
 }
 
 /// Refuses NaN and infinities (Arrow bodies can carry them; JSON ones are checked while parsing).
@@ -346,7 +427,8 @@ mod tests {
                 ("x".into(), f32s(vec![rows, 2], 0.5)),
                 ("mask".into(), i64s(vec![rows, seq])),
                 ("ids".into(), i64s(vec![rows, seq])),
-            ],
+            ]
+            .into(),
             ..Default::default()
         }
     }
@@ -365,7 +447,7 @@ mod tests {
     #[test]
     fn valid_request_is_ordered_and_defaults_return() {
         let job = validate(req(2, 3), &sig(), &plan(), LIMITS).unwrap();
-        let names: Vec<_> = job.inputs.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<_> = job.inputs.names().collect();
         assert_eq!(names, ["ids", "mask", "x"]);
         assert_eq!(job.rows, 2);
         assert_eq!(job.return_outputs, ["logits"]);
@@ -381,7 +463,7 @@ mod tests {
     #[test]
     fn input_errors() {
         let mut r = req(2, 3);
-        r.inputs.pop();
+        r.inputs.remove("ids");
         assert_eq!(
             code(validate(r, &sig(), &plan(), LIMITS)),
             ("missing_input", Some("inputs.ids".into()))
@@ -468,6 +550,153 @@ mod tests {
         assert_eq!(
             code(validate(r, &sig(), &plan(), LIMITS)).0,
             "invalid_column"
+        );
+    }
+
+    fn err_code(r: Result<impl std::fmt::Debug, ApiError>) -> (&'static str, Option<String>) {
+        let e = r.unwrap_err();
+        let (_, c, f) = e.parts();
+        (c, f)
+    }
+
+    #[test]
+    fn order_step_sorts_and_names_strays() {
+        let ordered = order_inputs(req(1, 2).inputs, &sig()).unwrap();
+        assert_eq!(ordered.names().collect::<Vec<_>>(), ["ids", "mask", "x"]);
+        let mut stray = req(1, 2).inputs;
+        stray.push("extra", f32s(vec![1, 2], 0.0));
+        assert_eq!(
+            err_code(order_inputs(stray, &sig())),
+            ("unknown_input", Some("inputs.extra".into()))
+        );
+        let mut short = req(1, 2).inputs;
+        short.remove("mask");
+        let e = order_inputs(short, &sig()).unwrap_err();
+        assert!(e.to_string().contains("[batch, seq]"), "{e}");
+    }
+
+    #[test]
+    fn shape_steps_one_by_one() {
+        let s = sig();
+        let x = &s.inputs[2];
+        assert!(check_dtype("f", &f32s(vec![1, 2], 0.0), x).is_ok());
+        assert_eq!(
+            err_code(check_dtype("f", &i64s(vec![1, 2]), x)).0,
+            "invalid_dtype"
+        );
+        assert_eq!(
+            err_code(check_rank("f", &f32s(vec![1], 0.0), x)).0,
+            "invalid_rank"
+        );
+        // A fixed axis must match, except an empty batch on axis 0.
+        let mut symbols = Symbols::new();
+        assert_eq!(
+            err_code(check_axes(
+                "f",
+                "x",
+                &f32s(vec![1, 3], 0.0),
+                x,
+                &mut symbols
+            ))
+            .0,
+            "invalid_shape"
+        );
+        assert!(check_axes("f", "x", &f32s(vec![0, 2], 0.0), x, &mut symbols).is_ok());
+        // A named dynamic axis is fixed by the first input that has it.
+        let (ids, mask) = (&s.inputs[0], &s.inputs[1]);
+        assert!(check_axes("f", "ids", &i64s(vec![2, 5]), ids, &mut symbols).is_ok());
+        assert_eq!(symbols.get("seq"), Some(&(5, "ids")));
+        let e =
+            check_axes("inputs.mask", "mask", &i64s(vec![2, 4]), mask, &mut symbols).unwrap_err();
+        assert!(e.to_string().contains("input \"ids\" has seq = 5"), "{e}");
+        // The batch axis is not a shared symbol here: rows are checked separately.
+        assert_eq!(
+            check_batch("f", "a", &i64s(vec![3, 1]), None).unwrap(),
+            (3, "a")
+        );
+        assert_eq!(
+            check_batch("f", "b", &i64s(vec![3, 1]), Some((3, "a"))).unwrap(),
+            (3, "b")
+        );
+        let e = check_batch("f", "c", &i64s(vec![2, 1]), Some((3, "b"))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("differs from input \"b\" with 3 rows"),
+            "{e}"
+        );
+        assert!(check_rows(4, LIMITS).is_ok());
+        assert_eq!(err_code(check_rows(0, LIMITS)).0, "empty_batch");
+        assert!(matches!(
+            check_rows(5, LIMITS),
+            Err(ApiError::TooManyRows { rows: 5, limit: 4 })
+        ));
+        assert_eq!(
+            err_code(check_finite(
+                "f",
+                &TensorData::F16(vec![half::f16::INFINITY])
+            ))
+            .0,
+            "non_finite"
+        );
+        assert!(check_finite("f", &TensorData::I64(vec![i64::MAX])).is_ok());
+    }
+
+    #[test]
+    fn id_step() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_ids(false, None, 3).is_ok());
+        assert_eq!(err_code(check_ids(true, None, 3)).0, "missing_ids");
+        assert!(check_ids(true, Some(&ids(&["a", "b"])), 2).is_ok());
+        assert_eq!(
+            err_code(check_ids(false, Some(&ids(&["a"])), 2)).0,
+            "invalid_ids"
+        );
+        assert_eq!(
+            err_code(check_ids(false, Some(&ids(&["a", ""])), 2)).0,
+            "invalid_ids"
+        );
+        assert_eq!(
+            err_code(check_ids(false, Some(&ids(&["a", "a"])), 2)).0,
+            "duplicate_id"
+        );
+    }
+
+    #[test]
+    fn column_step() {
+        let col = |name: &str, n: usize| {
+            (
+                name.to_string(),
+                std::sync::Arc::new(arrow::array::Int64Array::from(vec![0; n])) as ArrayRef,
+            )
+        };
+        assert!(check_columns(&[col("label", 2)], &sig(), &plan(), 2).is_ok());
+        for taken in ["id", "mask", "logits", ""] {
+            assert_eq!(
+                err_code(check_columns(&[col(taken, 2)], &sig(), &plan(), 2)),
+                ("invalid_column", Some(format!("columns.{taken}"))),
+                "{taken:?}"
+            );
+        }
+        assert_eq!(
+            err_code(check_columns(&[col("label", 1)], &sig(), &plan(), 2)).0,
+            "invalid_column"
+        );
+    }
+
+    #[test]
+    fn return_step() {
+        let p = plan();
+        assert_eq!(outputs_to_return(None, false, &p).unwrap(), ["logits"]);
+        assert!(outputs_to_return(None, true, &p).unwrap().is_empty());
+        assert_eq!(
+            outputs_to_return(Some(vec!["logits".into()]), true, &p).unwrap(),
+            ["logits"]
+        );
+        let e =
+            outputs_to_return(Some(vec!["logits".into(), "nope".into()]), false, &p).unwrap_err();
+        assert!(
+            e.to_string().contains("served outputs are [\"logits\"]"),
+            "{e}"
         );
     }
 }

@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
-use crate::{Tensor, TensorData};
+use crate::{NamedTensors, Tensor, TensorData};
 
 /// Bytes of a row digest (the first 16 bytes of a SHA-256).
 pub const DIGEST_LEN: usize = 16;
@@ -16,7 +16,7 @@ pub type RowDigest = [u8; DIGEST_LEN];
 /// Digests each of `rows` rows over all inputs, in input-name order so the order the inputs
 /// were handed in does not matter. Each input contributes its name, dtype, row shape and the
 /// row's elements as little-endian bytes.
-pub fn row_digests(inputs: &[(String, Tensor)], rows: usize) -> Result<Vec<RowDigest>, StoreError> {
+pub fn row_digests(inputs: &NamedTensors, rows: usize) -> Result<Vec<RowDigest>, StoreError> {
     let mut sorted: Vec<&(String, Tensor)> = inputs.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, t) in &sorted {

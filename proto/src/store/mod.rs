@@ -81,7 +81,7 @@ use arrow::array::ArrayRef;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{DatasetSummary, OutputSpec, TensorSpec};
-use crate::{DType, Tensor};
+use crate::{DType, NamedTensors};
 
 pub use columns::{
     array_to_tensor, array_to_tensor_dyn, column_array_to_tensor, column_arrow_type,
@@ -103,6 +103,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Element type of stored float features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum FeatureDType {
     /// 32-bit floats.
@@ -112,8 +114,42 @@ pub enum FeatureDType {
     F16,
 }
 
+impl FeatureDType {
+    /// The name used in flags and the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureDType::F32 => "f32",
+            FeatureDType::F16 => "f16",
+        }
+    }
+}
+
+impl std::fmt::Display for FeatureDType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A stored feature type that is neither `f32` nor `f16`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown feature dtype {0:?}: expected f32 or f16")]
+pub struct UnknownFeatureDType(pub String);
+
+impl std::str::FromStr for FeatureDType {
+    type Err = UnknownFeatureDType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" => Ok(FeatureDType::F32),
+            "f16" => Ok(FeatureDType::F16),
+            other => Err(UnknownFeatureDType(other.to_string())),
+        }
+    }
+}
+
 /// Store only the top-K logits of one output (plus the log-sum-exp of all of them).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TopK {
     /// Stored output name the option applies to (e.g. `logits`).
@@ -125,6 +161,7 @@ pub struct TopK {
 /// Everything that decides how a dataset's rows were produced; a dataset only ever takes rows
 /// from one fingerprint (the provider and ORT version are recorded but may change).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TeacherFingerprint {
     /// sha256 of the ONNX file, hex.
@@ -168,6 +205,7 @@ impl Default for StoreOptions {
 
 /// One finished shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShardInfo {
     /// File name inside the dataset folder.
     pub file: String,
@@ -179,6 +217,7 @@ pub struct ShardInfo {
 
 /// One stored column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColumnInfo {
     /// Column name.
     pub name: String,
@@ -195,6 +234,7 @@ pub struct ColumnInfo {
 
 /// `_manifest.json` of a dataset; the same facts sit in each shard's key-value metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Manifest {
     /// [`SCHEMA_VERSION`] it was written with.
     pub schema_version: u32,
@@ -219,9 +259,9 @@ pub struct LabelRows {
     pub ids: Vec<String>,
     /// Model inputs by input name, as received (used for the row digest even when inputs
     /// are not stored).
-    pub inputs: Vec<(String, Tensor)>,
+    pub inputs: NamedTensors,
     /// Teacher outputs by stored name, after pooling, as the model produced them.
-    pub outputs: Vec<(String, Tensor)>,
+    pub outputs: NamedTensors,
     /// Pass-through columns by name, one value per row.
     pub columns: Vec<(String, ArrayRef)>,
 }
@@ -547,5 +587,20 @@ impl LabelStore {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FeatureDType;
+
+    #[test]
+    fn feature_dtype_parses_its_own_names() {
+        for d in [FeatureDType::F32, FeatureDType::F16] {
+            assert_eq!(d.name().parse::<FeatureDType>(), Ok(d));
+            assert_eq!(serde_json::to_value(d).unwrap(), d.name());
+        }
+        let e = "bf16".parse::<FeatureDType>().unwrap_err();
+        assert!(e.to_string().contains("expected f32 or f16"), "{e}");
     }
 }

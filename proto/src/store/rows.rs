@@ -15,7 +15,7 @@ use super::digest::{row_digests, RowDigest, DIGEST_LEN};
 use super::topk::topk_rows;
 use super::{ColumnInfo, LabelRows, StoreError, TeacherFingerprint, DIGEST_COLUMN};
 use crate::api::{Dim, Pooling, TensorSpec};
-use crate::{DType, Tensor};
+use crate::{DType, NamedTensors, Tensor};
 
 /// Longest id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 1024;
@@ -118,17 +118,13 @@ fn info(
     }
 }
 
-fn find<'a>(list: &'a [(String, Tensor)], name: &str) -> Option<&'a Tensor> {
-    list.iter().find(|(n, _)| n == name).map(|(_, t)| t)
-}
-
-fn check_names(kind: &str, given: &[(String, Tensor)], specs: &[&str]) -> Result<(), StoreError> {
+fn check_names(kind: &str, given: &NamedTensors, specs: &[&str]) -> Result<(), StoreError> {
     let mut seen = HashSet::new();
-    for (n, _) in given {
-        if !seen.insert(n.as_str()) {
+    for n in given.names() {
+        if !seen.insert(n) {
             return Err(invalid(format!("{kind} {n:?} is given twice")));
         }
-        if !specs.contains(&n.as_str()) {
+        if !specs.contains(&n) {
             return Err(invalid(format!(
                 "{kind} {n:?} is not one of the teacher's {kind}s ({})",
                 specs.join(", ")
@@ -183,7 +179,9 @@ pub(crate) fn prepare(
 
     // Inputs: validated and digested always, stored when asked.
     for spec in &teacher.inputs {
-        let t = find(&rows.inputs, &spec.name)
+        let t = rows
+            .inputs
+            .get(&spec.name)
             .ok_or_else(|| invalid(format!("input {:?} is missing", spec.name)))?;
         let what = format!("input {:?}", spec.name);
         if t.dtype() != spec.dtype {
@@ -210,7 +208,9 @@ pub(crate) fn prepare(
     let digests = row_digests(&rows.inputs, n)?;
 
     for spec in &teacher.outputs {
-        let t = find(&rows.outputs, &spec.name)
+        let t = rows
+            .outputs
+            .get(&spec.name)
             .ok_or_else(|| invalid(format!("output {:?} is missing", spec.name)))?;
         let what = format!("output {:?}", spec.name);
         if t.dtype() != spec.dtype {

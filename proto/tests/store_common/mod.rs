@@ -106,7 +106,8 @@ pub fn rows(range: std::ops::Range<usize>) -> LabelRows {
         inputs: vec![(
             "x".into(),
             Tensor::new(vec![n, IN], TensorData::F32(x)).unwrap(),
-        )],
+        )]
+        .into(),
         outputs: vec![
             (
                 "logits".into(),
@@ -116,7 +117,8 @@ pub fn rows(range: std::ops::Range<usize>) -> LabelRows {
                 "embedding".into(),
                 Tensor::new(vec![n, EMB], TensorData::F32(e)).unwrap(),
             ),
-        ],
+        ]
+        .into(),
         columns: vec![("label".into(), label)],
     }
 }

@@ -10,23 +10,15 @@ use arrow::ipc::reader::StreamDecoder;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use distill_proto::api::{Dim, TensorSpec};
-use distill_proto::{DType, Tensor, TensorData};
+use distill_proto::{DType, NamedTensors, Tensor, TensorData};
 
 use super::DecodedRequest;
 use crate::error::InvalidInput;
 use crate::teacher::Signature;
 use crate::validate::dims_text;
 
-/// Query parameters that travel beside an Arrow body.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArrowQuery {
-    /// Dataset to store into.
-    pub dataset: Option<String>,
-    /// Comma-separated outputs to echo.
-    #[serde(rename = "return")]
-    pub return_outputs: Option<String>,
-}
+/// Query parameters that travel beside an Arrow body (defined with the API types).
+pub use distill_proto::api::ScoreQuery as ArrowQuery;
 
 /// Decodes an Arrow IPC stream body. The record batches point into `body` itself (no copy of
 /// the body; only misaligned buffers are copied), and are validated by the decoder.
@@ -55,7 +47,7 @@ pub fn decode(
         .schema()
         .ok_or_else(|| bad("the Arrow IPC stream has no schema message".into()))?;
     let mut ids: Option<Vec<String>> = None;
-    let mut inputs: Vec<(String, Tensor)> = Vec::new();
+    let mut inputs = NamedTensors::new();
     let mut columns: Vec<(String, ArrayRef)> = Vec::new();
     for (i, field) in schema.fields().iter().enumerate() {
         let name = field.name();
@@ -88,7 +80,7 @@ pub fn decode(
                     )
                 })?
             };
-            inputs.push((name.clone(), t));
+            inputs.push(name.clone(), t);
         } else {
             let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
             let col = if refs.len() == 1 {

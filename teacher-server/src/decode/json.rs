@@ -1,14 +1,15 @@
 //! The JSON body of `POST /v1/score`, parsed in one pass straight into typed flat buffers:
 //! nested arrays are never built as `serde_json::Value`, and each input is read with the
 //! element type the model declares, so a wrong type, a ragged array or a non-finite float is
-//! caught at the element that holds it.
+//! caught at the element that holds it. The field names are those of
+//! [`ScoreRequest`] (its `FIELD_*` constants); a test holds the two decoders equal.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use distill_proto::api::TensorSpec;
-use distill_proto::{DType, Tensor, TensorData};
+use distill_proto::api::{ScoreRequest, TensorSpec};
+use distill_proto::{DType, NamedTensors, Tensor, TensorData};
 use half::f16;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -75,7 +76,7 @@ pub fn decode(
 struct RawRequest {
     dataset: Option<String>,
     ids: Option<Vec<String>>,
-    inputs: Option<Vec<(String, Tensor)>>,
+    inputs: Option<NamedTensors>,
     columns: BTreeMap<String, Vec<serde_json::Value>>,
     return_outputs: Option<Vec<String>>,
 }
@@ -85,8 +86,11 @@ impl RawRequest {
         let inputs = self.inputs.ok_or_else(|| {
             InvalidInput::new(
                 "missing_field",
-                "inputs",
-                "the request has no \"inputs\" object (one nested array per model input)",
+                ScoreRequest::FIELD_INPUTS,
+                format!(
+                    "the request has no {:?} object (one nested array per model input)",
+                    ScoreRequest::FIELD_INPUTS
+                ),
             )
         })?;
         let mut columns = Vec::with_capacity(self.columns.len());
@@ -137,22 +141,22 @@ impl<'de> Visitor<'de> for RequestSeed<'_, '_> {
             }
             ctx.set_field(&key);
             match key.as_str() {
-                "dataset" => req.dataset = map.next_value()?,
-                "ids" => req.ids = map.next_value()?,
-                "inputs" => req.inputs = Some(map.next_value_seed(InputsSeed { ctx })?),
-                "columns" => {
+                ScoreRequest::FIELD_DATASET => req.dataset = map.next_value()?,
+                ScoreRequest::FIELD_IDS => req.ids = map.next_value()?,
+                ScoreRequest::FIELD_INPUTS => {
+                    req.inputs = Some(map.next_value_seed(InputsSeed { ctx })?)
+                }
+                ScoreRequest::FIELD_COLUMNS => {
                     req.columns = map
                         .next_value::<Option<BTreeMap<String, Vec<serde_json::Value>>>>()?
                         .unwrap_or_default()
                 }
-                "return" => req.return_outputs = map.next_value()?,
+                ScoreRequest::FIELD_RETURN => req.return_outputs = map.next_value()?,
                 other => {
                     return Err(ctx.fail(InvalidInput::new(
                         "unknown_field",
                         other,
-                        format!(
-                        "unknown field {other:?}; expected dataset, ids, inputs, columns or return"
-                    ),
+                        format!("unknown field {other:?}; expected {}", expected_fields()),
                     )))
                 }
             }
@@ -163,12 +167,21 @@ impl<'de> Visitor<'de> for RequestSeed<'_, '_> {
     }
 }
 
+/// `dataset, ids, inputs, columns or return`.
+fn expected_fields() -> String {
+    let fields = ScoreRequest::FIELDS;
+    match fields.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => fields.join(", "),
+    }
+}
+
 struct InputsSeed<'c, 'a> {
     ctx: &'c Ctx<'a>,
 }
 
 impl<'de> DeserializeSeed<'de> for InputsSeed<'_, '_> {
-    type Value = Vec<(String, Tensor)>;
+    type Value = NamedTensors;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
@@ -176,7 +189,7 @@ impl<'de> DeserializeSeed<'de> for InputsSeed<'_, '_> {
 }
 
 impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
-    type Value = Vec<(String, Tensor)>;
+    type Value = NamedTensors;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object mapping input names to nested arrays")
@@ -184,10 +197,10 @@ impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let ctx = self.ctx;
-        let mut out: Vec<(String, Tensor)> = Vec::new();
+        let mut out = NamedTensors::new();
         while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let name = name.into_owned();
-            let field = format!("inputs.{name}");
+            let field = format!("{}.{name}", ScoreRequest::FIELD_INPUTS);
             let Some(spec) = ctx.sig.input(&name) else {
                 let expected: Vec<_> = ctx.sig.inputs.iter().map(|s| s.name.as_str()).collect();
                 return Err(ctx.fail(InvalidInput::new(
@@ -196,7 +209,7 @@ impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
                     format!("the model has no input {name:?}; its inputs are {expected:?}"),
                 )));
             };
-            if out.iter().any(|(n, _)| n == &name) {
+            if out.contains(&name) {
                 return Err(ctx.fail(InvalidInput::new(
                     "duplicate_field",
                     field,
@@ -209,7 +222,7 @@ impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
                 spec,
                 field: &field,
             })?;
-            out.push((name, t));
+            out.push(name, t);
         }
         Ok(out)
     }
@@ -699,6 +712,11 @@ mod tests {
                 .code,
             "invalid_json"
         );
+    }
+
+    #[test]
+    fn unknown_field_message_lists_the_request_fields() {
+        assert_eq!(expected_fields(), "dataset, ids, inputs, columns or return");
     }
 
     #[test]

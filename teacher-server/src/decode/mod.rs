@@ -7,19 +7,19 @@ pub mod json;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
-use distill_proto::Tensor;
+use distill_proto::NamedTensors;
 
 use crate::error::InvalidInput;
 
 /// A decoded `POST /v1/score` body, before validation against the model.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DecodedRequest {
     /// Dataset to store into, if any.
     pub dataset: Option<String>,
     /// Row ids, if given.
     pub ids: Option<Vec<String>>,
     /// Model inputs by name, in the order received.
-    pub inputs: Vec<(String, Tensor)>,
+    pub inputs: NamedTensors,
     /// Pass-through columns by name.
     pub columns: Vec<(String, ArrayRef)>,
     /// Outputs to echo, if given.

@@ -3,23 +3,55 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
-use distill_proto::api::ModelInfo;
+use axum::{Extension, Json};
+use bytes::Bytes;
+use distill_proto::api::{ErrorBody, Health, ModelInfo};
 
-use crate::openapi;
 use crate::state::SharedState;
 
+/// The OpenAPI document, rendered once when the router is built.
+#[derive(Clone)]
+pub struct OpenApiJson(pub Bytes);
+
 /// Liveness: the server is up.
-pub async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "ops",
+    responses((status = 200, description = "The server is up (no token needed)", body = Health))
+)]
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_string(),
+    })
 }
 
 /// The model, its outputs and the provider in use.
+#[utoipa::path(
+    get,
+    path = "/v1/model",
+    tag = "ops",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The model's inputs, served outputs, execution provider and limits", body = ModelInfo),
+        (status = "4XX", description = "Refused (e.g. a missing token)", body = ErrorBody)
+    )
+)]
 pub async fn model(State(state): State<SharedState>) -> Json<ModelInfo> {
     Json(state.model_info.clone())
 }
 
 /// Prometheus text.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus metrics", content_type = "text/plain", body = String),
+        (status = "4XX", description = "Refused (e.g. a missing token)", body = ErrorBody)
+    )
+)]
 pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
     state
         .metrics
@@ -35,6 +67,16 @@ pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
 }
 
 /// The OpenAPI document.
-pub async fn openapi() -> Json<serde_json::Value> {
-    Json(openapi::document())
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "ops",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = serde_json::Value),
+        (status = "4XX", description = "Refused (e.g. a missing token)", body = ErrorBody)
+    )
+)]
+pub async fn openapi(Extension(doc): Extension<OpenApiJson>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], doc.0)
 }

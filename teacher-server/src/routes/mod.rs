@@ -10,36 +10,46 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
+use bytes::Bytes;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::metrics::{RequestLabels, RouteLabels};
+use crate::openapi::ApiDoc;
 use crate::state::SharedState;
 
-/// Every route of the API, for the router and `/openapi.json`.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/score"),
-    ("GET", "/v1/model"),
-    ("GET", "/v1/datasets"),
-    ("GET", "/v1/datasets/{name}"),
-    ("POST", "/v1/datasets/{name}/seal"),
-    ("GET", "/health"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-];
+/// Every route with its OpenAPI operation: `routes!` registers the handler at the path of
+/// its `#[utoipa::path]` and adds that operation to the document, so the router and
+/// `/openapi.json` come from this one list.
+fn api() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(score::score))
+        .routes(routes!(info::model))
+        .routes(routes!(datasets::list))
+        .routes(routes!(datasets::manifest))
+        .routes(routes!(datasets::seal))
+        .routes(routes!(info::health))
+        .routes(routes!(info::metrics))
+        .routes(routes!(info::openapi))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
 
 /// Builds the router with auth and metrics middleware.
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/v1/score", post(score::score))
-        .route("/v1/model", get(info::model))
-        .route("/v1/datasets", get(datasets::list))
-        .route("/v1/datasets/{name}", get(datasets::manifest))
-        .route("/v1/datasets/{name}/seal", post(datasets::seal))
-        .route("/health", get(info::health))
-        .route("/metrics", get(info::metrics))
-        .route("/openapi.json", get(info::openapi))
+    let (routes, doc) = api().split_for_parts();
+    // Serialising plain data cannot fail; should it, the route says so instead of panicking.
+    let doc = Bytes::from(doc.to_json().unwrap_or_else(|e| {
+        serde_json::json!({ "error": format!("cannot render the document: {e}") }).to_string()
+    }));
+    routes
+        .layer(Extension(info::OpenApiJson(doc)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -107,12 +117,67 @@ async fn track(State(state): State<SharedState>, req: Request, next: Next) -> Re
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
 
     #[test]
     fn token_comparison() {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+
+    #[test]
+    fn document_lists_each_route_once_with_a_summary() {
+        let doc = openapi_document();
+        let mut ops = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            let json = serde_json::to_value(item).unwrap();
+            for (method, op) in json.as_object().unwrap() {
+                assert!(
+                    op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                    "{method} {path} has no summary: {op}"
+                );
+                ops.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+        ops.sort();
+        assert_eq!(
+            ops,
+            [
+                "GET /health",
+                "GET /metrics",
+                "GET /openapi.json",
+                "GET /v1/datasets",
+                "GET /v1/datasets/{name}",
+                "GET /v1/model",
+                "POST /v1/datasets/{name}/seal",
+                "POST /v1/score",
+            ]
+        );
+    }
+
+    #[test]
+    fn security_requirements_name_the_declared_scheme() {
+        let doc = serde_json::to_value(openapi_document()).unwrap();
+        let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+        assert!(schemes.contains_key(crate::openapi::BEARER));
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for req in op["security"].as_array().into_iter().flatten() {
+                    for name in req.as_object().unwrap().keys() {
+                        assert!(
+                            schemes.contains_key(name),
+                            "{method} {path}: unknown scheme {name}"
+                        );
+                    }
+                }
+                // Only /health is open whatever the token.
+                assert_eq!(
+                    op.get("security").is_none(),
+                    path == "/health",
+                    "{method} {path}"
+                );
+            }
+        }
     }
 }

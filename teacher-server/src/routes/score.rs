@@ -9,14 +9,18 @@ use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use distill_proto::api::ARROW_STREAM_MEDIA_TYPE;
+use distill_proto::api::{
+    ErrorBody, ScoreQuery, ScoreRequest, ScoreResponse, ARROW_STREAM_MEDIA_TYPE,
+};
 use distill_proto::store::LabelRows;
+use distill_proto::NamedTensors;
 use serde::Serialize;
 
-use crate::decode::arrow_ipc::{self, ArrowQuery};
+use crate::decode::arrow_ipc;
 use crate::decode::{json, DecodedRequest};
 use crate::encode::NestedTensor;
 use crate::error::ApiError;
+use crate::openapi::ArrowStream;
 use crate::state::SharedState;
 use crate::validate::validate;
 
@@ -84,7 +88,8 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     })
 }
 
-/// The answer, serialized like [`distill_proto::api::ScoreResponse`] straight from the tensors.
+/// The answer, serialized like [`ScoreResponse`] straight from the tensors (a test holds the
+/// two equal).
 #[derive(Serialize)]
 struct ScoreReply<'a> {
     rows: usize,
@@ -96,6 +101,25 @@ struct ScoreReply<'a> {
 }
 
 /// Scores a batch, stores it when a dataset is named, and echoes the requested outputs.
+#[utoipa::path(
+    post,
+    path = "/v1/score",
+    tag = "score",
+    security((), ("bearer" = [])),
+    params(ScoreQuery),
+    request_body(
+        description = "A JSON `ScoreRequest`, or an Arrow IPC stream with `?dataset=&return=` in the query",
+        content(
+            (ScoreRequest = "application/json"),
+            (ArrowStream = ARROW_STREAM_MEDIA_TYPE)
+        )
+    ),
+    responses(
+        (status = 200, description = "Scored; stored when a dataset is given", body = ScoreResponse),
+        (status = "4XX", description = "Bad request (invalid body, shape, dtype, ids...), too large, conflicting with the stored dataset, or queue full (429 with Retry-After)", body = ErrorBody),
+        (status = "5XX", description = "Inference or the store failed, or the server is shutting down (503)", body = ErrorBody)
+    )
+)]
 pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let format = format_of(&parts.headers)?;
@@ -111,17 +135,18 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         None => json::decode(&bytes, &st.signature, st.decode),
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("decode task failed: {e}")))??;
+    .map_err(|source| ApiError::Task {
+        what: "decode",
+        source,
+    })??;
     let job = validate(decoded, &state.signature, &state.plan, state.limits)?;
 
     let inputs = Arc::new(job.inputs);
     let rx = state.batcher.submit(inputs.clone(), job.rows)?;
-    let outputs = rx
-        .await
-        .map_err(|_| ApiError::Internal("the inference thread stopped".into()))??;
+    let outputs = rx.await.map_err(|_| ApiError::InferenceStopped)??;
 
     let (mut stored, mut duplicates) = (0, 0);
-    let returned: Vec<(String, distill_proto::Tensor)> = outputs
+    let returned: NamedTensors = outputs
         .iter()
         .filter(|(n, _)| job.return_outputs.contains(n))
         .cloned()
@@ -139,7 +164,10 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         let name = dataset.clone();
         let outcome = tokio::task::spawn_blocking(move || store.append(&name, rows))
             .await
-            .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))??;
+            .map_err(|source| ApiError::Task {
+                what: "store",
+                source,
+            })??;
         stored = outcome.stored;
         duplicates = outcome.duplicates;
         state.metrics.rows_stored.inc_by(stored as u64);
@@ -158,8 +186,8 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
     Ok(Json(reply).into_response())
 }
 
-fn parse_query(uri: &Uri) -> Result<ArrowQuery, ApiError> {
-    axum::extract::Query::<ArrowQuery>::try_from_uri(uri)
+fn parse_query(uri: &Uri) -> Result<ScoreQuery, ApiError> {
+    axum::extract::Query::<ScoreQuery>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| {
             ApiError::invalid(
@@ -194,6 +222,39 @@ mod tests {
             format_of(&h),
             Err(ApiError::UnsupportedMediaType(_))
         ));
+    }
+
+    #[test]
+    fn reply_is_a_score_response() {
+        let t = distill_proto::Tensor::new(
+            vec![2, 2],
+            distill_proto::TensorData::F32(vec![1.0, 2.5, -3.0, 0.0]),
+        )
+        .unwrap();
+        for dataset in [None, Some("d".to_string())] {
+            let reply = ScoreReply {
+                rows: 2,
+                dataset: dataset.clone(),
+                stored: 1,
+                duplicates: 1,
+                outputs: BTreeMap::from([("logits", NestedTensor(&t))]),
+            };
+            let text = serde_json::to_string(&reply).unwrap();
+            let parsed: ScoreResponse = serde_json::from_str(&text).unwrap();
+            let want = ScoreResponse {
+                rows: 2,
+                dataset,
+                stored: 1,
+                duplicates: 1,
+                outputs: BTreeMap::from([(
+                    "logits".to_string(),
+                    serde_json::json!([[1.0, 2.5], [-3.0, 0.0]]),
+                )]),
+            };
+            assert_eq!(parsed, want);
+            // Field for field: serialising the API type gives the same text.
+            assert_eq!(text, serde_json::to_string(&want).unwrap());
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use distill_proto::api::{Dim, TensorSpec};
-use distill_proto::{DType, Tensor, TensorData};
+use distill_proto::{DType, NamedTensors, Tensor, TensorData};
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
 use ort::error::ErrorCode;
@@ -13,8 +13,7 @@ use ort::session::builder::SessionBuilder;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Outlet, TensorElementType, TensorRef, ValueType};
 
-use super::{Signature, Teacher, TeacherError};
-use crate::config::EpChoice;
+use super::{Cause, EpChoice, Signature, Teacher, TeacherError};
 
 /// The process-wide environment: ONNX Runtime allows one per process.
 static ENVIRONMENT: std::sync::Mutex<Option<Environment>> = std::sync::Mutex::new(None);
@@ -33,17 +32,20 @@ pub fn init_runtime(lib: Option<&Path>) -> Result<Environment, TeacherError> {
         )
     })?;
     if !lib.is_file() {
-        return Err(TeacherError::Runtime(format!(
-            "ONNX Runtime library {} does not exist (set --ort-lib or ORT_DYLIB_PATH)",
-            lib.display()
-        )));
+        return Err(TeacherError::Runtime(
+            format!(
+                "ONNX Runtime library {} does not exist (set --ort-lib or ORT_DYLIB_PATH)",
+                lib.display()
+            )
+            .into(),
+        ));
     }
     let builder = ort::init_from(lib)
-        .map_err(|e| TeacherError::Runtime(format!("loading {}: {e}", lib.display())))?;
+        .map_err(|e| TeacherError::Runtime(Cause::new(format!("loading {}", lib.display()), e)))?;
     let env = builder
         .with_name("teacher-server")
         .build()
-        .map_err(|e| TeacherError::Runtime(e.to_string()))?;
+        .map_err(|e| TeacherError::Runtime(Cause::of(e)))?;
     *slot = Some(env.clone());
     Ok(env)
 }
@@ -118,12 +120,12 @@ impl OrtTeacher {
         ep: EpChoice,
         intra_threads: usize,
     ) -> Result<Self, TeacherError> {
-        let mut builder =
-            Session::builder(env).map_err(|e| TeacherError::Runtime(e.to_string()))?;
+        let mut builder = Session::builder(env).map_err(|e| TeacherError::Runtime(Cause::of(e)))?;
         if intra_threads > 0 {
             builder = builder
                 .with_intra_threads(intra_threads)
-                .map_err(|e| TeacherError::Runtime(e.to_string()))?;
+                // This error carries the builder back (not `Send`): keep its words only.
+                .map_err(|e| TeacherError::Runtime(e.to_string().into()))?;
         }
         let provider = register_provider(&mut builder, ep)?;
         let session = match builder.commit_from_memory(model) {
@@ -135,11 +137,12 @@ impl OrtTeacher {
                 return Self::load(env, model, EpChoice::Cpu, intra_threads);
             }
             Err(e) if provider == "cuda" => {
-                return Err(TeacherError::Provider(format!(
-                    "--ep cuda: building the session on CUDA failed: {e}"
+                return Err(TeacherError::Provider(Cause::new(
+                    "--ep cuda: building the session on CUDA failed",
+                    e,
                 )))
             }
-            Err(e) => return Err(TeacherError::Load(e.to_string())),
+            Err(e) => return Err(TeacherError::Load(Cause::of(e))),
         };
         let signature = signature_of(&session)?;
         Ok(Self {
@@ -166,8 +169,9 @@ fn register_provider(
                 ));
             }
             ep::CUDA::default().register(builder).map_err(|e| {
-                TeacherError::Provider(format!(
-                    "--ep cuda: CUDA execution provider is not usable: {e}"
+                TeacherError::Provider(Cause::new(
+                    "--ep cuda: CUDA execution provider is not usable",
+                    e,
                 ))
             })?;
             Ok("cuda")
@@ -241,10 +245,13 @@ fn signature_of(session: &Session) -> Result<Signature, TeacherError> {
     let mut inputs = Vec::new();
     for outlet in session.inputs() {
         let spec = spec_of(outlet).map_err(|ty| {
-            TeacherError::Load(format!(
-                "input {:?} has type {ty}; supported: f32, f16, f64, i64, i32, bool tensors",
-                outlet.name()
-            ))
+            TeacherError::Load(
+                format!(
+                    "input {:?} has type {ty}; supported: f32, f16, f64, i64, i32, bool tensors",
+                    outlet.name()
+                )
+                .into(),
+            )
         })?;
         inputs.push(spec);
     }
@@ -293,12 +300,12 @@ fn output_tensor(name: &str, value: &DynValue) -> Result<Tensor, TeacherError> {
     let ty = match value.dtype() {
         ValueType::Tensor { ty, .. } => *ty,
         other => {
-            return Err(TeacherError::Run(format!(
-                "output {name:?} is a {other}, not a tensor"
-            )))
+            return Err(TeacherError::Run(
+                format!("output {name:?} is a {other}, not a tensor").into(),
+            ))
         }
     };
-    let err = |e: ort::Error| TeacherError::Run(format!("reading output {name:?}: {e}"));
+    let err = |e: ort::Error| TeacherError::Run(Cause::new(format!("reading output {name:?}"), e));
     macro_rules! extract {
         ($t:ty, $variant:ident) => {{
             let (shape, data) = value.try_extract_tensor::<$t>().map_err(err)?;
@@ -316,12 +323,13 @@ fn output_tensor(name: &str, value: &DynValue) -> Result<Tensor, TeacherError> {
         Some(DType::I32) => extract!(i32, I32),
         Some(DType::Bool) => extract!(bool, Bool),
         None => {
-            return Err(TeacherError::Run(format!(
-                "output {name:?} has unsupported type {ty:?}"
-            )))
+            return Err(TeacherError::Run(
+                format!("output {name:?} has unsupported type {ty:?}").into(),
+            ))
         }
     };
-    Tensor::new(shape, data).map_err(|e| TeacherError::Run(format!("output {name:?}: {e}")))
+    Tensor::new(shape, data)
+        .map_err(|e| TeacherError::Run(Cause::new(format!("output {name:?}"), e)))
 }
 
 impl Teacher for OrtTeacher {
@@ -335,28 +343,28 @@ impl Teacher for OrtTeacher {
 
     fn run(
         &mut self,
-        inputs: &[(String, Tensor)],
+        inputs: &NamedTensors,
         outputs: &[String],
-    ) -> Result<Vec<(String, Tensor)>, TeacherError> {
+    ) -> Result<NamedTensors, TeacherError> {
         let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
             Vec::with_capacity(inputs.len());
         for (name, t) in inputs {
             let v = input_value(t)
-                .map_err(|e| TeacherError::BadInput(format!("input {name:?}: {e}")))?;
+                .map_err(|e| TeacherError::BadInput(Cause::new(format!("input {name:?}"), e)))?;
             values.push((Cow::Borrowed(name.as_str()), v));
         }
         let result = self.session.run(values).map_err(|e| {
             if e.code() == ErrorCode::InvalidArgument {
-                TeacherError::BadInput(e.to_string())
+                TeacherError::BadInput(Cause::of(e))
             } else {
-                TeacherError::Run(e.to_string())
+                TeacherError::Run(Cause::of(e))
             }
         })?;
         outputs
             .iter()
             .map(|name| {
                 let value = result.get(name).ok_or_else(|| {
-                    TeacherError::Run(format!("the session returned no output {name:?}"))
+                    TeacherError::Run(format!("the session returned no output {name:?}").into())
                 })?;
                 Ok((name.clone(), output_tensor(name, value)?))
             })

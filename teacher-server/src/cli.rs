@@ -1,13 +1,22 @@
-//! Command line and environment configuration (`DISTILL_*`), parsed with clap and turned into
-//! typed settings the rest of the server uses.
+//! The command line and its environment variables (`DISTILL_*`), parsed with clap straight
+//! into the domain's own types (execution provider, output roles, pooling, feature dtype);
+//! minimums are enforced here, once, by the flags' range parsers. Nothing below the binary
+//! imports this module.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use distill_proto::api::Pooling;
+use clap::builder::RangedU64ValueParser;
+use clap::{Args, Parser, Subcommand};
 use distill_proto::store::FeatureDType;
+
+use crate::outputs::{OutputRole, PoolRule};
+use crate::teacher::EpChoice;
+
+/// A count that must be at least 1.
+fn at_least_one() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::<usize>::new().range(1..)
+}
 
 /// `teacher-server`: serves a frozen ONNX teacher and stores its soft labels.
 #[derive(Debug, Parser)]
@@ -46,37 +55,6 @@ pub struct InspectArgs {
     pub ort: OrtArgs,
 }
 
-/// Execution provider choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum EpChoice {
-    /// CUDA when it can be registered, else CPU.
-    #[default]
-    Auto,
-    /// CUDA or fail to start.
-    Cuda,
-    /// CPU only.
-    Cpu,
-}
-
-/// Stored float feature type flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum FeatureDTypeArg {
-    /// 32-bit floats.
-    #[default]
-    F32,
-    /// 16-bit floats.
-    F16,
-}
-
-impl From<FeatureDTypeArg> for FeatureDType {
-    fn from(v: FeatureDTypeArg) -> Self {
-        match v {
-            FeatureDTypeArg::F32 => FeatureDType::F32,
-            FeatureDTypeArg::F16 => FeatureDType::F16,
-        }
-    }
-}
-
 /// Flags of `teacher-server serve`; every one also settable as `DISTILL_<FLAG>`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -107,10 +85,10 @@ pub struct ServeArgs {
     pub intra_threads: usize,
     /// Stored output role `NAME=TENSOR` (repeatable); default: every graph output under its own name.
     #[arg(long = "output", env = "DISTILL_OUTPUT", value_delimiter = ',')]
-    pub outputs: Vec<KeyValue>,
+    pub outputs: Vec<OutputRole>,
     /// Pooling `NAME=mean|cls|none` of a 3-D stored output `[batch, seq, dim]` (repeatable).
     #[arg(long = "pool", env = "DISTILL_POOL", value_delimiter = ',')]
-    pub pools: Vec<KeyValue>,
+    pub pools: Vec<PoolRule>,
     /// Input holding the attention mask used by mean pooling.
     #[arg(
         long = "mask-input",
@@ -125,7 +103,8 @@ pub struct ServeArgs {
     #[arg(
         long = "max-batch-rows",
         env = "DISTILL_MAX_BATCH_ROWS",
-        default_value_t = 1024
+        default_value_t = 1024,
+        value_parser = at_least_one()
     )]
     pub max_batch_rows: usize,
     /// Longest wait in milliseconds for more requests to merge into a run.
@@ -135,7 +114,8 @@ pub struct ServeArgs {
     #[arg(
         long = "queue-capacity",
         env = "DISTILL_QUEUE_CAPACITY",
-        default_value_t = 262_144
+        default_value_t = 262_144,
+        value_parser = at_least_one()
     )]
     pub queue_capacity: usize,
     /// Largest request body in bytes (413 above).
@@ -145,14 +125,15 @@ pub struct ServeArgs {
     #[arg(
         long = "max-request-rows",
         env = "DISTILL_MAX_REQUEST_ROWS",
-        default_value_t = 65_536
+        default_value_t = 65_536,
+        value_parser = at_least_one()
     )]
     pub max_request_rows: usize,
     /// Element type of stored float features.
-    #[arg(long = "feature-dtype", env = "DISTILL_FEATURE_DTYPE", value_enum, default_value_t = FeatureDTypeArg::F32)]
-    pub feature_dtype: FeatureDTypeArg,
+    #[arg(long = "feature-dtype", env = "DISTILL_FEATURE_DTYPE", value_enum, default_value_t = FeatureDType::F32)]
+    pub feature_dtype: FeatureDType,
     /// Store only the top-K logits (plus their log-sum-exp).
-    #[arg(long = "logits-topk", env = "DISTILL_LOGITS_TOPK")]
+    #[arg(long = "logits-topk", env = "DISTILL_LOGITS_TOPK", value_parser = at_least_one())]
     pub logits_topk: Option<usize>,
     /// Output that `--logits-topk` applies to.
     #[arg(
@@ -168,14 +149,16 @@ pub struct ServeArgs {
     #[arg(
         long = "shard-max-rows",
         env = "DISTILL_SHARD_MAX_ROWS",
-        default_value_t = 100_000
+        default_value_t = 100_000,
+        value_parser = at_least_one()
     )]
     pub shard_max_rows: usize,
     /// Rows per Parquet row group.
     #[arg(
         long = "row-group-rows",
         env = "DISTILL_ROW_GROUP_ROWS",
-        default_value_t = 8192
+        default_value_t = 8192,
+        value_parser = at_least_one()
     )]
     pub row_group_rows: usize,
     /// Accept NaN/Inf in float inputs instead of rejecting them.
@@ -183,53 +166,10 @@ pub struct ServeArgs {
     pub allow_non_finite: bool,
 }
 
-/// A `NAME=VALUE` flag value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyValue {
-    /// Left of `=`.
-    pub key: String,
-    /// Right of `=`.
-    pub value: String,
-}
-
-impl FromStr for KeyValue {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => Ok(Self {
-                key: k.trim().to_string(),
-                value: v.trim().to_string(),
-            }),
-            _ => Err(format!("expected NAME=VALUE, got {s:?}")),
-        }
-    }
-}
-
-/// Parses a `--pool` value.
-pub fn parse_pooling(s: &str) -> Result<Pooling, String> {
-    match s {
-        "mean" => Ok(Pooling::Mean),
-        "cls" => Ok(Pooling::Cls),
-        "none" => Ok(Pooling::None),
-        other => Err(format!(
-            "unknown pooling {other:?}: expected mean, cls or none"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_value_parses_and_rejects() {
-        let kv: KeyValue = "logits=fc3".parse().unwrap();
-        assert_eq!((kv.key.as_str(), kv.value.as_str()), ("logits", "fc3"));
-        assert!("logits".parse::<KeyValue>().is_err());
-        assert!("=fc3".parse::<KeyValue>().is_err());
-        assert!("logits=".parse::<KeyValue>().is_err());
-    }
+    use distill_proto::api::Pooling;
 
     #[test]
     fn serve_flags_parse() {
@@ -260,7 +200,52 @@ mod tests {
         assert_eq!(a.ep, EpChoice::Cpu);
         assert_eq!(a.max_batch_rows, 1024);
         assert_eq!(a.max_body_bytes, 64 << 20);
-        assert_eq!(parse_pooling(&a.pools[0].value), Ok(Pooling::Mean));
-        assert!(parse_pooling("max").is_err());
+        assert_eq!(a.pools[0].pooling, Pooling::Mean);
+        assert!("max".parse::<Pooling>().is_err());
+    }
+
+    #[test]
+    fn minimums_and_domain_values_are_enforced_by_the_parser() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "teacher-server",
+                "serve",
+                "--model",
+                "m.onnx",
+                "--data-dir",
+                "d",
+            ];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        for flag in [
+            "--max-batch-rows",
+            "--max-request-rows",
+            "--queue-capacity",
+            "--shard-max-rows",
+            "--row-group-rows",
+            "--logits-topk",
+        ] {
+            let e = parse(&[flag, "0"]).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{flag}: {e}"
+            );
+            assert!(e.to_string().contains(flag), "{flag}: {e}");
+            assert!(parse(&[flag, "1"]).is_ok(), "{flag} 1");
+        }
+        let e = parse(&["--pool", "emb=max"]).unwrap_err();
+        assert!(e.to_string().contains("unknown pooling"), "{e}");
+        assert!(parse(&["--output", "logits"]).is_err());
+        assert!(parse(&["--feature-dtype", "bf16"]).is_err());
+        let Command::Serve(a) = parse(&["--feature-dtype", "f16", "--ep", "cuda"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected serve")
+        };
+        assert_eq!(a.feature_dtype, FeatureDType::F16);
+        assert_eq!(a.ep, EpChoice::Cuda);
     }
 }
