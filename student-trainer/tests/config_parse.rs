@@ -148,7 +148,7 @@ fn parameters_of_another_kind_are_refused_at_parse_time() {
         ("kind = \"cosine\"", "kind = \"constant\"\nmin_lr = 0.0", "train.schedule.min_lr"),
         ("kind = \"cosine\"", "kind = \"step\"\nmin_lr = 0.0\nstep_epochs = 2", "train.schedule.min_lr"),
         ("kind = \"cosine\"", "kind = \"step\"", "train.schedule.step_epochs"),
-        ("kind = \"cosine\"", "kind = \"cosin\"", "train.schedule"),
+        ("kind = \"cosine\"", "kind = \"cosin\"", "train.schedule.kind"),
         (
             "{ kind = \"smooth_l1\", beta = 0.5 }",
             "{ kind = \"mse\", beta = 0.5 }",
@@ -218,7 +218,7 @@ fn old_flat_layout_says_how_to_convert() {
         .replace("[train.schedule]\nkind = \"cosine\"\n", "")
         .replace(
             "seed = 0\n",
-            "seed = 0\noptimizer = \"adamw\"\nweight_decay = 0.01\nschedule = \"cosine\"\nmin_lr = 1e-5\n",
+            "seed = 0\noptimizer = \"adamw\"\nweight_decay = 0.01\nschedule = \"cosine\"\nmin_lr = 0.001\n",
         );
     let e = parse(&old).expect_err("old layout");
     assert!(matches!(e, ConfigError::OldFormat { .. }), "{e}");
@@ -227,7 +227,7 @@ fn old_flat_layout_says_how_to_convert() {
         "runs/example.toml",
         "train.weight_decay, train.min_lr",
         "[train.optimizer]\nkind = \"adamw\"\nweight_decay = 0.01",
-        "[train.schedule]\nkind = \"cosine\"\nmin_lr = 1e-5",
+        "[train.schedule]\nkind = \"cosine\"\nmin_lr = 0.001",
     ] {
         assert!(msg.contains(want), "{want:?} missing from: {msg}");
     }

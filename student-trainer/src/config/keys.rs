@@ -7,27 +7,32 @@
 use serde_path_to_error::{Path, Segment};
 use toml::{Table, Value};
 
-/// The dotted key an error at `path` with serde's `message` is about.
+/// The dotted key an error at `path` with serde's `message` is about. A plain struct's
+/// unknown field is already the path's last segment; a tagged table's is not.
 pub fn error_key(raw: &Table, path: &Path, message: &str) -> String {
     let mut key = String::new();
     let root = Value::Table(raw.clone());
     let mut node = Some(&root);
+    let mut last: Option<&str> = None;
     for seg in path.iter() {
         match seg {
             Segment::Seq { index } => {
+                last = None;
                 key.push_str(&format!("[{index}]"));
                 node = node.and_then(|n| n.as_array()).and_then(|a| a.get(*index));
             }
             Segment::Map { key: k } => {
+                last = Some(k);
                 push_field(&mut key, k);
                 node = node.and_then(|n| n.as_table()).and_then(|t| t.get(k));
             }
             Segment::Enum { .. } | Segment::Unknown => {}
         }
     }
-    if let Some(field) = quoted_after(message, "missing field `") {
+    let field_of = |prefix| quoted_after(message, prefix).filter(|f| Some(*f) != last);
+    if let Some(field) = field_of("missing field `") {
         push_field(&mut key, field);
-    } else if let Some(field) = quoted_after(message, "unknown field `") {
+    } else if let Some(field) = field_of("unknown field `") {
         match node.and_then(|n| find_field(n, field)) {
             Some(sub) => key.push_str(&sub),
             None => push_field(&mut key, field),
@@ -116,7 +121,7 @@ mod tests {
             ("[a]\nn = \"one\"", "a.n"),
             ("[a]\nn = 1\n[[item]]\nkind = \"x\"\ninner = { v = 1 }\n[[item]]\nkind = \"x\"\ninner = { v = 1, w = 2 }", "item[1].inner.w"),
             ("[a]\nn = 1\n[[item]]\nkind = \"x\"\ninner = { v = 1 }\nextra = 1", "item[0].extra"),
-            ("[a]\nn = 1\n[[item]]\nkind = \"y\"", "item[0]"),
+            ("[a]\nn = 1\n[[item]]\nkind = \"y\"", "item[0].kind"),
             ("b = 1\n[a]\nn = 1", "b"),
         ];
         for (text, want) in cases {

@@ -18,12 +18,12 @@ pub mod outputs;
 pub mod run_folder;
 pub mod setup;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::{EarlyStopping, LossTerm, RunConfig, StopMetric};
 use crate::data::EvalData;
-use crate::metrics::{self, EpochMetrics, EvalMetrics};
+use crate::metrics::{self, EpochMetrics, EvalMetrics, Summary};
 use crate::model::Student;
 use crate::optim::Optimizer;
 use checkpoint::CheckpointState;
