@@ -34,18 +34,15 @@ fn panel(
         .build_cartesian_2d(1.0..xmax, 0.0..ymax)?;
     for q in 0..=4 {
         let y = ymax * q as f64 / 4.0;
-        chart
-            .draw_series(LineSeries::new(
-                vec![(1.0, y), (xmax, y)],
-                RGBColor(215, 215, 215),
-            ))?;
+        chart.draw_series(LineSeries::new(
+            vec![(1.0, y), (xmax, y)],
+            RGBColor(215, 215, 215),
+        ))?;
     }
     for (points, color) in series {
         let pts: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
-        chart
-            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+        chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }
     Ok(())
 }

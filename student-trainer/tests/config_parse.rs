@@ -140,15 +140,51 @@ fn missing_file_is_named() {
 fn parameters_of_another_kind_are_refused_at_parse_time() {
     // (replace, with, the key the error must name)
     let cases = [
-        ("kind = \"adamw\"", "kind = \"adamw\"\nmomentum = 0.9", "train.optimizer.momentum"),
-        ("kind = \"adamw\"", "kind = \"adamw\"\nnesterov = true", "train.optimizer.nesterov"),
-        ("kind = \"adamw\"", "kind = \"sgd\"\nbetas = [0.9, 0.99]", "train.optimizer.betas"),
-        ("kind = \"adamw\"", "kind = \"sgd\"\neps = 1e-6", "train.optimizer.eps"),
-        ("kind = \"cosine\"", "kind = \"cosine\"\ngamma = 0.5", "train.schedule.gamma"),
-        ("kind = \"cosine\"", "kind = \"constant\"\nmin_lr = 0.0", "train.schedule.min_lr"),
-        ("kind = \"cosine\"", "kind = \"step\"\nmin_lr = 0.0\nstep_epochs = 2", "train.schedule.min_lr"),
-        ("kind = \"cosine\"", "kind = \"step\"", "train.schedule.step_epochs"),
-        ("kind = \"cosine\"", "kind = \"cosin\"", "train.schedule.kind"),
+        (
+            "kind = \"adamw\"",
+            "kind = \"adamw\"\nmomentum = 0.9",
+            "train.optimizer.momentum",
+        ),
+        (
+            "kind = \"adamw\"",
+            "kind = \"adamw\"\nnesterov = true",
+            "train.optimizer.nesterov",
+        ),
+        (
+            "kind = \"adamw\"",
+            "kind = \"sgd\"\nbetas = [0.9, 0.99]",
+            "train.optimizer.betas",
+        ),
+        (
+            "kind = \"adamw\"",
+            "kind = \"sgd\"\neps = 1e-6",
+            "train.optimizer.eps",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"cosine\"\ngamma = 0.5",
+            "train.schedule.gamma",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"constant\"\nmin_lr = 0.0",
+            "train.schedule.min_lr",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"step\"\nmin_lr = 0.0\nstep_epochs = 2",
+            "train.schedule.min_lr",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"step\"",
+            "train.schedule.step_epochs",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"cosin\"",
+            "train.schedule.kind",
+        ),
         (
             "{ kind = \"smooth_l1\", beta = 0.5 }",
             "{ kind = \"mse\", beta = 0.5 }",
@@ -176,7 +212,10 @@ fn kinds_without_parameters_may_be_bare_strings() {
     let short = GOOD
         .replace("[train.optimizer]\nkind = \"adamw\"\n", "")
         .replace("[train.schedule]\nkind = \"cosine\"\n", "")
-        .replace("seed = 0\n", "seed = 0\noptimizer = \"sgd\"\nschedule = \"cosine\"\n")
+        .replace(
+            "seed = 0\n",
+            "seed = 0\noptimizer = \"sgd\"\nschedule = \"cosine\"\n",
+        )
         .replace("{ kind = \"smooth_l1\", beta = 0.5 }", "\"smooth_l1\"");
     let c = parse(&short).expect("short forms parse");
     assert_eq!(

@@ -69,7 +69,10 @@ mod tests {
     #[test]
     fn string_and_table_forms_agree() {
         assert_eq!(parse("shape = \"dot\"").unwrap(), Shape::Dot {});
-        assert_eq!(parse("shape = \"circle\"").unwrap(), Shape::Circle { r: 0.0 });
+        assert_eq!(
+            parse("shape = \"circle\"").unwrap(),
+            Shape::Circle { r: 0.0 }
+        );
         assert_eq!(
             parse("shape = { kind = \"circle\", r = 2.0 }").unwrap(),
             Shape::Circle { r: 2.0 }

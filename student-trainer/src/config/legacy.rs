@@ -68,9 +68,9 @@ impl OldFormat {
             for (k, _, owner) in moved {
                 self.keys.push(format!("train.{k}"));
                 match owner {
-                    Some(o) if *o != kind => self
-                        .dropped
-                        .push(format!("train.{k} (it applies to {table} kind = \"{o}\" only)")),
+                    Some(o) if *o != kind => self.dropped.push(format!(
+                        "train.{k} (it applies to {table} kind = \"{o}\" only)"
+                    )),
                     _ => new.push((k, train[*k].clone())),
                 }
             }
@@ -216,6 +216,9 @@ mod tests {
             ["in loss[1]: distance = { kind = \"smooth_l1\", beta = 0.5 }"]
         );
         let msg = old.to_string();
-        assert!(msg.contains("loss[1].beta") && msg.contains("kind = \"smooth_l1\""), "{msg}");
+        assert!(
+            msg.contains("loss[1].beta") && msg.contains("kind = \"smooth_l1\""),
+            "{msg}"
+        );
     }
 }

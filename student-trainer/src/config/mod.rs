@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::StudentConfig;
 
-mod kind;
 mod keys;
+mod kind;
 pub mod legacy;
 mod validate;
 

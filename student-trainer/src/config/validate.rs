@@ -139,7 +139,10 @@ fn data(d: &DataConfig) -> Check {
     for (i, t) in d.teachers.iter().enumerate() {
         let key = format!("data.teachers[{i}]");
         if t.name.is_empty() || t.name.contains(':') {
-            return fail(format!("{key}.name"), "must be non-empty and contain no ':'");
+            return fail(
+                format!("{key}.name"),
+                "must be non-empty and contain no ':'",
+            );
         }
         if !names.insert(t.name.as_str()) {
             return fail(
@@ -227,13 +230,28 @@ mod tests {
     fn optimizer_ranges() {
         let cases: [(&str, Option<&str>); 8] = [
             ("kind = \"adamw\"", None),
-            ("kind = \"adamw\"\nbetas = [0.9, 1.0]", Some("train.optimizer.betas")),
+            (
+                "kind = \"adamw\"\nbetas = [0.9, 1.0]",
+                Some("train.optimizer.betas"),
+            ),
             ("kind = \"adamw\"\neps = 0.0", Some("train.optimizer.eps")),
-            ("kind = \"adamw\"\nweight_decay = -0.1", Some("train.optimizer.weight_decay")),
+            (
+                "kind = \"adamw\"\nweight_decay = -0.1",
+                Some("train.optimizer.weight_decay"),
+            ),
             ("kind = \"sgd\"\nmomentum = 0.9\nnesterov = true", None),
-            ("kind = \"sgd\"\nmomentum = 1.0", Some("train.optimizer.momentum")),
-            ("kind = \"sgd\"\nnesterov = true", Some("train.optimizer.nesterov")),
-            ("kind = \"sgd\"\nweight_decay = -1.0", Some("train.optimizer.weight_decay")),
+            (
+                "kind = \"sgd\"\nmomentum = 1.0",
+                Some("train.optimizer.momentum"),
+            ),
+            (
+                "kind = \"sgd\"\nnesterov = true",
+                Some("train.optimizer.nesterov"),
+            ),
+            (
+                "kind = \"sgd\"\nweight_decay = -1.0",
+                Some("train.optimizer.weight_decay"),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(key(opt(text)).as_deref(), want, "{text}");
@@ -245,9 +263,18 @@ mod tests {
         let cases: [(&str, Option<&str>); 6] = [
             ("kind = \"constant\"", None),
             ("kind = \"cosine\"\nmin_lr = 0.5", None),
-            ("kind = \"cosine\"\nmin_lr = 2.0", Some("train.schedule.min_lr")),
-            ("kind = \"step\"\nstep_epochs = 0", Some("train.schedule.step_epochs")),
-            ("kind = \"step\"\nstep_epochs = 2\ngamma = 0.0", Some("train.schedule.gamma")),
+            (
+                "kind = \"cosine\"\nmin_lr = 2.0",
+                Some("train.schedule.min_lr"),
+            ),
+            (
+                "kind = \"step\"\nstep_epochs = 0",
+                Some("train.schedule.step_epochs"),
+            ),
+            (
+                "kind = \"step\"\nstep_epochs = 2\ngamma = 0.0",
+                Some("train.schedule.gamma"),
+            ),
             ("kind = \"step\"\nstep_epochs = 2\ngamma = 1.0", None),
         ];
         for (text, want) in cases {

@@ -582,7 +582,11 @@ impl<'s, 'a> TargetBuilder<'s, 'a> {
     }
 
     fn join(&self, teacher: usize, ids: &[String]) -> Result<Vec<usize>, DataError> {
-        join_order(self.train_ids, ids, &self.sources.cfg.teachers[teacher].name)
+        join_order(
+            self.train_ids,
+            ids,
+            &self.sources.cfg.teachers[teacher].name,
+        )
     }
 
     /// The weighted average of every teacher's `col` at the term's temperature.
@@ -882,13 +886,43 @@ mod tests {
         let dense = |c: &str| Layout::Dense(c.into());
         let cases = [
             // Same column, same place: shared whatever the temperature.
-            (Origin::Train(dense("logits")), kd(2.0), Origin::Train(dense("logits")), kd(4.0), true),
+            (
+                Origin::Train(dense("logits")),
+                kd(2.0),
+                Origin::Train(dense("logits")),
+                kd(4.0),
+                true,
+            ),
             // Same column in the training rows and in a teacher: different data.
-            (Origin::Train(dense("logits")), kd(2.0), Origin::Teacher(0, dense("logits")), kd(2.0), false),
-            (Origin::Teacher(0, dense("logits")), kd(2.0), Origin::Teacher(1, dense("logits")), kd(2.0), false),
+            (
+                Origin::Train(dense("logits")),
+                kd(2.0),
+                Origin::Teacher(0, dense("logits")),
+                kd(2.0),
+                false,
+            ),
+            (
+                Origin::Teacher(0, dense("logits")),
+                kd(2.0),
+                Origin::Teacher(1, dense("logits")),
+                kd(2.0),
+                false,
+            ),
             // An average depends on the temperature it was taken at.
-            (Origin::Average("logits".into()), kd(2.0), Origin::Average("logits".into()), kd(2.0), true),
-            (Origin::Average("logits".into()), kd(2.0), Origin::Average("logits".into()), kd(4.0), false),
+            (
+                Origin::Average("logits".into()),
+                kd(2.0),
+                Origin::Average("logits".into()),
+                kd(2.0),
+                true,
+            ),
+            (
+                Origin::Average("logits".into()),
+                kd(2.0),
+                Origin::Average("logits".into()),
+                kd(4.0),
+                false,
+            ),
         ];
         for (oa, ta, ob, tb, same) in cases {
             assert_eq!(
@@ -906,7 +940,11 @@ mod tests {
             .expect("every id present");
         assert_eq!(order, [1, 0, 2]);
         let e = join_order(&ids(&["a", "x"]), &ids(&["a"]), "t").expect_err("x missing");
-        assert!(e.to_string().contains("\"x\" is missing from teacher \"t\""), "{e}");
+        assert!(
+            e.to_string()
+                .contains("\"x\" is missing from teacher \"t\""),
+            "{e}"
+        );
         let e = join_order(&ids(&["a"]), &ids(&["a", "a"]), "t").expect_err("duplicate");
         assert!(e.to_string().contains("holds id \"a\" twice"), "{e}");
     }

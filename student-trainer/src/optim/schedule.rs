@@ -48,7 +48,9 @@ mod tests {
 
     #[test]
     fn step_decays_every_period() {
-        let t = cfg("epochs = 6\nlr = 1.0\nschedule = { kind = \"step\", step_epochs = 2, gamma = 0.5 }");
+        let t = cfg(
+            "epochs = 6\nlr = 1.0\nschedule = { kind = \"step\", step_epochs = 2, gamma = 0.5 }",
+        );
         assert_eq!(lr_at(&t, 0, 10), 1.0);
         assert_eq!(lr_at(&t, 19, 10), 1.0);
         assert_eq!(lr_at(&t, 20, 10), 0.5);

@@ -55,8 +55,8 @@ impl EarlyStopper {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::Verdict::{Improved as I, Stop as S, Wait as W};
+    use super::*;
 
     /// (patience, values of epochs 1.., expected verdicts, expected best epoch)
     type Case = (usize, &'static [f64], &'static [Verdict], usize);
@@ -111,6 +111,12 @@ mod tests {
             }),
         );
         assert_eq!(es.observe(5, 0.5), Verdict::Improved);
-        assert_eq!(es.best(), Some(BestState { value: 0.5, epoch: 5 }));
+        assert_eq!(
+            es.best(),
+            Some(BestState {
+                value: 0.5,
+                epoch: 5
+            })
+        );
     }
 }

@@ -31,7 +31,6 @@ use early_stop::{EarlyStopper, Verdict};
 pub use error::{BoxError, TermError, TrainError};
 use setup::Setup;
 
-
 /// How to run `train`.
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
@@ -189,8 +188,7 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         }
         metrics::append_epoch(&metrics_path, &m)?;
         history.push(m);
-        if let (Some(es), Some(stopper), Some(em)) = (&tcfg.early_stopping, &mut stopper, &eval_m)
-        {
+        if let (Some(es), Some(stopper), Some(em)) = (&tcfg.early_stopping, &mut stopper, &eval_m) {
             if early_stopping_step(es, stopper, em, state.epoch, &setup, &out)? {
                 state.stopped_early = true;
                 if !opts.quiet {

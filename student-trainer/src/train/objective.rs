@@ -139,12 +139,12 @@ impl Objective {
         let mut total: Option<Tensor> = None;
         let mut values = Vec::with_capacity(self.terms.len());
         for t in &self.terms {
-            let value = self
-                .term_value(t, out, labels, targets)
-                .map_err(|source| TrainError::Loss {
-                    term: t.label.clone(),
-                    source,
-                })?;
+            let value =
+                self.term_value(t, out, labels, targets)
+                    .map_err(|source| TrainError::Loss {
+                        term: t.label.clone(),
+                        source,
+                    })?;
             values.push(value.to_scalar::<f32>().map_err(TrainError::Candle)?);
             let w = t.term.weight();
             if w == 0.0 {
