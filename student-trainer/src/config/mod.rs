@@ -29,8 +29,8 @@ pub enum ConfigError {
     Syntax {
         /// The config file.
         path: PathBuf,
-        /// toml's error, with the line and a snippet.
-        source: toml::de::Error,
+        /// toml's error, with the line and a snippet (boxed: it is large).
+        source: Box<toml::de::Error>,
     },
     /// The TOML does not fit the schema: an unknown or missing key, a wrong type or kind.
     #[error("invalid config {path}: key `{key}`: {source}")]
@@ -40,7 +40,7 @@ pub enum ConfigError {
         /// Dotted key, e.g. `train.optimizer.momentum` or `loss[1].distance`.
         key: String,
         /// toml's error, naming the field and the expected ones.
-        source: toml::de::Error,
+        source: Box<toml::de::Error>,
     },
     /// The file uses the flat optimizer/schedule/distance keys of earlier versions.
     #[error("invalid config {path}: {legacy}")]
@@ -509,7 +509,7 @@ impl RunConfig {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let syntax = |source| ConfigError::Syntax {
             path: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         };
         // The untyped tree: to spot the old flat layout, and to name keys in schema errors.
         let raw: toml::Table = toml::from_str(text).map_err(syntax)?;
@@ -525,7 +525,7 @@ impl RunConfig {
             ConfigError::Schema {
                 path: path.to_path_buf(),
                 key,
-                source: e.into_inner(),
+                source: Box::new(e.into_inner()),
             }
         })?;
         cfg.validate(path)?;

@@ -513,10 +513,7 @@ impl<'a> Sources<'a> {
     }
 
     /// Inputs, labels and (when joining) ids of the training rows, in one pass.
-    fn train_columns(
-        &self,
-        need_ids: bool,
-    ) -> Result<(Matrix, Option<Vec<u32>>, Vec<String>), DataError> {
+    fn train_columns(&self, need_ids: bool) -> Result<TrainColumns, DataError> {
         let cfg = self.cfg;
         let mut wants: Vec<(&str, Want)> = vec![(cfg.input.as_str(), Want::Floats)];
         if let Some(l) = &cfg.label {
@@ -536,8 +533,16 @@ impl<'a> Sources<'a> {
         } else {
             Vec::new()
         };
-        Ok((input, labels, ids))
+        Ok(TrainColumns { input, labels, ids })
     }
+}
+
+/// The training source's own columns.
+struct TrainColumns {
+    input: Matrix,
+    labels: Option<Vec<u32>>,
+    /// Row ids, read only when a teacher dataset is joined.
+    ids: Vec<String>,
 }
 
 /// Builds each term's target once, sharing equal ones, with teacher rows joined by id.
@@ -646,7 +651,11 @@ impl TrainData {
         let need_ids = origins
             .iter()
             .any(|o| matches!(o, Some(Origin::Teacher(..)) | Some(Origin::Average(_))));
-        let (input, labels, train_ids) = sources.train_columns(need_ids)?;
+        let TrainColumns {
+            input,
+            labels,
+            ids: train_ids,
+        } = sources.train_columns(need_ids)?;
 
         let mut builder = TargetBuilder::new(&sources, &train_ids);
         let term_target = losses

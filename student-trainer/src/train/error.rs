@@ -33,8 +33,8 @@ pub enum TrainError {
     Loss {
         /// The term's label, e.g. `kd:logits`.
         term: String,
-        /// What failed.
-        source: TermError,
+        /// What failed (boxed: a loss error carries both shapes).
+        source: Box<TermError>,
     },
     /// The loss became NaN or infinite.
     #[error("training diverged at epoch {epoch}, step {step}: loss is {value}; lower train.lr")]

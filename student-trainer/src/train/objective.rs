@@ -143,7 +143,7 @@ impl Objective {
                 self.term_value(t, out, labels, targets)
                     .map_err(|source| TrainError::Loss {
                         term: t.label.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
             values.push(value.to_scalar::<f32>().map_err(TrainError::Candle)?);
             let w = t.term.weight();
