@@ -56,9 +56,11 @@ kind = "ce"
 [train]
 epochs = 1
 batch_size = 128
-optimizer = "adamw"
 lr = 1e-3
 seed = 0
+
+[train.optimizer]
+kind = "adamw"
 TOML
 RESULTS=$WORK/results.jsonl
 : > "$RESULTS"

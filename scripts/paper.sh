@@ -44,11 +44,15 @@ $5
 [train]
 epochs = $4
 batch_size = 128
-optimizer = "adamw"
 lr = 1e-3
-schedule = "cosine"
 seed = 1
 ${7:-}
+
+[train.optimizer]
+kind = "adamw"
+
+[train.schedule]
+kind = "cosine"
 TOML
   echo "$f"
 }
@@ -87,11 +91,15 @@ kind = "ce"
 [train]
 epochs = $TEACHER_EPOCHS
 batch_size = 128
-optimizer = "adamw"
 lr = 1e-3
-schedule = "cosine"
 seed = 0
 jitter = 2
+
+[train.optimizer]
+kind = "adamw"
+
+[train.schedule]
+kind = "cosine"
 TOML
 train "$OUT/configs/teacher.toml" teacher
 

@@ -122,6 +122,20 @@ pub struct EvalArgs {
     pub timing_rounds: usize,
 }
 
+/// The error and its causes on one line, each cause only once: most error types here already
+/// print their source in their own message, which `{:#}` would repeat.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -365,4 +379,24 @@ pub fn report(a: &ReportArgs) -> anyhow::Result<String> {
         &rows,
         a.elapsed_s,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {source}")]
+    struct Repeats {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = || std::io::Error::other("disk full");
+        let e = anyhow::Error::new(Repeats { source: io() });
+        assert_eq!(error_text(&e), "outer: disk full");
+        let e = anyhow::Error::new(io()).context("writing x");
+        assert_eq!(error_text(&e), "writing x: disk full");
+    }
 }

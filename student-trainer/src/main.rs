@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
     match student_trainer::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", student_trainer::cli::error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -11,13 +11,16 @@ use plotters::prelude::*;
 
 use crate::metrics::EpochMetrics;
 
+/// A drawing failure from plotters (its error type is generic over the backend).
+pub type PlotError = Box<dyn std::error::Error + Send + Sync>;
+
 type Series = (Vec<(f64, f64)>, RGBColor);
 
 fn panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     epochs: usize,
     series: &[Series],
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let ymax = series
         .iter()
         .flat_map(|(s, _)| s.iter().map(|p| p.1))
@@ -28,33 +31,26 @@ fn panel(
     let xmax = epochs.max(2) as f64;
     let mut chart = ChartBuilder::on(area)
         .margin(12)
-        .build_cartesian_2d(1.0..xmax, 0.0..ymax)
-        .map_err(|e| e.to_string())?;
+        .build_cartesian_2d(1.0..xmax, 0.0..ymax)?;
     for q in 0..=4 {
         let y = ymax * q as f64 / 4.0;
-        chart
-            .draw_series(LineSeries::new(
-                vec![(1.0, y), (xmax, y)],
-                RGBColor(215, 215, 215),
-            ))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(LineSeries::new(
+            vec![(1.0, y), (xmax, y)],
+            RGBColor(215, 215, 215),
+        ))?;
     }
     for (points, color) in series {
         let pts: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }
     Ok(())
 }
 
 /// Draws the curves of `history` into a PNG at `path`.
-pub fn draw_curves(path: &Path, history: &[EpochMetrics]) -> Result<(), String> {
+pub fn draw_curves(path: &Path, history: &[EpochMetrics]) -> Result<(), PlotError> {
     let root = BitMapBackend::new(path, (1000, 400)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(500);
     let xs = |f: &dyn Fn(&EpochMetrics) -> Option<f64>| -> Vec<(f64, f64)> {
         history
@@ -82,5 +78,5 @@ pub fn draw_curves(path: &Path, history: &[EpochMetrics]) -> Result<(), String> 
             ),
         ],
     )?;
-    root.present().map_err(|e| e.to_string())
+    Ok(root.present()?)
 }

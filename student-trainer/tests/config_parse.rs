@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use student_trainer::config::{ConfigError, LossTerm, OptimizerKind, RunConfig, ScheduleKind};
+use student_trainer::config::{
+    ConfigError, DistanceConfig, LossTerm, OptimizerConfig, RunConfig, ScheduleConfig,
+};
 
 const GOOD: &str = r#"
 [data]
@@ -31,19 +33,22 @@ weight = 0.1
 kind = "feature"
 teacher = "embedding"
 student_layer = 0
-distance = "smooth_l1"
-beta = 0.5
+distance = { kind = "smooth_l1", beta = 0.5 }
 
 [train]
 epochs = 30
 batch_size = 128
-optimizer = "adamw"
 lr = 1e-3
-schedule = "cosine"
 warmup_epochs = 1
 seed = 0
 jitter = 2
 early_stopping = { patience = 5, metric = "eval_error" }
+
+[train.optimizer]
+kind = "adamw"
+
+[train.schedule]
+kind = "cosine"
 "#;
 
 fn parse(text: &str) -> Result<RunConfig, ConfigError> {
@@ -61,8 +66,8 @@ fn example_config_parses() {
     let c = parse(GOOD).expect("example parses");
     assert_eq!(c.losses.len(), 3);
     assert!(matches!(c.losses[0], LossTerm::Kd { temperature, .. } if temperature == 20.0));
-    assert_eq!(c.train.optimizer, OptimizerKind::Adamw);
-    assert_eq!(c.train.schedule, ScheduleKind::Cosine);
+    assert!(matches!(c.train.optimizer, OptimizerConfig::Adamw { .. }));
+    assert!(matches!(c.train.schedule, ScheduleConfig::Cosine { .. }));
     assert_eq!(c.train.jitter, 2);
     // The resolved config round-trips through TOML.
     let again = parse(&c.to_toml().expect("serialises")).expect("re-parses");
@@ -106,12 +111,13 @@ fn out_of_range_values_name_the_key() {
     );
     let e = err(&GOOD.replace("temperature = 20.0", "temperature = 0.0"));
     assert!(e.contains("loss[0].temperature"), "{e}");
-    let e = err(&GOOD.replace(
-        "optimizer = \"adamw\"",
-        "optimizer = \"adamw\"\nmomentum = 0.9",
-    ));
+    // The flat keys of the old layout are refused, named.
+    let e = err(&GOOD.replace("lr = 1e-3", "lr = 1e-3\nmomentum = 0.9"));
     assert!(e.contains("train.momentum"), "{e}");
-    let e = err(&GOOD.replace("distance = \"smooth_l1\"", "distance = \"mse\""));
+    let e = err(&GOOD.replace(
+        "distance = { kind = \"smooth_l1\", beta = 0.5 }",
+        "distance = \"mse\"\nbeta = 0.5",
+    ));
     assert!(e.contains("loss[2].beta"), "{e}");
 }
 
@@ -128,4 +134,140 @@ fn ce_without_label_column_is_rejected() {
 fn missing_file_is_named() {
     let e = RunConfig::load(Path::new("/nonexistent/run.toml")).expect_err("missing");
     assert!(e.to_string().contains("/nonexistent/run.toml"), "{e}");
+}
+
+#[test]
+fn parameters_of_another_kind_are_refused_at_parse_time() {
+    // (replace, with, the key the error must name)
+    let cases = [
+        (
+            "kind = \"adamw\"",
+            "kind = \"adamw\"\nmomentum = 0.9",
+            "train.optimizer.momentum",
+        ),
+        (
+            "kind = \"adamw\"",
+            "kind = \"adamw\"\nnesterov = true",
+            "train.optimizer.nesterov",
+        ),
+        (
+            "kind = \"adamw\"",
+            "kind = \"sgd\"\nbetas = [0.9, 0.99]",
+            "train.optimizer.betas",
+        ),
+        (
+            "kind = \"adamw\"",
+            "kind = \"sgd\"\neps = 1e-6",
+            "train.optimizer.eps",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"cosine\"\ngamma = 0.5",
+            "train.schedule.gamma",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"constant\"\nmin_lr = 0.0",
+            "train.schedule.min_lr",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"step\"\nmin_lr = 0.0\nstep_epochs = 2",
+            "train.schedule.min_lr",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"step\"",
+            "train.schedule.step_epochs",
+        ),
+        (
+            "kind = \"cosine\"",
+            "kind = \"cosin\"",
+            "train.schedule.kind",
+        ),
+        (
+            "{ kind = \"smooth_l1\", beta = 0.5 }",
+            "{ kind = \"mse\", beta = 0.5 }",
+            "loss[2].distance.beta",
+        ),
+        (
+            "{ kind = \"smooth_l1\", beta = 0.5 }",
+            "{ kind = \"cosine\", temperature = 2.0 }",
+            "loss[2].distance.temperature",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let text = GOOD.replacen(from, to, 1);
+        assert_ne!(text, GOOD, "{from} not in the example");
+        let e = err(&text);
+        assert!(
+            e.contains(&format!("key `{key}`")) && e.contains("runs/example.toml"),
+            "{to}: {e}"
+        );
+    }
+}
+
+#[test]
+fn kinds_without_parameters_may_be_bare_strings() {
+    let short = GOOD
+        .replace("[train.optimizer]\nkind = \"adamw\"\n", "")
+        .replace("[train.schedule]\nkind = \"cosine\"\n", "")
+        .replace(
+            "seed = 0\n",
+            "seed = 0\noptimizer = \"sgd\"\nschedule = \"cosine\"\n",
+        )
+        .replace("{ kind = \"smooth_l1\", beta = 0.5 }", "\"smooth_l1\"");
+    let c = parse(&short).expect("short forms parse");
+    assert_eq!(
+        c.train.optimizer,
+        OptimizerConfig::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0
+        }
+    );
+    assert_eq!(c.train.schedule, ScheduleConfig::Cosine { min_lr: 0.0 });
+    assert!(matches!(
+        c.losses[2],
+        LossTerm::Feature {
+            distance: DistanceConfig::SmoothL1 { beta },
+            ..
+        } if beta == 1.0
+    ));
+    // Absent tables take the defaults of the old flat keys: AdamW, constant rate.
+    let bare = GOOD
+        .replace("[train.optimizer]\nkind = \"adamw\"\n", "")
+        .replace("[train.schedule]\nkind = \"cosine\"\n", "");
+    let c = parse(&bare).expect("defaults");
+    assert_eq!(
+        c.train.optimizer,
+        OptimizerConfig::Adamw {
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: 0.0
+        }
+    );
+    assert_eq!(c.train.schedule, ScheduleConfig::Constant {});
+}
+
+#[test]
+fn old_flat_layout_says_how_to_convert() {
+    let old = GOOD
+        .replace("[train.optimizer]\nkind = \"adamw\"\n", "")
+        .replace("[train.schedule]\nkind = \"cosine\"\n", "")
+        .replace(
+            "seed = 0\n",
+            "seed = 0\noptimizer = \"adamw\"\nweight_decay = 0.01\nschedule = \"cosine\"\nmin_lr = 0.001\n",
+        );
+    let e = parse(&old).expect_err("old layout");
+    assert!(matches!(e, ConfigError::OldFormat { .. }), "{e}");
+    let msg = e.to_string();
+    for want in [
+        "runs/example.toml",
+        "train.weight_decay, train.min_lr",
+        "[train.optimizer]\nkind = \"adamw\"\nweight_decay = 0.01",
+        "[train.schedule]\nkind = \"cosine\"\nmin_lr = 0.001",
+    ] {
+        assert!(msg.contains(want), "{want:?} missing from: {msg}");
+    }
 }

@@ -121,7 +121,7 @@ fn resumed_run_is_bit_identical() {
         &train,
         &eval,
         2,
-        "jitter = 1\noptimizer = \"adamw\"\nweight_decay = 0.01\nschedule = \"cosine\"",
+        "jitter = 1\noptimizer = { kind = \"adamw\", weight_decay = 0.01 }\nschedule = \"cosine\"",
     )
     .replace("hidden = [32]", "hidden = [32]\ndropout = 0.2");
     let cfg = write_config(dir.path(), "res.toml", &body);
@@ -165,14 +165,18 @@ kind = "ce"
 [train]
 epochs = 3
 batch_size = 32
-optimizer = "sgd"
+lr = 0.05
+early_stopping = {{ patience = 2, metric = "eval_loss" }}
+
+[train.optimizer]
+kind = "sgd"
 momentum = 0.9
 nesterov = true
-lr = 0.05
-schedule = "step"
+
+[train.schedule]
+kind = "step"
 step_epochs = 2
 gamma = 0.5
-early_stopping = {{ patience = 2, metric = "eval_loss" }}
 "#,
         train.display(),
         eval.display()
@@ -291,4 +295,77 @@ fn early_stopping_exports_the_best_epoch() {
     } else {
         assert_eq!(m.len(), 6);
     }
+}
+
+/// What the trainer before `[train.optimizer]` / `[train.schedule]` saved as a run folder's
+/// `config.toml` (every `[train]` field spelled out, flat).
+const OLD_RUN_CONFIG: &str = r#"[data]
+train = "TRAIN"
+eval = "EVAL"
+input = "pixels"
+label = "label"
+
+[student]
+arch = "mlp"
+hidden = [32]
+dropout = 0.0
+input_dropout = 0.0
+
+[[loss]]
+kind = "ce"
+weight = 1.0
+
+[train]
+epochs = 2
+batch_size = 32
+eval_batch_size = 1024
+optimizer = "adamw"
+lr = 0.01
+weight_decay = 0.0
+schedule = "cosine"
+warmup_epochs = 0.0
+min_lr = 0.0
+seed = 3
+jitter = 0
+"#;
+
+#[test]
+fn old_run_folder_resume_says_how_to_convert_then_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (train, eval) = write_sets(dir.path(), 200, 50);
+    let out = dir.path().join("old");
+    std::fs::create_dir_all(&out).expect("run folder");
+    let old = OLD_RUN_CONFIG
+        .replace("TRAIN", &train.display().to_string())
+        .replace("EVAL", &eval.display().to_string());
+    std::fs::write(out.join("config.toml"), &old).expect("old config");
+    let resume = TrainOptions {
+        config: None,
+        out: Some(out.clone()),
+        resume: true,
+        quiet: true,
+        stop_after: None,
+        export_onnx: false,
+        plot: false,
+    };
+    let e = run(&resume).expect_err("old layout").to_string();
+    for want in [
+        "cannot resume",
+        "config.toml",
+        "train.weight_decay, train.min_lr",
+        "[train.optimizer]\nkind = \"adamw\"\nweight_decay = 0.0",
+        "[train.schedule]\nkind = \"cosine\"\nmin_lr = 0.0",
+    ] {
+        assert!(e.contains(want), "{want:?} missing from: {e}");
+    }
+    // Following the message converts the file, and the run resumes.
+    let converted = old
+        .replace("optimizer = \"adamw\"\n", "")
+        .replace("weight_decay = 0.0\n", "")
+        .replace("schedule = \"cosine\"\n", "")
+        .replace("min_lr = 0.0\n", "")
+        + "\n[train.optimizer]\nkind = \"adamw\"\nweight_decay = 0.0\n\n[train.schedule]\nkind = \"cosine\"\nmin_lr = 0.0\n";
+    std::fs::write(out.join("config.toml"), converted).expect("converted config");
+    let s = finished(run(&resume).expect("resumes after conversion"));
+    assert_eq!(s.epochs, 2);
 }

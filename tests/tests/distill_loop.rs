@@ -94,10 +94,14 @@ weight = 1.0
 [train]
 epochs = 60
 batch_size = 128
-optimizer = "adamw"
 lr = 1e-2
-schedule = "cosine"
 seed = 1
+
+[train.optimizer]
+kind = "adamw"
+
+[train.schedule]
+kind = "cosine"
 "#,
             train = teacher.dataset_dir("train").display(),
             eval = teacher.dataset_dir("eval").display(),

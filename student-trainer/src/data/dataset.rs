@@ -422,84 +422,99 @@ pub fn average_soft_targets(mats: &[(f64, Matrix)], temperature: f64, sigmoid: b
     }
 }
 
-impl TrainData {
-    /// Reads the training rows for `losses` as configured in `cfg`.
-    pub fn load(cfg: &DataConfig, losses: &[LossTerm]) -> Result<Self, DataError> {
-        let train = ParquetSource::open(&cfg.train)?;
-        let teachers: Vec<ParquetSource> = cfg
-            .teachers
-            .iter()
-            .map(|t| ParquetSource::open(&t.path))
-            .collect::<Result<_, _>>()?;
+/// The sources a run reads: the training rows and the extra teacher datasets.
+struct Sources<'a> {
+    cfg: &'a DataConfig,
+    train: ParquetSource,
+    teachers: Vec<ParquetSource>,
+}
 
-        // Decide where each term's teacher column lives.
-        let mut origins: Vec<Option<Origin>> = Vec::with_capacity(losses.len());
-        for (i, term) in losses.iter().enumerate() {
-            let Some(tref) = term.teacher() else {
-                origins.push(None);
-                continue;
-            };
-            let origin = if let Some((name, col)) = tref.split_once(':') {
-                let j = cfg
-                    .teachers
-                    .iter()
-                    .position(|t| t.name == name)
-                    .ok_or_else(|| DataError::Config {
-                        key: format!("loss[{i}].teacher"),
-                        message: format!(
-                            "{tref:?} names teacher {name:?}, but data.teachers has no such name"
-                        ),
-                    })?;
-                Origin::Teacher(j, locate(&teachers[j], col)?)
-            } else if !teachers.is_empty() && teachers.iter().all(|t| locate(t, tref).is_ok()) {
-                if teachers.len() == 1 {
-                    Origin::Teacher(0, locate(&teachers[0], tref)?)
-                } else {
-                    if !matches!(term, LossTerm::Kd { .. } | LossTerm::SoftBce { .. }) {
-                        return Err(DataError::Config {
-                            key: format!("loss[{i}].teacher"),
-                            message: format!(
-                                "column {tref:?} exists in several teachers; a {} term reads one teacher: write \"NAME:{tref}\"",
-                                term.kind()
-                            ),
-                        });
-                    }
-                    for (j, t) in teachers.iter().enumerate() {
-                        if !matches!(locate(t, tref)?, Layout::Dense(_)) {
-                            return Err(DataError::Config {
-                                key: format!("loss[{i}].teacher"),
-                                message: format!(
-                                    "averaging several teachers needs full logits, but teacher {:?} stores only top-k of {tref:?}",
-                                    cfg.teachers[j].name
-                                ),
-                            });
-                        }
-                    }
-                    Origin::Average(tref.to_string())
-                }
+impl<'a> Sources<'a> {
+    fn open(cfg: &'a DataConfig) -> Result<Self, DataError> {
+        Ok(Self {
+            cfg,
+            train: ParquetSource::open(&cfg.train)?,
+            teachers: cfg
+                .teachers
+                .iter()
+                .map(|t| ParquetSource::open(&t.path))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Where loss term `i`'s teacher column lives (`None` for `ce`).
+    fn origin(&self, i: usize, term: &LossTerm) -> Result<Option<Origin>, DataError> {
+        let Some(tref) = term.teacher() else {
+            return Ok(None);
+        };
+        let key = || format!("loss[{i}].teacher");
+        let teachers = &self.teachers;
+        let origin = if let Some((name, col)) = tref.split_once(':') {
+            let j = self
+                .cfg
+                .teachers
+                .iter()
+                .position(|t| t.name == name)
+                .ok_or_else(|| DataError::Config {
+                    key: key(),
+                    message: format!(
+                        "{tref:?} names teacher {name:?}, but data.teachers has no such name"
+                    ),
+                })?;
+            Origin::Teacher(j, locate(&teachers[j], col)?)
+        } else if !teachers.is_empty() && teachers.iter().all(|t| locate(t, tref).is_ok()) {
+            if teachers.len() == 1 {
+                Origin::Teacher(0, locate(&teachers[0], tref)?)
             } else {
-                Origin::Train(locate(&train, tref)?)
-            };
-            if let Origin::Train(Layout::TopK { .. }) | Origin::Teacher(_, Layout::TopK { .. }) =
-                &origin
-            {
-                if !matches!(term, LossTerm::Kd { .. }) {
-                    return Err(DataError::Config {
-                        key: format!("loss[{i}].teacher"),
-                        message: format!(
-                            "column {tref:?} is stored as top-k only, which a {} term cannot use (only kd can)",
-                            term.kind()
-                        ),
-                    });
-                }
+                self.averaged(&key(), term, tref)?
             }
-            origins.push(Some(origin));
+        } else {
+            Origin::Train(locate(&self.train, tref)?)
+        };
+        if let Origin::Train(Layout::TopK { .. }) | Origin::Teacher(_, Layout::TopK { .. }) =
+            &origin
+        {
+            if !matches!(term, LossTerm::Kd { .. }) {
+                return Err(DataError::Config {
+                    key: key(),
+                    message: format!(
+                        "column {tref:?} is stored as top-k only, which a {} term cannot use (only kd can)",
+                        term.kind()
+                    ),
+                });
+            }
         }
-        let need_ids = origins
-            .iter()
-            .any(|o| matches!(o, Some(Origin::Teacher(..)) | Some(Origin::Average(_))));
+        Ok(Some(origin))
+    }
 
-        // One pass over the training source for inputs, labels and ids.
+    /// A column every extra teacher holds: averaged, for the terms that can average.
+    fn averaged(&self, key: &str, term: &LossTerm, tref: &str) -> Result<Origin, DataError> {
+        if !matches!(term, LossTerm::Kd { .. } | LossTerm::SoftBce { .. }) {
+            return Err(DataError::Config {
+                key: key.into(),
+                message: format!(
+                    "column {tref:?} exists in several teachers; a {} term reads one teacher: write \"NAME:{tref}\"",
+                    term.kind()
+                ),
+            });
+        }
+        for (j, t) in self.teachers.iter().enumerate() {
+            if !matches!(locate(t, tref)?, Layout::Dense(_)) {
+                return Err(DataError::Config {
+                    key: key.into(),
+                    message: format!(
+                        "averaging several teachers needs full logits, but teacher {:?} stores only top-k of {tref:?}",
+                        self.cfg.teachers[j].name
+                    ),
+                });
+            }
+        }
+        Ok(Origin::Average(tref.to_string()))
+    }
+
+    /// Inputs, labels and (when joining) ids of the training rows, in one pass.
+    fn train_columns(&self, need_ids: bool) -> Result<TrainColumns, DataError> {
+        let cfg = self.cfg;
         let mut wants: Vec<(&str, Want)> = vec![(cfg.input.as_str(), Want::Floats)];
         if let Some(l) = &cfg.label {
             wants.push((l.as_str(), Want::Labels));
@@ -507,83 +522,153 @@ impl TrainData {
         if need_ids {
             wants.push(("id", Want::Ids));
         }
-        let mut accs = read_columns(&train, &wants)?.into_iter();
-        let input = take_floats(accs.next().ok_or_else(internal)?, train.rows);
+        let mut accs = read_columns(&self.train, &wants)?.into_iter();
+        let input = take_floats(accs.next().ok_or_else(internal)?, self.train.rows);
         let labels = match &cfg.label {
             Some(_) => Some(take_u32(accs.next().ok_or_else(internal)?)),
             None => None,
         };
-        let train_ids = if need_ids {
+        let ids = if need_ids {
             take_ids(accs.next().ok_or_else(internal)?)
         } else {
             Vec::new()
         };
+        Ok(TrainColumns { input, labels, ids })
+    }
+}
 
-        // Targets, de-duplicated by origin (and temperature for averages).
-        let mut targets: Vec<Target> = Vec::new();
-        let mut keys: Vec<String> = Vec::new();
-        let mut term_target = Vec::with_capacity(losses.len());
-        let mut teacher_cache: HashMap<(usize, String), (Target, Vec<usize>)> = HashMap::new();
-        for (term, origin) in losses.iter().zip(&origins) {
-            let Some(origin) = origin else {
-                term_target.push(None);
-                continue;
-            };
-            let key = match (origin, term) {
-                (Origin::Average(c), LossTerm::Kd { temperature, .. }) => {
-                    format!("avg-kd:{c}:{temperature}")
-                }
-                (Origin::Average(c), LossTerm::SoftBce { temperature, .. }) => {
-                    format!("avg-bce:{c}:{temperature}")
-                }
-                _ => format!("{origin:?}"),
-            };
-            if let Some(k) = keys.iter().position(|k| *k == key) {
-                term_target.push(Some(k));
-                continue;
-            }
-            let target = match origin {
-                Origin::Train(layout) => read_target(&train, layout, false)?.0,
-                Origin::Teacher(j, layout) => {
-                    let (t, ids) = read_target(&teachers[j.to_owned()], layout, true)?;
-                    let order = join_order(&train_ids, &ids, &cfg.teachers[*j].name)?;
-                    t.gather(&order)
-                }
-                Origin::Average(col) => {
-                    let mut mats = Vec::with_capacity(teachers.len());
-                    for (j, src) in teachers.iter().enumerate() {
-                        let ck = (j, col.clone());
-                        if !teacher_cache.contains_key(&ck) {
-                            let (t, ids) = read_target(src, &Layout::Dense(col.clone()), true)?;
-                            let order = join_order(&train_ids, &ids, &cfg.teachers[j].name)?;
-                            teacher_cache.insert(ck.clone(), (t.gather(&order), order));
-                        }
-                        let Some((Target::Dense(m), _)) = teacher_cache.get(&ck) else {
-                            return Err(internal());
-                        };
-                        mats.push((cfg.teachers[j].weight, m.clone()));
-                    }
-                    let widths: Vec<usize> = mats.iter().map(|(_, m)| m.cols).collect();
-                    if widths.iter().any(|&w| w != widths[0]) {
-                        return Err(DataError::Join {
-                            message: format!(
-                                "teachers disagree on the width of {col:?}: {widths:?}"
-                            ),
-                        });
-                    }
-                    let (t, sigmoid) = match term {
-                        LossTerm::SoftBce { temperature, .. } => (*temperature, true),
-                        LossTerm::Kd { temperature, .. } => (*temperature, false),
-                        _ => return Err(internal()),
-                    };
-                    Target::Dense(average_soft_targets(&mats, t, sigmoid))
-                }
-            };
-            debug_assert_eq!(target.rows(), input.rows);
-            keys.push(key);
-            targets.push(target);
-            term_target.push(Some(targets.len() - 1));
+/// The training source's own columns.
+struct TrainColumns {
+    input: Matrix,
+    labels: Option<Vec<u32>>,
+    /// Row ids, read only when a teacher dataset is joined.
+    ids: Vec<String>,
+}
+
+/// Builds each term's target once, sharing equal ones, with teacher rows joined by id.
+struct TargetBuilder<'s, 'a> {
+    sources: &'s Sources<'a>,
+    train_ids: &'s [String],
+    targets: Vec<Target>,
+    keys: Vec<String>,
+    /// Joined dense columns of single teachers, reused by averages at other temperatures.
+    joined: HashMap<(usize, String), Matrix>,
+}
+
+impl<'s, 'a> TargetBuilder<'s, 'a> {
+    fn new(sources: &'s Sources<'a>, train_ids: &'s [String]) -> Self {
+        Self {
+            sources,
+            train_ids,
+            targets: Vec::new(),
+            keys: Vec::new(),
+            joined: HashMap::new(),
         }
+    }
+
+    /// The index of `term`'s target, reading it unless an equal one exists.
+    fn target_for(&mut self, term: &LossTerm, origin: &Origin) -> Result<usize, DataError> {
+        let key = target_key(origin, term);
+        if let Some(k) = self.keys.iter().position(|k| *k == key) {
+            return Ok(k);
+        }
+        let target = match origin {
+            Origin::Train(layout) => read_target(&self.sources.train, layout, false)?.0,
+            Origin::Teacher(j, layout) => {
+                let (t, ids) = read_target(&self.sources.teachers[*j], layout, true)?;
+                t.gather(&self.join(*j, &ids)?)
+            }
+            Origin::Average(col) => Target::Dense(self.average(term, col)?),
+        };
+        debug_assert_eq!(target.rows(), self.sources.train.rows);
+        self.keys.push(key);
+        self.targets.push(target);
+        Ok(self.targets.len() - 1)
+    }
+
+    fn join(&self, teacher: usize, ids: &[String]) -> Result<Vec<usize>, DataError> {
+        join_order(
+            self.train_ids,
+            ids,
+            &self.sources.cfg.teachers[teacher].name,
+        )
+    }
+
+    /// The weighted average of every teacher's `col` at the term's temperature.
+    fn average(&mut self, term: &LossTerm, col: &str) -> Result<Matrix, DataError> {
+        let cfg = self.sources.cfg;
+        let mut mats = Vec::with_capacity(self.sources.teachers.len());
+        for (j, src) in self.sources.teachers.iter().enumerate() {
+            let ck = (j, col.to_string());
+            if !self.joined.contains_key(&ck) {
+                let (t, ids) = read_target(src, &Layout::Dense(col.to_string()), true)?;
+                let Target::Dense(m) = t.gather(&self.join(j, &ids)?) else {
+                    return Err(internal());
+                };
+                self.joined.insert(ck.clone(), m);
+            }
+            let m = self.joined.get(&ck).ok_or_else(internal)?;
+            mats.push((cfg.teachers[j].weight, m.clone()));
+        }
+        let widths: Vec<usize> = mats.iter().map(|(_, m)| m.cols).collect();
+        if widths.iter().any(|&w| w != widths[0]) {
+            return Err(DataError::Join {
+                message: format!("teachers disagree on the width of {col:?}: {widths:?}"),
+            });
+        }
+        let (t, sigmoid) = match term {
+            LossTerm::SoftBce { temperature, .. } => (*temperature, true),
+            LossTerm::Kd { temperature, .. } => (*temperature, false),
+            _ => return Err(internal()),
+        };
+        Ok(average_soft_targets(&mats, t, sigmoid))
+    }
+}
+
+/// Equal keys mean equal targets: the same column from the same place (and, for averages,
+/// the same temperature and link).
+fn target_key(origin: &Origin, term: &LossTerm) -> String {
+    match (origin, term) {
+        (Origin::Average(c), LossTerm::Kd { temperature, .. }) => {
+            format!("avg-kd:{c}:{temperature}")
+        }
+        (Origin::Average(c), LossTerm::SoftBce { temperature, .. }) => {
+            format!("avg-bce:{c}:{temperature}")
+        }
+        _ => format!("{origin:?}"),
+    }
+}
+
+impl TrainData {
+    /// Reads the training rows for `losses` as configured in `cfg`.
+    pub fn load(cfg: &DataConfig, losses: &[LossTerm]) -> Result<Self, DataError> {
+        let sources = Sources::open(cfg)?;
+        let origins = losses
+            .iter()
+            .enumerate()
+            .map(|(i, term)| sources.origin(i, term))
+            .collect::<Result<Vec<_>, _>>()?;
+        let need_ids = origins
+            .iter()
+            .any(|o| matches!(o, Some(Origin::Teacher(..)) | Some(Origin::Average(_))));
+        let TrainColumns {
+            input,
+            labels,
+            ids: train_ids,
+        } = sources.train_columns(need_ids)?;
+
+        let mut builder = TargetBuilder::new(&sources, &train_ids);
+        let term_target = losses
+            .iter()
+            .zip(&origins)
+            .map(|(term, origin)| {
+                origin
+                    .as_ref()
+                    .map(|o| builder.target_for(term, o))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let targets = builder.targets;
 
         let num_classes =
             decide_num_classes(cfg, losses, &term_target, &targets, labels.as_deref())?;
@@ -594,7 +679,7 @@ impl TrainData {
             term_target,
             num_classes,
         };
-        data.check_classes(cfg, losses, &train.spec)?;
+        data.check_classes(cfg, losses, &sources.train.spec)?;
         Ok(data)
     }
 
@@ -790,5 +875,86 @@ impl EvalData {
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.input.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kd(temperature: f64) -> LossTerm {
+        LossTerm::Kd {
+            teacher: "logits".into(),
+            temperature,
+            weight: 1.0,
+        }
+    }
+
+    #[test]
+    fn equal_targets_share_a_key() {
+        let dense = |c: &str| Layout::Dense(c.into());
+        let cases = [
+            // Same column, same place: shared whatever the temperature.
+            (
+                Origin::Train(dense("logits")),
+                kd(2.0),
+                Origin::Train(dense("logits")),
+                kd(4.0),
+                true,
+            ),
+            // Same column in the training rows and in a teacher: different data.
+            (
+                Origin::Train(dense("logits")),
+                kd(2.0),
+                Origin::Teacher(0, dense("logits")),
+                kd(2.0),
+                false,
+            ),
+            (
+                Origin::Teacher(0, dense("logits")),
+                kd(2.0),
+                Origin::Teacher(1, dense("logits")),
+                kd(2.0),
+                false,
+            ),
+            // An average depends on the temperature it was taken at.
+            (
+                Origin::Average("logits".into()),
+                kd(2.0),
+                Origin::Average("logits".into()),
+                kd(2.0),
+                true,
+            ),
+            (
+                Origin::Average("logits".into()),
+                kd(2.0),
+                Origin::Average("logits".into()),
+                kd(4.0),
+                false,
+            ),
+        ];
+        for (oa, ta, ob, tb, same) in cases {
+            assert_eq!(
+                target_key(&oa, &ta) == target_key(&ob, &tb),
+                same,
+                "{oa:?} / {ob:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn join_order_maps_teacher_rows_onto_training_rows() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let order = join_order(&ids(&["b", "a", "c"]), &ids(&["a", "b", "c", "d"]), "t")
+            .expect("every id present");
+        assert_eq!(order, [1, 0, 2]);
+        let e = join_order(&ids(&["a", "x"]), &ids(&["a"]), "t").expect_err("x missing");
+        assert!(
+            e.to_string()
+                .contains("\"x\" is missing from teacher \"t\""),
+            "{e}"
+        );
+        let e = join_order(&ids(&["a"]), &ids(&["a", "a"]), "t").expect_err("duplicate");
+        assert!(e.to_string().contains("holds id \"a\" twice"), "{e}");
     }
 }

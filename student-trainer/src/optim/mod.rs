@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 
-use crate::config::{OptimizerKind, TrainConfig};
+use crate::config::OptimizerConfig;
 use fused::{AdamWStep, SgdStep};
 
 pub use schedule::lr_at;
@@ -58,23 +58,27 @@ pub enum Hyper {
     },
 }
 
-impl Hyper {
-    /// The hyper-parameters of a `[train]` table.
-    pub fn from_config(t: &TrainConfig) -> Self {
-        match t.optimizer {
-            OptimizerKind::Adamw => {
-                let (beta1, beta2) = t.betas();
-                Hyper::AdamW {
-                    beta1,
-                    beta2,
-                    eps: t.eps.unwrap_or(1e-8),
-                    weight_decay: t.weight_decay,
-                }
-            }
-            OptimizerKind::Sgd => Hyper::Sgd {
-                momentum: t.momentum.unwrap_or(0.0),
-                nesterov: t.nesterov.unwrap_or(false),
-                weight_decay: t.weight_decay,
+impl From<OptimizerConfig> for Hyper {
+    fn from(o: OptimizerConfig) -> Self {
+        match o {
+            OptimizerConfig::Adamw {
+                betas: [beta1, beta2],
+                eps,
+                weight_decay,
+            } => Hyper::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            },
+            OptimizerConfig::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            } => Hyper::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
             },
         }
     }

@@ -1,6 +1,6 @@
 //! Learning rate per step: linear warm-up, then constant, cosine or step decay.
 
-use crate::config::{ScheduleKind, TrainConfig};
+use crate::config::{ScheduleConfig, TrainConfig};
 
 /// The learning rate of update `step` (0-based) in a run of `steps_per_epoch × epochs` steps.
 pub fn lr_at(t: &TrainConfig, step: u64, steps_per_epoch: usize) -> f64 {
@@ -12,16 +12,16 @@ pub fn lr_at(t: &TrainConfig, step: u64, steps_per_epoch: usize) -> f64 {
         return t.lr * (s + 1.0) / warmup;
     }
     match t.schedule {
-        ScheduleKind::Constant => t.lr,
-        ScheduleKind::Cosine => {
+        ScheduleConfig::Constant {} => t.lr,
+        ScheduleConfig::Cosine { min_lr } => {
             let span = (total - warmup).max(1.0);
             let progress = ((s - warmup) / span).clamp(0.0, 1.0);
-            t.min_lr + (t.lr - t.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            min_lr + (t.lr - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
         }
-        ScheduleKind::Step => {
+        ScheduleConfig::Step { step_epochs, gamma } => {
             let epoch = (s / spe).floor() as u64;
-            let period = t.step_epochs.unwrap_or(1).max(1) as u64;
-            t.lr * t.gamma.unwrap_or(0.1).powi((epoch / period) as i32)
+            let period = step_epochs.max(1) as u64;
+            t.lr * gamma.powi((epoch / period) as i32)
         }
     }
 }
@@ -37,7 +37,7 @@ mod tests {
     #[test]
     fn warmup_then_cosine_reaches_min() {
         let t =
-            cfg("epochs = 2\nlr = 1.0\nschedule = \"cosine\"\nwarmup_epochs = 0.5\nmin_lr = 0.1");
+            cfg("epochs = 2\nlr = 1.0\nwarmup_epochs = 0.5\nschedule = { kind = \"cosine\", min_lr = 0.1 }");
         assert!((lr_at(&t, 0, 10) - 0.2).abs() < 1e-12);
         assert!((lr_at(&t, 4, 10) - 1.0).abs() < 1e-12);
         assert!((lr_at(&t, 5, 10) - 1.0).abs() < 1e-12);
@@ -48,7 +48,9 @@ mod tests {
 
     #[test]
     fn step_decays_every_period() {
-        let t = cfg("epochs = 6\nlr = 1.0\nschedule = \"step\"\nstep_epochs = 2\ngamma = 0.5");
+        let t = cfg(
+            "epochs = 6\nlr = 1.0\nschedule = { kind = \"step\", step_epochs = 2, gamma = 0.5 }",
+        );
         assert_eq!(lr_at(&t, 0, 10), 1.0);
         assert_eq!(lr_at(&t, 19, 10), 1.0);
         assert_eq!(lr_at(&t, 20, 10), 0.5);

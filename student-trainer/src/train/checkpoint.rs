@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use super::TrainError;
+use super::{BoxError, TrainError};
 use crate::optim::Optimizer;
 
 /// Early-stopping bookkeeping.
@@ -46,10 +46,26 @@ pub struct CheckpointState {
     pub train_s: f64,
 }
 
-fn ck_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+impl CheckpointState {
+    /// The state before the first epoch.
+    pub fn fresh() -> Self {
+        Self {
+            epoch: 0,
+            optimizer_steps: 0,
+            tensors: String::new(),
+            best: None,
+            stopped_early: false,
+            wall_s: 0.0,
+            train_samples: 0,
+            train_s: 0.0,
+        }
+    }
+}
+
+fn ck_err(path: &Path, e: impl Into<BoxError>) -> TrainError {
     TrainError::Checkpoint {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 
@@ -67,7 +83,7 @@ pub fn save(
 ) -> Result<(), TrainError> {
     let d = dir(run);
     std::fs::create_dir_all(&d).map_err(|e| ck_err(&d, e))?;
-    let mut tensors: HashMap<String, Tensor> = opt.state_tensors().map_err(TrainError::Optim)?;
+    let mut tensors: HashMap<String, Tensor> = opt.state_tensors()?;
     {
         let data = vars
             .data()

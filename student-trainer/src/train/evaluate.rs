@@ -18,16 +18,9 @@ pub fn student_logits(
     let mut out = Vec::with_capacity(rows * student.num_classes());
     for start in (0..rows).step_by(chunk_rows.max(1)) {
         let end = (start + chunk_rows).min(rows);
-        let t = Tensor::from_slice(&x[start * dim..end * dim], (end - start, dim), &Device::Cpu)
-            .map_err(TrainError::Candle)?;
-        let o = student
-            .forward(&t, false)
-            .map_err(|e| TrainError::Model(e.to_string()))?;
-        let v = o
-            .logits
-            .flatten_all()
-            .and_then(|l| l.to_vec1::<f32>())
-            .map_err(TrainError::Candle)?;
+        let t = Tensor::from_slice(&x[start * dim..end * dim], (end - start, dim), &Device::Cpu)?;
+        let o = student.forward(&t, false)?;
+        let v = o.logits.flatten_all().and_then(|l| l.to_vec1::<f32>())?;
         out.extend_from_slice(&v);
     }
     Ok(out)

@@ -4,10 +4,10 @@
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::TrainError;
-use crate::config::{DistanceKind, LossTerm};
+use super::{TermError, TrainError};
+use crate::config::LossTerm;
 use crate::data::{BatchTarget, Target, TrainData};
-use crate::loss::{self, BceTarget, FeatureDistance};
+use crate::loss::{self, BceTarget};
 use crate::model::{Student, StudentOutput};
 
 /// Variable-name prefix of projectors; they train with the student but are not exported.
@@ -60,24 +60,6 @@ struct Term {
 /// The configured loss terms, ready to evaluate on student outputs.
 pub struct Objective {
     terms: Vec<Term>,
-}
-
-fn feature_distance(
-    distance: DistanceKind,
-    beta: Option<f64>,
-    temperature: Option<f64>,
-) -> FeatureDistance {
-    match distance {
-        DistanceKind::Mse => FeatureDistance::Mse,
-        DistanceKind::L1 => FeatureDistance::L1,
-        DistanceKind::SmoothL1 => FeatureDistance::SmoothL1 {
-            beta: beta.unwrap_or(1.0),
-        },
-        DistanceKind::Cosine => FeatureDistance::Cosine,
-        DistanceKind::Kl => FeatureDistance::Kl {
-            temperature: temperature.unwrap_or(1.0),
-        },
-    }
 }
 
 impl Objective {
@@ -157,12 +139,12 @@ impl Objective {
         let mut total: Option<Tensor> = None;
         let mut values = Vec::with_capacity(self.terms.len());
         for t in &self.terms {
-            let value = self
-                .term_value(t, out, labels, targets)
-                .map_err(|e| TrainError::Loss {
-                    term: t.label.clone(),
-                    message: e,
-                })?;
+            let value =
+                self.term_value(t, out, labels, targets)
+                    .map_err(|source| TrainError::Loss {
+                        term: t.label.clone(),
+                        source: Box::new(source),
+                    })?;
             values.push(value.to_scalar::<f32>().map_err(TrainError::Candle)?);
             let w = t.term.weight();
             if w == 0.0 {
@@ -191,70 +173,59 @@ impl Objective {
         out: &StudentOutput,
         labels: Option<&Tensor>,
         targets: &[TargetTensors],
-    ) -> Result<Tensor, String> {
+    ) -> Result<Tensor, TermError> {
         let target = t.target.and_then(|i| targets.get(i));
         let need_dense = || {
             target
                 .and_then(|x| x.dense())
-                .ok_or_else(|| "missing teacher target".to_string())
+                .ok_or(TermError::Missing("missing teacher target"))
         };
-        let hidden = || -> Result<Tensor, String> {
-            let l = t.layer.ok_or("no student layer")?;
-            let h = out
-                .hidden
-                .get(l)
-                .ok_or("student layer missing from forward output")?;
-            match &t.projector {
-                Some(p) => crate::model::linear::linear(p, h).map_err(|e| e.to_string()),
-                None => Ok(h.clone()),
-            }
+        let hidden = || -> Result<Tensor, TermError> {
+            let l = t.layer.ok_or(TermError::Missing("no student layer"))?;
+            let h = out.hidden.get(l).ok_or(TermError::Missing(
+                "student layer missing from forward output",
+            ))?;
+            Ok(match &t.projector {
+                Some(p) => crate::model::linear::linear(p, h)?,
+                None => h.clone(),
+            })
         };
-        let s = |r: Result<Tensor, loss::LossError>| r.map_err(|e| e.to_string());
-        match &t.term {
+        Ok(match &t.term {
             LossTerm::Ce { .. } => {
-                let labels = labels.ok_or("no label column (data.label)")?;
-                s(loss::ce(&out.logits, labels))
+                let labels = labels.ok_or(TermError::Missing("no label column (data.label)"))?;
+                loss::ce(&out.logits, labels)?
             }
             LossTerm::Kd { temperature, .. } => match target {
-                Some(TargetTensors::Dense(tl)) => s(loss::kd(&out.logits, tl, *temperature)),
+                Some(TargetTensors::Dense(tl)) => loss::kd(&out.logits, tl, *temperature)?,
                 Some(TargetTensors::TopK(i, v, l)) => {
-                    s(loss::kd_topk(&out.logits, i, v, l, *temperature))
+                    loss::kd_topk(&out.logits, i, v, l, *temperature)?
                 }
-                None => Err("missing teacher target".into()),
+                None => return Err(TermError::Missing("missing teacher target")),
             },
-            LossTerm::SoftBce { temperature, .. } => s(loss::soft_bce(
+            LossTerm::SoftBce { temperature, .. } => loss::soft_bce(
                 &out.logits,
                 BceTarget::Logits {
                     logits: need_dense()?,
                     temperature: *temperature,
                 },
-            )),
-            LossTerm::Feature {
-                distance,
-                beta,
-                temperature,
-                ..
-            } => s(loss::feature(
-                &hidden()?,
-                need_dense()?,
-                feature_distance(*distance, *beta, *temperature),
-            )),
+            )?,
+            LossTerm::Feature { distance, .. } => {
+                loss::feature(&hidden()?, need_dense()?, (*distance).into())?
+            }
             LossTerm::Rkd {
                 distance_weight,
                 angle_weight,
                 ..
             } => {
                 let (h, tt) = (hidden()?, need_dense()?);
-                let d = s(loss::rkd_distance(&h, tt))?;
-                let a = s(loss::rkd_angle(&h, tt))?;
-                let d = d.affine(*distance_weight, 0.0).map_err(|e| e.to_string())?;
-                let a = a.affine(*angle_weight, 0.0).map_err(|e| e.to_string())?;
-                (d + a).map_err(|e| e.to_string())
+                let d = loss::rkd_distance(&h, tt)?.affine(*distance_weight, 0.0)?;
+                let a = loss::rkd_angle(&h, tt)?.affine(*angle_weight, 0.0)?;
+                (d + a)?
             }
-            LossTerm::Sp { .. } => s(loss::sp(&hidden()?, need_dense()?)),
+            LossTerm::Sp { .. } => loss::sp(&hidden()?, need_dense()?)?,
             LossTerm::Infonce { temperature, .. } => {
-                s(loss::infonce(&hidden()?, need_dense()?, *temperature))
+                loss::infonce(&hidden()?, need_dense()?, *temperature)?
             }
-        }
+        })
     }
 }

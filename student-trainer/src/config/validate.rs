@@ -1,0 +1,284 @@
+//! Range checks serde cannot express (positive rates, probabilities in [0, 1), ...) and the
+//! few cross-table requirements (`ce` needs `data.label`, early stopping needs `data.eval`).
+//! Which keys exist for which kind is the types' job, not this module's.
+
+use std::collections::HashSet;
+
+use super::{
+    DataConfig, DistanceConfig, LossTerm, OptimizerConfig, RunConfig, ScheduleConfig, TrainConfig,
+};
+
+/// A failed check: the dotted key and what is wrong.
+pub type Failure = (String, String);
+
+type Check = Result<(), Failure>;
+
+fn fail(key: impl Into<String>, message: impl Into<String>) -> Check {
+    Err((key.into(), message.into()))
+}
+
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+fn non_negative(x: f64) -> bool {
+    x.is_finite() && x >= 0.0
+}
+
+/// All checks of a run config, table by table.
+pub fn run_config(cfg: &RunConfig) -> Check {
+    train(&cfg.train, cfg.data.eval.is_some())?;
+    optimizer(&cfg.train.optimizer)?;
+    schedule(&cfg.train.schedule, cfg.train.lr)?;
+    data(&cfg.data)?;
+    losses(&cfg.losses, cfg.data.label.is_some())
+}
+
+fn train(t: &TrainConfig, has_eval: bool) -> Check {
+    if t.epochs == 0 {
+        return fail("train.epochs", "must be at least 1");
+    }
+    if t.batch_size == 0 {
+        return fail("train.batch_size", "must be at least 1");
+    }
+    if t.eval_batch_size == 0 {
+        return fail("train.eval_batch_size", "must be at least 1");
+    }
+    if !positive(t.lr) {
+        return fail("train.lr", format!("must be positive, got {}", t.lr));
+    }
+    if !non_negative(t.warmup_epochs) {
+        return fail("train.warmup_epochs", "must be >= 0");
+    }
+    if let Some(es) = &t.early_stopping {
+        if es.patience == 0 {
+            return fail("train.early_stopping.patience", "must be at least 1");
+        }
+        if !has_eval {
+            return fail(
+                "train.early_stopping",
+                "needs data.eval (a held-out set to watch)",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn optimizer(o: &OptimizerConfig) -> Check {
+    let weight_decay = match *o {
+        OptimizerConfig::Adamw {
+            betas,
+            eps,
+            weight_decay,
+        } => {
+            if !betas.iter().all(|b| (0.0..1.0).contains(b)) {
+                return fail("train.optimizer.betas", "each beta must be in [0, 1)");
+            }
+            if !positive(eps) {
+                return fail("train.optimizer.eps", "must be positive");
+            }
+            weight_decay
+        }
+        OptimizerConfig::Sgd {
+            momentum,
+            nesterov,
+            weight_decay,
+        } => {
+            if !(0.0..1.0).contains(&momentum) {
+                return fail("train.optimizer.momentum", "must be in [0, 1)");
+            }
+            if nesterov && momentum == 0.0 {
+                return fail(
+                    "train.optimizer.nesterov",
+                    "needs a positive train.optimizer.momentum",
+                );
+            }
+            weight_decay
+        }
+    };
+    if !non_negative(weight_decay) {
+        return fail("train.optimizer.weight_decay", "must be >= 0");
+    }
+    Ok(())
+}
+
+fn schedule(s: &ScheduleConfig, lr: f64) -> Check {
+    match *s {
+        ScheduleConfig::Constant {} => Ok(()),
+        ScheduleConfig::Cosine { min_lr } => {
+            if !(non_negative(min_lr) && min_lr <= lr) {
+                return fail("train.schedule.min_lr", "must be in [0, train.lr]");
+            }
+            Ok(())
+        }
+        ScheduleConfig::Step { step_epochs, gamma } => {
+            if step_epochs == 0 {
+                return fail("train.schedule.step_epochs", "must be at least 1");
+            }
+            if !(gamma > 0.0 && gamma <= 1.0) {
+                return fail("train.schedule.gamma", "must be in (0, 1]");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn data(d: &DataConfig) -> Check {
+    if let Some(shape) = &d.image_shape {
+        if !(shape.len() == 2 || shape.len() == 3) || shape.contains(&0) {
+            return fail(
+                "data.image_shape",
+                "must be [H, W] or [C, H, W] with positive sizes",
+            );
+        }
+    }
+    if d.num_classes == Some(0) {
+        return fail("data.num_classes", "must be at least 1");
+    }
+    let mut names = HashSet::new();
+    for (i, t) in d.teachers.iter().enumerate() {
+        let key = format!("data.teachers[{i}]");
+        if t.name.is_empty() || t.name.contains(':') {
+            return fail(
+                format!("{key}.name"),
+                "must be non-empty and contain no ':'",
+            );
+        }
+        if !names.insert(t.name.as_str()) {
+            return fail(
+                format!("{key}.name"),
+                format!("duplicate teacher name {:?}", t.name),
+            );
+        }
+        if !positive(t.weight) {
+            return fail(format!("{key}.weight"), "must be positive");
+        }
+    }
+    Ok(())
+}
+
+fn losses(terms: &[LossTerm], has_label: bool) -> Check {
+    if terms.is_empty() {
+        return fail("loss", "no [[loss]] terms; add e.g. [[loss]] kind = \"ce\"");
+    }
+    for (i, term) in terms.iter().enumerate() {
+        loss(i, term, has_label)?;
+    }
+    Ok(())
+}
+
+fn loss(i: usize, term: &LossTerm, has_label: bool) -> Check {
+    let key = |k: &str| format!("loss[{i}].{k}");
+    if !non_negative(term.weight()) {
+        return fail(key("weight"), "must be >= 0");
+    }
+    if term.teacher().is_some_and(str::is_empty) {
+        return fail(key("teacher"), "must name a column");
+    }
+    match term {
+        LossTerm::Ce { .. } if !has_label => fail(
+            key("kind"),
+            "a \"ce\" term needs data.label (the hard-label column)",
+        ),
+        LossTerm::Kd { temperature, .. }
+        | LossTerm::SoftBce { temperature, .. }
+        | LossTerm::Infonce { temperature, .. }
+            if !positive(*temperature) =>
+        {
+            fail(key("temperature"), "must be positive")
+        }
+        LossTerm::Feature { distance, .. } => match *distance {
+            DistanceConfig::SmoothL1 { beta } if !positive(beta) => {
+                fail(key("distance.beta"), "must be positive")
+            }
+            DistanceConfig::Kl { temperature } if !positive(temperature) => {
+                fail(key("distance.temperature"), "must be positive")
+            }
+            _ => Ok(()),
+        },
+        LossTerm::Rkd {
+            distance_weight,
+            angle_weight,
+            ..
+        } if !(*distance_weight >= 0.0 && *angle_weight >= 0.0) => fail(
+            key("distance_weight"),
+            "distance_weight and angle_weight must be >= 0",
+        ),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opt(text: &str) -> Check {
+        let o: OptimizerConfig = toml::from_str(text).expect("optimizer table");
+        optimizer(&o)
+    }
+
+    fn sched(text: &str, lr: f64) -> Check {
+        let s: ScheduleConfig = toml::from_str(text).expect("schedule table");
+        schedule(&s, lr)
+    }
+
+    fn key(r: Check) -> Option<String> {
+        r.err().map(|(k, _)| k)
+    }
+
+    #[test]
+    fn optimizer_ranges() {
+        let cases: [(&str, Option<&str>); 8] = [
+            ("kind = \"adamw\"", None),
+            (
+                "kind = \"adamw\"\nbetas = [0.9, 1.0]",
+                Some("train.optimizer.betas"),
+            ),
+            ("kind = \"adamw\"\neps = 0.0", Some("train.optimizer.eps")),
+            (
+                "kind = \"adamw\"\nweight_decay = -0.1",
+                Some("train.optimizer.weight_decay"),
+            ),
+            ("kind = \"sgd\"\nmomentum = 0.9\nnesterov = true", None),
+            (
+                "kind = \"sgd\"\nmomentum = 1.0",
+                Some("train.optimizer.momentum"),
+            ),
+            (
+                "kind = \"sgd\"\nnesterov = true",
+                Some("train.optimizer.nesterov"),
+            ),
+            (
+                "kind = \"sgd\"\nweight_decay = -1.0",
+                Some("train.optimizer.weight_decay"),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(key(opt(text)).as_deref(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn schedule_ranges() {
+        let cases: [(&str, Option<&str>); 6] = [
+            ("kind = \"constant\"", None),
+            ("kind = \"cosine\"\nmin_lr = 0.5", None),
+            (
+                "kind = \"cosine\"\nmin_lr = 2.0",
+                Some("train.schedule.min_lr"),
+            ),
+            (
+                "kind = \"step\"\nstep_epochs = 0",
+                Some("train.schedule.step_epochs"),
+            ),
+            (
+                "kind = \"step\"\nstep_epochs = 2\ngamma = 0.0",
+                Some("train.schedule.gamma"),
+            ),
+            ("kind = \"step\"\nstep_epochs = 2\ngamma = 1.0", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(key(sched(text, 1.0)).as_deref(), want, "{text}");
+        }
+    }
+}

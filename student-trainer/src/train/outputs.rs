@@ -1,0 +1,87 @@
+//! What a finished run writes: the exported weights (the best epoch's under early stopping),
+//! `student.onnx`, `curves.png` and `summary.json`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::checkpoint::{self, BestState, CheckpointState};
+use super::objective::PROJECTOR_PREFIX;
+use super::setup::Setup;
+use super::{evaluate_opt, run_folder, TrainError, TrainOptions};
+use crate::config::RunConfig;
+use crate::metrics::{self, EpochMetrics, Summary};
+
+/// The early-stopping copy of the best weights.
+pub fn best_path(out: &Path) -> PathBuf {
+    checkpoint::dir(out).join("best.safetensors")
+}
+
+/// Where the loop ended.
+pub struct Finished<'a> {
+    /// The final loop state.
+    pub state: &'a CheckpointState,
+    /// The best epoch, when early stopping was configured.
+    pub best: Option<BestState>,
+    /// Every epoch's metrics.
+    pub history: &'a [EpochMetrics],
+    /// Wall time of earlier sessions of this run.
+    pub prior_wall_s: f64,
+    /// When this session started.
+    pub started: Instant,
+}
+
+/// Restores the weights to export and writes the run folder's outputs and summary.
+pub fn write(
+    cfg: &RunConfig,
+    setup: &Setup,
+    out: &Path,
+    opts: &TrainOptions,
+    end: &Finished,
+) -> Result<Summary, TrainError> {
+    let state = end.state;
+    let exported_epoch = match end.best {
+        Some(b) => {
+            if b.epoch != state.epoch {
+                checkpoint::load_vars(&setup.varmap, &best_path(out))?;
+            }
+            b.epoch
+        }
+        None => state.epoch,
+    };
+    let final_eval = evaluate_opt(&setup.student, setup.eval.as_ref(), cfg)?;
+    let mut files = vec![run_folder::CONFIG_FILE.to_string(), "metrics.jsonl".into()];
+    checkpoint::save_vars(&setup.varmap, &out.join("student.safetensors"), |n| {
+        !n.starts_with(PROJECTOR_PREFIX)
+    })?;
+    files.push("student.safetensors".into());
+    if opts.export_onnx {
+        let path = out.join("student.onnx");
+        crate::export::export_onnx(&setup.student, &cfg.data.input, "logits", &path)?;
+        files.push("student.onnx".into());
+    }
+    if opts.plot {
+        let path = out.join("curves.png");
+        crate::plot::draw_curves(&path, end.history).map_err(|source| TrainError::Plot {
+            path: path.clone(),
+            source,
+        })?;
+        files.push("curves.png".into());
+    }
+    files.push("summary.json".into());
+    let summary = Summary {
+        epochs: state.epoch,
+        stopped_early: state.stopped_early,
+        exported_epoch,
+        test_errors: final_eval.as_ref().map(|e| e.errors),
+        accuracy: final_eval.as_ref().map(|e| e.accuracy),
+        agreement: final_eval.as_ref().and_then(|e| e.agreement),
+        eval: final_eval,
+        param_count: setup.student.param_count(),
+        train_rows: setup.data.rows(),
+        samples_per_s: state.train_samples as f64 / state.train_s.max(1e-9),
+        wall_s: end.prior_wall_s + end.started.elapsed().as_secs_f64(),
+        files,
+    };
+    metrics::write_summary(&out.join("summary.json"), &summary)?;
+    Ok(summary)
+}

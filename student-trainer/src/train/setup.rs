@@ -1,0 +1,114 @@
+//! Everything a run builds from its config before the first epoch: the data in memory, the
+//! eval set, jitter, the seeded student, its loss terms and their variables.
+
+use std::sync::Arc;
+
+use candle_core::{Device, Var};
+use candle_nn::VarMap;
+
+use super::{init, objective::Objective, TrainError};
+use crate::config::{LossTerm, RunConfig};
+use crate::data::jitter::Jitter;
+use crate::data::{EvalData, TrainData};
+use crate::model::Student;
+
+/// A run's data, student and objective.
+pub struct Setup {
+    /// Training rows.
+    pub data: Arc<TrainData>,
+    /// Input width.
+    pub input_dim: usize,
+    /// Held-out rows, when `data.eval` is set.
+    pub eval: Option<EvalData>,
+    /// Image jitter, when `train.jitter > 0`.
+    pub jitter: Option<Jitter>,
+    /// The student.
+    pub student: Student,
+    /// The loss terms (with projectors).
+    pub objective: Objective,
+    /// All variables: student and projectors.
+    pub varmap: VarMap,
+}
+
+impl Setup {
+    /// Loads the data and builds the seeded student and objective.
+    pub fn build(cfg: &RunConfig, quiet: bool) -> Result<Self, TrainError> {
+        let data = Arc::new(TrainData::load(&cfg.data, &cfg.losses)?);
+        let input_dim = data.input.cols;
+        if !quiet {
+            eprintln!(
+                "loaded {} training rows × {input_dim} inputs, {} classes; {:.1} MB held in memory",
+                data.rows(),
+                data.num_classes,
+                data.host_bytes() as f64 / 1e6
+            );
+        }
+        let eval = load_eval(cfg, &data)?;
+        let jitter = jitter(cfg, input_dim)?;
+        let varmap = VarMap::new();
+        let vb = init::seeded_var_builder(&varmap, cfg.train.seed, &Device::Cpu);
+        let student = Student::new(&cfg.student, input_dim, data.num_classes, vb.clone())?;
+        let objective = Objective::new(&cfg.losses, &data, &student, &vb)?;
+        Ok(Self {
+            data,
+            input_dim,
+            eval,
+            jitter,
+            student,
+            objective,
+            varmap,
+        })
+    }
+
+    /// The variables, named, for the optimizer.
+    pub fn vars(&self) -> Result<Vec<(String, Var)>, TrainError> {
+        let data = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| TrainError::Config("variable map lock poisoned".into()))?;
+        Ok(data.iter().map(|(n, v)| (n.clone(), v.clone())).collect())
+    }
+}
+
+fn load_eval(cfg: &RunConfig, data: &TrainData) -> Result<Option<EvalData>, TrainError> {
+    let Some(path) = &cfg.data.eval else {
+        return Ok(None);
+    };
+    let (teacher_col, teacher_required) = eval_teacher(cfg);
+    Ok(Some(EvalData::load(
+        path,
+        &cfg.data.input,
+        cfg.data.label.as_deref().unwrap_or("label"),
+        teacher_col.as_deref(),
+        teacher_required,
+        Some(data.input.cols),
+        Some(data.num_classes),
+    )?))
+}
+
+/// The eval set's teacher column and whether the config demanded it.
+pub fn eval_teacher(cfg: &RunConfig) -> (Option<String>, bool) {
+    if let Some(t) = &cfg.data.eval_teacher {
+        return (Some(t.clone()), true);
+    }
+    let first_kd = cfg.losses.iter().find_map(|t| match t {
+        LossTerm::Kd { teacher, .. } if !teacher.contains(':') => Some(teacher.clone()),
+        _ => None,
+    });
+    (first_kd, false)
+}
+
+fn jitter(cfg: &RunConfig, input_dim: usize) -> Result<Option<Jitter>, TrainError> {
+    if cfg.train.jitter == 0 {
+        return Ok(None);
+    }
+    Jitter::new(cfg.train.jitter, cfg.data.image_shape.as_deref(), input_dim)
+        .map(Some)
+        .ok_or_else(|| {
+            TrainError::Config(format!(
+                "train.jitter needs the image layout: inputs have width {input_dim}, which data.image_shape {:?} does not describe (set data.image_shape = [C, H, W])",
+                cfg.data.image_shape
+            ))
+        })
+}
