@@ -2,11 +2,13 @@
 //! `label-client` must agree on.
 //!
 //! - [`api`]: the JSON types of the HTTP API.
+//! - [`arrow_codec`]: tensors to and from Arrow columns (store, Arrow request bodies, trainer).
 //! - [`tensor`]: dense tensors of the dtypes ONNX models take and give.
 //! - [`onnx`]: the ONNX protobuf messages, model editing (taps) and graph building (export).
 //! - [`store`]: the Parquet label store: schema, manifest, write-ahead log, writer, reader.
 
 pub mod api;
+pub mod arrow_codec;
 pub mod onnx;
 pub mod store;
 pub mod tensor;
