@@ -303,6 +303,16 @@ pub enum StoreError {
     Parquet(#[from] parquet::errors::ParquetError),
 }
 
+/// A failed atomic write is an I/O error on the file of the step that failed.
+impl From<crate::atomic::AtomicWriteError> for StoreError {
+    fn from(e: crate::atomic::AtomicWriteError) -> Self {
+        StoreError::Io {
+            path: e.path.display().to_string(),
+            source: e.source,
+        }
+    }
+}
+
 /// Checks a dataset name: `[A-Za-z0-9._-]{1,128}`, and not `.` or `..`.
 pub fn validate_dataset_name(name: &str) -> Result<(), StoreError> {
     let ok = (1..=128).contains(&name.len())
