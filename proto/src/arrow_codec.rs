@@ -69,7 +69,7 @@ pub enum ColumnProblem {
     Null {
         /// The list level of the first null (0 = the rows themselves).
         axis: usize,
-        /// The row holding it.
+        /// The row the first null belongs to.
         row: usize,
     },
     /// Variable-length lists whose lengths differ, with no expected width to compare to.
@@ -77,11 +77,11 @@ pub enum ColumnProblem {
     Ragged {
         /// The first row that differs.
         row: usize,
-        /// The axis.
+        /// The axis whose lengths differ.
         axis: usize,
-        /// Its length there.
+        /// That row's length on the axis.
         len: usize,
-        /// The length of the first row there.
+        /// Row 0's length on the axis.
         first: usize,
     },
     /// A variable-length list of another length than the expected one.
@@ -89,21 +89,21 @@ pub enum ColumnProblem {
     RowWidth {
         /// The first row that differs.
         row: usize,
-        /// The axis.
+        /// The axis of the wrong length.
         axis: usize,
-        /// Its length there.
+        /// That row's length on the axis.
         len: usize,
-        /// The expected length.
+        /// The length the caller asked for.
         expected: usize,
     },
     /// A fixed-size list of another width than the expected one.
     #[error("rows have width {width} on axis {axis}, expected {expected}")]
     Width {
-        /// The axis.
+        /// The axis of the wrong width.
         axis: usize,
-        /// The column's width there.
+        /// The column's fixed width on the axis.
         width: usize,
-        /// The expected width.
+        /// The width the caller asked for.
         expected: usize,
     },
     /// Another number of list levels than the row shape has axes.
@@ -145,7 +145,7 @@ pub enum ColumnProblem {
     ElementType {
         /// The Arrow type of the leaves.
         found: DataType,
-        /// The wanted element type.
+        /// The element type the caller asked for.
         expected: DType,
     },
     /// A column that should hold strings.
@@ -168,9 +168,9 @@ pub enum ColumnProblem {
     /// A row axis of size 0, which no list type stores faithfully.
     #[error("row axis {axis} has size 0 (shape {shape:?})")]
     EmptyAxis {
-        /// The axis.
+        /// The row axis of size 0.
         axis: usize,
-        /// The tensor's shape.
+        /// The tensor's full shape.
         shape: Vec<usize>,
     },
     /// A tensor past Arrow's i32 offsets.
@@ -184,7 +184,7 @@ pub enum ColumnProblem {
     Unstorable {
         /// The tensor's dtype.
         from: DType,
-        /// The wanted element type.
+        /// The element type of the column to build.
         to: DType,
     },
     /// Arrow refused to build the column.

@@ -282,7 +282,7 @@ pub enum StoreError {
     /// A file of the store is unreadable or inconsistent.
     #[error("corrupt store file {path}: {message}")]
     Corrupt {
-        /// The file.
+        /// The store file that is unreadable or inconsistent.
         path: String,
         /// What is wrong.
         message: String,
@@ -290,9 +290,9 @@ pub enum StoreError {
     /// An I/O error, with the path involved.
     #[error("I/O error on {path}: {source}")]
     Io {
-        /// The file or folder.
+        /// The file or folder the operation was on.
         path: String,
-        /// The cause.
+        /// The OS error.
         source: std::io::Error,
     },
     /// An Arrow error.
