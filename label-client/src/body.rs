@@ -22,7 +22,7 @@ pub enum BodyError {
     /// A column type the JSON encoding does not cover.
     #[error("column {column:?} of type {data_type} cannot be sent as JSON")]
     Unsupported {
-        /// The column.
+        /// The column that has no JSON form.
         column: String,
         /// Its type.
         data_type: String,

@@ -19,7 +19,7 @@ pub enum ClientError {
         code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(),
         field.as_deref().map(|f| format!(" (field {f})")).unwrap_or_default())]
     Rejected {
-        /// The request.
+        /// Which request was refused (as the caller described it).
         what: String,
         /// HTTP status.
         status: u16,
@@ -33,17 +33,17 @@ pub enum ClientError {
     /// Every attempt failed with a transient error.
     #[error("{what}: giving up after {attempts} attempts; last error: {last}")]
     GaveUp {
-        /// The request.
+        /// Which request was given up (as the caller described it).
         what: String,
         /// Attempts made.
         attempts: u32,
-        /// The last failure.
+        /// Why the last attempt failed.
         last: String,
     },
     /// A 2xx answer whose body is not what the API promises.
     #[error("{what}: unexpected answer from server: {message}")]
     BadResponse {
-        /// The request.
+        /// Which request got the answer (as the caller described it).
         what: String,
         /// What is wrong.
         message: String,

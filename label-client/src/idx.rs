@@ -17,15 +17,15 @@ pub enum IdxError {
     /// The file could not be read.
     #[error("cannot read IDX file {path}: {source}")]
     Io {
-        /// The file.
+        /// The IDX file that could not be read.
         path: PathBuf,
-        /// The cause.
+        /// The OS error.
         source: std::io::Error,
     },
     /// The first four bytes are not the expected magic number.
     #[error("{path}: bad IDX magic number 0x{found:08x}, expected 0x{expected:08x} ({what})")]
     BadMagic {
-        /// The file.
+        /// The IDX file whose magic number is wrong.
         path: PathBuf,
         /// The magic number expected.
         expected: u32,
@@ -39,7 +39,7 @@ pub enum IdxError {
         "{path}: IDX file is {found} bytes, but its header promises {expected} bytes ({what})"
     )]
     WrongSize {
-        /// The file.
+        /// The IDX file whose size disagrees with its header.
         path: PathBuf,
         /// Bytes the header implies.
         expected: u64,
@@ -51,7 +51,7 @@ pub enum IdxError {
     /// A header field makes no sense (zero-sized image, overflow).
     #[error("{path}: invalid IDX header: {message}")]
     BadHeader {
-        /// The file.
+        /// The IDX file whose header is invalid.
         path: PathBuf,
         /// What is wrong.
         message: String,
@@ -59,11 +59,11 @@ pub enum IdxError {
     /// A label byte outside 0..=9.
     #[error("{path}: label {value} at index {index} is not a digit 0-9")]
     BadLabel {
-        /// The file.
+        /// The IDX label file holding the byte.
         path: PathBuf,
         /// Row index.
         index: usize,
-        /// The byte found.
+        /// The label byte, outside 0..=9.
         value: u8,
     },
 }

@@ -42,7 +42,7 @@ pub enum ImportError {
     /// Writing the output failed.
     #[error("cannot write {path}: {message}")]
     Write {
-        /// The file.
+        /// The output file that could not be written.
         path: PathBuf,
         /// What failed.
         message: String,

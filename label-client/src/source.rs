@@ -47,7 +47,7 @@ pub enum SourceError {
     /// The file cannot be opened or is not Parquet.
     #[error("cannot read Parquet file {path}: {message}")]
     Open {
-        /// The file.
+        /// The Parquet file that could not be opened.
         path: PathBuf,
         /// What failed.
         message: String,
@@ -55,7 +55,7 @@ pub enum SourceError {
     /// A requested column is not in the file.
     #[error("{path} has no column {column:?} (needed for {role}); its columns are: {available}")]
     MissingColumn {
-        /// The file.
+        /// The Parquet file that lacks the column.
         path: PathBuf,
         /// The column asked for.
         column: String,
@@ -67,9 +67,9 @@ pub enum SourceError {
     /// A column has a type the server cannot take.
     #[error("{path}: column {column:?} is {found}, expected {expected}")]
     WrongType {
-        /// The file.
+        /// The Parquet file holding the column.
         path: PathBuf,
-        /// The column.
+        /// The column of the wrong type.
         column: String,
         /// Type found.
         found: String,
@@ -82,7 +82,7 @@ pub enum SourceError {
     /// Decoding a batch failed.
     #[error("reading {path}: {message}")]
     Read {
-        /// The file.
+        /// The Parquet file whose batch failed to decode.
         path: PathBuf,
         /// What failed.
         message: String,

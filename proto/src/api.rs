@@ -138,6 +138,18 @@ pub enum Dim {
     Dynamic(String),
 }
 
+/// A shape as text, e.g. `[batch, 784]`: fixed sizes as numbers, dynamic axes by name.
+pub fn dims_text(dims: &[Dim]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Dynamic(s) => s.clone(),
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
 /// Name, element type and shape of a model input or output.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -2,11 +2,15 @@
 //! `label-client` must agree on.
 //!
 //! - [`api`]: the JSON types of the HTTP API.
+//! - [`atomic`]: crash-safe file replacement (tmp + fsync + rename + folder fsync).
+//! - [`arrow_codec`]: tensors to and from Arrow columns (store, Arrow request bodies, trainer).
 //! - [`tensor`]: dense tensors of the dtypes ONNX models take and give.
 //! - [`onnx`]: the ONNX protobuf messages, model editing (taps) and graph building (export).
 //! - [`store`]: the Parquet label store: schema, manifest, write-ahead log, writer, reader.
 
 pub mod api;
+pub mod arrow_codec;
+pub mod atomic;
 pub mod onnx;
 pub mod store;
 pub mod tensor;

@@ -2,7 +2,7 @@
 //! Python package against numpy (scripts/check_onnx_model.py) and against models made by the
 //! Python `onnx` API (scripts/make_test_models.py). Needs the venv of scripts/fetch_deps.sh.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use distill_proto::api::Dim;
@@ -11,24 +11,8 @@ use distill_proto::onnx::{
     GraphBuilder, OnnxError, Tap,
 };
 use distill_proto::DType;
+use distill_tests::paths::{python_bin as python, repo_root};
 use serde_json::{json, Value};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("proto/ has a parent")
-        .to_path_buf()
-}
-
-fn python() -> PathBuf {
-    let py = repo_root().join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "no Python venv at {}: run scripts/fetch_deps.sh first (it installs numpy, onnx, onnxruntime)",
-        py.display()
-    );
-    py
-}
 
 /// Runs a script of scripts/ and returns whether it succeeded and its JSON answer (the last
 /// stdout line); panics when it prints no JSON.

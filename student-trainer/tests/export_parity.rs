@@ -6,45 +6,18 @@
 //! Needs the ONNX Runtime library (`ORT_DYLIB_PATH`, default `.deps/onnxruntime/...` in the repo)
 //! and the `.venv` Python, both made by `scripts/fetch_deps.sh`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use distill_tests::paths::{ort_lib, python_bin as python, repo_root};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use student_trainer::export::{export_onnx, ExportError, NamedOutput, OnnxClassifier};
 use student_trainer::model::{Student, StudentConfig};
 
 const TOL: f32 = 1e-5;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `$ORT_DYLIB_PATH`, else the copy `scripts/fetch_deps.sh` puts in the repo.
-fn ort_lib() -> PathBuf {
-    let p = match std::env::var_os("ORT_DYLIB_PATH") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => repo_root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
-    };
-    assert!(
-        p.is_file(),
-        "ONNX Runtime library {} is missing: run scripts/fetch_deps.sh (or set ORT_DYLIB_PATH)",
-        p.display()
-    );
-    p
-}
-
-fn python() -> PathBuf {
-    let p = repo_root().join(".venv/bin/python");
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/fetch_deps.sh to create the Python venv",
-        p.display()
-    );
-    p
-}
 
 /// A student with candle's random initialisation, its biases made clearly non-zero.
 fn random_student(

@@ -3,20 +3,10 @@
 
 mod data_support;
 
-use std::path::PathBuf;
-
 use data_support::{kd_config, write_config, write_sets};
+use distill_tests::paths::ort_lib;
 use student_trainer::cli::{eval, report, EvalArgs, ReportArgs};
 use student_trainer::train::{run, RunOutcome, TrainOptions};
-
-fn ort_lib() -> PathBuf {
-    std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../.deps/onnxruntime/libonnxruntime.so.1.31.1")
-        })
-}
 
 #[test]
 fn eval_of_safetensors_and_onnx_matches_training_eval() {

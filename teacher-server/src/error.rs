@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use distill_proto::api::{ErrorBody, ErrorDetail};
+use distill_proto::arrow_codec::{ColumnError, ColumnProblem};
 use distill_proto::store::StoreError;
 
 use crate::teacher::TeacherError;
@@ -29,6 +30,33 @@ impl InvalidInput {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+/// A request column that does not decode into its tensor: the field is the column as the
+/// decoder named it (e.g. `inputs.pixels`), the code says which rule it broke.
+impl From<ColumnError> for InvalidInput {
+    fn from(e: ColumnError) -> Self {
+        let code = match e.problem {
+            ColumnProblem::Ragged { .. } | ColumnProblem::RowWidth { .. } => "ragged_array",
+            ColumnProblem::Rank { .. } | ColumnProblem::Axes { .. } | ColumnProblem::Scalar => {
+                "invalid_rank"
+            }
+            ColumnProblem::ElementType { .. }
+            | ColumnProblem::NotStrings { .. }
+            | ColumnProblem::Unstorable { .. } => "invalid_dtype",
+            ColumnProblem::Width { .. }
+            | ColumnProblem::FlatMismatch { .. }
+            | ColumnProblem::FlatAmbiguous { .. }
+            | ColumnProblem::EmptyAxis { .. }
+            | ColumnProblem::TooLarge { .. }
+            | ColumnProblem::Tensor(_) => "invalid_shape",
+            ColumnProblem::Missing { .. }
+            | ColumnProblem::Null { .. }
+            | ColumnProblem::ValueCount { .. }
+            | ColumnProblem::Arrow(_) => "invalid_arrow",
+        };
+        InvalidInput::new(code, e.column, e.problem.to_string())
     }
 }
 
@@ -178,7 +206,9 @@ fn store_parts(e: &StoreError) -> (StatusCode, &'static str, Option<String>) {
             "teacher_mismatch",
             Some("dataset".into()),
         ),
-        StoreError::InvalidRows(_) => (StatusCode::BAD_REQUEST, "invalid_rows", None),
+        StoreError::InvalidRows(_) | StoreError::Column(_) => {
+            (StatusCode::BAD_REQUEST, "invalid_rows", None)
+        }
         StoreError::Corrupt { .. }
         | StoreError::Io { .. }
         | StoreError::Arrow(_)

@@ -3,12 +3,12 @@
 use std::fmt::Write;
 
 use anyhow::Context;
+use distill_proto::api::dims_text;
 use distill_proto::onnx::{decode_model, tappable_tensors};
 
 use crate::cli::InspectArgs;
 use crate::teacher::ort::{init_runtime, ort_version, OrtTeacher};
 use crate::teacher::{EpChoice, Teacher};
-use crate::validate::dims_text;
 
 /// Builds the inspection report.
 pub fn inspect(args: &InspectArgs) -> anyhow::Result<String> {

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use arrow::array::ArrayRef;
-use distill_proto::api::{Dim, TensorSpec};
+use distill_proto::api::{dims_text, Dim, TensorSpec};
 use distill_proto::store::validate_dataset_name;
 use distill_proto::{NamedTensors, Tensor, TensorData};
 
@@ -351,18 +351,6 @@ fn check_finite(field: &str, data: &TensorData) -> Result<(), ApiError> {
         )),
         None => Ok(()),
     }
-}
-
-/// `[batch, 784]`.
-pub fn dims_text(dims: &[Dim]) -> String {
-    let parts: Vec<String> = dims
-        .iter()
-        .map(|d| match d {
-            Dim::Fixed(n) => n.to_string(),
-            Dim::Dynamic(s) => s.clone(),
-        })
-        .collect();
-    format!("[{}]", parts.join(", "))
 }
 
 #[cfg(test)]

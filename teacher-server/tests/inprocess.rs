@@ -3,52 +3,24 @@
 //! (`scripts/reference_outputs.py`) and to the models' own numpy-checked `pooled` output.
 //! Needs `scripts/fetch_deps.sh` (the ONNX Runtime library and the Python venv).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
 use axum::http::{Request, StatusCode};
 use clap::Parser;
+use distill_tests::paths::{ort_lib, python_bin, repo_root};
 use serde_json::{json, Value};
 use teacher_server::state::AppState;
 use teacher_server::{Cli, Command as Sub};
 use tower::ServiceExt;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    let p = root().join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/fetch_deps.sh",
-        p.display()
-    );
-    p
-}
-
-fn ort_lib() -> String {
-    std::env::var("ORT_DYLIB_PATH")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| {
-            let p = root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1");
-            assert!(
-                p.exists(),
-                "{} missing: run scripts/fetch_deps.sh",
-                p.display()
-            );
-            p.display().to_string()
-        })
-}
-
 /// Writes the test models into a fresh temp dir.
 fn models() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let st = Command::new(python())
-        .arg(root().join("scripts/make_test_models.py"))
+    let st = Command::new(python_bin())
+        .arg(repo_root().join("scripts/make_test_models.py"))
         .arg(dir.path())
         .output()
         .unwrap();
@@ -64,8 +36,8 @@ fn models() -> tempfile::TempDir {
 fn reference(model: &Path, inputs: &Value, taps: &[&str]) -> Value {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), serde_json::to_vec(inputs).unwrap()).unwrap();
-    let mut cmd = Command::new(python());
-    cmd.arg(root().join("scripts/reference_outputs.py"))
+    let mut cmd = Command::new(python_bin());
+    cmd.arg(repo_root().join("scripts/reference_outputs.py"))
         .arg(model)
         .arg(file.path());
     for t in taps {
@@ -81,7 +53,7 @@ fn reference(model: &Path, inputs: &Value, taps: &[&str]) -> Value {
 }
 
 async fn state(model: &Path, data: &Path, extra: &[&str]) -> Arc<AppState> {
-    let lib = ort_lib();
+    let lib = ort_lib().display().to_string();
     let mut argv = vec![
         "teacher-server".to_string(),
         "serve".into(),

@@ -1,13 +1,13 @@
 //! `_manifest.json` and the per-shard key-value metadata: atomic writes, reading, and the
 //! comparison of teacher fingerprints.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::{ColumnInfo, Manifest, StoreError, TeacherFingerprint};
+use crate::atomic::write_atomic;
 
 /// File name of a dataset's manifest.
 pub const MANIFEST_FILE: &str = "_manifest.json";
@@ -47,32 +47,14 @@ pub(crate) fn corrupt(path: &Path, message: impl Into<String>) -> StoreError {
 
 /// fsyncs a directory so renames and creations inside it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io_err(dir, e))
-}
-
-/// Writes `bytes` to `path` atomically: a `.tmp` sibling, fsync, rename, fsync of the folder.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = Path::new(&tmp);
-    let mut f = File::create(tmp).map_err(|e| io_err(tmp, e))?;
-    f.write_all(bytes).map_err(|e| io_err(tmp, e))?;
-    f.sync_all().map_err(|e| io_err(tmp, e))?;
-    drop(f);
-    fs::rename(tmp, path).map_err(|e| io_err(path, e))?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    Ok(crate::atomic::sync_dir(dir)?)
 }
 
 /// Writes a dataset's `_manifest.json` atomically.
 pub(crate) fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), StoreError> {
     let path = dir.join(MANIFEST_FILE);
     let json = serde_json::to_vec_pretty(m).map_err(|e| corrupt(&path, e.to_string()))?;
-    write_atomic(&path, &json)
+    Ok(write_atomic(&path, &json)?)
 }
 
 /// Reads and parses a `_manifest.json`.

@@ -42,7 +42,7 @@
 //! `FixedSizeList<T, d>`, `[a, b]` is `FixedSizeList<FixedSizeList<T, b>, a>`; an axis that is
 //! dynamic in the model signature (e.g. the sequence length) is a `List` at its level. In
 //! [`ColumnInfo::row_shape`] a dynamic axis is written as 0. List items are named `item` and
-//! are not nullable. See [`columns`] for the conversions.
+//! are not nullable. See [`crate::arrow_codec`] for the conversions.
 //!
 //! # Durability and idempotency
 //!
@@ -83,10 +83,12 @@ use serde::{Deserialize, Serialize};
 use crate::api::{DatasetSummary, OutputSpec, TensorSpec};
 use crate::{DType, NamedTensors};
 
-pub use columns::{
+// The codec's conversions, re-exported where the store's column conventions are documented.
+pub use crate::arrow_codec::{
     array_to_tensor, array_to_tensor_dyn, column_array_to_tensor, column_arrow_type,
-    column_to_tensor, element_arrow_type, stored_dtype, tensor_to_array, tensor_to_column,
+    column_to_tensor, element_arrow_type, tensor_to_column, ColumnError,
 };
+pub use columns::{stored_dtype, tensor_to_array};
 pub use digest::{row_digests, RowDigest, DIGEST_LEN};
 pub use manifest::{
     fingerprint_differences, read_manifest, ShardMetadata, MANIFEST_FILE, SHARD_METADATA_KEY,
@@ -314,10 +316,13 @@ pub enum StoreError {
     /// Bad rows handed in (lengths disagree, duplicate ids, ...).
     #[error("invalid rows: {0}")]
     InvalidRows(String),
+    /// A tensor that does not convert to or from its column.
+    #[error("invalid rows: {0}")]
+    Column(#[from] ColumnError),
     /// A file of the store is unreadable or inconsistent.
     #[error("corrupt store file {path}: {message}")]
     Corrupt {
-        /// The file.
+        /// The store file that is unreadable or inconsistent.
         path: String,
         /// What is wrong.
         message: String,
@@ -325,9 +330,9 @@ pub enum StoreError {
     /// An I/O error, with the path involved.
     #[error("I/O error on {path}: {source}")]
     Io {
-        /// The file or folder.
+        /// The file or folder the operation was on.
         path: String,
-        /// The cause.
+        /// The OS error.
         source: std::io::Error,
     },
     /// An Arrow error.
@@ -336,6 +341,16 @@ pub enum StoreError {
     /// A Parquet error.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+}
+
+/// A failed atomic write is an I/O error on the file of the step that failed.
+impl From<crate::atomic::AtomicWriteError> for StoreError {
+    fn from(e: crate::atomic::AtomicWriteError) -> Self {
+        StoreError::Io {
+            path: e.path.display().to_string(),
+            source: e.source,
+        }
+    }
 }
 
 /// Checks a dataset name: `[A-Za-z0-9._-]{1,128}`, and not `.` or `..`.

@@ -10,11 +10,12 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
-use super::columns::{stored_dtype, tensor_to_column};
+use super::columns::stored_dtype;
 use super::digest::{row_digests, RowDigest, DIGEST_LEN};
 use super::topk::topk_rows;
 use super::{ColumnInfo, LabelRows, StoreError, TeacherFingerprint, DIGEST_COLUMN};
 use crate::api::{Dim, Pooling, TensorSpec};
+use crate::arrow_codec::tensor_to_column;
 use crate::{DType, NamedTensors, Tensor};
 
 /// Longest id accepted, in bytes.

@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
-use arrow::array::{
-    Array, AsArray, FixedSizeListArray, Float16Array, Float32Array, Float64Array, PrimitiveArray,
-};
+use arrow::array::{Array, AsArray, PrimitiveArray};
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Float32Type, Int16Type, Int32Type, Int64Type, Int8Type,
     UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
+use distill_proto::arrow_codec::{extend_f32, flatten, string_values, ColumnError, ColumnProblem};
 
 use super::DataError;
 
@@ -55,6 +54,23 @@ pub fn is_int_scalar(dt: &DataType) -> bool {
     )
 }
 
+/// The trainer's form of a codec error: a null keeps its row (counted from the start of the
+/// source, hence `first_row`), anything else names what is wrong.
+fn from_column(path: &Path, first_row: usize, e: ColumnError) -> DataError {
+    match e.problem {
+        ColumnProblem::Null { row, .. } => DataError::NullValue {
+            column: e.column,
+            source_path: path.display().to_string(),
+            row: first_row + row,
+        },
+        problem => DataError::BadColumn {
+            column: e.column,
+            source_path: path.display().to_string(),
+            message: problem.to_string(),
+        },
+    }
+}
+
 /// Appends a FixedSizeList<float, width> column to `out`, row-major, as f32.
 pub fn append_float_rows(
     column: &str,
@@ -64,63 +80,22 @@ pub fn append_float_rows(
     first_row: usize,
     out: &mut Vec<f32>,
 ) -> Result<(), DataError> {
-    let list: &FixedSizeListArray = arr.as_fixed_size_list_opt().ok_or_else(|| {
-        bad(
-            column,
-            path,
-            format!("expected a FixedSizeList, found {}", arr.data_type()),
-        )
-    })?;
-    if list.value_length() as usize != width {
+    if !matches!(arr.data_type(), DataType::FixedSizeList(..)) {
         return Err(bad(
             column,
             path,
-            format!("width {} differs from {width}", list.value_length()),
+            format!("expected a FixedSizeList, found {}", arr.data_type()),
         ));
     }
-    if let Some(row) = (0..list.len()).find(|&i| list.is_null(i)) {
-        return Err(DataError::NullValue {
-            column: column.into(),
-            source_path: path.display().to_string(),
-            row: first_row + row,
-        });
-    }
-    let values = list.values();
-    if values.null_count() > 0 {
-        let pos = (0..values.len()).find(|&i| values.is_null(i)).unwrap_or(0);
-        return Err(DataError::NullValue {
-            column: column.into(),
-            source_path: path.display().to_string(),
-            row: first_row + pos / width,
-        });
-    }
+    let flat =
+        flatten(column, arr, Some(&[Some(width)])).map_err(|e| from_column(path, first_row, e))?;
     let start = out.len();
-    match values.data_type() {
-        DataType::Float32 => {
-            let v: &Float32Array = values.as_primitive();
-            out.extend_from_slice(v.values());
-        }
-        DataType::Float16 => {
-            let v: &Float16Array = values.as_primitive();
-            out.extend(v.values().iter().map(|x| x.to_f32()));
-        }
-        DataType::Float64 => {
-            let v: &Float64Array = values.as_primitive();
-            out.extend(v.values().iter().map(|&x| x as f32));
-        }
-        other => {
-            return Err(bad(
-                column,
-                path,
-                format!("expected float elements, found {other}"),
-            ))
-        }
-    }
+    extend_f32(column, flat.values.as_ref(), out).map_err(|e| from_column(path, first_row, e))?;
     if let Some(pos) = out[start..].iter().position(|x| !x.is_finite()) {
         return Err(DataError::NonFinite {
             column: column.into(),
             source_path: path.display().to_string(),
-            row: first_row + pos / width,
+            row: first_row + pos / width.max(1),
         });
     }
     Ok(())
@@ -191,30 +166,21 @@ pub fn append_index_rows(
     first_row: usize,
     out: &mut Vec<u32>,
 ) -> Result<(), DataError> {
-    let list: &FixedSizeListArray = arr.as_fixed_size_list_opt().ok_or_else(|| {
+    let refused = || {
         bad(
-            column,
-            path,
-            format!(
-                "expected FixedSizeList<Int32, k>, found {}",
-                arr.data_type()
-            ),
-        )
-    })?;
-    if list.value_length() as usize != k || list.null_count() > 0 {
-        return Err(bad(
             column,
             path,
             format!(
                 "expected FixedSizeList<Int32, {k}> without nulls, found {}",
                 arr.data_type()
             ),
-        ));
+        )
+    };
+    if !matches!(arr.data_type(), DataType::FixedSizeList(..)) {
+        return Err(refused());
     }
-    let start = out.len();
-    append_labels(column, path, list.values().as_ref(), first_row * k, out)?;
-    debug_assert_eq!(out.len() - start, list.len() * k);
-    Ok(())
+    let flat = flatten(column, arr, Some(&[Some(k)])).map_err(|_| refused())?;
+    append_labels(column, path, flat.values.as_ref(), first_row * k, out)
 }
 
 /// Appends a Float32 scalar column (log-sum-exp of top-k storage).
@@ -262,40 +228,6 @@ pub fn append_ids(
     first_row: usize,
     out: &mut Vec<String>,
 ) -> Result<(), DataError> {
-    let push = |i: usize, v: Option<&str>, out: &mut Vec<String>| match v {
-        Some(s) => {
-            out.push(s.to_string());
-            Ok(())
-        }
-        None => Err(DataError::NullValue {
-            column: column.into(),
-            source_path: path.display().to_string(),
-            row: first_row + i,
-        }),
-    };
-    match arr.data_type() {
-        DataType::Utf8 => {
-            for (i, v) in arr.as_string::<i32>().iter().enumerate() {
-                push(i, v, out)?;
-            }
-        }
-        DataType::LargeUtf8 => {
-            for (i, v) in arr.as_string::<i64>().iter().enumerate() {
-                push(i, v, out)?;
-            }
-        }
-        DataType::Utf8View => {
-            for (i, v) in arr.as_string_view().iter().enumerate() {
-                push(i, v, out)?;
-            }
-        }
-        other => {
-            return Err(bad(
-                column,
-                path,
-                format!("expected a utf8 id column, found {other}"),
-            ))
-        }
-    }
+    out.extend(string_values(column, arr).map_err(|e| from_column(path, first_row, e))?);
     Ok(())
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use candle_core::Tensor;
 use candle_nn::VarMap;
 
-use super::atomic::write_atomic_with;
 use super::ExportError;
+use distill_proto::atomic::write_atomic_with;
 
 /// Saves every variable of `varmap` to `path` (safetensors, written atomically).
 pub fn save_safetensors(varmap: &VarMap, path: &Path) -> Result<(), ExportError> {

@@ -5,9 +5,10 @@
 //! - [`onnx_graph`]: candle weights → ONNX `ModelProto` (logits plus `hidden{i}` outputs).
 //! - [`checkpoint`]: strict safetensors save/load of a `VarMap`.
 //! - [`ort_runtime`]: the process-wide ONNX Runtime environment and [`OnnxClassifier`].
-//! - [`atomic`]: write-to-temp-then-rename, so readers never see a half-written file.
+//!
+//! Files are written with [`distill_proto::atomic`] (tmp + fsync + rename + folder fsync), so
+//! readers never see a half-written file.
 
-pub mod atomic;
 pub mod checkpoint;
 pub mod onnx_graph;
 pub mod ort_runtime;
@@ -89,4 +90,15 @@ pub enum ExportError {
     /// The rows passed to a classifier do not match its input.
     #[error("classifier input: {0}")]
     Input(String),
+}
+
+/// A failed atomic write keeps its step, file and OS error.
+impl From<distill_proto::atomic::AtomicWriteError> for ExportError {
+    fn from(e: distill_proto::atomic::AtomicWriteError) -> Self {
+        ExportError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
 }

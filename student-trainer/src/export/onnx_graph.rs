@@ -21,9 +21,9 @@ use distill_proto::onnx::{
 };
 use distill_proto::DType;
 
-use super::atomic::write_atomic;
 use super::ExportError;
 use crate::model::{Network, Student};
+use distill_proto::atomic::write_atomic;
 
 /// Hidden activations are graph outputs named `hidden0`, `hidden1`, ….
 pub const HIDDEN_OUTPUT_PREFIX: &str = "hidden";
@@ -143,7 +143,7 @@ pub fn export_onnx(
     path: &Path,
 ) -> Result<(), ExportError> {
     let model = student_to_onnx(student, input_name, output_name)?;
-    write_atomic(path, &encode_model(&model))
+    Ok(write_atomic(path, &encode_model(&model))?)
 }
 
 /// The caller's names must be non-empty, distinct, and not a `hidden{i}` output.

@@ -2,20 +2,19 @@
 //! (FixedSizeList / List of the input's element type, nested or flattened per row, or a plain
 //! column for 1-D inputs), any other column passed through to the store as it is.
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef};
 use arrow::buffer::Buffer;
 use arrow::compute::concat;
-use arrow::datatypes::{DataType, Float16Type, Float32Type, Float64Type, Int32Type, Int64Type};
 use arrow::ipc::reader::StreamDecoder;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use distill_proto::api::{Dim, TensorSpec};
-use distill_proto::{DType, NamedTensors, Tensor, TensorData};
+use distill_proto::api::TensorSpec;
+use distill_proto::arrow_codec::{column_to_tensor_shaped, string_values, Cast};
+use distill_proto::{NamedTensors, Tensor, TensorData};
 
 use super::DecodedRequest;
 use crate::error::InvalidInput;
 use crate::teacher::Signature;
-use crate::validate::dims_text;
 
 /// Query parameters that travel beside an Arrow body (defined with the API types).
 pub use distill_proto::api::ScoreQuery as ArrowQuery;
@@ -111,220 +110,29 @@ pub fn decode(
 
 /// The `id` column as strings; nulls are refused.
 fn id_values(a: &dyn Array) -> Result<Vec<String>, InvalidInput> {
-    let err = |m: String| InvalidInput::new("invalid_ids", "ids", m);
-    if a.null_count() > 0 {
-        return Err(err("the id column holds nulls".into()));
-    }
-    let out: Vec<String> = match a.data_type() {
-        DataType::Utf8 => a
-            .as_string::<i32>()
-            .iter()
-            .map(|s| s.unwrap_or_default().to_string())
-            .collect(),
-        DataType::LargeUtf8 => a
-            .as_string::<i64>()
-            .iter()
-            .map(|s| s.unwrap_or_default().to_string())
-            .collect(),
-        DataType::Utf8View => a
-            .as_string_view()
-            .iter()
-            .map(|s| s.unwrap_or_default().to_string())
-            .collect(),
-        other => {
-            return Err(err(format!(
-                "the id column must be Utf8 strings, got {other}"
-            )))
-        }
-    };
-    Ok(out)
+    string_values("id", a).map_err(|e| {
+        InvalidInput::new("invalid_ids", "ids", format!("the id column {}", e.problem))
+    })
 }
 
-/// One input column as a tensor `[rows, ...]`.
+/// One input column as a tensor `[rows, ...]`: nested lists, or one flat list per row shaped
+/// by the model's fixed dims.
 fn input_tensor(spec: &TensorSpec, a: &dyn Array) -> Result<Tensor, InvalidInput> {
     let field = format!("inputs.{}", spec.name);
-    let err = |code: &'static str, m: String| InvalidInput::new(code, field.clone(), m);
-    let rank = spec.shape.len();
-    if rank == 0 {
-        return Err(err(
+    let Some((_, row_dims)) = spec.shape.split_first() else {
+        return Err(InvalidInput::new(
             "invalid_rank",
-            "the model declares this input as a scalar, which cannot be batched".into(),
-        ));
-    }
-    let rows = a.len();
-    let mut dims: Vec<usize> = Vec::new();
-    let mut cur: ArrayRef = arrow::array::make_array(a.to_data());
-    loop {
-        if cur.null_count() > 0 {
-            return Err(err("invalid_arrow", "the column holds nulls".into()));
-        }
-        let outer = cur.len();
-        let next: ArrayRef = match cur.data_type() {
-            DataType::FixedSizeList(_, size) => {
-                let l = cur.as_fixed_size_list();
-                let size = usize::try_from(*size).unwrap_or(0);
-                dims.push(size);
-                l.values().slice(l.offset() * size, outer * size)
-            }
-            DataType::List(_) => {
-                let l = cur.as_list::<i32>();
-                let offsets: Vec<usize> = l
-                    .value_offsets()
-                    .iter()
-                    .map(|&o| o.max(0) as usize)
-                    .collect();
-                dims.push(list_width(&offsets).map_err(|m| err("ragged_array", m))?);
-                let (first, last) = (
-                    offsets.first().copied().unwrap_or(0),
-                    offsets.last().copied().unwrap_or(0),
-                );
-                l.values().slice(first, last - first)
-            }
-            DataType::LargeList(_) => {
-                let l = cur.as_list::<i64>();
-                let offsets: Vec<usize> = l
-                    .value_offsets()
-                    .iter()
-                    .map(|&o| o.max(0) as usize)
-                    .collect();
-                dims.push(list_width(&offsets).map_err(|m| err("ragged_array", m))?);
-                let (first, last) = (
-                    offsets.first().copied().unwrap_or(0),
-                    offsets.last().copied().unwrap_or(0),
-                );
-                l.values().slice(first, last - first)
-            }
-            _ => break,
-        };
-        cur = next;
-    }
-    // Rows may carry the nested row shape, or one flat list whose other axes follow from the
-    // model's fixed dims (at most one dynamic axis can be inferred).
-    let row_rank = rank - 1;
-    let row_shape: Vec<usize> = if dims.len() == row_rank {
-        dims
-    } else if dims.len() == 1 && row_rank > 1 {
-        let width = dims[0];
-        let tail = &spec.shape[1..];
-        let fixed: usize = tail
-            .iter()
-            .filter_map(|d| {
-                if let Dim::Fixed(n) = d {
-                    Some(*n)
-                } else {
-                    None
-                }
-            })
-            .product();
-        let dynamic = tail.iter().filter(|d| matches!(d, Dim::Dynamic(_))).count();
-        let inferred = match dynamic {
-            0 => None,
-            1 if fixed > 0 && width.checked_rem(fixed) == Some(0) => Some(width / fixed),
-            _ => {
-                return Err(err(
-                    "invalid_shape",
-                    format!("a flat list of {width} values per row cannot be shaped into {}: send nested lists", dims_text(tail)),
-                ))
-            }
-        };
-        let shape: Vec<usize> = tail
-            .iter()
-            .map(|d| match d {
-                Dim::Fixed(n) => *n,
-                Dim::Dynamic(_) => inferred.unwrap_or(0),
-            })
-            .collect();
-        if shape.iter().product::<usize>() != width {
-            return Err(err(
-                "invalid_shape",
-                format!(
-                    "{width} values per row do not fit the input's row shape {}",
-                    dims_text(tail)
-                ),
-            ));
-        }
-        shape
-    } else {
-        return Err(err(
-            "invalid_rank",
-            format!(
-                "the column nests {} list levels, but the input has rank {rank} ({} per row expected)",
-                dims.len(),
-                row_rank
-            ),
+            field,
+            "the model declares this input as a scalar, which cannot be batched",
         ));
     };
-    let data = leaf_values(spec.dtype, cur.as_ref()).map_err(|m| err("invalid_dtype", m))?;
-    let mut shape = vec![rows];
-    shape.extend(row_shape);
-    Tensor::new(shape, data).map_err(|e| err("invalid_shape", e.to_string()))
-}
-
-/// The common length of variable-size lists; unequal lengths are a ragged input.
-fn list_width(offsets: &[usize]) -> Result<usize, String> {
-    let mut width = None;
-    for (row, w) in offsets.windows(2).enumerate() {
-        let n = w[1].saturating_sub(w[0]);
-        match width {
-            None => width = Some(n),
-            Some(m) if m != n => {
-                return Err(format!(
-                    "ragged lists: row 0 has {m} values, row {row} has {n}"
-                ))
-            }
-            _ => {}
-        }
-    }
-    Ok(width.unwrap_or(0))
-}
-
-/// Copies the leaf values, which must be of the input's element type.
-fn leaf_values(dtype: DType, a: &dyn Array) -> Result<TensorData, String> {
-    let mismatch = || {
-        format!(
-            "values are Arrow {}, the model expects {dtype}",
-            a.data_type()
-        )
-    };
-    Ok(match dtype {
-        DType::F32 => TensorData::F32(
-            a.as_primitive_opt::<Float32Type>()
-                .ok_or_else(mismatch)?
-                .values()
-                .to_vec(),
-        ),
-        DType::F16 => TensorData::F16(
-            a.as_primitive_opt::<Float16Type>()
-                .ok_or_else(mismatch)?
-                .values()
-                .to_vec(),
-        ),
-        DType::F64 => TensorData::F64(
-            a.as_primitive_opt::<Float64Type>()
-                .ok_or_else(mismatch)?
-                .values()
-                .to_vec(),
-        ),
-        DType::I64 => TensorData::I64(
-            a.as_primitive_opt::<Int64Type>()
-                .ok_or_else(mismatch)?
-                .values()
-                .to_vec(),
-        ),
-        DType::I32 => TensorData::I32(
-            a.as_primitive_opt::<Int32Type>()
-                .ok_or_else(mismatch)?
-                .values()
-                .to_vec(),
-        ),
-        DType::Bool => TensorData::Bool(
-            a.as_boolean_opt()
-                .ok_or_else(mismatch)?
-                .values()
-                .iter()
-                .collect(),
-        ),
-    })
+    Ok(column_to_tensor_shaped(
+        &field,
+        a,
+        spec.dtype,
+        row_dims,
+        Cast::Exact,
+    )?)
 }
 
 #[cfg(test)]
@@ -333,8 +141,10 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{FixedSizeListArray, Float32Array, Int64Array, ListArray, StringArray};
-    use arrow::datatypes::{Field, Schema};
+    use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema};
     use arrow::ipc::writer::StreamWriter;
+    use distill_proto::api::Dim;
+    use distill_proto::DType;
 
     fn sig() -> Signature {
         Signature {
