@@ -11,6 +11,7 @@
 pub mod api;
 pub mod arrow_codec;
 pub mod atomic;
+pub mod openai;
 pub mod onnx;
 pub mod store;
 pub mod tensor;

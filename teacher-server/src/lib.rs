@@ -23,6 +23,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod teacher;
+pub mod text;
 pub mod validate;
 
 pub use cli::{Cli, Command, ServeArgs};

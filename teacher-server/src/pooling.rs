@@ -110,6 +110,44 @@ pub fn pool(
     Tensor::new(vec![b, d], data).map_err(|e| err(e.to_string()))
 }
 
+/// Scales every vector along the last axis of a float output to unit L2 norm (computed in
+/// f64; all-zero vectors stay zero, as `torch.nn.functional.normalize` leaves them).
+pub fn l2_normalize(name: &str, output: Tensor) -> Result<Tensor, PoolError> {
+    let err = |message: String| PoolError {
+        output: name.to_string(),
+        message,
+    };
+    let d = output.shape().last().copied().unwrap_or(0);
+    if output.shape().len() < 2 || d == 0 {
+        return Err(err(format!(
+            "L2 normalisation needs [batch, ..., dim] with dim > 0, got shape {:?}",
+            output.shape()
+        )));
+    }
+    fn scale<T: Copy>(v: &mut [T], d: usize, get: impl Fn(T) -> f64, put: impl Fn(f64) -> T) {
+        for row in v.chunks_mut(d) {
+            let norm = row.iter().map(|&x| get(x) * get(x)).sum::<f64>().sqrt();
+            let k = 1.0 / norm.max(1e-12);
+            for x in row.iter_mut() {
+                *x = put(get(*x) * k);
+            }
+        }
+    }
+    let (shape, mut data) = output.into_parts();
+    match &mut data {
+        TensorData::F32(v) => scale(v, d, f64::from, |x| x as f32),
+        TensorData::F16(v) => scale(v, d, |x| x.to_f64(), f16::from_f64),
+        TensorData::F64(v) => scale(v, d, |x| x, |x| x),
+        other => {
+            return Err(err(format!(
+                "only float outputs can be normalised, this one is {}",
+                other.dtype()
+            )))
+        }
+    }
+    Tensor::new(shape, data).map_err(|e| err(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +193,16 @@ mod tests {
         let mask = Tensor::new(vec![1, 2], TensorData::F32(vec![1.0, 1.0])).unwrap();
         let p = pool("e", out, Pooling::Mean, Some(&mask)).unwrap();
         assert_eq!(p.data(), &TensorData::F16(vec![f16::from_f32(1.5)]));
+    }
+
+    #[test]
+    fn l2_normalisation_gives_unit_rows() {
+        let out = t(vec![2, 2], vec![3., 4., 0., 0.]);
+        let n = l2_normalize("e", out).unwrap();
+        assert_eq!(n, t(vec![2, 2], vec![0.6, 0.8, 0., 0.]));
+        assert!(l2_normalize("e", t(vec![2], vec![1., 2.])).is_err());
+        let ints = Tensor::new(vec![1, 2], TensorData::I64(vec![1, 2])).unwrap();
+        assert!(l2_normalize("e", ints).is_err());
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         feature_dtype: args.feature_dtype,
         logits_topk,
         store_inputs: !args.no_store_inputs,
+        tokenizer: None,
     };
     let store = open_store(&args.data_dir, fingerprint, store_options(args)).await?;
     let metrics = Arc::new(Metrics::new());

@@ -60,3 +60,57 @@ pub fn row_digests(inputs: &NamedTensors, rows: usize) -> Result<Vec<RowDigest>,
     }
     Ok(out)
 }
+
+/// Digests each row of a text teacher's token rows over its token ids (and type ids): the text
+/// is not hashed, so a sentence sent as text and its ids sent directly digest alike.
+pub fn token_digests(tokens: &super::TokenRows) -> Vec<RowDigest> {
+    let hash_ids = |h: &mut Sha256, name: &str, ids: &[u32]| {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((ids.len() as u64).to_le_bytes());
+        for id in ids {
+            h.update(id.to_le_bytes());
+        }
+    };
+    (0..tokens.ids.len())
+        .map(|r| {
+            let mut h = Sha256::new();
+            h.update(b"distill.tokens.v1");
+            hash_ids(&mut h, super::TOKEN_IDS_COLUMN, &tokens.ids[r]);
+            if let Some(types) = &tokens.type_ids {
+                hash_ids(&mut h, super::TOKEN_TYPE_IDS_COLUMN, &types[r]);
+            }
+            let full = h.finalize();
+            let mut d = [0u8; DIGEST_LEN];
+            d.copy_from_slice(&full[..DIGEST_LEN]);
+            d
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TokenRows;
+
+    #[test]
+    fn token_digests_ignore_the_text_and_see_every_id() {
+        let a = TokenRows {
+            text: Some(vec!["a b".into(), "c".into()]),
+            ids: vec![vec![101, 7, 8, 102], vec![101, 9, 102]],
+            type_ids: None,
+        };
+        let b = TokenRows { text: None, ..a.clone() };
+        assert_eq!(token_digests(&a), token_digests(&b));
+        let d = token_digests(&a);
+        assert_ne!(d[0], d[1]);
+        let mut c = a.clone();
+        c.ids[1] = vec![101, 9, 9, 102];
+        assert_ne!(token_digests(&c)[1], d[1]);
+        let with_types = TokenRows {
+            type_ids: Some(vec![vec![0; 4], vec![0; 3]]),
+            ..a.clone()
+        };
+        assert_ne!(token_digests(&with_types)[0], d[0]);
+    }
+}

@@ -115,6 +115,13 @@ pub fn fingerprint_differences(
             to_json(&current.logits_topk)
         ));
     }
+    if dataset.tokenizer != current.tokenizer {
+        out.push(format!(
+            "tokenizer {} (dataset) vs {} (now)",
+            to_json(&dataset.tokenizer),
+            to_json(&current.tokenizer)
+        ));
+    }
     if dataset.store_inputs != current.store_inputs {
         out.push(format!(
             "store_inputs {} (dataset) vs {} (now)",

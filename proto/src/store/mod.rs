@@ -38,6 +38,13 @@
 //! 5. `_input_digest` — FixedSizeBinary(16): the first 16 bytes of a SHA-256 over the row's
 //!    inputs (names, dtypes, shapes, values), used for idempotency even without stored inputs.
 //!
+//! A text teacher (one served with a tokenizer, [`TeacherFingerprint::tokenizer`]) stores its
+//! inputs differently: not the padded token tensors but, in place of 2., `text` (Utf8,
+//! nullable: null for rows sent as token ids), `input_ids` (List<Int32>: the ids the teacher
+//! saw, special tokens included, padding excluded) and, when the model takes them,
+//! `token_type_ids` (List<Int32>). Its digest covers the ids, so a sentence sent as text and
+//! the same ids sent directly are the same row.
+//!
 //! Tensor columns: a row of shape `[]` is a primitive column, `[d]` is
 //! `FixedSizeList<T, d>`, `[a, b]` is `FixedSizeList<FixedSizeList<T, b>, a>`; an axis that is
 //! dynamic in the model signature (e.g. the sequence length) is a `List` at its level. In
@@ -89,7 +96,7 @@ pub use crate::arrow_codec::{
     column_to_tensor, element_arrow_type, tensor_to_column, ColumnError,
 };
 pub use columns::{stored_dtype, tensor_to_array};
-pub use digest::{row_digests, RowDigest, DIGEST_LEN};
+pub use digest::{row_digests, token_digests, RowDigest, DIGEST_LEN};
 pub use manifest::{
     fingerprint_differences, read_manifest, ShardMetadata, MANIFEST_FILE, SHARD_METADATA_KEY,
 };
@@ -182,6 +189,56 @@ pub struct TeacherFingerprint {
     pub logits_topk: Option<TopK>,
     /// Whether the inputs are stored beside the outputs.
     pub store_inputs: bool,
+    /// The tokenizer of a text teacher; rows then carry [`TokenRows`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerFingerprint>,
+}
+
+/// What decides how a text teacher turned text into token ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerFingerprint {
+    /// sha256 of the `tokenizer.json` file, hex.
+    pub sha256: String,
+    /// Most tokens per row (special tokens included).
+    pub max_seq_len: usize,
+    /// Whether longer texts were truncated to `max_seq_len` (else refused).
+    pub truncate: bool,
+}
+
+/// Stored column of a text teacher's row text.
+pub const TEXT_COLUMN: &str = "text";
+/// Stored column of a text teacher's token ids.
+pub const TOKEN_IDS_COLUMN: &str = "input_ids";
+/// Stored column of a text teacher's token type ids.
+pub const TOKEN_TYPE_IDS_COLUMN: &str = "token_type_ids";
+
+/// A text teacher's rows as the teacher saw them: ragged, without padding.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenRows {
+    /// The text of each row, when the request sent text (not token ids).
+    pub text: Option<Vec<String>>,
+    /// Token ids of each row, special tokens included, padding excluded.
+    pub ids: Vec<Vec<u32>>,
+    /// Token type ids of each row, when the model takes them.
+    pub type_ids: Option<Vec<Vec<u32>>>,
+}
+
+impl TokenRows {
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Tokens of all rows together.
+    pub fn tokens(&self) -> usize {
+        self.ids.iter().map(Vec::len).sum()
+    }
 }
 
 /// Shard rolling and Parquet layout.
@@ -255,7 +312,7 @@ pub struct Manifest {
 }
 
 /// The rows of one request, as the server hands them to the store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LabelRows {
     /// One id per row.
     pub ids: Vec<String>,
@@ -266,6 +323,8 @@ pub struct LabelRows {
     pub outputs: NamedTensors,
     /// Pass-through columns by name, one value per row.
     pub columns: Vec<(String, ArrayRef)>,
+    /// A text teacher's token rows (then `inputs` is empty: the digest covers the tokens).
+    pub tokens: Option<TokenRows>,
 }
 
 /// What an append did.

@@ -5,15 +5,20 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float32Array, Int32Array, StringArray,
+    ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float32Array, Int32Array, ListArray,
+    StringArray,
 };
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
 use super::columns::stored_dtype;
-use super::digest::{row_digests, RowDigest, DIGEST_LEN};
+use super::digest::{row_digests, token_digests, RowDigest, DIGEST_LEN};
 use super::topk::topk_rows;
-use super::{ColumnInfo, LabelRows, StoreError, TeacherFingerprint, DIGEST_COLUMN};
+use super::{
+    ColumnInfo, LabelRows, StoreError, TeacherFingerprint, TokenRows, DIGEST_COLUMN, TEXT_COLUMN,
+    TOKEN_IDS_COLUMN, TOKEN_TYPE_IDS_COLUMN,
+};
 use crate::api::{Dim, Pooling, TensorSpec};
 use crate::arrow_codec::tensor_to_column;
 use crate::{DType, NamedTensors, Tensor};
@@ -164,7 +169,11 @@ pub(crate) fn prepare(
         }
     }
     drop(seen);
-    let in_names: Vec<&str> = teacher.inputs.iter().map(|s| s.name.as_str()).collect();
+    let in_names: Vec<&str> = match teacher.tokenizer {
+        // A text teacher's inputs arrive as token rows, not tensors.
+        Some(_) => Vec::new(),
+        None => teacher.inputs.iter().map(|s| s.name.as_str()).collect(),
+    };
     let out_names: Vec<&str> = teacher.outputs.iter().map(|s| s.name.as_str()).collect();
     check_names("input", &rows.inputs, &in_names)?;
     check_names("output", &rows.outputs, &out_names)?;
@@ -178,35 +187,29 @@ pub(crate) fn prepare(
         info("id", "id", &DataType::Utf8, &[], &[], None),
     );
 
-    // Inputs: validated and digested always, stored when asked.
-    for spec in &teacher.inputs {
-        let t = rows
-            .inputs
-            .get(&spec.name)
-            .ok_or_else(|| invalid(format!("input {:?} is missing", spec.name)))?;
-        let what = format!("input {:?}", spec.name);
-        if t.dtype() != spec.dtype {
-            return Err(invalid(format!(
-                "{what} is {}, expected {}",
-                t.dtype(),
-                spec.dtype
-            )));
+    let digests = match (&teacher.tokenizer, &rows.tokens) {
+        (Some(_), Some(tokens)) => {
+            check_token_rows(tokens, n)?;
+            if teacher.store_inputs {
+                push_token_columns(&mut cols, tokens, n)?;
+            }
+            token_digests(tokens)
         }
-        let dynamic = check_shape(&what, t, n, spec_axes(spec).as_deref())?;
-        if teacher.store_inputs {
-            let a = tensor_to_column(&spec.name, t, spec.dtype, &dynamic)?;
-            let ci = info(
-                &spec.name,
-                "input",
-                a.data_type(),
-                &t.shape()[1..],
-                &dynamic,
-                Some(spec.dtype),
-            );
-            cols.push(&spec.name, a, false, ci);
+        (Some(_), None) => {
+            return Err(invalid(
+                "a text teacher's rows need their token rows".into(),
+            ))
         }
-    }
-    let digests = row_digests(&rows.inputs, n)?;
+        (None, Some(_)) => {
+            return Err(invalid(
+                "token rows were given, but the dataset's teacher has no tokenizer".into(),
+            ))
+        }
+        (None, None) => {
+            push_input_columns(&mut cols, teacher, &rows.inputs, n)?;
+            row_digests(&rows.inputs, n)?
+        }
+    };
 
     for spec in &teacher.outputs {
         let t = rows
@@ -372,4 +375,110 @@ pub fn topk_column_names(name: &str) -> (String, String, String) {
         format!("{name}_topk_values"),
         format!("{name}_logsumexp"),
     )
+}
+
+/// Inputs: validated always, stored when asked.
+fn push_input_columns(
+    cols: &mut Cols,
+    teacher: &TeacherFingerprint,
+    inputs: &NamedTensors,
+    n: usize,
+) -> Result<(), StoreError> {
+    for spec in &teacher.inputs {
+        let t = inputs
+            .get(&spec.name)
+            .ok_or_else(|| invalid(format!("input {:?} is missing", spec.name)))?;
+        let what = format!("input {:?}", spec.name);
+        if t.dtype() != spec.dtype {
+            return Err(invalid(format!(
+                "{what} is {}, expected {}",
+                t.dtype(),
+                spec.dtype
+            )));
+        }
+        let dynamic = check_shape(&what, t, n, spec_axes(spec).as_deref())?;
+        if teacher.store_inputs {
+            let a = tensor_to_column(&spec.name, t, spec.dtype, &dynamic)?;
+            let ci = info(
+                &spec.name,
+                "input",
+                a.data_type(),
+                &t.shape()[1..],
+                &dynamic,
+                Some(spec.dtype),
+            );
+            cols.push(&spec.name, a, false, ci);
+        }
+    }
+    Ok(())
+}
+
+/// Token rows must hold one entry per id, in every part.
+fn check_token_rows(tokens: &TokenRows, n: usize) -> Result<(), StoreError> {
+    let parts = [
+        ("token ids", Some(tokens.ids.len())),
+        ("texts", tokens.text.as_ref().map(Vec::len)),
+        ("token type ids", tokens.type_ids.as_ref().map(Vec::len)),
+    ];
+    for (what, len) in parts {
+        if let Some(len) = len.filter(|&l| l != n) {
+            return Err(invalid(format!("{len} rows of {what}, expected {n} (one per id)")));
+        }
+    }
+    if let Some(types) = &tokens.type_ids {
+        for (r, (ids, t)) in tokens.ids.iter().zip(types).enumerate() {
+            if ids.len() != t.len() {
+                return Err(invalid(format!(
+                    "row {r} has {} token ids but {} token type ids",
+                    ids.len(),
+                    t.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `text`, `input_ids` and (when given) `token_type_ids` of a text teacher.
+fn push_token_columns(cols: &mut Cols, tokens: &TokenRows, n: usize) -> Result<(), StoreError> {
+    let text: ArrayRef = Arc::new(match &tokens.text {
+        Some(t) => StringArray::from_iter(t.iter().map(Some)),
+        None => StringArray::new_null(n),
+    });
+    let ci = info(TEXT_COLUMN, "text", &DataType::Utf8, &[], &[], None);
+    cols.push(TEXT_COLUMN, text, true, ci);
+    let mut lists = vec![(TOKEN_IDS_COLUMN, &tokens.ids)];
+    if let Some(types) = &tokens.type_ids {
+        lists.push((TOKEN_TYPE_IDS_COLUMN, types));
+    }
+    for (name, rows) in lists {
+        let a = ragged_i32(name, rows)?;
+        let ci = info(name, "tokens", a.data_type(), &[0], &[true], Some(DType::I32));
+        cols.push(name, a, false, ci);
+    }
+    Ok(())
+}
+
+/// A `List<Int32>` column (items named `item`, not nullable) of ragged id rows.
+fn ragged_i32(name: &str, rows: &[Vec<u32>]) -> Result<ArrayRef, StoreError> {
+    let mut offsets = Vec::with_capacity(rows.len() + 1);
+    offsets.push(0i32);
+    let mut values = Vec::with_capacity(rows.iter().map(Vec::len).sum());
+    for (r, row) in rows.iter().enumerate() {
+        for &id in row {
+            values.push(i32::try_from(id).map_err(|_| {
+                invalid(format!("{name} row {r}: token id {id} does not fit an Int32"))
+            })?);
+        }
+        let end = i32::try_from(values.len())
+            .map_err(|_| invalid(format!("{name}: more than 2^31 tokens in one request")))?;
+        offsets.push(end);
+    }
+    let field = Arc::new(Field::new_list_field(DataType::Int32, false));
+    Ok(Arc::new(ListArray::try_new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(Int32Array::from(values)),
+        None,
+    )?))
 }

@@ -159,6 +159,7 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
             inputs,
             outputs,
             columns: job.columns,
+            tokens: None,
         };
         let store = state.store.clone();
         let name = dataset.clone();
