@@ -12,6 +12,7 @@ use distill_proto::store::FeatureDType;
 
 use crate::outputs::{OutputRole, PoolRule};
 use crate::teacher::EpChoice;
+use crate::text::Batching;
 
 /// A count that must be at least 1.
 fn at_least_one() -> RangedU64ValueParser<usize> {
@@ -164,6 +165,50 @@ pub struct ServeArgs {
     /// Accept NaN/Inf in float inputs instead of rejecting them.
     #[arg(long = "allow-non-finite", env = "DISTILL_ALLOW_NON_FINITE")]
     pub allow_non_finite: bool,
+    /// Outputs to scale to unit L2 norm after pooling (repeatable), e.g. `embedding`.
+    #[arg(long = "normalize", env = "DISTILL_NORMALIZE", value_delimiter = ',')]
+    pub normalize: Vec<String>,
+    /// Text teachers.
+    #[command(flatten)]
+    pub text: TextArgs,
+}
+
+/// Flags of a text teacher: a tokenizer in the server and token-budget batching.
+#[derive(Debug, Clone, Args)]
+pub struct TextArgs {
+    /// Hugging Face `tokenizer.json`: the server then takes text (`inputs.text`, a Utf8
+    /// `text` column) and feeds the model's token inputs itself.
+    #[arg(long, env = "DISTILL_TOKENIZER")]
+    pub tokenizer: Option<PathBuf>,
+    /// Most tokens per row, special tokens included (default: the tokenizer file's
+    /// truncation length, else 512).
+    #[arg(long = "max-seq-len", env = "DISTILL_MAX_SEQ_LEN", value_parser = at_least_one())]
+    pub max_seq_len: Option<usize>,
+    /// Refuse longer rows (422 naming the row) instead of truncating them.
+    #[arg(long = "no-truncate", env = "DISTILL_NO_TRUNCATE")]
+    pub no_truncate: bool,
+    /// Most padded tokens (rows x longest row) per inference run of a text teacher.
+    #[arg(
+        long = "max-batch-tokens",
+        env = "DISTILL_MAX_BATCH_TOKENS",
+        default_value_t = 16_384,
+        value_parser = at_least_one()
+    )]
+    pub max_batch_tokens: usize,
+    /// How a text teacher cuts merged rows into runs: `tokens` (ordered by length, within
+    /// --max-batch-tokens) or `rows` (arrival order, padded to the longest row).
+    #[arg(long, env = "DISTILL_BATCHING", value_enum, default_value_t = Batching::Tokens)]
+    pub batching: Batching,
+    /// Model input taking the token ids.
+    #[arg(long = "ids-input", env = "DISTILL_IDS_INPUT", default_value = "input_ids")]
+    pub ids_input: String,
+    /// Model input taking the token type ids, when the model has it.
+    #[arg(
+        long = "type-ids-input",
+        env = "DISTILL_TYPE_IDS_INPUT",
+        default_value = "token_type_ids"
+    )]
+    pub type_ids_input: String,
 }
 
 #[cfg(test)]

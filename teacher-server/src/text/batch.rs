@@ -9,7 +9,7 @@ use distill_proto::store::TokenRows;
 use distill_proto::{DType, Tensor, TensorData, TensorError};
 
 /// How rows of merged requests are cut into runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Batching {
     /// Rows ordered by length, runs bounded by rows and padded tokens.
     Tokens,
