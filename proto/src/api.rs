@@ -241,6 +241,33 @@ pub struct OutputSpec {
     pub shape: Vec<Dim>,
     /// Pooling applied before storing and returning.
     pub pooling: Pooling,
+    /// Scaled to unit L2 norm (after pooling) before storing and returning.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub normalize: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The text input of a text teacher (one served with a tokenizer).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TextInputInfo {
+    /// Name of the text input (`inputs.text` in JSON, a Utf8 column in Arrow IPC).
+    pub input: String,
+    /// sha256 of the `tokenizer.json`, hex.
+    pub tokenizer_sha256: String,
+    /// Most tokens per row, special tokens included.
+    pub max_seq_len: usize,
+    /// Whether longer texts are truncated (else refused).
+    pub truncate: bool,
+    /// Model inputs the server feeds from the text: ids, mask and (if any) type ids.
+    pub token_inputs: Vec<String>,
+    /// Most padded tokens per inference run.
+    pub max_batch_tokens: usize,
+    /// How merged rows are cut into runs (`tokens` or `rows`).
+    pub batching: String,
 }
 
 /// `GET /v1/model`.
@@ -263,6 +290,9 @@ pub struct ModelInfo {
     pub max_batch_rows: usize,
     /// Largest number of rows accepted in one request.
     pub max_request_rows: usize,
+    /// The text input, when the server has a tokenizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextInputInfo>,
 }
 
 /// `GET /health`.

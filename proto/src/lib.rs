@@ -11,8 +11,8 @@
 pub mod api;
 pub mod arrow_codec;
 pub mod atomic;
-pub mod openai;
 pub mod onnx;
+pub mod openai;
 pub mod store;
 pub mod tensor;
 

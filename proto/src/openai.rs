@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `input` of an embeddings request: one string or a list of them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EmbeddingInput {
@@ -24,6 +25,7 @@ impl EmbeddingInput {
 }
 
 /// How embeddings are written in the answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EncodingFormat {
@@ -35,6 +37,7 @@ pub enum EncodingFormat {
 }
 
 /// `POST /v1/embeddings`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingRequest {
@@ -55,6 +58,7 @@ pub struct EmbeddingRequest {
 }
 
 /// One vector of the answer, as numbers or as base64.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EmbeddingVector {
@@ -65,6 +69,7 @@ pub enum EmbeddingVector {
 }
 
 /// One entry of `data`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Embedding {
     /// Always `embedding`.
@@ -76,6 +81,7 @@ pub struct Embedding {
 }
 
 /// Tokens the request cost.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmbeddingUsage {
     /// Tokens of all inputs, special tokens included.
@@ -85,6 +91,7 @@ pub struct EmbeddingUsage {
 }
 
 /// Answer to `POST /v1/embeddings`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmbeddingResponse {
     /// Always `list`.

@@ -542,6 +542,7 @@ fn dynamic_signature_axes_are_stored_as_lists_and_pooling_drops_the_sequence_axi
             dtype: DType::F32,
             shape: vec![dyn_("batch"), dyn_("sequence"), Dim::Fixed(4)],
             pooling: Pooling::Mean,
+            normalize: false,
         }],
         ort_version: "1.31.1".into(),
         provider: "cpu".into(),

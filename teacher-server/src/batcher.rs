@@ -1,7 +1,9 @@
 //! Dynamic batching: a bounded queue (in rows) in front of one inference thread that owns the
 //! teacher. Waiting requests whose inputs have the same per-row shapes are merged into one run
 //! of up to `max_batch_rows`, waiting at most `max_wait` for company; larger requests run in
-//! chunks. Outputs are pooled on that thread and split back per request.
+//! chunks. Outputs are pooled (and normalised) on that thread and split back per request.
+//! A text teacher's requests are ragged token rows: merged whatever their lengths, ordered by
+//! length and cut into runs within a padded-token budget (see [`crate::text::batch`]).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -10,18 +12,41 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use distill_proto::api::OutputSpec;
+use distill_proto::api::{Dim, OutputSpec, Pooling};
+use distill_proto::store::TokenRows;
 use distill_proto::{NamedTensors, Tensor};
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::outputs::OutputPlan;
-use crate::pooling::pool;
+use crate::pooling::{l2_normalize, pool};
 use crate::teacher::{Cause, Teacher, TeacherError};
+use crate::text::batch::{plan_runs, run_inputs, scatter, token_counts, Batching, TokenLayout};
 
 /// Inputs shared between the handler (which stores them) and the inference thread.
 pub type Inputs = Arc<NamedTensors>;
+
+/// What one request hands the inference thread.
+#[derive(Debug, Clone)]
+pub enum JobInputs {
+    /// Dense tensors by input name.
+    Dense(Inputs),
+    /// A text teacher's ragged token rows.
+    Tokens(Arc<TokenRows>),
+}
+
+impl From<Inputs> for JobInputs {
+    fn from(inputs: Inputs) -> Self {
+        JobInputs::Dense(inputs)
+    }
+}
+
+impl From<Arc<TokenRows>> for JobInputs {
+    fn from(rows: Arc<TokenRows>) -> Self {
+        JobInputs::Tokens(rows)
+    }
+}
 
 /// Outputs of one request by stored name, in plan order.
 pub type Outputs = NamedTensors;
@@ -40,7 +65,7 @@ pub struct BatcherConfig {
 }
 
 struct Pending {
-    inputs: Inputs,
+    inputs: JobInputs,
     rows: usize,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Outputs, TeacherError>>,
@@ -56,6 +81,7 @@ struct Shared {
     state: Mutex<QueueState>,
     wake: Condvar,
     config: BatcherConfig,
+    tokens: Option<TokenLayout>,
     metrics: Arc<Metrics>,
 }
 
@@ -81,6 +107,18 @@ impl Batcher {
         config: BatcherConfig,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
+        Self::start_with_tokens(teacher, plan, config, None, metrics)
+    }
+
+    /// Like [`Batcher::start`]; `tokens` says where a text teacher's token inputs are, for
+    /// requests submitted as token rows.
+    pub fn start_with_tokens<T: Teacher>(
+        teacher: T,
+        plan: OutputPlan,
+        config: BatcherConfig,
+        tokens: Option<TokenLayout>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::new(),
@@ -92,6 +130,7 @@ impl Batcher {
                 max_batch_rows: config.max_batch_rows.max(1),
                 ..config
             },
+            tokens,
             metrics,
         });
         let worker_shared = shared.clone();
@@ -108,9 +147,13 @@ impl Batcher {
     /// holds too many rows, 503 once shutting down.
     pub fn submit(
         &self,
-        inputs: Inputs,
+        inputs: impl Into<JobInputs>,
         rows: usize,
     ) -> Result<oneshot::Receiver<Result<Outputs, TeacherError>>, ApiError> {
+        let inputs = inputs.into();
+        if matches!(inputs, JobInputs::Tokens(_)) && self.shared.tokens.is_none() {
+            return Err(ApiError::NoTokenizer);
+        }
         let (tx, rx) = oneshot::channel();
         let mut st = self.shared.lock();
         if st.closed {
@@ -155,12 +198,19 @@ impl Batcher {
     }
 }
 
-/// Whether two requests can share a run: same per-row shape for every input.
-fn compatible(a: &Inputs, b: &Inputs) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b.iter()).all(|((_, x), (_, y))| {
-            x.shape().get(1..) == y.shape().get(1..) && x.dtype() == y.dtype()
-        })
+/// Whether two requests can share a run: same per-row shape for every input; token rows
+/// always can (each run is padded to its own longest row).
+fn compatible(a: &JobInputs, b: &JobInputs) -> bool {
+    match (a, b) {
+        (JobInputs::Dense(a), JobInputs::Dense(b)) => {
+            a.len() == b.len()
+                && a.iter().zip(b.iter()).all(|((_, x), (_, y))| {
+                    x.shape().get(1..) == y.shape().get(1..) && x.dtype() == y.dtype()
+                })
+        }
+        (JobInputs::Tokens(_), JobInputs::Tokens(_)) => true,
+        _ => false,
+    }
 }
 
 /// Takes the next group of requests to run, or `None` once closed and drained.
@@ -216,15 +266,9 @@ fn worker<T: Teacher>(shared: Arc<Shared>, mut teacher: T, plan: OutputPlan) {
         shared.metrics.batch_rows.observe(rows as f64);
         shared.metrics.batch_requests.observe(group.len() as f64);
         let started = Instant::now();
-        let parts: Vec<&Inputs> = group.iter().map(|p| &p.inputs).collect();
+        let parts: Vec<&JobInputs> = group.iter().map(|p| &p.inputs).collect();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            run_group(
-                &mut teacher,
-                &plan,
-                &tensors,
-                &parts,
-                shared.config.max_batch_rows,
-            )
+            run_any(&mut teacher, &plan, &tensors, &parts, &shared)
         }))
         .unwrap_or_else(|_| Err(TeacherError::Run("the teacher panicked".into())));
         shared
@@ -253,13 +297,7 @@ fn worker<T: Teacher>(shared: Arc<Shared>, mut teacher: T, plan: OutputPlan) {
                         ..
                     } = job;
                     let alone = catch_unwind(AssertUnwindSafe(|| {
-                        run_group(
-                            &mut teacher,
-                            &plan,
-                            &tensors,
-                            &[&inputs],
-                            shared.config.max_batch_rows,
-                        )
+                        run_any(&mut teacher, &plan, &tensors, &[&inputs], &shared)
                     }))
                     .unwrap_or_else(|_| Err(TeacherError::Run("the teacher panicked".into())));
                     drop(inputs);
@@ -281,6 +319,93 @@ fn worker<T: Teacher>(shared: Arc<Shared>, mut teacher: T, plan: OutputPlan) {
         }
     }
     tracing::info!("inference thread finished");
+}
+
+/// Runs a group of compatible requests, dense or token rows, counting tokens of the latter.
+fn run_any<T: Teacher + ?Sized>(
+    teacher: &mut T,
+    plan: &OutputPlan,
+    tensors: &[String],
+    parts: &[&JobInputs],
+    shared: &Shared,
+) -> Result<Vec<Outputs>, TeacherError> {
+    let dense: Option<Vec<&Inputs>> = parts
+        .iter()
+        .map(|p| match p {
+            JobInputs::Dense(d) => Some(d),
+            JobInputs::Tokens(_) => None,
+        })
+        .collect();
+    if let Some(dense) = dense {
+        return run_group(teacher, plan, tensors, &dense, shared.config.max_batch_rows);
+    }
+    let tokens: Option<Vec<&TokenRows>> = parts
+        .iter()
+        .map(|p| match p {
+            JobInputs::Tokens(t) => Some(t.as_ref()),
+            JobInputs::Dense(_) => None,
+        })
+        .collect();
+    let (Some(tokens), Some(layout)) = (tokens, shared.tokens.as_ref()) else {
+        return Err(TeacherError::Run(
+            "dense and token requests cannot share a run".into(),
+        ));
+    };
+    let (outs, real, padded) = run_token_group(
+        teacher,
+        plan,
+        tensors,
+        &tokens,
+        layout,
+        shared.config.max_batch_rows,
+    )?;
+    shared.metrics.tokens_real.inc_by(real as u64);
+    shared.metrics.tokens_padded.inc_by(padded as u64);
+    Ok(outs)
+}
+
+/// Whether a stored output keeps the token axis (so comes back per token, not per row).
+fn per_token(spec: &OutputSpec) -> bool {
+    spec.pooling == Pooling::None
+        && spec.shape.len() >= 2
+        && matches!(spec.shape[1], Dim::Dynamic(_))
+}
+
+/// Runs the token rows of several requests: ordered and cut into runs as the layout says, each
+/// run padded to its own longest row; returns the outputs per request and the real and padded
+/// token counts.
+pub fn run_token_group<T: Teacher + ?Sized>(
+    teacher: &mut T,
+    plan: &OutputPlan,
+    tensors: &[String],
+    parts: &[&TokenRows],
+    layout: &TokenLayout,
+    max_rows: usize,
+) -> Result<(Vec<Outputs>, usize, usize), TeacherError> {
+    let budget = match layout.batching {
+        Batching::Tokens => layout.max_batch_tokens,
+        Batching::Rows => usize::MAX,
+    };
+    let runs = plan_runs(parts, layout.batching, max_rows, budget);
+    let mut per_run: Vec<Outputs> = Vec::with_capacity(runs.len());
+    for run in &runs {
+        let inputs = run_inputs(layout, parts, run).map_err(|e| TeacherError::Run(Cause::of(e)))?;
+        let raw = teacher.run(&inputs, tensors)?;
+        per_run.push(finish_outputs(plan, raw, &inputs, run.rows.len())?);
+    }
+    let mut per_job: Vec<Outputs> = (0..parts.len())
+        .map(|_| NamedTensors::with_capacity(plan.specs.len()))
+        .collect();
+    for (i, spec) in plan.specs.iter().enumerate() {
+        let outs: Vec<Tensor> = per_run.iter().map(|o| o[i].1.clone()).collect();
+        let back = scatter(&spec.name, &runs, &outs, parts, per_token(spec))
+            .map_err(|e| TeacherError::Run(Cause::of(e)))?;
+        for (job, t) in per_job.iter_mut().zip(back) {
+            job.push(spec.name.clone(), t);
+        }
+    }
+    let (real, padded) = token_counts(parts, &runs);
+    Ok((per_job, real, padded))
 }
 
 /// Runs a group of compatible requests (merged, then in chunks of `max_rows`), pools the
@@ -371,8 +496,11 @@ fn finish_outputs(
     let mut out = NamedTensors::with_capacity(plan.specs.len());
     for (i, spec) in plan.specs.iter().enumerate() {
         let t = take_tensor(&mut raw, plan, i, spec)?;
-        let t =
+        let mut t =
             pool(&spec.name, t, spec.pooling, mask).map_err(|e| TeacherError::Run(Cause::of(e)))?;
+        if spec.normalize {
+            t = l2_normalize(&spec.name, t).map_err(|e| TeacherError::Run(Cause::of(e)))?;
+        }
         if t.shape().first() != Some(&rows) {
             return Err(TeacherError::Run(
                 format!(
@@ -485,6 +613,7 @@ mod tests {
                 dtype: DType::F32,
                 shape: spec.shape.clone(),
                 pooling: Pooling::None,
+                normalize: false,
             }],
             mask_input: None,
         };
@@ -566,7 +695,7 @@ mod tests {
 
     #[test]
     fn different_row_shapes_are_not_merged() {
-        let a = inputs(2, 0.0);
+        let a = JobInputs::from(inputs(2, 0.0));
         let b3: Inputs = Arc::new(
             vec![(
                 "x".to_string(),
@@ -574,7 +703,8 @@ mod tests {
             )]
             .into(),
         );
-        assert!(compatible(&a, &inputs(5, 1.0)));
+        let b3 = JobInputs::from(b3);
+        assert!(compatible(&a, &JobInputs::from(inputs(5, 1.0))));
         assert!(!compatible(&a, &b3));
     }
 

@@ -200,7 +200,11 @@ pub struct TextArgs {
     #[arg(long, env = "DISTILL_BATCHING", value_enum, default_value_t = Batching::Tokens)]
     pub batching: Batching,
     /// Model input taking the token ids.
-    #[arg(long = "ids-input", env = "DISTILL_IDS_INPUT", default_value = "input_ids")]
+    #[arg(
+        long = "ids-input",
+        env = "DISTILL_IDS_INPUT",
+        default_value = "input_ids"
+    )]
     pub ids_input: String,
     /// Model input taking the token type ids, when the model has it.
     #[arg(

@@ -9,6 +9,7 @@ use distill_proto::arrow_codec::{ColumnError, ColumnProblem};
 use distill_proto::store::StoreError;
 
 use crate::teacher::TeacherError;
+use crate::text::{TextRowError, TokenInputError};
 
 /// A request input that is not what the model or the API expects (always 4xx).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +58,32 @@ impl From<ColumnError> for InvalidInput {
             | ColumnProblem::Arrow(_) => "invalid_arrow",
         };
         InvalidInput::new(code, e.column, e.problem.to_string())
+    }
+}
+
+/// A text the tokenizer cannot take (empty, too long without truncation): names the row.
+impl From<TextRowError> for InvalidInput {
+    fn from(e: TextRowError) -> Self {
+        let code = match e {
+            TextRowError::Empty { .. } => "empty_text",
+            TextRowError::TooLong { .. } => "text_too_long",
+            TextRowError::Failed { .. } => "invalid_text",
+        };
+        InvalidInput::new(code, "inputs.text", e.to_string())
+    }
+}
+
+/// Token ids sent to a text teacher that it cannot take: names the input and row.
+impl From<TokenInputError> for InvalidInput {
+    fn from(e: TokenInputError) -> Self {
+        let (code, field) = match &e {
+            TokenInputError::Missing(name) => ("missing_input", name.clone()),
+            TokenInputError::Shape { input, .. } => ("invalid_shape", input.clone()),
+            TokenInputError::Mask { input, .. } => ("invalid_mask", input.clone()),
+            TokenInputError::OutOfVocab { input, .. } => ("token_out_of_vocab", input.clone()),
+            TokenInputError::TooLong { input, .. } => ("text_too_long", input.clone()),
+        };
+        InvalidInput::new(code, format!("inputs.{field}"), e.to_string())
     }
 }
 
@@ -118,6 +145,9 @@ pub enum ApiError {
     /// The inference thread went away before answering.
     #[error("internal error: the inference thread stopped")]
     InferenceStopped,
+    /// A text-only route or input on a server started without `--tokenizer`.
+    #[error("this needs a text teacher: start teacher-server with --tokenizer tokenizer.json")]
+    NoTokenizer,
 }
 
 impl ApiError {
@@ -166,6 +196,7 @@ impl ApiError {
             ApiError::Task { .. } | ApiError::InferenceStopped => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
             }
+            ApiError::NoTokenizer => (StatusCode::BAD_REQUEST, "no_tokenizer", None),
         }
     }
 

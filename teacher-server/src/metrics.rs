@@ -67,6 +67,10 @@ pub struct Metrics {
     pub queue_rejections: Counter,
     /// Always 1, labelled with the provider in use.
     pub provider_info: Family<ProviderLabels, Gauge>,
+    /// Real tokens a text teacher ran (padding efficiency = real / padded).
+    pub tokens_real: Counter,
+    /// Tokens a text teacher ran including padding (rows x longest row, summed over runs).
+    pub tokens_padded: Counter,
 }
 
 impl Metrics {
@@ -136,8 +140,22 @@ impl Metrics {
             "Execution provider in use (value 1)",
             provider_info.clone(),
         );
+        let tokens_real = Counter::default();
+        registry.register(
+            "tokens_real",
+            "Real tokens run through a text teacher (padding efficiency = tokens_real / tokens_padded)",
+            tokens_real.clone(),
+        );
+        let tokens_padded = Counter::default();
+        registry.register(
+            "tokens_padded",
+            "Tokens run through a text teacher including padding",
+            tokens_padded.clone(),
+        );
         Self {
             registry,
+            tokens_real,
+            tokens_padded,
             requests,
             request_seconds,
             rows_scored,

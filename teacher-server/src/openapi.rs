@@ -44,6 +44,7 @@ impl ToSchema for ArrowStream {}
     tags(
         (name = "score", description = "Scoring batches and storing the teacher's outputs"),
         (name = "datasets", description = "The label store's datasets"),
+        (name = "embeddings", description = "OpenAI-compatible sentence embeddings from a text teacher"),
         (name = "ops", description = "Model facts, liveness, metrics and this document")
     )
 )]

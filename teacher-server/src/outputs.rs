@@ -171,6 +171,22 @@ pub enum PlanError {
         /// Its element type.
         dtype: DType,
     },
+    /// `--normalize` names no stored output.
+    #[error("--normalize {output}: no stored output of that name (stored: {stored})")]
+    UnknownNormalizeTarget {
+        /// The name given.
+        output: String,
+        /// The stored names, comma-separated.
+        stored: String,
+    },
+    /// Normalising a non-float output.
+    #[error("--normalize {output}: only float outputs can be normalised, this one is {dtype}")]
+    NormalizeNotFloat {
+        /// Stored output name.
+        output: String,
+        /// Its element type.
+        dtype: DType,
+    },
     /// Mean pooling without the mask input.
     #[error("--pool {output}=mean needs the attention-mask input {mask_input:?}, which the model does not have (set --mask-input)")]
     MissingMask {
@@ -194,6 +210,29 @@ pub fn resolve(
     check_names(&specs)?;
     let mask_input = apply_pooling(sig, &mut specs, pools, mask_input)?;
     Ok(OutputPlan { specs, mask_input })
+}
+
+/// Marks the `--normalize` outputs: scaled to unit L2 norm after pooling.
+pub fn apply_normalize(plan: &mut OutputPlan, names: &[String]) -> Result<(), PlanError> {
+    for name in names {
+        let stored = plan.names().join(", ");
+        let spec = plan
+            .specs
+            .iter_mut()
+            .find(|s| &s.name == name)
+            .ok_or_else(|| PlanError::UnknownNormalizeTarget {
+                output: name.clone(),
+                stored,
+            })?;
+        if !spec.dtype.is_float() {
+            return Err(PlanError::NormalizeNotFloat {
+                output: name.clone(),
+                dtype: spec.dtype,
+            });
+        }
+        spec.normalize = true;
+    }
+    Ok(())
 }
 
 /// The spec of one served output, `tensor` stored as `name`.
@@ -232,6 +271,7 @@ fn output_spec(
         dtype: spec.dtype,
         shape: spec.shape.clone(),
         pooling: Pooling::None,
+        normalize: false,
     })
 }
 
@@ -397,6 +437,15 @@ mod tests {
         let p: PoolRule = " emb = mean ".parse().unwrap();
         assert_eq!((p.output.as_str(), p.pooling), ("emb", Pooling::Mean));
         assert!("emb".parse::<PoolRule>().is_err());
+    }
+
+    #[test]
+    fn normalize_marks_float_outputs_by_name() {
+        let mut p = resolve(&sig(), &[], &[], &[], "attention_mask").unwrap();
+        apply_normalize(&mut p, &["fc3".into()]).unwrap();
+        assert!(p.specs[0].normalize && !p.specs[1].normalize);
+        let e = apply_normalize(&mut p, &["nope".into()]).unwrap_err();
+        assert!(e.to_string().contains("--normalize nope"), "{e}");
     }
 
     #[test]

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use distill_proto::api::{Dim, ModelInfo};
+use distill_proto::api::{dims_text, Dim, ModelInfo, TextInputInfo};
 use distill_proto::onnx::{add_taps, decode_model, encode_model, Tap};
 use distill_proto::store::{LabelStore, StoreOptions, TeacherFingerprint};
+use distill_proto::DType;
 use sha2::{Digest, Sha256};
 
 use crate::batcher::{Batcher, BatcherConfig};
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, TextArgs};
 use crate::decode::DecodeOptions;
 use crate::metrics::{Metrics, ProviderLabels};
 use crate::outputs::{self, OutputPlan};
@@ -21,6 +22,7 @@ use crate::routes;
 use crate::state::AppState;
 use crate::teacher::ort::{init_runtime, ort_version, OrtTeacher};
 use crate::teacher::{Signature, Teacher};
+use crate::text::{Batching, TextFront, TextTokenizer, TokenLayout, TEXT_INPUT};
 use crate::validate::Limits;
 
 /// A model file as read from disk, with taps added when asked.
@@ -73,14 +75,16 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
     let provider = teacher.provider().to_string();
     tracing::info!(provider = %provider, ort_version = %ort_version, model = %args.model.display(), "session ready");
     let signature = teacher.signature().clone();
-    let plan: OutputPlan = outputs::resolve(
+    let mut plan: OutputPlan = outputs::resolve(
         &signature,
         &model.tap_names,
         &args.outputs,
         &args.pools,
         &args.mask_input,
     )?;
+    outputs::apply_normalize(&mut plan, &args.normalize)?;
     let logits_topk = outputs::topk(&plan, &args.topk_output, args.logits_topk)?;
+    let text = text_front(&args.text, &signature, &args.mask_input)?.map(Arc::new);
     let fingerprint = TeacherFingerprint {
         model_sha256: model.sha256.clone(),
         inputs: signature.inputs.clone(),
@@ -90,7 +94,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         feature_dtype: args.feature_dtype,
         logits_topk,
         store_inputs: !args.no_store_inputs,
-        tokenizer: None,
+        tokenizer: text.as_ref().map(|t| t.tokenizer.fingerprint().clone()),
     };
     let store = open_store(&args.data_dir, fingerprint, store_options(args)).await?;
     let metrics = Arc::new(Metrics::new());
@@ -102,10 +106,11 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
             model_sha256: model.sha256.clone(),
         })
         .set(1);
-    let batcher = Batcher::start(
+    let batcher = Batcher::start_with_tokens(
         teacher,
         plan.clone(),
         batcher_config(args, &signature),
+        text.as_ref().map(|t| t.layout.clone()),
         metrics.clone(),
     )
     .context("starting the inference thread")?;
@@ -118,6 +123,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         ort_version,
         max_batch_rows: args.max_batch_rows,
         max_request_rows: args.max_request_rows,
+        text: text.as_deref().map(text_info),
     };
     let state = Arc::new(AppState {
         signature,
@@ -132,11 +138,107 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         },
         decode: DecodeOptions {
             allow_non_finite: args.allow_non_finite,
+            text: text.is_some(),
         },
         max_body_bytes: args.max_body_bytes,
         api_token: api_token(args),
+        model_name: args
+            .model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "teacher".to_string()),
+        text,
     });
     Ok(Prepared { state })
+}
+
+/// The tokenizer and token layout of a text teacher (`--tokenizer`): the ids and mask inputs
+/// must exist as integer `[batch, sequence]` inputs, the type ids input is used when the model
+/// has it, and the model may take no other input.
+fn text_front(
+    args: &TextArgs,
+    signature: &Signature,
+    mask_input: &str,
+) -> anyhow::Result<Option<TextFront>> {
+    let Some(path) = &args.tokenizer else {
+        return Ok(None);
+    };
+    let tokenizer = TextTokenizer::load(path, args.max_seq_len, !args.no_truncate)?;
+    let token_input = |name: &str, flag: &str| -> anyhow::Result<DType> {
+        let spec = signature.input(name).with_context(|| {
+            format!(
+                "--tokenizer: the model has no input {name:?} (set {flag}); its inputs are {:?}",
+                signature.inputs.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })?;
+        if !matches!(spec.dtype, DType::I64 | DType::I32) || spec.shape.len() != 2 {
+            anyhow::bail!(
+                "--tokenizer: input {name:?} is {} {}, expected an integer [batch, sequence]",
+                spec.dtype,
+                dims_text(&spec.shape)
+            );
+        }
+        Ok(spec.dtype)
+    };
+    let dtype = token_input(&args.ids_input, "--ids-input")?;
+    token_input(mask_input, "--mask-input")?;
+    let type_ids = match signature.input(&args.type_ids_input) {
+        Some(_) => {
+            token_input(&args.type_ids_input, "--type-ids-input")?;
+            Some(args.type_ids_input.clone())
+        }
+        None => None,
+    };
+    let fed = [
+        Some(&args.ids_input),
+        Some(&mask_input.to_string()),
+        type_ids.as_ref(),
+    ];
+    if let Some(other) = signature
+        .inputs
+        .iter()
+        .find(|s| !fed.iter().flatten().any(|n| **n == s.name))
+    {
+        anyhow::bail!(
+            "--tokenizer: the model also takes input {:?}, which the server cannot feed from text",
+            other.name
+        );
+    }
+    Ok(Some(TextFront {
+        layout: TokenLayout {
+            ids: args.ids_input.clone(),
+            mask: mask_input.to_string(),
+            type_ids,
+            dtype,
+            pad_id: tokenizer.pad_id(),
+            batching: args.batching,
+            max_batch_tokens: args.max_batch_tokens,
+        },
+        tokenizer,
+    }))
+}
+
+/// `/v1/model`'s description of the text input.
+fn text_info(front: &TextFront) -> TextInputInfo {
+    let fp = front.tokenizer.fingerprint();
+    let l = &front.layout;
+    TextInputInfo {
+        input: TEXT_INPUT.to_string(),
+        tokenizer_sha256: fp.sha256.clone(),
+        max_seq_len: fp.max_seq_len,
+        truncate: fp.truncate,
+        token_inputs: [Some(&l.ids), Some(&l.mask), l.type_ids.as_ref()]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        max_batch_tokens: l.max_batch_tokens,
+        batching: match l.batching {
+            Batching::Tokens => "tokens",
+            Batching::Rows => "rows",
+        }
+        .to_string(),
+    }
 }
 
 /// Shard rolling and row groups as the flags say (the CLI has already refused zeros).

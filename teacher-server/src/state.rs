@@ -10,6 +10,7 @@ use crate::decode::DecodeOptions;
 use crate::metrics::Metrics;
 use crate::outputs::OutputPlan;
 use crate::teacher::Signature;
+use crate::text::TextFront;
 use crate::validate::Limits;
 
 /// Shared server state.
@@ -34,6 +35,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Bearer token, when required.
     pub api_token: Option<String>,
+    /// Name of the served model (its file name without extension), echoed by `/v1/embeddings`.
+    pub model_name: String,
+    /// The tokenizer of a text teacher.
+    pub text: Option<Arc<TextFront>>,
 }
 
 /// Handle given to axum.

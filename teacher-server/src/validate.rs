@@ -6,13 +6,14 @@ use std::collections::{HashMap, HashSet};
 
 use arrow::array::ArrayRef;
 use distill_proto::api::{dims_text, Dim, TensorSpec};
-use distill_proto::store::validate_dataset_name;
+use distill_proto::store::{validate_dataset_name, TokenRows};
 use distill_proto::{NamedTensors, Tensor, TensorData};
 
 use crate::decode::DecodedRequest;
-use crate::error::ApiError;
+use crate::error::{ApiError, InvalidInput};
 use crate::outputs::OutputPlan;
 use crate::teacher::Signature;
+use crate::text::{TextFront, TEXT_INPUT};
 
 /// Limits a request must stay within.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +39,8 @@ pub struct ScoreJob {
     pub return_outputs: Vec<String>,
     /// Rows in the batch.
     pub rows: usize,
+    /// A text teacher's token rows (then `inputs` is empty).
+    pub tokens: Option<TokenRows>,
 }
 
 /// Validates `req`; every failure names the field and what was expected. The steps run in
@@ -63,6 +66,58 @@ pub fn validate(
         columns: req.columns,
         return_outputs,
         rows,
+        tokens: None,
+    })
+}
+
+/// Validates a text teacher's request: its text (tokenized here) or the token ids it sent
+/// instead (checked against the signature as in [`validate`], padding stripped), then ids,
+/// columns and outputs as in [`validate`].
+pub fn validate_text(
+    req: DecodedRequest,
+    front: &TextFront,
+    sig: &Signature,
+    plan: &OutputPlan,
+    limits: Limits,
+) -> Result<ScoreJob, ApiError> {
+    if let Some(name) = &req.dataset {
+        check_dataset(name)?;
+    }
+    let tokens = match req.text {
+        Some(_) if !req.inputs.is_empty() => {
+            return Err(ApiError::invalid(
+                "ambiguous_inputs",
+                "inputs",
+                format!(
+                    "send either {TEXT_INPUT:?} or the token inputs ({:?}), not both",
+                    req.inputs.names().collect::<Vec<_>>()
+                ),
+            ))
+        }
+        Some(text) => {
+            check_rows(text.len(), limits)?;
+            front.encode(text).map_err(InvalidInput::from)?
+        }
+        None => {
+            let inputs = order_inputs(req.inputs, sig)?;
+            check_shapes(&inputs, sig, limits)?;
+            front
+                .rows_from_tensors(&inputs)
+                .map_err(InvalidInput::from)?
+        }
+    };
+    let rows = tokens.len();
+    check_ids(req.dataset.is_some(), req.ids.as_deref(), rows)?;
+    check_columns(&req.columns, sig, plan, rows)?;
+    let return_outputs = outputs_to_return(req.return_outputs, req.dataset.is_some(), plan)?;
+    Ok(ScoreJob {
+        dataset: req.dataset,
+        ids: req.ids,
+        inputs: NamedTensors::new(),
+        columns: req.columns,
+        return_outputs,
+        rows,
+        tokens: Some(tokens),
     })
 }
 
@@ -394,6 +449,7 @@ mod tests {
                 dtype: DType::F32,
                 shape: vec![],
                 pooling: Pooling::None,
+                normalize: false,
             }],
             mask_input: None,
         }

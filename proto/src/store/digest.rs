@@ -100,7 +100,10 @@ mod tests {
             ids: vec![vec![101, 7, 8, 102], vec![101, 9, 102]],
             type_ids: None,
         };
-        let b = TokenRows { text: None, ..a.clone() };
+        let b = TokenRows {
+            text: None,
+            ..a.clone()
+        };
         assert_eq!(token_digests(&a), token_digests(&b));
         let d = token_digests(&a);
         assert_ne!(d[0], d[1]);

@@ -195,6 +195,7 @@ pub struct TeacherFingerprint {
 }
 
 /// What decides how a text teacher turned text into token ids.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizerFingerprint {

@@ -422,7 +422,9 @@ fn check_token_rows(tokens: &TokenRows, n: usize) -> Result<(), StoreError> {
     ];
     for (what, len) in parts {
         if let Some(len) = len.filter(|&l| l != n) {
-            return Err(invalid(format!("{len} rows of {what}, expected {n} (one per id)")));
+            return Err(invalid(format!(
+                "{len} rows of {what}, expected {n} (one per id)"
+            )));
         }
     }
     if let Some(types) = &tokens.type_ids {
@@ -453,7 +455,14 @@ fn push_token_columns(cols: &mut Cols, tokens: &TokenRows, n: usize) -> Result<(
     }
     for (name, rows) in lists {
         let a = ragged_i32(name, rows)?;
-        let ci = info(name, "tokens", a.data_type(), &[0], &[true], Some(DType::I32));
+        let ci = info(
+            name,
+            "tokens",
+            a.data_type(),
+            &[0],
+            &[true],
+            Some(DType::I32),
+        );
         cols.push(name, a, false, ci);
     }
     Ok(())
@@ -467,7 +476,9 @@ fn ragged_i32(name: &str, rows: &[Vec<u32>]) -> Result<ArrayRef, StoreError> {
     for (r, row) in rows.iter().enumerate() {
         for &id in row {
             values.push(i32::try_from(id).map_err(|_| {
-                invalid(format!("{name} row {r}: token id {id} does not fit an Int32"))
+                invalid(format!(
+                    "{name} row {r}: token id {id} does not fit an Int32"
+                ))
             })?);
         }
         let end = i32::try_from(values.len())

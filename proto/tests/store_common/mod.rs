@@ -30,6 +30,7 @@ pub fn teacher() -> TeacherFingerprint {
                 dtype: DType::F32,
                 shape: vec![Dim::Dynamic("batch".into()), Dim::Fixed(CLASSES)],
                 pooling: Pooling::None,
+                normalize: false,
             },
             OutputSpec {
                 name: "embedding".into(),
@@ -38,6 +39,7 @@ pub fn teacher() -> TeacherFingerprint {
                 dtype: DType::F32,
                 shape: vec![Dim::Dynamic("batch".into()), Dim::Fixed(EMB)],
                 pooling: Pooling::None,
+                normalize: false,
             },
         ],
         ort_version: "1.31.1".into(),

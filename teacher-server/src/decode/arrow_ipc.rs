@@ -12,9 +12,10 @@ use distill_proto::api::TensorSpec;
 use distill_proto::arrow_codec::{column_to_tensor_shaped, string_values, Cast};
 use distill_proto::{NamedTensors, Tensor, TensorData};
 
-use super::DecodedRequest;
+use super::{DecodeOptions, DecodedRequest};
 use crate::error::InvalidInput;
 use crate::teacher::Signature;
+use crate::text::TEXT_INPUT;
 
 /// Query parameters that travel beside an Arrow body (defined with the API types).
 pub use distill_proto::api::ScoreQuery as ArrowQuery;
@@ -25,6 +26,7 @@ pub fn decode(
     body: Bytes,
     sig: &Signature,
     query: ArrowQuery,
+    opts: DecodeOptions,
 ) -> Result<DecodedRequest, InvalidInput> {
     let bad = |m: String| InvalidInput::new("invalid_arrow", "body", m);
     let mut buf = Buffer::from(body);
@@ -48,6 +50,7 @@ pub fn decode(
     let mut ids: Option<Vec<String>> = None;
     let mut inputs = NamedTensors::new();
     let mut columns: Vec<(String, ArrayRef)> = Vec::new();
+    let mut text: Option<Vec<String>> = None;
     for (i, field) in schema.fields().iter().enumerate() {
         let name = field.name();
         let parts: Vec<ArrayRef> = batches.iter().map(|b| b.column(i).clone()).collect();
@@ -57,6 +60,18 @@ pub fn decode(
                 all.extend(id_values(a.as_ref())?);
             }
             ids = Some(all);
+        } else if opts.text && name == TEXT_INPUT {
+            let mut all = Vec::new();
+            for a in &parts {
+                all.extend(string_values(TEXT_INPUT, a.as_ref()).map_err(|e| {
+                    InvalidInput::new(
+                        "invalid_text",
+                        "inputs.text",
+                        format!("the text column {}", e.problem),
+                    )
+                })?);
+            }
+            text = Some(all);
         } else if let Some(spec) = sig.input(name) {
             let mut tensors = Vec::with_capacity(parts.len());
             for a in &parts {
@@ -105,6 +120,7 @@ pub fn decode(
         inputs,
         columns,
         return_outputs,
+        text,
     })
 }
 
@@ -213,7 +229,7 @@ mod tests {
             dataset: Some("d".into()),
             return_outputs: Some("logits, emb".into()),
         };
-        let r = decode(body.clone().into(), &sig(), q).unwrap();
+        let r = decode(body.clone().into(), &sig(), q, DecodeOptions::default()).unwrap();
         assert_eq!(r.ids.unwrap(), ["a", "b"]);
         assert_eq!(r.inputs[0].1.shape(), &[2, 2, 2]);
         assert_eq!(r.inputs[1].1.shape(), &[2, 3]);
@@ -228,35 +244,60 @@ mod tests {
     #[test]
     fn bad_columns_are_named() {
         let body = stream(vec![("tokens", tokens(&[&[1, 2], &[3]]))]);
-        let e = decode(body.clone().into(), &sig(), ArrowQuery::default()).unwrap_err();
+        let e = decode(
+            body.clone().into(),
+            &sig(),
+            ArrowQuery::default(),
+            DecodeOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             (e.code, e.field.as_str()),
             ("ragged_array", "inputs.tokens")
         );
         let body = stream(vec![("pixels", pixels(vec![0.0; 6], 3))]);
-        let e = decode(body.clone().into(), &sig(), ArrowQuery::default()).unwrap_err();
+        let e = decode(
+            body.clone().into(),
+            &sig(),
+            ArrowQuery::default(),
+            DecodeOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.code, "invalid_shape");
         let body = stream(vec![(
             "tokens",
             Arc::new(Float32Array::from(vec![1.0])) as ArrayRef,
         )]);
-        let e = decode(body.clone().into(), &sig(), ArrowQuery::default()).unwrap_err();
+        let e = decode(
+            body.clone().into(),
+            &sig(),
+            ArrowQuery::default(),
+            DecodeOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.code, "invalid_rank");
         let floats: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Float32Type, _, _>(vec![
             Some(vec![Some(1.0f32)]),
         ]));
         let body = stream(vec![("tokens", floats)]);
-        let e = decode(body.clone().into(), &sig(), ArrowQuery::default()).unwrap_err();
+        let e = decode(
+            body.clone().into(),
+            &sig(),
+            ArrowQuery::default(),
+            DecodeOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.code, "invalid_dtype");
         assert!(e.message.contains("i64"), "{}", e.message);
         let body = stream(vec![("tokens", tokens(&[&[1, 2], &[3, 4]]))]);
         let cut = Bytes::from(body[..body.len() - 12].to_vec());
-        let e = decode(cut, &sig(), ArrowQuery::default()).unwrap_err();
+        let e = decode(cut, &sig(), ArrowQuery::default(), DecodeOptions::default()).unwrap_err();
         assert_eq!(e.code, "invalid_arrow");
         let e = decode(
             Bytes::from_static(b"not arrow"),
             &sig(),
             ArrowQuery::default(),
+            DecodeOptions::default(),
         )
         .unwrap_err();
         assert_eq!(e.code, "invalid_arrow");

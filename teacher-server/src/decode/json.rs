@@ -16,6 +16,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use super::{json_column, DecodeOptions, DecodedRequest};
 use crate::error::InvalidInput;
 use crate::teacher::Signature;
+use crate::text::TEXT_INPUT;
 
 /// Shared parse state: the first structured error wins over serde's generic message.
 struct Ctx<'a> {
@@ -76,14 +77,14 @@ pub fn decode(
 struct RawRequest {
     dataset: Option<String>,
     ids: Option<Vec<String>>,
-    inputs: Option<NamedTensors>,
+    inputs: Option<(NamedTensors, Option<Vec<String>>)>,
     columns: BTreeMap<String, Vec<serde_json::Value>>,
     return_outputs: Option<Vec<String>>,
 }
 
 impl RawRequest {
     fn finish(self) -> Result<DecodedRequest, InvalidInput> {
-        let inputs = self.inputs.ok_or_else(|| {
+        let (inputs, text) = self.inputs.ok_or_else(|| {
             InvalidInput::new(
                 "missing_field",
                 ScoreRequest::FIELD_INPUTS,
@@ -103,6 +104,7 @@ impl RawRequest {
             inputs,
             columns,
             return_outputs: self.return_outputs,
+            text,
         })
     }
 }
@@ -181,7 +183,7 @@ struct InputsSeed<'c, 'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for InputsSeed<'_, '_> {
-    type Value = NamedTensors;
+    type Value = (NamedTensors, Option<Vec<String>>);
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
@@ -189,7 +191,7 @@ impl<'de> DeserializeSeed<'de> for InputsSeed<'_, '_> {
 }
 
 impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
-    type Value = NamedTensors;
+    type Value = (NamedTensors, Option<Vec<String>>);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object mapping input names to nested arrays")
@@ -198,9 +200,22 @@ impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let ctx = self.ctx;
         let mut out = NamedTensors::new();
+        let mut text = None;
         while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let name = name.into_owned();
             let field = format!("{}.{name}", ScoreRequest::FIELD_INPUTS);
+            if ctx.opts.text && name == TEXT_INPUT {
+                if text.is_some() {
+                    return Err(ctx.fail(InvalidInput::new(
+                        "duplicate_field",
+                        field,
+                        format!("input {name:?} appears twice"),
+                    )));
+                }
+                ctx.set_field(&field);
+                text = Some(map.next_value_seed(TextSeed { ctx, field: &field })?);
+                continue;
+            }
             let Some(spec) = ctx.sig.input(&name) else {
                 let expected: Vec<_> = ctx.sig.inputs.iter().map(|s| s.name.as_str()).collect();
                 return Err(ctx.fail(InvalidInput::new(
@@ -224,7 +239,57 @@ impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
             })?;
             out.push(name, t);
         }
+        Ok((out, text))
+    }
+}
+
+/// Reads a text teacher's `inputs.text`: a list of strings, one per row.
+struct TextSeed<'c, 'a, 's> {
+    ctx: &'c Ctx<'a>,
+    field: &'s str,
+}
+
+impl<'de> DeserializeSeed<'de> for TextSeed<'_, '_, '_> {
+    type Value = Vec<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed<'_, '_, '_> {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of strings, one per row")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(v) = seq.next_element::<serde_json::Value>()? {
+            match v {
+                serde_json::Value::String(s) => out.push(s),
+                other => {
+                    return Err(self.ctx.fail(InvalidInput::new(
+                        "invalid_text",
+                        self.field,
+                        format!(
+                            "row {} is {other}, expected a string (one text per row)",
+                            out.len()
+                        ),
+                    )))
+                }
+            }
+        }
         Ok(out)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(self.ctx.fail(InvalidInput::new(
+            "invalid_text",
+            self.field,
+            "expected a list of strings, one per row, got a single string (wrap it in [ ])",
+        )))
     }
 }
 

@@ -24,6 +24,8 @@ pub struct DecodedRequest {
     pub columns: Vec<(String, ArrayRef)>,
     /// Outputs to echo, if given.
     pub return_outputs: Option<Vec<String>>,
+    /// The rows' text, for a text teacher (`inputs.text` / a Utf8 `text` column).
+    pub text: Option<Vec<String>>,
 }
 
 /// Options that change what decoding accepts.
@@ -31,6 +33,8 @@ pub struct DecodedRequest {
 pub struct DecodeOptions {
     /// Accept NaN and infinities in float inputs.
     pub allow_non_finite: bool,
+    /// Accept a text input ([`crate::text::TEXT_INPUT`]): the server has a tokenizer.
+    pub text: bool,
 }
 
 /// Builds an Arrow column from JSON values: all integers → Int64, numbers → Float64,

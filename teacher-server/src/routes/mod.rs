@@ -1,6 +1,7 @@
 //! The HTTP routes, the bearer-token check and per-request metrics.
 
 pub mod datasets;
+pub mod embeddings;
 pub mod info;
 pub mod score;
 
@@ -27,6 +28,7 @@ use crate::state::SharedState;
 fn api() -> OpenApiRouter<SharedState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(score::score))
+        .routes(routes!(embeddings::embeddings))
         .routes(routes!(info::model))
         .routes(routes!(datasets::list))
         .routes(routes!(datasets::manifest))

@@ -16,13 +16,14 @@ use distill_proto::store::LabelRows;
 use distill_proto::NamedTensors;
 use serde::Serialize;
 
+use crate::batcher::JobInputs;
 use crate::decode::arrow_ipc;
 use crate::decode::{json, DecodedRequest};
 use crate::encode::NestedTensor;
 use crate::error::ApiError;
 use crate::openapi::ArrowStream;
 use crate::state::SharedState;
-use crate::validate::validate;
+use crate::validate::{validate, validate_text, ScoreJob};
 
 /// The body format of a score request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,11 @@ fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
 const OVERSIZE_DRAIN_BYTES: usize = 16 << 20;
 
 /// Reads the body, refusing (413) anything over the limit before buffering it all.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -130,18 +135,27 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
     let bytes = read_body(&parts.headers, body, state.max_body_bytes).await?;
     // Parsing a large body is CPU work: keep it off the async executor.
     let st = state.clone();
-    let decoded: DecodedRequest = tokio::task::spawn_blocking(move || match query {
-        Some(q) => arrow_ipc::decode(bytes, &st.signature, q),
-        None => json::decode(&bytes, &st.signature, st.decode),
+    let job = tokio::task::spawn_blocking(move || -> Result<ScoreJob, ApiError> {
+        let decoded: DecodedRequest = match query {
+            Some(q) => arrow_ipc::decode(bytes, &st.signature, q, st.decode),
+            None => json::decode(&bytes, &st.signature, st.decode),
+        }?;
+        match &st.text {
+            // Tokenizing is CPU work too: it stays off the executor with the decoding.
+            Some(front) => validate_text(decoded, front, &st.signature, &st.plan, st.limits),
+            None => validate(decoded, &st.signature, &st.plan, st.limits),
+        }
     })
     .await
     .map_err(|source| ApiError::Task {
         what: "decode",
         source,
     })??;
-    let job = validate(decoded, &state.signature, &state.plan, state.limits)?;
 
-    let inputs = Arc::new(job.inputs);
+    let inputs = match job.tokens {
+        Some(t) => JobInputs::Tokens(Arc::new(t)),
+        None => JobInputs::Dense(Arc::new(job.inputs)),
+    };
     let rx = state.batcher.submit(inputs.clone(), job.rows)?;
     let outputs = rx.await.map_err(|_| ApiError::InferenceStopped)??;
 
@@ -153,13 +167,19 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         .collect();
     if let (Some(dataset), Some(ids)) = (&job.dataset, job.ids) {
         // The inference thread has dropped its share by now; fall back to a copy otherwise.
-        let inputs = Arc::try_unwrap(inputs).unwrap_or_else(|a| (*a).clone());
+        let (inputs, tokens) = match inputs {
+            JobInputs::Dense(d) => (Arc::try_unwrap(d).unwrap_or_else(|a| (*a).clone()), None),
+            JobInputs::Tokens(t) => (
+                NamedTensors::new(),
+                Some(Arc::try_unwrap(t).unwrap_or_else(|a| (*a).clone())),
+            ),
+        };
         let rows = LabelRows {
             ids,
             inputs,
             outputs,
             columns: job.columns,
-            tokens: None,
+            tokens,
         };
         let store = state.store.clone();
         let name = dataset.clone();

@@ -6,7 +6,7 @@
 //! sentences from being padded to the longest one of the merged requests.
 
 use distill_proto::store::TokenRows;
-use distill_proto::{DType, Tensor, TensorData, TensorError};
+use distill_proto::{DType, NamedTensors, Tensor, TensorData, TensorError};
 
 /// How rows of merged requests are cut into runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,7 +56,12 @@ pub fn plan_runs(
     let mut rows: Vec<(usize, usize, usize)> = parts
         .iter()
         .enumerate()
-        .flat_map(|(p, t)| t.ids.iter().enumerate().map(move |(r, ids)| (p, r, ids.len())))
+        .flat_map(|(p, t)| {
+            t.ids
+                .iter()
+                .enumerate()
+                .map(move |(r, ids)| (p, r, ids.len()))
+        })
         .collect();
     if batching == Batching::Tokens {
         // Stable: rows of equal length keep their arrival order.
@@ -96,7 +101,7 @@ pub fn run_inputs(
     layout: &TokenLayout,
     parts: &[&TokenRows],
     run: &Run,
-) -> Result<Vec<(String, Tensor)>, TensorError> {
+) -> Result<NamedTensors, TensorError> {
     let (n, w) = (run.rows.len(), run.width);
     let mut ids = vec![i64::from(layout.pad_id); n * w];
     let mut mask = vec![0i64; n * w];
@@ -120,12 +125,11 @@ pub fn run_inputs(
         };
         Tensor::new(vec![n, w], data)
     };
-    let mut out = vec![
-        (layout.ids.clone(), tensor(ids)?),
-        (layout.mask.clone(), tensor(mask)?),
-    ];
+    let mut out = NamedTensors::with_capacity(3);
+    out.push(layout.ids.clone(), tensor(ids)?);
+    out.push(layout.mask.clone(), tensor(mask)?);
     if let Some(name) = &layout.type_ids {
-        out.push((name.clone(), tensor(types)?));
+        out.push(name.clone(), tensor(types)?);
     }
     Ok(out)
 }
@@ -254,7 +258,10 @@ mod tests {
         assert_eq!(runs[0].rows, [(0, 1), (1, 0)]);
         assert_eq!(runs[0].width, 2);
         for run in &runs {
-            assert!(run.rows.len() * run.width <= 12 || run.rows.len() == 1, "{run:?}");
+            assert!(
+                run.rows.len() * run.width <= 12 || run.rows.len() == 1,
+                "{run:?}"
+            );
         }
         let all: usize = runs.iter().map(|r| r.rows.len()).sum();
         assert_eq!(all, 5);

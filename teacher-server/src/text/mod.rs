@@ -5,13 +5,39 @@ pub mod batch;
 pub mod tokenizer;
 
 use distill_proto::store::TokenRows;
-use distill_proto::{Tensor, TensorData};
+use distill_proto::{NamedTensors, Tensor, TensorData};
 
 pub use batch::{Batching, TokenLayout};
 pub use tokenizer::{TextRowError, TextTokenizer, TokenizerError};
 
 /// Name of the text input a text teacher accepts beside its token inputs.
 pub const TEXT_INPUT: &str = "text";
+
+/// A text teacher's front: the tokenizer and where its ids go in the model.
+#[derive(Debug)]
+pub struct TextFront {
+    /// The tokenizer.
+    pub tokenizer: TextTokenizer,
+    /// The model's token inputs and the batching of their runs.
+    pub layout: TokenLayout,
+}
+
+impl TextFront {
+    /// Token rows from a request's text, or from token ids it sent instead (padding stripped).
+    pub fn rows_from_tensors(&self, inputs: &NamedTensors) -> Result<TokenRows, TokenInputError> {
+        rows_from_tensors(
+            inputs,
+            &self.layout,
+            self.tokenizer.vocab_size(),
+            self.tokenizer.fingerprint().max_seq_len,
+        )
+    }
+
+    /// Token rows of `texts`.
+    pub fn encode(&self, texts: Vec<String>) -> Result<TokenRows, TextRowError> {
+        self.tokenizer.encode(texts, self.layout.type_ids.is_some())
+    }
+}
 
 /// Why token ids sent directly cannot be turned into token rows; each names input and row.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +56,9 @@ pub enum TokenInputError {
         like: String,
     },
     /// Mask values other than a run of ones followed by zeros.
-    #[error("input {input:?} row {row}: the attention mask must be ones then zeros (right padding)")]
+    #[error(
+        "input {input:?} row {row}: the attention mask must be ones then zeros (right padding)"
+    )]
     Mask {
         /// The mask input.
         input: String,
@@ -77,16 +105,14 @@ fn values(t: &Tensor) -> Vec<i64> {
 /// Strips the padding off token ids sent directly (`[batch, sequence]` ids, mask and type ids,
 /// right-padded), so they batch and store exactly like the same text sent as text.
 pub fn rows_from_tensors(
-    inputs: &[(String, Tensor)],
+    inputs: &NamedTensors,
     layout: &TokenLayout,
     vocab: usize,
     max_seq_len: usize,
 ) -> Result<TokenRows, TokenInputError> {
     let get = |name: &str| {
         inputs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t)
+            .get(name)
             .ok_or_else(|| TokenInputError::Missing(name.to_string()))
     };
     let ids_t = get(&layout.ids)?;
@@ -186,10 +212,17 @@ mod tests {
 
     #[test]
     fn padding_is_stripped_by_the_mask() {
-        let inputs = vec![
-            ("input_ids".to_string(), t(vec![2, 3], vec![101, 7, 102, 101, 102, 0])),
-            ("attention_mask".to_string(), t(vec![2, 3], vec![1, 1, 1, 1, 1, 0])),
-        ];
+        let inputs: NamedTensors = vec![
+            (
+                "input_ids".to_string(),
+                t(vec![2, 3], vec![101, 7, 102, 101, 102, 0]),
+            ),
+            (
+                "attention_mask".to_string(),
+                t(vec![2, 3], vec![1, 1, 1, 1, 1, 0]),
+            ),
+        ]
+        .into();
         let r = rows_from_tensors(&inputs, &layout(), 200, 8).unwrap();
         assert_eq!(r.ids, vec![vec![101, 7, 102], vec![101, 102]]);
         assert!(r.text.is_none());
@@ -198,8 +231,12 @@ mod tests {
     #[test]
     fn bad_token_inputs_name_the_row() {
         let ids = ("input_ids".to_string(), t(vec![2, 2], vec![1, 2, 3, 0]));
-        let holes = ("attention_mask".to_string(), t(vec![2, 2], vec![1, 1, 0, 1]));
-        let e = rows_from_tensors(&[ids.clone(), holes], &layout(), 200, 8).unwrap_err();
+        let holes = (
+            "attention_mask".to_string(),
+            t(vec![2, 2], vec![1, 1, 0, 1]),
+        );
+        let named = |v: Vec<(String, Tensor)>| -> NamedTensors { v.into() };
+        let e = rows_from_tensors(&named(vec![ids.clone(), holes]), &layout(), 200, 8).unwrap_err();
         assert_eq!(
             e,
             TokenInputError::Mask {
@@ -207,12 +244,30 @@ mod tests {
                 row: 1
             }
         );
-        let mask = ("attention_mask".to_string(), t(vec![2, 2], vec![1, 1, 1, 0]));
-        let e = rows_from_tensors(&[ids.clone(), mask.clone()], &layout(), 3, 8).unwrap_err();
-        assert!(matches!(e, TokenInputError::OutOfVocab { row: 1, id: 3, .. }), "{e}");
-        let e = rows_from_tensors(&[ids.clone(), mask.clone()], &layout(), 200, 1).unwrap_err();
-        assert!(matches!(e, TokenInputError::TooLong { row: 0, tokens: 2, .. }), "{e}");
-        let e = rows_from_tensors(&[ids], &layout(), 200, 8).unwrap_err();
+        let mask = (
+            "attention_mask".to_string(),
+            t(vec![2, 2], vec![1, 1, 1, 0]),
+        );
+        let e = rows_from_tensors(&named(vec![ids.clone(), mask.clone()]), &layout(), 3, 8)
+            .unwrap_err();
+        assert!(
+            matches!(e, TokenInputError::OutOfVocab { row: 1, id: 3, .. }),
+            "{e}"
+        );
+        let e = rows_from_tensors(&named(vec![ids.clone(), mask.clone()]), &layout(), 200, 1)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TokenInputError::TooLong {
+                    row: 0,
+                    tokens: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = rows_from_tensors(&named(vec![ids]), &layout(), 200, 8).unwrap_err();
         assert_eq!(e, TokenInputError::Missing("attention_mask".into()));
     }
 }

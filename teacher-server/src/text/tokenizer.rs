@@ -66,6 +66,7 @@ pub enum TextRowError {
 pub struct TextTokenizer {
     inner: Tokenizer,
     fingerprint: TokenizerFingerprint,
+    pad_id: u32,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -98,6 +99,12 @@ impl TextTokenizer {
         let max_seq_len = max_seq_len
             .or_else(|| inner.get_truncation().map(|t| t.max_length))
             .unwrap_or(DEFAULT_MAX_SEQ_LEN);
+        // Padded positions are masked out, so the pad id changes no result; use the file's.
+        let pad_id = inner
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| inner.token_to_id("[PAD]"))
+            .unwrap_or(0);
         inner.with_padding(None);
         let truncation = truncate.then(|| TruncationParams {
             direction: TruncationDirection::Right,
@@ -118,12 +125,18 @@ impl TextTokenizer {
                 max_seq_len,
                 truncate,
             },
+            pad_id,
         })
     }
 
     /// What decides the token ids (recorded in every dataset's fingerprint).
     pub fn fingerprint(&self) -> &TokenizerFingerprint {
         &self.fingerprint
+    }
+
+    /// Id of the padding token (the file's padding settings, else `[PAD]`, else 0).
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
     }
 
     /// Size of the vocabulary, added tokens included.
