@@ -549,6 +549,7 @@ fn dynamic_signature_axes_are_stored_as_lists_and_pooling_drops_the_sequence_axi
         feature_dtype: FeatureDType::F32,
         logits_topk: None,
         store_inputs: true,
+        tokenizer: None,
     };
     let req = |ids: &[&str], seq: usize| LabelRows {
         ids: ids.iter().map(|s| s.to_string()).collect(),
@@ -571,6 +572,7 @@ fn dynamic_signature_axes_are_stored_as_lists_and_pooling_drops_the_sequence_axi
         )]
         .into(),
         columns: vec![],
+        tokens: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let store = LabelStore::open(dir.path(), t, options(100)).unwrap();

@@ -324,6 +324,7 @@ fn write_store_shard(path: &Path, cols: Vec<(&str, ArrayRef)>, sha: &str) {
             feature_dtype: FeatureDType::F32,
             logits_topk: None,
             store_inputs: true,
+            tokenizer: None,
         },
         columns: vec![],
     };

@@ -210,6 +210,7 @@ fn reference(sig: &Signature, req: ScoreRequest) -> DecodedRequest {
             .map(|(n, v)| (n.clone(), json_column(n, v).unwrap()))
             .collect(),
         return_outputs: req.return_outputs,
+        text: None,
     }
 }
 

@@ -47,6 +47,7 @@ pub fn teacher() -> TeacherFingerprint {
         feature_dtype: FeatureDType::F32,
         logits_topk: None,
         store_inputs: true,
+        tokenizer: None,
     }
 }
 
@@ -122,6 +123,7 @@ pub fn rows(range: std::ops::Range<usize>) -> LabelRows {
         ]
         .into(),
         columns: vec![("label".into(), label)],
+        tokens: None,
     }
 }
 

@@ -715,6 +715,7 @@ mod tests {
         assert_eq!(e.field, "inputs.x");
         let allow = DecodeOptions {
             allow_non_finite: true,
+            ..DecodeOptions::default()
         };
         let r = decode(br#"{"inputs": {"x": [1e39]}}"#, &sig(DType::F32, 1), allow).unwrap();
         assert_eq!(r.inputs[0].1.data(), &TensorData::F32(vec![f32::INFINITY]));

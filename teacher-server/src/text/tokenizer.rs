@@ -106,7 +106,7 @@ impl TextTokenizer {
             .or_else(|| inner.token_to_id("[PAD]"))
             .unwrap_or(0);
         inner.with_padding(None);
-        let truncation = truncate.then(|| TruncationParams {
+        let truncation = truncate.then_some(TruncationParams {
             direction: TruncationDirection::Right,
             max_length: max_seq_len,
             strategy: TruncationStrategy::LongestFirst,
