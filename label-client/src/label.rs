@@ -31,7 +31,8 @@ pub struct LabelOptions {
     pub dataset: String,
     /// Column holding the row ids.
     pub id_column: String,
-    /// Model inputs; empty: one column per model input, named like it (asks the server).
+    /// Model inputs; empty: a text teacher's `text` column, else one column per model input,
+    /// named like it (asks the server).
     pub inputs: Vec<InputMapping>,
     /// Pass-through columns.
     pub columns: Vec<String>,
@@ -123,16 +124,23 @@ pub fn label(options: &LabelOptions) -> Result<LabelSummary, LabelError> {
     }
     let client = ScoreClient::new(&options.client)?;
     let inputs = if options.inputs.is_empty() {
-        // Default: every model input, read from the column of the same name.
-        client
-            .model()?
-            .inputs
-            .iter()
-            .map(|i| InputMapping {
-                column: i.name.clone(),
-                input: i.name.clone(),
-            })
-            .collect()
+        // Default: a text teacher's text input, else every model input, each read from the
+        // column of the same name.
+        let model = client.model()?;
+        match model.text {
+            Some(text) => vec![InputMapping {
+                column: text.input.clone(),
+                input: text.input,
+            }],
+            None => model
+                .inputs
+                .iter()
+                .map(|i| InputMapping {
+                    column: i.name.clone(),
+                    input: i.name.clone(),
+                })
+                .collect(),
+        }
     } else {
         options.inputs.clone()
     };

@@ -150,7 +150,7 @@ struct LabelArgs {
     #[arg(long)]
     dataset: String,
     /// Model input fed from a column: COLUMN or COLUMN=MODEL_INPUT (repeatable).
-    /// Default: one column per model input, named like it.
+    /// Default: a text teacher's `text` column, else one column per model input, named like it.
     #[arg(long = "input")]
     inputs: Vec<InputMapping>,
     /// Column with the row ids.
