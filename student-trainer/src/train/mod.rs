@@ -1,7 +1,7 @@
 //! The training loop: builds the student, loss terms and optimizer from a [`RunConfig`],
 //! trains epoch by epoch on background-prepared batches, evaluates, logs, checkpoints,
 //! resumes, and writes the run folder (`config.toml`, `student.safetensors`, `student.onnx`,
-//! `metrics.jsonl`, `summary.json`, `curves.png`).
+//! `metrics.jsonl`, `steps.jsonl`, `summary.json`, `curves.png`).
 
 pub mod checkpoint;
 pub mod evaluate;
@@ -306,6 +306,9 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
     let steps_per_epoch = data.rows().div_ceil(tcfg.batch_size);
     let best_path = checkpoint::dir(&out).join("best.safetensors");
     let labels_of = objective.labels();
+    let steps_path = out.join("steps.jsonl");
+    let mut step_log =
+        metrics::steps::StepLog::open(&steps_path, labels_of.clone(), state.optimizer_steps)?;
 
     while state.epoch < tcfg.epochs && !state.stopped_early {
         if opts.stop_after.is_some_and(|n| state.epoch >= n) {
@@ -354,6 +357,7 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
             lr = lr_at(tcfg, opt.steps(), steps_per_epoch);
             opt.step(&grads, lr)?;
             drop(grads);
+            step_log.record(epoch + 1, opt.steps(), lr, rows, lv, &values)?;
             step_time += t0.elapsed().as_secs_f64();
             total_sum += lv as f64 * rows as f64;
             for (s, v) in sums.iter_mut().zip(&values) {
@@ -370,6 +374,7 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
             }
         }
         pb.finish_and_clear();
+        step_log.end_epoch()?;
         let n = rows_seen.max(1) as f64;
         let eval_m = match &eval {
             Some(e) => Some(evaluate::evaluate(
@@ -450,7 +455,11 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         )?),
         None => None,
     };
-    let mut files = vec!["config.toml".to_string(), "metrics.jsonl".into()];
+    let mut files = vec![
+        "config.toml".to_string(),
+        "metrics.jsonl".into(),
+        "steps.jsonl".into(),
+    ];
     checkpoint::save_vars(&varmap, &out.join("student.safetensors"), |n| {
         !n.starts_with(PROJECTOR_PREFIX)
     })?;
@@ -463,7 +472,10 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
     }
     if opts.plot {
         let path = out.join("curves.png");
-        crate::plot::draw_curves(&path, &history).map_err(|e| folder_err(&path, e))?;
+        let steps = metrics::steps::read_steps(&steps_path)?;
+        let title = crate::plot::run_title(&out, &cfg, student.param_count());
+        crate::plot::write_curves(&path, &title, &history, &steps)
+            .map_err(|e| folder_err(&path, e.to_string()))?;
         files.push("curves.png".into());
     }
     files.push("summary.json".into());
