@@ -81,7 +81,7 @@ pub struct ReportArgs {
     #[arg(long = "reference")]
     pub references: Vec<String>,
     /// Where the --reference numbers come from, for the report's legend and text.
-    #[arg(long, default_value = "reference numbers given with --reference")]
+    #[arg(long, default_value = "reference errors")]
     pub reference_source: String,
 }
 
@@ -440,11 +440,14 @@ pub fn report(a: &ReportArgs) -> anyhow::Result<String> {
                 .unwrap_or_default(),
         });
     }
-    if let Some((n, _)) = refs.iter().find(|(n, _)| !rows.iter().any(|r| &r.name == n)) {
+    if let Some((n, _)) = refs
+        .iter()
+        .find(|(n, _)| !rows.iter().any(|r| &r.name == n))
+    {
         anyhow::bail!("--reference names run {n:?}, which no --run has");
     }
     let charts = if a.html.is_some() || a.charts.is_some() {
-        rep::charts(&a.title, &rows)?
+        rep::charts(&a.title, &rows, &a.reference_source)?
     } else {
         Vec::new()
     };

@@ -147,7 +147,13 @@ pub fn render(
     s.push_str(&format!("| {} |\n", head.join(" | ")));
     let align: Vec<&str> = head
         .iter()
-        .map(|h| if matches!(*h, "run" | "scored") { "---" } else { "---:" })
+        .map(|h| {
+            if matches!(*h, "run" | "scored") {
+                "---"
+            } else {
+                "---:"
+            }
+        })
         .collect();
     s.push_str(&format!("|{}|\n", align.join("|")));
     for r in body {
@@ -175,7 +181,8 @@ fn plain_kd(losses: &[LossTerm]) -> bool {
 
 /// Draws the report's charts: the runs' curves on shared axes, errors against speed and
 /// size, and the temperature sweep when the runs hold one.
-pub fn charts(title: &str, rows: &[ReportRow]) -> Result<Vec<Chart>, PlotError> {
+/// `reference` labels the `--reference` numbers in legends.
+pub fn charts(title: &str, rows: &[ReportRow], reference: &str) -> Result<Vec<Chart>, PlotError> {
     let points: Vec<RunPoint> = rows
         .iter()
         .map(|r| RunPoint {
@@ -215,10 +222,10 @@ pub fn charts(title: &str, rows: &[ReportRow]) -> Result<Vec<Chart>, PlotError> 
                       Right: the same test errors against ONNX Runtime rows/s on this machine \
                       (log scale), coloured by parameter count; numbers refer to the bars."
                 .into(),
-            png: draw_tradeoff(title, &points)?,
+            png: draw_tradeoff(title, &points, reference)?,
         },
     ];
-    if let Some(png) = draw_sweep(title, &points)? {
+    if let Some(png) = draw_sweep(title, &points, reference)? {
         out.push(Chart {
             file: "compare-sweep.png",
             title: "Temperature sweep".into(),
@@ -391,7 +398,10 @@ pub fn machine() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mem = read("/proc/meminfo")
@@ -402,7 +412,10 @@ pub fn machine() -> String {
         .unwrap_or_default();
     let os = read("/etc/os-release")
         .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        .find_map(|l| {
+            l.strip_prefix("PRETTY_NAME=")
+                .map(|v| v.trim_matches('"').to_string())
+        })
         .unwrap_or_else(|| std::env::consts::OS.to_string());
     format!("{cpu}, {cores} cores{mem}, {os}, CPU only")
 }
@@ -437,6 +450,9 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(951_782_400 + 3_660), "2000-02-29 01:01 UTC");
         assert_eq!(utc(1_796_083_200), "2026-12-01 00:00 UTC");
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

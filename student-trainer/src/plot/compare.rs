@@ -7,8 +7,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::curves::value_notes;
 use super::{
-    bold, draw_panel, figure, fmt_num, fmt_pct, text, Axis, Mark, Panel, PlotError,
-    Series, PALETTE,
+    bold, draw_panel, figure, fmt_num, fmt_pct, text, Axis, Mark, Panel, PlotError, Series, PALETTE,
 };
 use crate::metrics::EpochMetrics;
 
@@ -101,11 +100,7 @@ pub fn draw_epoch_comparison(title: &str, runs: &[RunPoint]) -> Result<Vec<u8>, 
         let (left, right) = area.split_horizontally(650);
         draw_panel(
             &left,
-            &panel(
-                "Held-out error per epoch",
-                err,
-                "no run has an eval set",
-            ),
+            &panel("Held-out error per epoch", err, "no run has an eval set"),
         )?;
         draw_panel(
             &right,
@@ -139,7 +134,12 @@ fn size_groups(runs: &[RunPoint]) -> Vec<(String, RGBColor, Vec<usize>)> {
 
 /// Test errors per run as bars (annotated with size and speed), beside a scatter of test
 /// errors against ONNX Runtime rows/s, coloured by parameter count.
-pub fn draw_tradeoff(title: &str, runs: &[RunPoint]) -> Result<Vec<u8>, PlotError> {
+/// `reference` names where `RunPoint::reference` numbers come from (legend text).
+pub fn draw_tradeoff(
+    title: &str,
+    runs: &[RunPoint],
+    reference: &str,
+) -> Result<Vec<u8>, PlotError> {
     let groups = size_groups(runs);
     let color = |i: usize| {
         groups
@@ -150,7 +150,7 @@ pub fn draw_tradeoff(title: &str, runs: &[RunPoint]) -> Result<Vec<u8>, PlotErro
     let height = (180 + 46 * runs.len() as u32).max(560);
     figure("compare-tradeoff.png", (1500, height), title, |area| {
         let (left, right) = area.split_horizontally(900);
-        bars(&left, runs, &color)?;
+        bars(&left, runs, &color, reference)?;
         let mut series = Vec::new();
         let mut notes = Vec::new();
         for (label, c, members) in &groups {
@@ -196,7 +196,10 @@ pub fn draw_tradeoff(title: &str, runs: &[RunPoint]) -> Result<Vec<u8>, PlotErro
                 title: "Test errors against inference speed".into(),
                 x,
                 y,
-                series: series.into_iter().filter(|s| !s.points.is_empty()).collect(),
+                series: series
+                    .into_iter()
+                    .filter(|s| !s.points.is_empty())
+                    .collect(),
                 notes,
                 empty: "no run was scored through ONNX Runtime".into(),
                 legend: SeriesLabelPosition::UpperRight,
@@ -209,6 +212,7 @@ fn bars(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     runs: &[RunPoint],
     color: &dyn Fn(usize) -> RGBColor,
+    reference: &str,
 ) -> Result<(), PlotError> {
     let fail = |e: &dyn std::fmt::Display| PlotError::Draw {
         chart: "test error bars".into(),
@@ -281,7 +285,7 @@ fn bars(
                 .map_err(|e| fail(&e))?;
             if !referenced {
                 referenced = true;
-                s.label("reference errors (--reference)")
+                s.label(reference.to_string())
                     .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(3)));
             }
         }
@@ -310,7 +314,11 @@ fn short(s: &str, max: usize) -> String {
 /// Test errors against KD temperature per student architecture, with each size's scratch run
 /// as a dashed line and reference numbers as crosses; `None` when no architecture was
 /// distilled at two or more temperatures.
-pub fn draw_sweep(title: &str, runs: &[RunPoint]) -> Result<Option<Vec<u8>>, PlotError> {
+pub fn draw_sweep(
+    title: &str,
+    runs: &[RunPoint],
+    reference: &str,
+) -> Result<Option<Vec<u8>>, PlotError> {
     let mut archs: Vec<&str> = Vec::new();
     for r in runs.iter().filter(|r| r.kd_temperature.is_some()) {
         if !archs.contains(&r.student.as_str()) {
@@ -333,14 +341,18 @@ pub fn draw_sweep(title: &str, runs: &[RunPoint]) -> Result<Option<Vec<u8>>, Plo
     let (x0, x1) = (tlo / 1.4, thi * 1.4);
     let mut series = Vec::new();
     let mut notes = Vec::new();
-    let mut refs = Series::new("reference errors (--reference)", BLACK, Mark::Crosses);
+    let mut refs = Series::new(reference, BLACK, Mark::Crosses);
     for (g, arch) in archs.iter().enumerate() {
         let c = color_of(g);
         let mut kd: Vec<&RunPoint> = runs
             .iter()
             .filter(|r| r.student == *arch && r.kd_temperature.is_some())
             .collect();
-        kd.sort_by(|a, b| a.kd_temperature.partial_cmp(&b.kd_temperature).unwrap_or(std::cmp::Ordering::Equal));
+        kd.sort_by(|a, b| {
+            a.kd_temperature
+                .partial_cmp(&b.kd_temperature)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let mut s = Series::new(format!("{arch} distilled"), c, Mark::LineDots);
         for r in &kd {
             let t = r.kd_temperature.unwrap_or(1.0);
@@ -354,12 +366,16 @@ pub fn draw_sweep(title: &str, runs: &[RunPoint]) -> Result<Option<Vec<u8>>, Plo
         series.push(s);
         for r in runs.iter().filter(|r| r.student == *arch && r.scratch) {
             let e = r.errors as f64;
-            let mut b = Series::new(format!("{arch} from scratch ({})", r.errors), c, Mark::Dashed);
+            let mut b = Series::new(
+                format!("{arch} from scratch ({})", r.errors),
+                c,
+                Mark::Dashed,
+            );
             b.points = vec![(x0, e), (x1, e)];
             series.push(b);
             if let Some(v) = r.reference {
                 let mut rb = Series::new(
-                    format!("{arch} from scratch, reference ({v:.0})"),
+                    format!("{arch} from scratch, {reference} ({v:.0})"),
                     lighten(c),
                     Mark::Dashed,
                 );

@@ -8,8 +8,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::{
-    draw_panel, figure, fmt_num, fmt_pct, write_png, Axis, Mark, Panel, PlotError, Series,
-    PALETTE,
+    draw_panel, figure, fmt_num, fmt_pct, write_png, Axis, Mark, Panel, PlotError, Series, PALETTE,
 };
 use crate::config::RunConfig;
 use crate::metrics::steps::StepRecord;
@@ -131,7 +130,10 @@ fn loss_panel(history: &[EpochMetrics], steps: &[StepRecord]) -> Panel {
         y.label = "loss (log scale)".into();
     }
     let title = if window > 1 {
-        format!("{title} (mean of every {window} steps; {} epochs)", history.len())
+        format!(
+            "{title} (mean of every {window} steps; {} epochs)",
+            history.len()
+        )
     } else {
         title.to_string()
     };
@@ -152,7 +154,10 @@ fn loss_panel(history: &[EpochMetrics], steps: &[StepRecord]) -> Panel {
     }
 }
 
-fn per_epoch(history: &[EpochMetrics], f: impl Fn(&EpochMetrics) -> Option<f64>) -> Vec<(f64, f64)> {
+fn per_epoch(
+    history: &[EpochMetrics],
+    f: impl Fn(&EpochMetrics) -> Option<f64>,
+) -> Vec<(f64, f64)> {
     history
         .iter()
         .filter_map(|m| f(m).map(|v| (m.epoch as f64, v)))
@@ -161,10 +166,15 @@ fn per_epoch(history: &[EpochMetrics], f: impl Fn(&EpochMetrics) -> Option<f64>)
 
 fn error_panel(history: &[EpochMetrics], epochs: usize, few: bool) -> Panel {
     let mut err = Series::new("eval error", PALETTE[1], Mark::LineDots);
-    err.points = per_epoch(history, |m| m.eval.as_ref().map(|e| 100.0 * (1.0 - e.accuracy)));
+    err.points = per_epoch(history, |m| {
+        m.eval.as_ref().map(|e| 100.0 * (1.0 - e.accuracy))
+    });
     let mut dis = Series::new("disagreement with teacher", PALETTE[3], Mark::LineDots);
     dis.points = per_epoch(history, |m| {
-        m.eval.as_ref().and_then(|e| e.agreement).map(|a| 100.0 * (1.0 - a))
+        m.eval
+            .as_ref()
+            .and_then(|e| e.agreement)
+            .map(|a| 100.0 * (1.0 - a))
     });
     let notes = if few {
         value_notes(&[&err, &dis], fmt_pct)
@@ -180,7 +190,10 @@ fn error_panel(history: &[EpochMetrics], epochs: usize, few: bool) -> Panel {
         title: "Held-out error and disagreement with the teacher".into(),
         x: Axis::epochs(epochs),
         y,
-        series: [err, dis].into_iter().filter(|s| !s.points.is_empty()).collect(),
+        series: [err, dis]
+            .into_iter()
+            .filter(|s| !s.points.is_empty())
+            .collect(),
         notes,
         empty: "no eval set (data.eval is not set)".into(),
         legend: SeriesLabelPosition::UpperRight,
@@ -280,9 +293,12 @@ mod tests {
                 steps: 1,
                 lr: 1e-3,
                 loss: 2.0 / s as f64,
-                terms: [("ce".to_string(), 1.0 / s as f64), ("kd:logits".into(), 0.5)]
-                    .into_iter()
-                    .collect(),
+                terms: [
+                    ("ce".to_string(), 1.0 / s as f64),
+                    ("kd:logits".into(), 0.5),
+                ]
+                .into_iter()
+                .collect(),
             })
             .collect();
         let png = draw_curves("run \"t\"", &hist, &steps).expect("draws");
@@ -302,6 +318,10 @@ mod tests {
         assert!(Axis::fit("l", [2.0, 0.01], true, true, fmt_num).log);
         assert!(!Axis::fit("l", [2.0, 0.5], true, true, fmt_num).log);
         assert!(!Axis::fit("l", [2.0, 0.0], true, true, fmt_num).log);
+        assert_eq!(
+            Axis::fit("l", [0.0, 0.0], true, true, fmt_num).range,
+            0.0..1.0
+        );
         assert_eq!(fmt_num(1_276_810.0), "1.28M");
         assert_eq!(fmt_num(24_790.0), "24.8k");
         assert_eq!(fmt_num(0.0062), "0.0062");

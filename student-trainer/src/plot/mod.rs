@@ -61,8 +61,7 @@ fn fonts() -> Result<(), PlotError> {
     static DONE: OnceLock<bool> = OnceLock::new();
     let ok = *DONE.get_or_init(|| {
         plotters::style::register_font(FAMILY, FontStyle::Normal, dejavu::sans::regular()).is_ok()
-            && plotters::style::register_font(FAMILY, FontStyle::Bold, dejavu::sans::bold())
-                .is_ok()
+            && plotters::style::register_font(FAMILY, FontStyle::Bold, dejavu::sans::bold()).is_ok()
     });
     ok.then_some(()).ok_or(PlotError::Font)
 }
@@ -165,7 +164,8 @@ impl Axis {
         let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let (range, log) = if v.is_empty() {
+        let (range, log) = if v.is_empty() || (hi - lo).abs() < 1e-12 && hi.abs() < 1e-12 {
+            // Nothing, or all zeros (e.g. no eval errors): a unit axis rather than 0..1e-9.
             (0.0..1.0, false)
         } else if allow_log && lo > 0.0 && hi / lo >= 10.0 {
             (lo / 1.5..hi * 1.5, true)
@@ -338,24 +338,29 @@ where
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
         }
         let anno = match s.mark {
-            Mark::Line | Mark::LineDots => chart.draw_series(LineSeries::new(pts.clone(), style))?,
+            Mark::Line | Mark::LineDots => {
+                chart.draw_series(LineSeries::new(pts.clone(), style))?
+            }
             Mark::Dashed => chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 6, style))?,
             Mark::Crosses => chart.draw_series(
                 pts.iter()
                     .map(|&p| Cross::new(p, 7, c.stroke_width(3)).into_dyn()),
             )?,
-            Mark::Dots => {
-                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 6, c.filled()).into_dyn()))?
-            }
+            Mark::Dots => chart.draw_series(
+                pts.iter()
+                    .map(|&p| Circle::new(p, 6, c.filled()).into_dyn()),
+            )?,
         };
         if !s.label.is_empty() {
             legend = true;
             let w = s.width;
-            anno.label(s.label.clone()).legend(move |(x, y)| match s.mark {
-                Mark::Crosses => Cross::new((x + 10, y), 6, c.stroke_width(3)).into_dyn(),
-                Mark::Dots => Circle::new((x + 10, y), 5, c.filled()).into_dyn(),
-                _ => PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(w + 1)).into_dyn(),
-            });
+            anno.label(s.label.clone())
+                .legend(move |(x, y)| match s.mark {
+                    Mark::Crosses => Cross::new((x + 10, y), 6, c.stroke_width(3)).into_dyn(),
+                    Mark::Dots => Circle::new((x + 10, y), 5, c.filled()).into_dyn(),
+                    _ => PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(w + 1))
+                        .into_dyn(),
+                });
         }
     }
     for (x, y, t, c) in &panel.notes {
