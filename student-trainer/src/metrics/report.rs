@@ -210,7 +210,7 @@ pub fn charts(title: &str, rows: &[ReportRow], reference: &str) -> Result<Vec<Ch
             caption: "Left: each run's held-out error rate (% of eval rows misclassified) after \
                       every epoch, from its own training-time eval. Right: disagreement with the \
                       teacher (100% − top-1 agreement) per epoch, for runs whose eval set holds \
-                      teacher logits. Log scales when the values span a decade or more."
+                      teacher logits. Log scales when the values span 30x or more."
                 .into(),
             png: draw_epoch_comparison(title, &points)?,
         },
@@ -220,7 +220,8 @@ pub fn charts(title: &str, rows: &[ReportRow], reference: &str) -> Result<Vec<Ch
             caption: "Left: test errors of each run's exported model re-scored on the report's \
                       eval set, annotated with its parameter count and ONNX Runtime throughput. \
                       Right: the same test errors against ONNX Runtime rows/s on this machine \
-                      (log scale), coloured by parameter count; numbers refer to the bars."
+                      (log scale when the speeds span 30x), coloured by parameter count; numbers \
+                      refer to the bars."
                 .into(),
             png: draw_tradeoff(title, &points, reference)?,
         },

@@ -167,19 +167,16 @@ pub fn draw_tradeoff(
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0))
             .collect();
-        let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = xs.iter().copied().fold(0.0f64, f64::max);
-        let x = if xs.is_empty() {
-            Axis::fit("ONNX Runtime rows/s", [], false, true, fmt_num)
-        } else {
-            Axis {
-                label: "ONNX Runtime rows/s on this machine (log scale)".into(),
-                range: lo / 2.0..hi * 2.0,
-                log: true,
-                fmt: fmt_num,
-                ticks: 6,
-            }
-        };
+        let mut x = Axis::fit(
+            "ONNX Runtime rows/s on this machine",
+            xs,
+            true,
+            false,
+            fmt_num,
+        );
+        if x.log {
+            x.label.push_str(" (log scale)");
+        }
         let y = Axis::fit(
             "test errors",
             series
@@ -202,7 +199,8 @@ pub fn draw_tradeoff(
                     .collect(),
                 notes,
                 empty: "no run was scored through ONNX Runtime".into(),
-                legend: SeriesLabelPosition::UpperRight,
+                // Fast, small students tend to sit high on the right, so the legend goes low.
+                legend: SeriesLabelPosition::LowerRight,
             },
         )
     })

@@ -38,11 +38,12 @@ pub fn run_title(run_dir: &Path, cfg: &RunConfig, params: usize) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| run_dir.display().to_string());
+    let e = cfg.train.epochs;
     format!(
-        "run \"{name}\": {}, {} parameters, {} epochs",
+        "run \"{name}\": {}, {} parameters, {e} epoch{}",
         student_desc(&cfg.student),
         fmt_num(params as f64),
-        cfg.train.epochs
+        if e == 1 { "" } else { "s" }
     )
 }
 
@@ -131,8 +132,9 @@ fn loss_panel(history: &[EpochMetrics], steps: &[StepRecord]) -> Panel {
     }
     let title = if window > 1 {
         format!(
-            "{title} (mean of every {window} steps; {} epochs)",
-            history.len()
+            "{title} (mean of every {window} steps; {} epoch{})",
+            history.len(),
+            if history.len() == 1 { "" } else { "s" }
         )
     } else {
         title.to_string()
@@ -205,7 +207,7 @@ fn eval_loss_panel(history: &[EpochMetrics], epochs: usize, few: bool) -> Panel 
     ce.points = per_epoch(history, |m| m.eval.as_ref().map(|e| e.ce));
     let mut kd = Series::new("eval KD loss", PALETTE[4], Mark::LineDots);
     kd.points = per_epoch(history, |m| m.eval.as_ref().and_then(|e| e.kd));
-    let mut train = Series::new("training loss (epoch mean)", PALETTE[7], Mark::Dashed);
+    let mut train = Series::new("training loss (epoch mean)", PALETTE[7], Mark::LineDots);
     train.points = per_epoch(history, |m| Some(m.train_loss));
     let notes = if few {
         value_notes(&[&ce, &kd], fmt_num)
@@ -314,9 +316,10 @@ mod tests {
     }
 
     #[test]
-    fn log_axis_only_when_values_span_a_decade() {
+    fn log_axis_only_when_values_span_more_than_a_decade() {
         assert!(Axis::fit("l", [2.0, 0.01], true, true, fmt_num).log);
         assert!(!Axis::fit("l", [2.0, 0.5], true, true, fmt_num).log);
+        assert!(!Axis::fit("l", [2.0, 0.1], true, true, fmt_num).log);
         assert!(!Axis::fit("l", [2.0, 0.0], true, true, fmt_num).log);
         assert_eq!(
             Axis::fit("l", [0.0, 0.0], true, true, fmt_num).range,

@@ -152,8 +152,8 @@ pub(crate) struct Axis {
 }
 
 impl Axis {
-    /// An axis fitted to `values`: logarithmic when they are positive and span a decade or
-    /// more (and `allow_log`), else linear (from 0 when `from_zero`), with some headroom.
+    /// An axis fitted to `values`: logarithmic when they are positive and span 30x or more
+    /// (and `allow_log`; narrower log axes get too few ticks to read), else linear (from 0 when `from_zero`), with some headroom.
     pub(crate) fn fit(
         label: impl Into<String>,
         values: impl IntoIterator<Item = f64>,
@@ -167,7 +167,7 @@ impl Axis {
         let (range, log) = if v.is_empty() || (hi - lo).abs() < 1e-12 && hi.abs() < 1e-12 {
             // Nothing, or all zeros (e.g. no eval errors): a unit axis rather than 0..1e-9.
             (0.0..1.0, false)
-        } else if allow_log && lo > 0.0 && hi / lo >= 10.0 {
+        } else if allow_log && lo > 0.0 && hi / lo >= 30.0 {
             (lo / 1.5..hi * 1.5, true)
         } else {
             let span = (hi - lo).abs().max(hi.abs() * 0.05).max(1e-9);
@@ -419,6 +419,8 @@ fn encode_png(chart: &str, (w, h): (u32, u32), rgb: &[u8]) -> Result<Vec<u8>, Pl
     let mut e = png::Encoder::new(&mut out, w, h);
     e.set_color(png::ColorType::Rgb);
     e.set_depth(png::BitDepth::Eight);
+    e.set_compression(png::Compression::Best);
+    e.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
     let mut writer = e.write_header().map_err(enc)?;
     writer.write_image_data(rgb).map_err(enc)?;
     writer.finish().map_err(enc)?;
