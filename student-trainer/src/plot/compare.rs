@@ -332,11 +332,13 @@ pub fn draw_sweep(
     if archs.is_empty() {
         return Ok(None);
     }
-    let temps: Vec<f64> = runs.iter().filter_map(|r| r.kd_temperature).collect();
-    let (tlo, thi) = temps
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
-    let (x0, x1) = (tlo / 1.4, thi * 1.4);
+    // One evenly spaced column per temperature tried (a log axis over 1..20 has too few
+    // labelled ticks to read the values off).
+    let mut temps: Vec<f64> = runs.iter().filter_map(|r| r.kd_temperature).collect();
+    temps.sort_by(f64::total_cmp);
+    temps.dedup();
+    let col = |t: f64| temps.iter().position(|&v| v == t).unwrap_or(0) as f64;
+    let (x0, x1) = (-0.5, temps.len() as f64 - 0.5);
     let mut series = Vec::new();
     let mut notes = Vec::new();
     let mut refs = Series::new(reference, BLACK, Mark::Crosses);
@@ -353,7 +355,7 @@ pub fn draw_sweep(
         });
         let mut s = Series::new(format!("{arch} distilled"), c, Mark::LineDots);
         for r in &kd {
-            let t = r.kd_temperature.unwrap_or(1.0);
+            let t = col(r.kd_temperature.unwrap_or(1.0));
             s.points.push((t, r.errors as f64));
             notes.push((t, r.errors as f64, r.errors.to_string(), c));
             if let Some(v) = r.reference {
@@ -393,17 +395,28 @@ pub fn draw_sweep(
         false,
         fmt_num,
     );
+    let labels: Vec<String> = temps
+        .iter()
+        .map(|t| format!("T = {}", fmt_num(*t)))
+        .collect();
     let png = figure("compare-sweep.png", (1100, 680), title, |area| {
         draw_panel(
             area,
             &Panel {
                 title: "Test errors against the KD temperature T".into(),
                 x: Axis {
-                    label: "temperature T (log scale)".into(),
+                    label: "KD temperature T (one column per value tried)".into(),
                     range: x0..x1,
-                    log: true,
-                    fmt: fmt_num,
-                    ticks: 8,
+                    log: false,
+                    fmt: std::sync::Arc::new(move |v: f64| {
+                        let i = v.round();
+                        if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                            labels[i as usize].clone()
+                        } else {
+                            String::new()
+                        }
+                    }),
+                    ticks: temps.len(),
                 },
                 y,
                 series,

@@ -145,7 +145,7 @@ fn loss_panel(history: &[EpochMetrics], steps: &[StepRecord]) -> Panel {
             label: x_label.into(),
             range: 0.0..xmax * 1.02,
             log: false,
-            fmt: fmt_num,
+            fmt: std::sync::Arc::new(fmt_num),
             ticks: 10,
         },
         y,

@@ -11,7 +11,7 @@ pub mod curves;
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -94,6 +94,9 @@ pub(crate) const PALETTE: [RGBColor; 14] = [
     RGBColor(150, 70, 0),
 ];
 
+/// Prints an axis tick value.
+pub(crate) type Formatter = Arc<dyn Fn(f64) -> String + Send + Sync>;
+
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Mark {
@@ -137,7 +140,7 @@ impl Series {
 }
 
 /// One axis: its range, whether it is logarithmic, and how ticks are printed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Axis {
     /// Axis title, with units.
     pub label: String,
@@ -146,7 +149,7 @@ pub(crate) struct Axis {
     /// Logarithmic.
     pub log: bool,
     /// Tick formatter.
-    pub fmt: fn(f64) -> String,
+    pub fmt: Formatter,
     /// Approximate tick count.
     pub ticks: usize,
 }
@@ -182,7 +185,7 @@ impl Axis {
             label: label.into(),
             range,
             log,
-            fmt,
+            fmt: Arc::new(fmt),
             ticks: 8,
         }
     }
@@ -194,7 +197,7 @@ impl Axis {
             label: "epoch".into(),
             range: 0.5..n + 0.5,
             log: false,
-            fmt: fmt_int,
+            fmt: Arc::new(fmt_int),
             ticks: epochs.clamp(1, 12),
         }
     }
@@ -242,7 +245,7 @@ fn trim(s: String) -> String {
 }
 
 /// A panel: title, axes, series, value labels at points, and a note when there is no data.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Panel {
     /// Title over the panel.
     pub title: String,
@@ -298,8 +301,8 @@ where
         .x_label_area_size(52)
         .y_label_area_size(78)
         .build_cartesian_2d(x, y)?;
-    let xf = panel.x.fmt;
-    let yf = panel.y.fmt;
+    let xf = panel.x.fmt.clone();
+    let yf = panel.y.fmt.clone();
     chart
         .configure_mesh()
         .x_desc(panel.x.label.as_str())
