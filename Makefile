@@ -5,7 +5,7 @@ CARGO ?= cargo
 ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 export ORT_DYLIB_PATH
 
-.PHONY: all deps models build test fmt fmt-check lint bench demo paper
+.PHONY: all deps models browser build test fmt fmt-check lint bench demo paper
 
 all: build
 
@@ -19,12 +19,17 @@ models: deps
 	scripts/fetch_models.sh
 	scripts/fetch_text.sh
 
+## browser: Debian's chromium for the HTML report's browser test (scripts/fetch_browser.sh;
+## idempotent, apt-get as root, ~50 s the first time)
+browser:
+	scripts/fetch_browser.sh
+
 ## build: every binary (the integration tests run the real binaries)
 build:
 	$(CARGO) build --workspace --bins
 
-## test: fetch what the tests need, build the binaries, run every test
-test: deps models build
+## test: fetch what the tests need (chromium included), build the binaries, run every test
+test: deps models browser build
 	$(CARGO) test --workspace
 
 ## fmt: format the workspace; fmt-check: fail on unformatted code

@@ -2,7 +2,7 @@
 # `make demo`: the whole offline loop on real MNIST.
 #   teacher (hard labels) -> ONNX -> teacher-server -> Arrow IPC labelling -> Parquet label store
 #   -> student from scratch and distilled student (same budget) -> ONNX -> report table.
-# Writes runs/demo/REPORT.md. Idempotent inputs (deps, data); runs are redone each time.
+# Writes runs/demo/REPORT.md, REPORT.html and charts/. Idempotent inputs (deps, data); runs are redone each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -53,5 +53,9 @@ step "report"
 "$BIN/student-trainer" report --title "distill demo: MNIST, teacher -> students" \
   --run "teacher=$OUT/teacher" --run "scratch student=$OUT/scratch" \
   --run "distilled student=$OUT/distilled" --eval data/labels/mnist-test \
-  --teacher-column logits --elapsed-s "$(( $(date +%s) - START ))" --out "$OUT/REPORT.md" >/dev/null
+  --teacher-column logits --elapsed-s "$(( $(date +%s) - START ))" --out "$OUT/REPORT.md" \
+  --html "$OUT/REPORT.html" --charts "$OUT/charts" >/dev/null
 cat "$OUT/REPORT.md"
+echo
+echo "HTML report (self-contained, open it in a browser): $OUT/REPORT.html"
+echo "charts: $OUT/charts/*.png and each run's curves.png"

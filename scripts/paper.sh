@@ -4,7 +4,8 @@
 # generation and feature/relation losses. Not part of CI; with the paper-like budget it takes
 # hours on 2 cores. Budgets are environment variables (defaults = the full run):
 #   PAPER_TEACHER_EPOCHS (60)  PAPER_STUDENT_EPOCHS (60)  PAPER_SWEEP_EPOCHS (same as students)
-# Writes runs/paper/REPORT.md and docs/results/mnist-hinton.md.
+# Writes runs/paper/REPORT.md, REPORT.html and charts/, and docs/results/mnist-hinton.md
+# (with its charts in docs/results/mnist-hinton/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -148,9 +149,12 @@ RUNS+=(--run "2x800 born-again gen 2 (teacher: the kd T 20 student)=$OUT/born-ag
 ELAPSED=$(( $(date +%s) - START ))
 "$BIN/student-trainer" report --title "Hinton et al. 2015 §3 on MNIST, reproduced with distill" \
   "${RUNS[@]}" --eval "$LABELS/t1-test" --teacher-column logits --elapsed-s "$ELAPSED" \
-  --out "$OUT/REPORT.md" >/dev/null
+  --reference "teacher 2x1200 (dropout, jitter)=67" --reference "2x800 scratch=146" \
+  --reference "2x800 kd, T 20=74" --reference-source "Hinton et al. 2015 (paper)" \
+  --out "$OUT/REPORT.md" --html "$OUT/REPORT.html" --charts "$OUT/charts" >/dev/null
 
-mkdir -p docs/results
+mkdir -p docs/results/mnist-hinton
+cp "$OUT"/charts/*.png docs/results/mnist-hinton/
 {
   echo "# MNIST: Hinton et al. 2015 §3, reproduced"
   echo
@@ -184,6 +188,6 @@ mkdir -p docs/results
   echo
   echo "## Measured"
   echo
-  sed '1,2d' "$OUT/REPORT.md"
+  sed '1,2d' "$OUT/REPORT.md" | sed 's|](charts/|](mnist-hinton/|'
 } >docs/results/mnist-hinton.md
 cat docs/results/mnist-hinton.md

@@ -1,4 +1,4 @@
-//! The command line: `student-trainer train` and `student-trainer eval`.
+//! The command line: `student-trainer train`, `eval`, `report` and `plot`.
 
 use std::path::{Path, PathBuf};
 
@@ -28,8 +28,18 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a student (ONNX or safetensors) on a labelled Parquet set.
     Eval(EvalArgs),
-    /// Compare finished runs in a Markdown table, re-scoring each on one eval set.
+    /// Compare finished runs (Markdown table, charts, HTML), re-scoring each on one eval set.
     Report(ReportArgs),
+    /// Redraw a run folder's curves.png from its metrics.jsonl and steps.jsonl.
+    Plot(PlotArgs),
+}
+
+/// `plot` flags.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The run folder.
+    #[arg(long)]
+    pub run: PathBuf,
 }
 
 /// `report` flags.
@@ -56,9 +66,23 @@ pub struct ReportArgs {
     /// ONNX Runtime shared library.
     #[arg(long, env = "ORT_DYLIB_PATH")]
     pub ort_lib: Option<PathBuf>,
-    /// Write the report here (it is printed as well).
+    /// Write the Markdown report here (it is printed as well).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write a self-contained HTML report here (tables, charts, run settings; no network).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write the comparison charts as PNG files into this folder (linked from the Markdown
+    /// report when it is beside or above them).
+    #[arg(long)]
+    pub charts: Option<PathBuf>,
+    /// A reference test-error count for a run, as NAME=ERRORS (repeatable), e.g. a paper's
+    /// number; drawn beside the run's result.
+    #[arg(long = "reference")]
+    pub references: Vec<String>,
+    /// Where the --reference numbers come from, for the report's legend and text.
+    #[arg(long, default_value = "reference errors")]
+    pub reference_source: String,
 }
 
 /// `train` flags.
@@ -164,6 +188,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
             }
             print!("{text}");
+            Ok(())
+        }
+        Command::Plot(a) => {
+            let path = plot(&a.run)?;
+            println!("wrote {}", path.display());
             Ok(())
         }
         Command::Eval(a) => {
@@ -325,9 +354,48 @@ fn onnx_logits(
     Ok(logits)
 }
 
-/// Builds the `report` table: each run's summary, and its exported student (ONNX when
-/// present, else safetensors with the run's config) scored on `--eval`.
+/// Redraws `curves.png` of a run folder (e.g. one trained before the charts changed).
+pub fn plot(run: &Path) -> anyhow::Result<PathBuf> {
+    let cfg = RunConfig::load(&run.join("config.toml"))?;
+    let history = crate::metrics::read_epochs(&run.join("metrics.jsonl"))?;
+    let steps = crate::metrics::steps::read_steps(&run.join("steps.jsonl"))?;
+    let sp = run.join("summary.json");
+    let text = std::fs::read_to_string(&sp)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e} (is the run finished?)", sp.display()))?;
+    let summary: crate::metrics::Summary = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} does not parse: {e}", sp.display()))?;
+    let title = crate::plot::run_title(run, &cfg, summary.param_count);
+    let path = run.join("curves.png");
+    crate::plot::write_curves(&path, &title, &history, &steps)?;
+    Ok(path)
+}
+
+/// Parses `--reference NAME=ERRORS` values (the name may itself hold `=`).
+fn references(specs: &[String]) -> anyhow::Result<Vec<(String, f64)>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, v) = spec
+                .rsplit_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--reference {spec:?}: expected NAME=ERRORS"))?;
+            let v: f64 = v.trim().parse().map_err(|_| {
+                anyhow::anyhow!("--reference {spec:?}: {v:?} is not a number of errors")
+            })?;
+            anyhow::ensure!(
+                v.is_finite() && v >= 0.0,
+                "--reference {spec:?}: errors must be >= 0"
+            );
+            Ok((name.to_string(), v))
+        })
+        .collect()
+}
+
+/// Builds the `report`: each run's summary, and its exported student (ONNX when present,
+/// else safetensors with the run's config) scored on `--eval`; writes the charts and the
+/// HTML page when asked, and returns the Markdown.
 pub fn report(a: &ReportArgs) -> anyhow::Result<String> {
+    use crate::metrics::report as rep;
+    let refs = references(&a.references)?;
     let mut rows = Vec::new();
     for spec in &a.runs {
         let (name, dir) = spec
@@ -343,6 +411,13 @@ pub fn report(a: &ReportArgs) -> anyhow::Result<String> {
         })?;
         let summary: crate::metrics::Summary = serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("run {name:?}: {} does not parse: {e}", sp.display()))?;
+        let cp = dir.join("config.toml");
+        let config_text = std::fs::read_to_string(&cp)
+            .map_err(|e| anyhow::anyhow!("run {name:?}: cannot read {}: {e}", cp.display()))?;
+        let config = RunConfig::load(&cp).map_err(|e| anyhow::anyhow!("run {name:?}: {e}"))?;
+        let history = crate::metrics::read_epochs(&dir.join("metrics.jsonl"))
+            .map_err(|e| anyhow::anyhow!("run {name:?}: {e}"))?;
+        let curves_png = std::fs::read(dir.join("curves.png")).ok();
         let onnx = dir.join("student.onnx");
         let model = if onnx.is_file() {
             onnx
@@ -352,7 +427,7 @@ pub fn report(a: &ReportArgs) -> anyhow::Result<String> {
         let args = EvalArgs {
             model: model.clone(),
             data: a.eval.clone(),
-            config: Some(dir.join("config.toml")),
+            config: Some(cp),
             input: None,
             label: None,
             teacher_column: a.teacher_column.clone(),
@@ -363,9 +438,15 @@ pub fn report(a: &ReportArgs) -> anyhow::Result<String> {
             timing_rounds: 5,
         };
         let m = eval(&args).map_err(|e| anyhow::anyhow!("run {name:?}: {e:#}"))?;
-        rows.push(crate::metrics::report::ReportRow {
+        rows.push(rep::ReportRow {
             name: name.to_string(),
+            reference: refs.iter().find(|(n, _)| n == name).map(|(_, v)| *v),
+            dir,
             summary,
+            history,
+            config,
+            config_text,
+            curves_png,
             eval: m,
             scored: model
                 .file_name()
@@ -373,12 +454,57 @@ pub fn report(a: &ReportArgs) -> anyhow::Result<String> {
                 .unwrap_or_default(),
         });
     }
-    Ok(crate::metrics::report::render(
-        &a.title,
-        &a.eval,
-        &rows,
-        a.elapsed_s,
-    ))
+    if let Some((n, _)) = refs
+        .iter()
+        .find(|(n, _)| !rows.iter().any(|r| &r.name == n))
+    {
+        anyhow::bail!("--reference names run {n:?}, which no --run has");
+    }
+    let charts = if a.html.is_some() || a.charts.is_some() {
+        rep::charts(&a.title, &rows, &a.reference_source)?
+    } else {
+        Vec::new()
+    };
+    let mut links = Vec::new();
+    if let Some(dir) = &a.charts {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let md_dir = a.out.as_ref().and_then(|o| o.parent());
+        for c in &charts {
+            let path = dir.join(c.file);
+            crate::plot::write_png(&path, &c.png)?;
+            let rel = match md_dir {
+                Some(d) if d.as_os_str().is_empty() => path.is_relative().then(|| path.clone()),
+                Some(d) => path.strip_prefix(d).ok().map(Path::to_path_buf),
+                None => None,
+            };
+            if let Some(rel) = rel {
+                links.push((rel.display().to_string(), c.title.clone()));
+            }
+        }
+    }
+    if let Some(p) = &a.html {
+        let fingerprint = distill_proto::store::read_manifest(
+            &Path::new(&a.eval).join(distill_proto::store::MANIFEST_FILE),
+        )
+        .ok()
+        .and_then(|m| serde_json::to_string_pretty(&m.teacher).ok());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let ctx = rep::ReportContext {
+            title: a.title.clone(),
+            eval_data: a.eval.clone(),
+            elapsed_s: a.elapsed_s,
+            reference_source: a.reference_source.clone(),
+            teacher_fingerprint: fingerprint,
+            machine: rep::machine(),
+            generated: rep::utc(now),
+        };
+        std::fs::write(p, rep::render_html(&ctx, &rows, &charts))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    }
+    Ok(rep::render(&a.title, &a.eval, &rows, a.elapsed_s, &links))
 }
 
 #[cfg(test)]

@@ -82,6 +82,10 @@ fn eval_of_safetensors_and_onnx_matches_training_eval() {
         elapsed_s: Some(1.0),
         ort_lib: Some(ort_lib()),
         out: None,
+        html: None,
+        charts: None,
+        references: Vec::new(),
+        reference_source: String::new(),
     })
     .expect("report");
     assert!(
@@ -98,6 +102,10 @@ fn eval_of_safetensors_and_onnx_matches_training_eval() {
         elapsed_s: None,
         ort_lib: None,
         out: None,
+        html: None,
+        charts: None,
+        references: Vec::new(),
+        reference_source: String::new(),
     })
     .expect_err("bad --run");
     assert!(e.to_string().contains("NAME=RUN_FOLDER"), "{e}");

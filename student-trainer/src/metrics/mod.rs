@@ -1,9 +1,10 @@
-//! Per-epoch metrics (`metrics.jsonl`), the run summary (`summary.json`), and the host-side
+//! Per-epoch metrics (`metrics.jsonl`), per-step losses (`steps.jsonl`), the run summary (`summary.json`), and the host-side
 //! scoring of logits against labels and teacher logits shared by training-time eval and
 //! `student-trainer eval`.
 
 pub mod report;
 pub mod score;
+pub mod steps;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -127,6 +128,19 @@ pub fn truncate_epochs(path: &Path, keep: usize) -> Result<Vec<EpochMetrics>, Me
     }
     std::fs::write(path, body).map_err(|e| io_err(path, e))?;
     Ok(out)
+}
+
+/// Reads every epoch of a finished run's `metrics.jsonl`.
+pub fn read_epochs(path: &Path) -> Result<Vec<EpochMetrics>, MetricsError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| io_err(path, format!("line {} does not parse: {e}", i + 1)))
+        })
+        .collect()
 }
 
 /// Writes `summary.json`.

@@ -1,6 +1,7 @@
 //! One epoch of training: batches through the student, loss, backward, optimizer step, and
 //! the running totals that become the epoch's metrics.
 
+use crate::metrics::steps::StepLog;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -99,6 +100,7 @@ pub fn train_epoch(
     opt: &mut Optimizer,
     epoch: usize,
     quiet: bool,
+    step_log: &mut StepLog,
 ) -> Result<EpochTotals, TrainError> {
     let steps_per_epoch = setup.data.rows().div_ceil(tcfg.batch_size);
     setup
@@ -129,6 +131,7 @@ pub fn train_epoch(
         let lr = lr_at(tcfg, opt.steps(), steps_per_epoch);
         opt.step(&grads, lr)?;
         drop(grads);
+        step_log.record(epoch + 1, opt.steps(), lr, rows, lv, &values)?;
         totals.add(rows, lv, &values, t0.elapsed().as_secs_f64(), lr);
         pb.inc(1);
         if i % 20 == 0 {
@@ -140,6 +143,7 @@ pub fn train_epoch(
         }
     }
     pb.finish_and_clear();
+    step_log.end_epoch()?;
     Ok(totals)
 }
 

@@ -1,7 +1,7 @@
 //! The training loop: builds the student, loss terms and optimizer from a [`RunConfig`],
 //! trains epoch by epoch on background-prepared batches, evaluates, logs, checkpoints,
 //! resumes, and writes the run folder (`config.toml`, `student.safetensors`, `student.onnx`,
-//! `metrics.jsonl`, `summary.json`, `curves.png`).
+//! `metrics.jsonl`, `steps.jsonl`, `summary.json`, `curves.png`).
 //!
 //! [`run`] is the sequence; each step is its own module: [`run_folder`] (config and folder),
 //! [`setup`] (data, student, objective), [`epoch`] (one pass over the rows), [`early_stop`],
@@ -159,6 +159,11 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         .map(|es| EarlyStopper::new(es.patience, state.best));
     let metrics_path = out.join("metrics.jsonl");
     let labels = setup.objective.labels();
+    let mut step_log = metrics::steps::StepLog::open(
+        &out.join(outputs::STEPS_FILE),
+        labels.clone(),
+        state.optimizer_steps,
+    )?;
 
     while state.epoch < tcfg.epochs && !state.stopped_early {
         if opts.stop_after.is_some_and(|n| state.epoch >= n) {
@@ -167,7 +172,14 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
             });
         }
         let t_epoch = Instant::now();
-        let totals = epoch::train_epoch(&setup, tcfg, &mut opt, state.epoch, opts.quiet)?;
+        let totals = epoch::train_epoch(
+            &setup,
+            tcfg,
+            &mut opt,
+            state.epoch,
+            opts.quiet,
+            &mut step_log,
+        )?;
         let eval_m = evaluate_opt(&setup.student, setup.eval.as_ref(), &cfg)?;
         state.epoch += 1;
         state.optimizer_steps = opt.steps();

@@ -11,6 +11,8 @@ use super::{evaluate_opt, run_folder, TrainError, TrainOptions};
 use crate::config::RunConfig;
 use crate::metrics::{self, EpochMetrics, Summary};
 
+/// Per-step training losses of a run (`metrics::steps`).
+pub const STEPS_FILE: &str = "steps.jsonl";
 /// The early-stopping copy of the best weights.
 pub fn best_path(out: &Path) -> PathBuf {
     checkpoint::dir(out).join("best.safetensors")
@@ -49,7 +51,11 @@ pub fn write(
         None => state.epoch,
     };
     let final_eval = evaluate_opt(&setup.student, setup.eval.as_ref(), cfg)?;
-    let mut files = vec![run_folder::CONFIG_FILE.to_string(), "metrics.jsonl".into()];
+    let mut files = vec![
+        run_folder::CONFIG_FILE.to_string(),
+        "metrics.jsonl".into(),
+        STEPS_FILE.into(),
+    ];
     checkpoint::save_vars(&setup.varmap, &out.join("student.safetensors"), |n| {
         !n.starts_with(PROJECTOR_PREFIX)
     })?;
@@ -61,9 +67,13 @@ pub fn write(
     }
     if opts.plot {
         let path = out.join("curves.png");
-        crate::plot::draw_curves(&path, end.history).map_err(|source| TrainError::Plot {
-            path: path.clone(),
-            source,
+        let steps = metrics::steps::read_steps(&out.join(STEPS_FILE))?;
+        let title = crate::plot::run_title(out, cfg, setup.student.param_count());
+        crate::plot::write_curves(&path, &title, end.history, &steps).map_err(|source| {
+            TrainError::Plot {
+                path: path.clone(),
+                source: Box::new(source),
+            }
         })?;
         files.push("curves.png".into());
     }
