@@ -166,7 +166,7 @@ impl TransformerConfig {
                 self.hidden, self.heads
             ));
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return bad(format!(
                 "student.layer_norm_eps = {} must be > 0",
                 self.layer_norm_eps
