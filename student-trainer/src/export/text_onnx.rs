@@ -63,7 +63,6 @@ pub fn text_student_to_onnx(
     b.pooling_inputs();
     let (pooled, projector, hidden_dims) = match student.network() {
         TextNetwork::Static(s) => {
-            let d = s.config().dim;
             b.init("embeddings.weight", &s.table)?;
             b.g.node(
                 "Gather",
@@ -72,17 +71,13 @@ pub fn text_student_to_onnx(
                 vec![],
             );
             b.masked_mean("tokens", "pooled")?;
-            ("pooled".to_string(), s.projector.as_ref(), (Vec::new(), d))
+            ("pooled".to_string(), s.projector.as_ref(), Vec::new())
         }
         TextNetwork::Transformer(t) => {
             let names = b.transformer(t, with_types)?;
             let last = names.last().cloned().unwrap_or_default();
             let c = t.config();
-            (
-                last,
-                t.projector.as_ref(),
-                (vec![c.hidden; c.layers], c.hidden),
-            )
+            (last, t.projector.as_ref(), vec![c.hidden; c.layers])
         }
     };
     match projector {
@@ -96,7 +91,7 @@ pub fn text_student_to_onnx(
         DType::F32,
         &[batch(), Dim::Fixed(student.output_dim())],
     );
-    for (i, d) in hidden_dims.0.iter().enumerate() {
+    for (i, d) in hidden_dims.iter().enumerate() {
         g.output(
             &format!("{HIDDEN_OUTPUT_PREFIX}{i}"),
             DType::F32,

@@ -1,6 +1,6 @@
 //! PCA of an embedding table (the Model2Vec starting point): centre the rows, project them on
 //! the top-`k` eigenvectors of their covariance. Cyclic Jacobi in f64: exact to rounding and
-//! dependency-free; a `[30522, 384]` table takes a few seconds.
+//! dependency-free: O(cols³) per sweep, independent of the number of rows.
 
 use candle_core::{DType, Result, Tensor};
 
@@ -84,12 +84,13 @@ fn jacobi_eigen(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
 mod tests {
     use super::*;
 
-    /// Rows on a line along (3, 4)/5 plus a small orthogonal wobble: the first component is
+    /// Rows on a line along (3, 4)/5 plus a small orthogonal wobble, uncorrelated with the
+    /// position on the line (zero mean, zero dot product): the first component is
     /// the line's coordinate, the second the wobble.
     #[test]
     fn recovers_the_dominant_direction() {
         let ts = [-2.0f32, -1.0, 0.0, 1.0, 2.0];
-        let wobble = [0.1f32, -0.1, 0.0, 0.1, -0.1];
+        let wobble = [0.1f32, -0.2, 0.0, 0.2, -0.1];
         let table: Vec<f32> = ts
             .iter()
             .zip(&wobble)
