@@ -3,7 +3,8 @@
 //! - [`config`]: the `[student]` TOML table ([`StudentConfig`]).
 //! - [`mlp`], [`cnn`]: one file per architecture family.
 //! - [`dropout`]: seeded dropout used by both.
-//! - [`linear`]: the fully connected layer as one fused autograd node (the CPU hot path).
+//! - [`linear`]: the fully connected layer as one fused autograd node (the CPU hot path);
+//!   [`fused`]: LayerNorm and softmax likewise.
 //! - Text students: [`static_embed`], [`transformer`] (BERT-style), behind [`text`]
 //!   ([`TextStudent`]); their config in [`text_config`], starting weights from BERT
 //!   safetensors in [`weights`], the static table's PCA in [`pca`].
@@ -21,6 +22,7 @@
 pub mod cnn;
 pub mod config;
 pub mod dropout;
+pub mod fused;
 pub mod linear;
 pub mod mlp;
 pub mod pca;

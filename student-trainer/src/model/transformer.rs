@@ -4,14 +4,16 @@
 //!
 //! The residual stream is kept as `[batch * seq, hidden]` rows, so every dense layer is one
 //! fused linear node ([`super::linear`]); only attention reshapes to `[batch, heads, seq, dh]`.
+//! LayerNorm and softmax are single nodes too ([`super::fused`]).
 //!
 //! Weight names are Hugging Face's (`embeddings.word_embeddings.weight`,
 //! `encoder.layer.N.attention.self.query.weight`, ...), so BERT safetensors load as they are;
 //! the projector is `projector.weight` / `projector.bias`.
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
 
+use super::fused;
 use super::linear::linear;
 use super::text::{masked_mean, TextOutput};
 use super::text_config::TransformerConfig;
@@ -231,21 +233,10 @@ impl Transformer {
     }
 }
 
-/// LayerNorm over the last dim: candle's fused kernel when nothing needs a gradient (it has no
-/// backward), the op-by-op form otherwise.
 fn layer_norm(x: &Tensor, n: &Norm, eps: f32) -> Result<Tensor> {
-    if x.track_op() || n.weight.track_op() || n.bias.track_op() {
-        candle_nn::ops::layer_norm_slow(x, &n.weight, &n.bias, eps)
-    } else {
-        candle_nn::ops::layer_norm(&x.contiguous()?, &n.weight, &n.bias, eps)
-    }
+    fused::layer_norm(x, &n.weight, &n.bias, eps)
 }
 
-/// Softmax over the last dim, fused when nothing needs a gradient (same reason).
 fn softmax(x: &Tensor) -> Result<Tensor> {
-    if x.track_op() {
-        candle_nn::ops::softmax(x, D::Minus1)
-    } else {
-        candle_nn::ops::softmax_last_dim(x)
-    }
+    fused::softmax_last_dim(x)
 }
