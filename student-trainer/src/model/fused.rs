@@ -7,7 +7,6 @@
 //! closed forms: for LayerNorm `dx = (g·w − mean(g·w) − x̂·mean(g·w·x̂)) / σ`, `dw = Σ g·x̂`,
 //! `db = Σ g`; for softmax `dx = y·(g − Σ g·y)`.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// `LayerNorm(x) * weight + bias` over the last dim; one node when `x` is f32 on the CPU.
