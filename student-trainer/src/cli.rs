@@ -2,14 +2,17 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::RunConfig;
 use crate::data::EvalData;
+use crate::export::export_text_onnx;
 use crate::metrics::{score_logits, EvalMetrics};
-use crate::model::Student;
+use crate::model::text_config::TransformerInit;
+use crate::model::{Student, StudentConfig, TextStudent, TransformerConfig};
 use crate::train::{self, evaluate, RunOutcome, TrainOptions};
 
 /// Trains small students from a teacher's stored soft labels, and evaluates them.
@@ -32,6 +35,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Redraw a run folder's curves.png from its metrics.jsonl and steps.jsonl.
     Plot(PlotArgs),
+    /// Write a BERT-family encoder (Hugging Face safetensors + config.json) as an f32 ONNX
+    /// text encoder with mean pooling (all layers, or the `--layers` subset).
+    ExportBert(ExportBertArgs),
 }
 
 /// `plot` flags.
@@ -40,6 +46,26 @@ pub struct PlotArgs {
     /// The run folder.
     #[arg(long)]
     pub run: PathBuf,
+}
+
+/// `export-bert` flags.
+#[derive(Debug, Args)]
+pub struct ExportBertArgs {
+    /// The model's `model.safetensors`.
+    #[arg(long)]
+    pub safetensors: PathBuf,
+    /// Its Hugging Face `config.json`.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Keep only these source layers, in this order (e.g. `0,2,4`).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// Leave out the `token_type_ids` input (every token then has type 0).
+    #[arg(long)]
+    pub no_token_type_ids: bool,
+    /// Where to write the ONNX file.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `report` flags.
@@ -160,6 +186,24 @@ pub fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
+/// `export-bert`: builds the encoder from the safetensors, then writes its ONNX.
+fn export_bert(a: &ExportBertArgs) -> anyhow::Result<TextStudent> {
+    let json = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("reading {}", a.config.display()))?;
+    let mut cfg = TransformerConfig::from_hf_config(&json)
+        .with_context(|| format!("config {}", a.config.display()))?;
+    if let Some(l) = &a.layers {
+        cfg.layers = l.len();
+    }
+    cfg.init = Some(TransformerInit {
+        from: a.safetensors.clone(),
+        layers: a.layers.clone(),
+    });
+    let (_vars, student) = TextStudent::build(&StudentConfig::Transformer(cfg))?;
+    export_text_onnx(&student, !a.no_token_type_ids, &a.out)?;
+    Ok(student)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -179,6 +223,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("paused after {epochs} epochs; continue with --resume")
                 }
             }
+            Ok(())
+        }
+        Command::ExportBert(a) => {
+            let s = export_bert(&a)?;
+            println!(
+                "wrote {} ({} layers, {} parameters)",
+                a.out.display(),
+                s.feature_dims().len(),
+                s.param_count()
+            );
             Ok(())
         }
         Command::Report(a) => {

@@ -235,19 +235,18 @@ fn dropout_zeroes_about_p_and_rescales_the_rest() {
 
 #[test]
 fn gradients_reach_every_weight() {
-    for cfg in [
-        mlp(vec![8, 8], 0.2, 0.1),
-        StudentConfig::Cnn {
-            channels: vec![3, 4],
-            hidden: 6,
-            dropout: 0.2,
-            input_shape: [2, 6, 6],
-        },
+    for (cfg, dim) in [
+        (mlp(vec![8, 8], 0.2, 0.1), 12),
+        (
+            StudentConfig::Cnn {
+                channels: vec![3, 4],
+                hidden: 6,
+                dropout: 0.2,
+                input_shape: [2, 6, 6],
+            },
+            72,
+        ),
     ] {
-        let dim = match &cfg {
-            StudentConfig::Mlp { .. } => 12,
-            StudentConfig::Cnn { .. } => 72,
-        };
         let (vm, s) = build(&cfg, dim, 4);
         let out = s.forward(&input(5, dim), true).unwrap();
         // Use the logits and every hidden tap, as a feature loss would.

@@ -5,6 +5,8 @@
 //! - [`onnx_graph`]: candle weights → ONNX `ModelProto` (logits plus `hidden{i}` outputs).
 //! - [`checkpoint`]: strict safetensors save/load of a `VarMap`.
 //! - [`ort_runtime`]: the process-wide ONNX Runtime environment and [`OnnxClassifier`].
+//! - [`text_onnx`]: text students → ONNX (`input_ids`, `attention_mask` → `embedding`);
+//!   [`ort_text`]: [`OnnxTextEncoder`] runs such a model (or any BERT-style ONNX).
 //!
 //! Files are written with [`distill_proto::atomic`] (tmp + fsync + rename + folder fsync), so
 //! readers never see a half-written file.
@@ -12,12 +14,16 @@
 pub mod checkpoint;
 pub mod onnx_graph;
 pub mod ort_runtime;
+pub mod ort_text;
+pub mod text_onnx;
 
 use std::path::PathBuf;
 
 pub use checkpoint::{load_safetensors, save_safetensors};
 pub use onnx_graph::{export_onnx, student_to_onnx, HIDDEN_OUTPUT_PREFIX};
 pub use ort_runtime::{ort_environment, resolve_ort_lib, NamedOutput, OnnxClassifier};
+pub use ort_text::{OnnxTextEncoder, TokenBatch};
+pub use text_onnx::{export_text_onnx, text_student_to_onnx};
 
 /// What can go wrong exporting, checkpointing or running a student.
 #[derive(Debug, thiserror::Error)]

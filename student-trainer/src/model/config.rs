@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::text_config::{StaticConfig, TransformerConfig};
 use super::ModelError;
 
 /// A student architecture and its hyper-parameters (the `[student]` table, tagged by `arch`).
@@ -40,6 +41,10 @@ pub enum StudentConfig {
         #[serde(default = "default_input_shape")]
         input_shape: [usize; 3],
     },
+    /// Text: a token-embedding table with mean pooling ([`StaticConfig`]).
+    Static(StaticConfig),
+    /// Text: a BERT-style encoder with mean pooling ([`TransformerConfig`]).
+    Transformer(TransformerConfig),
 }
 
 /// MNIST's `[1, 28, 28]`.
@@ -53,6 +58,8 @@ impl StudentConfig {
         match self {
             StudentConfig::Mlp { .. } => "mlp",
             StudentConfig::Cnn { .. } => "cnn",
+            StudentConfig::Static(_) => "static",
+            StudentConfig::Transformer(_) => "transformer",
         }
     }
 
@@ -118,6 +125,8 @@ impl StudentConfig {
                 }
                 check_prob("student.dropout", *dropout)?;
             }
+            StudentConfig::Static(c) => c.validate()?,
+            StudentConfig::Transformer(c) => c.validate()?,
         }
         Ok(())
     }

@@ -3,19 +3,36 @@
 //! - [`config`]: the `[student]` TOML table ([`StudentConfig`]).
 //! - [`mlp`], [`cnn`]: one file per architecture family.
 //! - [`dropout`]: seeded dropout used by both.
-//! - [`linear`]: the fully connected layer as one fused autograd node (the CPU hot path).
+//! - [`linear`]: the fully connected layer as one fused autograd node (the CPU hot path);
+//!   [`fused`]: LayerNorm and softmax likewise.
+//! - Text students: [`static_embed`], [`transformer`] (BERT-style), behind [`text`]
+//!   ([`TextStudent`]); their config in [`text_config`], starting weights from BERT
+//!   safetensors in [`weights`], the static table's PCA in [`pca`].
 //!
 //! Weight names (the keys in the `VarMap` and in checkpoints):
 //! - MLP: `fc0.weight`, `fc0.bias`, `fc1.…`, `out.weight`, `out.bias`.
 //! - CNN: `conv0.weight`, `conv0.bias`, `conv1.…`, `fc.weight`, `fc.bias`, `out.weight`, `out.bias`.
+//!
+//! - Static: `embeddings.weight [vocab, dim]`, `projector.*`.
+//! - Transformer: Hugging Face BERT names (`embeddings.word_embeddings.weight`,
+//!   `encoder.layer.N.attention.self.query.weight`, ...), `projector.*`.
 //!
 //! Linear weights are `[out, in]`, conv weights `[out, in, 3, 3]` (PyTorch's layouts).
 
 pub mod cnn;
 pub mod config;
 pub mod dropout;
+pub mod fused;
 pub mod linear;
 pub mod mlp;
+pub mod pca;
+pub mod static_embed;
+pub mod text;
+pub mod text_config;
+pub mod transformer;
+pub mod weights;
+
+use std::path::PathBuf;
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
@@ -24,6 +41,8 @@ pub use cnn::Cnn;
 pub use config::StudentConfig;
 pub use dropout::Dropout;
 pub use mlp::Mlp;
+pub use text::{TextOutput, TextStudent};
+pub use text_config::{StaticConfig, TransformerConfig};
 
 /// What can go wrong building or running a student.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +61,48 @@ pub enum ModelError {
     /// The input batch is not f32.
     #[error("student input has dtype {0:?}, expected f32")]
     InputDType(DType),
+    /// A text student's input batch is malformed (shape, dtype, id out of range).
+    #[error("text student input: {0}")]
+    TextInput(String),
+    /// A weights file could not be read.
+    #[error("reading weights {path}: {source}")]
+    ReadWeights {
+        /// The file.
+        path: PathBuf,
+        /// candle's safetensors error.
+        #[source]
+        source: candle_core::Error,
+    },
+    /// A weights file lacks a tensor the student needs.
+    #[error("weights {path} have no tensor `{name}`")]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor name.
+        name: String,
+    },
+    /// A weights file's tensor has another shape than the student's.
+    #[error("weights {path}: tensor `{name}` has shape {got:?}, the student needs {expected:?}")]
+    TensorShape {
+        /// The file.
+        path: PathBuf,
+        /// The tensor name.
+        name: String,
+        /// The student's shape.
+        expected: Vec<usize>,
+        /// The file's shape.
+        got: Vec<usize>,
+    },
+    /// `init.layers` names a layer the source does not have.
+    #[error("weights {path} have {available} encoder layers (0..{available}); init.layers names layer {layer}")]
+    NoSuchLayer {
+        /// The file.
+        path: PathBuf,
+        /// The layer asked for.
+        layer: usize,
+        /// How many `encoder.layer.N` blocks the file has.
+        available: usize,
+    },
     /// An error inside candle.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
@@ -111,6 +172,12 @@ impl Student {
                     .collect();
                 dims.push(*hidden);
                 (Network::Cnn(c), dims)
+            }
+            StudentConfig::Static(_) | StudentConfig::Transformer(_) => {
+                return Err(ModelError::Config(format!(
+                    "arch `{}` is a text student (token ids in, an embedding out): build it with TextStudent",
+                    config.arch_name()
+                )))
             }
         };
         Ok(Self {

@@ -29,6 +29,10 @@ pub fn student_desc(s: &StudentConfig) -> String {
         StudentConfig::Cnn {
             channels, hidden, ..
         } => format!("cnn {} + {hidden}", join(channels)),
+        StudentConfig::Static(c) => format!("static {}x{}", c.vocab, c.dim),
+        StudentConfig::Transformer(c) => {
+            format!("transformer {}x{} ({} heads)", c.layers, c.hidden, c.heads)
+        }
     }
 }
 
