@@ -21,12 +21,12 @@ use distill_proto::onnx::{
 };
 use distill_proto::DType;
 
-use distill_proto::atomic::write_atomic;
 use super::onnx_graph::HIDDEN_OUTPUT_PREFIX;
 use super::ExportError;
 use crate::model::text::TextNetwork;
 use crate::model::transformer::{Norm, Transformer, MASK_VALUE};
 use crate::model::TextStudent;
+use distill_proto::atomic::write_atomic;
 
 /// Token ids input.
 pub const INPUT_IDS: &str = "input_ids";

@@ -45,8 +45,17 @@ pub struct Run {
     pub width: usize,
 }
 
+/// Under [`Batching::Tokens`], a run of at least this many rows is closed before a row that
+/// would drop its padding efficiency (real / padded tokens) below [`MIN_RUN_EFFICIENCY`]: the
+/// budget alone would let short sentences share one run with long ones.
+pub const MIN_RUN_ROWS: usize = 8;
+
+/// The padding efficiency a run of [`MIN_RUN_ROWS`] or more rows keeps.
+pub const MIN_RUN_EFFICIENCY: f64 = 0.9;
+
 /// Cuts the rows of `parts` into runs of at most `max_rows` rows and, under
-/// [`Batching::Tokens`], `max_tokens` padded tokens (a single row always forms a run).
+/// [`Batching::Tokens`], `max_tokens` padded tokens, closing a run early when the next (longer)
+/// row would make it mostly padding (a single row always forms a run).
 pub fn plan_runs(
     parts: &[&TokenRows],
     batching: Batching,
@@ -73,11 +82,15 @@ pub fn plan_runs(
         rows: Vec::new(),
         width: 0,
     };
+    let mut real = 0usize;
     for (p, r, len) in rows {
         let width = cur.width.max(len);
-        let over_tokens =
-            batching == Batching::Tokens && (cur.rows.len() + 1) * width.max(1) > max_tokens;
-        if !cur.rows.is_empty() && (cur.rows.len() >= max_rows || over_tokens) {
+        let padded = (cur.rows.len() + 1) * width.max(1);
+        let cut = batching == Batching::Tokens
+            && (padded > max_tokens
+                || (cur.rows.len() >= MIN_RUN_ROWS
+                    && ((real + len) as f64) < MIN_RUN_EFFICIENCY * padded as f64));
+        if !cur.rows.is_empty() && (cur.rows.len() >= max_rows || cut) {
             runs.push(std::mem::replace(
                 &mut cur,
                 Run {
@@ -85,9 +98,11 @@ pub fn plan_runs(
                     width: 0,
                 },
             ));
+            real = 0;
         }
         cur.width = cur.width.max(len);
         cur.rows.push((p, r));
+        real += len;
     }
     if !cur.rows.is_empty() {
         runs.push(cur);
@@ -268,6 +283,22 @@ mod tests {
         let (real, padded) = token_counts(&[&a, &b], &runs);
         assert_eq!(real, 26);
         assert_eq!(padded, 26, "each run here has rows of one length");
+    }
+
+    #[test]
+    fn token_runs_close_before_they_become_mostly_padding() {
+        // 10 rows of 4 tokens, then 10 of 40: one run would be 20 x 40 = 800 padded tokens for
+        // 440 real ones; the length cut keeps two runs with no padding at all.
+        let mut lens = vec![4; 10];
+        lens.extend(vec![40; 10]);
+        let a = rows(&lens, 0);
+        let runs = plan_runs(&[&a], Batching::Tokens, 64, 10_000);
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        let (real, padded) = token_counts(&[&a], &runs);
+        assert_eq!((real, padded), (440, 440));
+        // Below MIN_RUN_ROWS rows the run is not cut for efficiency.
+        let b = rows(&[1, 1, 30], 0);
+        assert_eq!(plan_runs(&[&b], Batching::Tokens, 64, 10_000).len(), 1);
     }
 
     #[test]
