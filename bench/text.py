@@ -171,6 +171,10 @@ def main() -> None:
     ap.add_argument("--out", default="target/bench-text")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    try:
+        import fastapi, uvicorn  # noqa: F401  (the peer's own imports)
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "fastapi", "uvicorn"], check=True)
 
     text = pq.read_table(a.sentences, columns=["text"]).column("text").to_pylist()
     # A fixed, mixed sample: every k-th sentence of the corpus (definitions and examples).
