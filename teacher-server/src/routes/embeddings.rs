@@ -19,6 +19,7 @@ use crate::error::{ApiError, InvalidInput};
 use crate::outputs::OutputPlan;
 use crate::routes::score::read_body;
 use crate::state::SharedState;
+use crate::teacher::TeacherError;
 
 /// The output `/v1/embeddings` returns: the one stored as `embedding`, else the first float
 /// output that is one vector per row (pooled, or 2-D as the model gives it).
@@ -142,10 +143,11 @@ pub async fn embeddings(
         .batcher
         .submit(JobInputs::Tokens(Arc::new(tokens)), rows)?;
     let outputs = rx.await.map_err(|_| ApiError::InferenceStopped)??;
-    let vectors = outputs
-        .get(&spec.name)
-        .map(rows_f32)
-        .ok_or(ApiError::InferenceStopped)?;
+    let vectors = outputs.get(&spec.name).map(rows_f32).ok_or_else(|| {
+        ApiError::Teacher(TeacherError::Run(
+            format!("the batcher returned no output {:?}", spec.name).into(),
+        ))
+    })?;
     let data = vectors
         .into_iter()
         .enumerate()

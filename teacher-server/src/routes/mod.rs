@@ -153,6 +153,7 @@ mod tests {
                 "GET /v1/datasets/{name}",
                 "GET /v1/model",
                 "POST /v1/datasets/{name}/seal",
+                "POST /v1/embeddings",
                 "POST /v1/score",
             ]
         );

@@ -37,7 +37,7 @@ pub enum TokenizerError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextRowError {
     /// An empty (or whitespace-only) string.
-    #[error("row {row} is an empty string")]
+    #[error("row {row} is an empty (or whitespace-only) string")]
     Empty {
         /// Row index in the request.
         row: usize,
