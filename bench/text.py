@@ -3,6 +3,8 @@
 same WordNet sentences for
   raw           onnxruntime `InferenceSession.run` on pre-tokenized batches of --batch sentences,
                 each padded to its longest row (what a client batch costs the model, nothing else)
+  raw-sorted    the same, but the sentences sorted by length before batching: the model's cost
+                with near-minimal padding, the ceiling for any server that reorders rows
   server-text   teacher-server --tokenizer, JSON bodies of sentences, storage on
   server-ids    teacher-server --tokenizer, Arrow IPC bodies of pre-tokenized ids, storage on
   fastapi-text  FastAPI + tokenizers + onnxruntime + pyarrow (bench/fastapi_text_baseline.py),
@@ -132,8 +134,7 @@ def arrow_id_bodies(encodings, batch, round_no):
     return out
 
 
-def raw_ort(encodings, batch) -> float:
-    sess = ort.InferenceSession(os.path.join(MINILM, "model.onnx"), providers=["CPUExecutionProvider"])
+def raw_ort(sess, encodings, batch) -> float:
     feeds = []
     for i in range(0, len(encodings), batch):
         chunk = encodings[i : i + batch]
@@ -214,11 +215,14 @@ def main() -> None:
         "--model", os.path.join(MINILM, "model.onnx"), "--tokenizer", os.path.join(MINILM, "tokenizer.json"),
         "--data-dir", data, "--port", str(port), "--max-length", str(MAX_LEN)])
 
-    results = {k: [] for k in ("raw", "server-text", "server-ids", "fastapi-text", "server-rows-text")}
+    sess = ort.InferenceSession(os.path.join(MINILM, "model.onnx"), providers=["CPUExecutionProvider"])
+    by_length = sorted(encodings, key=len)
+    results = {k: [] for k in ("raw", "raw-sorted", "server-text", "server-ids", "fastapi-text", "server-rows-text")}
     padding = {"tokens": [], "rows": []}
     try:
         for rnd in range(a.rounds):
-            results["raw"].append(len(sentences) / raw_ort(encodings, a.batch))
+            results["raw"].append(len(sentences) / raw_ort(sess, encodings, a.batch))
+            results["raw-sorted"].append(len(sentences) / raw_ort(sess, by_length, a.batch))
             for name, key, port_name, bodies, ctype, path in (
                 ("server-text", "tokens", "server", json_bodies(sentences, a.batch, f"t{rnd}", rnd), "application/json", "/v1/score"),
                 ("server-ids", None, "server", arrow_id_bodies(encodings, a.batch, rnd), ARROW, f"/v1/score?dataset=i{rnd}"),
@@ -248,6 +252,7 @@ def main() -> None:
     ratios = {
         "server-text / raw": med["server-text"] / med["raw"],
         "server-ids / raw": med["server-ids"] / med["raw"],
+        "server-text / raw-sorted": med["server-text"] / med["raw-sorted"],
         "server-text / fastapi-text": med["server-text"] / med["fastapi-text"],
         "token batching / row batching": med["server-text"] / med["server-rows-text"],
     }
