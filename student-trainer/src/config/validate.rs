@@ -69,7 +69,10 @@ fn text_run(cfg: &RunConfig) -> Check {
         );
     }
     if cfg.train.jitter > 0 {
-        return fail("train.jitter", "image jitter does not apply to text students");
+        return fail(
+            "train.jitter",
+            "image jitter does not apply to text students",
+        );
     }
     for (key, set) in [
         ("data.label", d.label.is_some()),

@@ -251,13 +251,12 @@ fn decode_batch(
     type_rule: TokenRule,
 ) -> Result<TextRows, DataError> {
     let fname = file.display().to_string();
-    let ids = string_values(ID_COLUMN, batch.column(0).as_ref()).map_err(|e| {
-        DataError::BadColumn {
+    let ids =
+        string_values(ID_COLUMN, batch.column(0).as_ref()).map_err(|e| DataError::BadColumn {
             column: ID_COLUMN.into(),
             source_path: fname.clone(),
             message: format!("{} (rows from {row0})", e.problem),
-        }
-    })?;
+        })?;
     let mut tokens = Ragged::new();
     append_token_rows(
         &cols.tokens,

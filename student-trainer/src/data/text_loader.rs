@@ -46,7 +46,11 @@ pub struct TextBatch {
 
 /// Pads the rows `idx` of `rows` into one batch.
 pub fn make_text_batch(rows: &TextRows, idx: &[usize]) -> TextBatch {
-    let seq = idx.iter().map(|&i| rows.tokens.len_of(i)).max().unwrap_or(0);
+    let seq = idx
+        .iter()
+        .map(|&i| rows.tokens.len_of(i))
+        .max()
+        .unwrap_or(0);
     let n = idx.len();
     let mut ids = vec![PAD_ID; n * seq];
     let mut mask = vec![0f32; n * seq];
@@ -228,7 +232,10 @@ mod tests {
         let r = rows(&[3, 1, 5, 2]);
         let b = make_text_batch(&r, &[0, 1, 3]);
         assert_eq!((b.rows, b.seq), (3, 3));
-        assert_eq!(b.ids, [100, 101, 102, 100, PAD_ID, PAD_ID, 100, 101, PAD_ID]);
+        assert_eq!(
+            b.ids,
+            [100, 101, 102, 100, PAD_ID, PAD_ID, 100, 101, PAD_ID]
+        );
         assert_eq!(b.mask, [1., 1., 1., 1., 0., 0., 1., 1., 0.]);
         assert_eq!(b.types.as_deref(), Some(&[1, 1, 1, 1, 0, 0, 1, 1, 0][..]));
         assert_eq!(b.targets[0], [0., -0., 1., -1., 3., -3.]);

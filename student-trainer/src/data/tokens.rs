@@ -272,11 +272,17 @@ mod tests {
     fn bad_rows_name_the_row_and_the_id() {
         let path = PathBuf::from("f.parquet");
         let cases: [(Vec<Option<Vec<i32>>>, &str); 5] = [
-            (vec![Some(vec![1]), Some(vec![1, 250])], "row 11: token id 250 is not below 200"),
+            (
+                vec![Some(vec![1]), Some(vec![1, 250])],
+                "row 11: token id 250 is not below 200",
+            ),
             (vec![Some(vec![1]), Some(vec![])], "row 11 has no tokens"),
             (vec![Some(vec![-3])], "row 10: token id -3"),
             (vec![Some(vec![1]), None], "null value at row 11"),
-            (vec![Some(vec![1, 2, 3, 4, 5])], "row 10 has 5 tokens, more than"),
+            (
+                vec![Some(vec![1, 2, 3, 4, 5])],
+                "row 10 has 5 tokens, more than",
+            ),
         ];
         for (rows, want) in cases {
             let a = i32_list(&rows);
@@ -284,7 +290,10 @@ mod tests {
                 .expect_err("bad row");
             let msg = e.to_string();
             assert!(msg.contains(want), "{msg}");
-            assert!(msg.contains("input_ids") && msg.contains("f.parquet"), "{msg}");
+            assert!(
+                msg.contains("input_ids") && msg.contains("f.parquet"),
+                "{msg}"
+            );
         }
     }
 

@@ -107,7 +107,7 @@ pub struct Summary {
     pub files: Vec<String>,
     /// Text students only: eval before and after distillation, data-path figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<TextSummary>,
+    pub text: Option<Box<TextSummary>>,
 }
 
 /// Errors writing metrics files.

@@ -193,9 +193,8 @@ pub fn init_static(vm: &VarMap, cfg: &StaticConfig, init: &StaticInit) -> Result
             )
         };
         let get = |n: &str| {
-            data.get(n).ok_or_else(|| {
-                ModelError::Config(format!("static student has no `{n}` variable"))
-            })
+            data.get(n)
+                .ok_or_else(|| ModelError::Config(format!("static student has no `{n}` variable")))
         };
         get("projector.weight")?.set(&weight)?;
         get("projector.bias")?.set(&bias)?;

@@ -54,6 +54,8 @@ pub struct TrainOptions {
 }
 
 /// What a `train` call ended with.
+// Returned once per run: boxing the summary would only add noise at every call site.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunOutcome {
     /// The run finished; outputs are written.

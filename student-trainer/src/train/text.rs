@@ -308,8 +308,7 @@ fn train_epoch(
         padded: 0,
         peak_window: 0,
     };
-    let mut i = 0usize;
-    for batch in loader.by_ref() {
+    for (i, batch) in loader.by_ref().enumerate() {
         let batch = batch?;
         let t0 = Instant::now();
         let rows = batch.rows;
@@ -337,7 +336,6 @@ fn train_epoch(
         t.rows += rows as u64;
         t.step_s += t0.elapsed().as_secs_f64();
         t.lr = lr;
-        i += 1;
     }
     t.peak_window = loader.finish();
     step_log.end_epoch()?;
@@ -491,14 +489,14 @@ pub fn run(
         samples_per_s: state.train_samples as f64 / state.train_s.max(1e-9),
         wall_s: prior_wall + wall.elapsed().as_secs_f64(),
         files,
-        text: Some(TextSummary {
+        text: Some(Box::new(TextSummary {
             initial_eval,
             final_eval,
             eval_rows: setup.eval.as_ref().map_or(0, TextRows::rows),
             window_rows: peak_window,
             resident: setup.data.resident.is_some(),
             padding_efficiency: efficiency,
-        }),
+        })),
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(RunOutcome::Finished(summary))
@@ -506,5 +504,8 @@ pub fn run(
 
 /// Whether `student` is a text student (trained by this module).
 pub fn is_text(student: &StudentConfig) -> bool {
-    matches!(student, StudentConfig::Static(_) | StudentConfig::Transformer(_))
+    matches!(
+        student,
+        StudentConfig::Static(_) | StudentConfig::Transformer(_)
+    )
 }
