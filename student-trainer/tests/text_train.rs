@@ -887,3 +887,29 @@ fn text_config_keys_are_checked() {
     )
     .expect("a valid text config");
 }
+
+#[test]
+fn an_eval_source_is_read_whole_and_scored_before_and_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train_store = write_store(&tmp.path().join("train"), &rows(300, 9), 128);
+    let eval_store = write_store(&tmp.path().join("eval"), &rows(70, 10), 32);
+    let body = run_config(&train_store, STATIC, COSINE_AND_NCE, 3, "").replace(
+        "eval_fraction = 0.15",
+        &format!("eval = \"{}\"", eval_store.display()),
+    );
+    let s = train_run(tmp.path(), "with-eval", &body, TrainOptions::default()).expect("trains");
+    let t = s.text.as_ref().expect("text summary");
+    assert_eq!(s.train_rows, 300, "no row held out of the training source");
+    assert_eq!(t.eval_rows, 70);
+    let (before, after) = (
+        t.initial_eval.as_ref().unwrap(),
+        t.final_eval.as_ref().unwrap(),
+    );
+    assert_eq!((before.rows, after.rows), (70, 70));
+    assert!(
+        after.fidelity > before.fidelity,
+        "{} -> {}",
+        before.fidelity,
+        after.fidelity
+    );
+}
