@@ -105,7 +105,9 @@ pub struct DataConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_shape: Option<Vec<usize>>,
     /// Teacher-logits column of the eval set for agreement and eval KD loss; defaults to the
-    /// first `kd` term's column when the eval set has it.
+    /// first `kd` term's column when the eval set has it. For a text student: the embedding
+    /// column teacher fidelity is measured against (default: the first term on the pooled
+    /// embedding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_teacher: Option<String>,
     /// Text: the token-type column (e.g. `token_type_ids`), fed to a transformer student;

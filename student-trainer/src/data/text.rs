@@ -4,7 +4,8 @@
 //! **Row identity.** Every row is known by a 64-bit hash of its `id` ([`id_hash`]). The epoch
 //! order, the shuffle windows and the held-out split all derive from that hash and the seed,
 //! never from the row's position in the files, so relabelling the same rows in another order
-//! (concurrent requests append in arrival order) gives the same batches for a seed.
+//! (concurrent requests append in arrival order) gives the same batches for a seed. (Rows
+//! sharing one id — the label store does not write those — keep their stored relative order.)
 //!
 //! **Memory.** Each pass streams the source one Parquet record batch (8192 rows) at a time and
 //! keeps only the rows it routes somewhere ([`Route`]). A run holds:

@@ -389,6 +389,8 @@ pub fn run(
         labels.clone(),
         state.optimizer_steps,
     )?;
+    // Exact when resident; streamed, each window's last batch may be short, so an epoch can
+    // take up to `windows - 1` more steps than this (the schedule then holds its final value).
     let steps_per_epoch = setup.data.rows.div_ceil(tcfg.batch_size);
     let mut efficiency = 0.0;
     let mut peak_window = setup.data.resident.as_ref().map_or(0, |r| r.rows());
