@@ -1,4 +1,5 @@
-//! Every example run config in `examples/` (and the demo's) parses and passes validation.
+//! Every example run config in `examples/` (and the demo's), and in `configs/`, parses and
+//! passes validation.
 
 use student_trainer::config::RunConfig;
 
@@ -6,7 +7,7 @@ use student_trainer::config::RunConfig;
 fn example_configs_parse() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut seen = 0;
-    for dir in [root.clone(), root.join("demo")] {
+    for dir in [root.clone(), root.join("demo"), root.join("../configs")] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

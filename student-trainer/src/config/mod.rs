@@ -88,7 +88,8 @@ pub struct DataConfig {
     /// Held-out, hard-labelled rows evaluated each epoch (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<String>,
-    /// Name of the input column (FixedSizeList of floats).
+    /// Name of the input column: FixedSizeList of floats, or for a text student (`static`,
+    /// `transformer`) the token-id column (List<Int32|Int64>, e.g. `input_ids`).
     pub input: String,
     /// Name of the hard-label column (integers); optional for pure distillation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,9 +105,31 @@ pub struct DataConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_shape: Option<Vec<usize>>,
     /// Teacher-logits column of the eval set for agreement and eval KD loss; defaults to the
-    /// first `kd` term's column when the eval set has it.
+    /// first `kd` term's column when the eval set has it. For a text student: the embedding
+    /// column teacher fidelity is measured against (default: the first term on the pooled
+    /// embedding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_teacher: Option<String>,
+    /// Text: the token-type column (e.g. `token_type_ids`), fed to a transformer student;
+    /// absent: every token has type 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_types: Option<String>,
+    /// Text: sort each shuffle window by token count before cutting batches, then shuffle
+    /// the batches (less padding per batch).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bucket_by_length: bool,
+    /// Text: training rows held in memory per shuffle window (default 262144). A source with
+    /// more rows is streamed: each epoch reads it once per window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle_window: Option<usize>,
+    /// Text: hold out this fraction of the training source for eval, chosen by a hash of the
+    /// row id (the same rows for every seed); an alternative to `data.eval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_fraction: Option<f64>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One extra teacher dataset (`[[data.teachers]]`).

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::{
     DataConfig, DistanceConfig, LossTerm, OptimizerConfig, RunConfig, ScheduleConfig, TrainConfig,
 };
+use crate::model::StudentConfig;
 
 /// A failed check: the dotted key and what is wrong.
 pub type Failure = (String, String);
@@ -27,11 +28,106 @@ fn non_negative(x: f64) -> bool {
 
 /// All checks of a run config, table by table.
 pub fn run_config(cfg: &RunConfig) -> Check {
+    if is_text(&cfg.student) {
+        return text_run(cfg);
+    }
+    for (key, set) in [
+        ("data.token_types", cfg.data.token_types.is_some()),
+        ("data.bucket_by_length", cfg.data.bucket_by_length),
+        ("data.shuffle_window", cfg.data.shuffle_window.is_some()),
+        ("data.eval_fraction", cfg.data.eval_fraction.is_some()),
+    ] {
+        if set {
+            return fail(
+                key,
+                "applies to text students only (student.arch = \"static\" or \"transformer\")",
+            );
+        }
+    }
     train(&cfg.train, cfg.data.eval.is_some())?;
     optimizer(&cfg.train.optimizer)?;
     schedule(&cfg.train.schedule, cfg.train.lr)?;
     data(&cfg.data)?;
     losses(&cfg.losses, cfg.data.label.is_some())
+}
+
+/// Whether the student is a text student (trained on token columns against embeddings).
+pub fn is_text(s: &StudentConfig) -> bool {
+    matches!(s, StudentConfig::Static(_) | StudentConfig::Transformer(_))
+}
+
+/// The checks of a text run: embedding losses only, its own data keys.
+fn text_run(cfg: &RunConfig) -> Check {
+    let d = &cfg.data;
+    train(&cfg.train, true)?;
+    optimizer(&cfg.train.optimizer)?;
+    schedule(&cfg.train.schedule, cfg.train.lr)?;
+    if cfg.train.early_stopping.is_some() {
+        return fail(
+            "train.early_stopping",
+            "is not supported for text students (every epoch's eval is logged; pick the epoch from metrics.jsonl)",
+        );
+    }
+    if cfg.train.jitter > 0 {
+        return fail(
+            "train.jitter",
+            "image jitter does not apply to text students",
+        );
+    }
+    for (key, set) in [
+        ("data.label", d.label.is_some()),
+        ("data.num_classes", d.num_classes.is_some()),
+        ("data.image_shape", d.image_shape.is_some()),
+        ("data.teachers", !d.teachers.is_empty()),
+    ] {
+        if set {
+            return fail(
+                key,
+                "does not apply to text students (they train on a token column against stored embeddings)",
+            );
+        }
+    }
+    if d.shuffle_window == Some(0) {
+        return fail("data.shuffle_window", "must be at least 1");
+    }
+    if let Some(f) = d.eval_fraction {
+        if !(f > 0.0 && f < 1.0) {
+            return fail("data.eval_fraction", format!("must be in (0, 1), got {f}"));
+        }
+        if d.eval.is_some() {
+            return fail(
+                "data.eval_fraction",
+                "give either data.eval (a source) or data.eval_fraction (held out by id), not both",
+            );
+        }
+    }
+    if matches!(&cfg.student, StudentConfig::Static(_)) && d.token_types.is_some() {
+        return fail(
+            "data.token_types",
+            "the static student ignores token types; remove the key",
+        );
+    }
+    for (i, term) in cfg.losses.iter().enumerate() {
+        if matches!(
+            term,
+            LossTerm::Ce { .. } | LossTerm::Kd { .. } | LossTerm::SoftBce { .. }
+        ) {
+            return fail(
+                format!("loss[{i}].kind"),
+                format!(
+                    "a text student trains on embeddings: use feature, infonce, rkd or sp, not {:?}",
+                    term.kind()
+                ),
+            );
+        }
+        if term.teacher().is_some_and(|t| t.contains(':')) {
+            return fail(
+                format!("loss[{i}].teacher"),
+                "text runs read teacher columns from data.train itself (no NAME:column)",
+            );
+        }
+    }
+    losses(&cfg.losses, false)
 }
 
 fn train(t: &TrainConfig, has_eval: bool) -> Check {

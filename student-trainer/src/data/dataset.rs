@@ -2,8 +2,8 @@
 //! teacher target per loss term (dense rows or top-k storage), joining extra teacher datasets
 //! by `id` and averaging several teachers' soft targets.
 //!
-//! What is held in memory: `rows × (input width + target widths)` f32 values plus labels (and
-//! the ids while joining). MNIST's 60k × 784 inputs are 188 MB. Larger-than-memory sets are not
+//! What is held in memory: `rows × (input width + target widths)` f32 values plus labels, an
+//! 8-byte hash of each row's id (the ids themselves only while loading). MNIST's 60k × 784 inputs are 188 MB. Larger-than-memory sets are not
 //! supported by this loader (see the crate report); Parquet is still read file by file and
 //! batch by batch, never as a whole.
 
@@ -117,6 +117,9 @@ pub struct TrainData {
     pub term_target: Vec<Option<usize>>,
     /// Number of classes (logit width).
     pub num_classes: usize,
+    /// [`super::text::id_hash`] of each row's `id`, when the source has ids: the epoch order
+    /// sorts by a seeded key of these, so it does not depend on the order rows were stored in.
+    pub row_hashes: Option<Vec<u64>>,
 }
 
 /// The held-out rows evaluated each epoch.
@@ -648,9 +651,11 @@ impl TrainData {
             .enumerate()
             .map(|(i, term)| sources.origin(i, term))
             .collect::<Result<Vec<_>, _>>()?;
-        let need_ids = origins
-            .iter()
-            .any(|o| matches!(o, Some(Origin::Teacher(..)) | Some(Origin::Average(_))));
+        // Joining needs ids; they also fix the epoch order when the source has them.
+        let need_ids = sources.train.has_column("id")
+            || origins
+                .iter()
+                .any(|o| matches!(o, Some(Origin::Teacher(..)) | Some(Origin::Average(_))));
         let TrainColumns {
             input,
             labels,
@@ -672,12 +677,19 @@ impl TrainData {
 
         let num_classes =
             decide_num_classes(cfg, losses, &term_target, &targets, labels.as_deref())?;
+        let row_hashes = need_ids.then(|| {
+            train_ids
+                .iter()
+                .map(|id| super::text::id_hash(id))
+                .collect()
+        });
         let data = TrainData {
             input,
             labels,
             targets,
             term_target,
             num_classes,
+            row_hashes,
         };
         data.check_classes(cfg, losses, &sources.train.spec)?;
         Ok(data)

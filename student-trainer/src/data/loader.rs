@@ -2,7 +2,9 @@
 //! channel, so gathering rows (and jitter) overlaps with the forward/backward pass.
 //!
 //! Every random choice derives from `(seed, epoch)`, so an epoch's batches are the same
-//! whether the run was resumed or not.
+//! whether the run was resumed or not. Rows with ids are ordered by a seeded hash of the id
+//! ([`hashed_order`]), not by their position in the files; rows without ids fall back to a
+//! seeded permutation of positions ([`epoch_order`]).
 
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -82,6 +84,18 @@ pub fn epoch_order(rows: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut rng = StdRng::seed_from_u64(mix_seed(seed, streams::SHUFFLE, epoch as u64));
     order.shuffle(&mut rng);
     order
+}
+
+/// The row order of `epoch` for rows known by id hashes: sorted by a seeded key of each hash
+/// ([`super::text::order_key`]), so the same rows stored in any order give the same batches.
+pub fn hashed_order(hashes: &[u64], seed: u64, epoch: usize) -> Vec<usize> {
+    let mut keyed: Vec<(u64, usize)> = hashes
+        .iter()
+        .enumerate()
+        .map(|(i, &h)| (super::text::order_key(seed, epoch, h), i))
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 fn make_batch(data: &TrainData, rows: &[usize], jitter: Option<(&Jitter, &mut StdRng)>) -> Batch {
@@ -166,7 +180,10 @@ impl Loader {
         let steps = rows.div_ceil(batch_size);
         let (tx, rx) = sync_channel(QUEUE_DEPTH);
         let handle = std::thread::spawn(move || {
-            let order = epoch_order(rows, seed, epoch);
+            let order = match &data.row_hashes {
+                Some(h) => hashed_order(h, seed, epoch),
+                None => epoch_order(rows, seed, epoch),
+            };
             let mut jrng = StdRng::seed_from_u64(mix_seed(seed, streams::JITTER, epoch as u64));
             for chunk in order.chunks(batch_size) {
                 let batch = make_batch(&data, chunk, jitter.as_ref().map(|j| (j, &mut jrng)));

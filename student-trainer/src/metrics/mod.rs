@@ -34,6 +34,44 @@ pub struct EpochMetrics {
     /// Held-out metrics, when `data.eval` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<EvalMetrics>,
+    /// Held-out metrics of a text student (loss terms and teacher fidelity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_eval: Option<TextEvalMetrics>,
+}
+
+/// A text student on held-out rows: the loss terms and how close it is to the teacher.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TextEvalMetrics {
+    /// Rows evaluated.
+    pub rows: usize,
+    /// Weighted total loss, row-weighted over eval chunks of `train.eval_batch_size` rows
+    /// (in-batch terms such as infonce see the chunk as their batch).
+    pub loss: f64,
+    /// Unweighted value of each term, by label.
+    pub terms: BTreeMap<String, f64>,
+    /// The teacher column fidelity is measured against.
+    pub fidelity_column: String,
+    /// Mean cosine similarity of the student's embedding and the teacher's, per row.
+    pub fidelity: f64,
+}
+
+/// What a text run adds to `summary.json`: before vs after distillation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TextSummary {
+    /// The student as initialised (teacher layers, PCA table or random), before any step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_eval: Option<TextEvalMetrics>,
+    /// The exported student.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_eval: Option<TextEvalMetrics>,
+    /// Rows of the eval set.
+    pub eval_rows: usize,
+    /// Rows held per shuffle window (all training rows when resident).
+    pub window_rows: usize,
+    /// Whether the training rows were held in memory (one window) or streamed.
+    pub resident: bool,
+    /// Real tokens / padded positions over all training batches of the last epoch.
+    pub padding_efficiency: f64,
 }
 
 /// `summary.json` of a finished run.
@@ -67,6 +105,9 @@ pub struct Summary {
     pub wall_s: f64,
     /// Files written into the run folder.
     pub files: Vec<String>,
+    /// Text students only: eval before and after distillation, data-path figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<Box<TextSummary>>,
 }
 
 /// Errors writing metrics files.

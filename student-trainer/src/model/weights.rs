@@ -168,5 +168,36 @@ pub fn init_static(vm: &VarMap, cfg: &StaticConfig, init: &StaticInit) -> Result
         ModelError::Config("static student has no `embeddings.weight` variable".into())
     })?;
     var.set(&table)?;
+    if cfg.project_to == Some(cols) {
+        // The projector maps back into the source's space: the least-squares inverse of the
+        // reduction (for PCA: components and mean; without PCA: the identity). The student then
+        // starts as the teacher's own token average, truncated to `dim` components.
+        let (weight, bias) = if init.pca {
+            let source = t.to_dtype(DType::F32)?;
+            let mean = source.mean_keepdim(0)?;
+            let centred = source.broadcast_sub(&mean)?;
+            // reduced = centred · B with orthonormal B, so Bᵀ = (reducedᵀ centred) / |reduced
+            // columns|² (the normal equations are diagonal) and rows come back as
+            // reduced · Bᵀ + mean.
+            let norms = table.sqr()?.sum(0)?.clamp(1e-12f32, f32::MAX)?;
+            let bt = table
+                .t()?
+                .matmul(&centred)?
+                .broadcast_div(&norms.unsqueeze(1)?)?;
+            (bt.t()?.contiguous()?, mean.squeeze(0)?)
+        } else {
+            let dev = table.device();
+            (
+                Tensor::eye(cols, DType::F32, dev)?,
+                Tensor::zeros(cols, DType::F32, dev)?,
+            )
+        };
+        let get = |n: &str| {
+            data.get(n)
+                .ok_or_else(|| ModelError::Config(format!("static student has no `{n}` variable")))
+        };
+        get("projector.weight")?.set(&weight)?;
+        get("projector.bias")?.set(&bias)?;
+    }
     Ok(())
 }

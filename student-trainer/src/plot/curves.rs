@@ -277,6 +277,7 @@ mod tests {
                 kd: Some(loss / 10.0),
                 infer_rows_per_s: None,
             }),
+            text_eval: None,
         }
     }
 

@@ -5,7 +5,8 @@
 //!
 //! [`run`] is the sequence; each step is its own module: [`run_folder`] (config and folder),
 //! [`setup`] (data, student, objective), [`epoch`] (one pass over the rows), [`early_stop`],
-//! [`checkpoint`], [`evaluate`], [`outputs`] (what a finished run writes).
+//! [`checkpoint`], [`evaluate`], [`outputs`] (what a finished run writes). Text students
+//! (`static`, `transformer`) train in [`text`] with the terms of [`text_objective`].
 
 pub mod checkpoint;
 pub mod early_stop;
@@ -17,6 +18,8 @@ pub mod objective;
 pub mod outputs;
 pub mod run_folder;
 pub mod setup;
+pub mod text;
+pub mod text_objective;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -51,6 +54,8 @@ pub struct TrainOptions {
 }
 
 /// What a `train` call ended with.
+// Returned once per run: boxing the summary would only add noise at every call site.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunOutcome {
     /// The run finished; outputs are written.
@@ -149,6 +154,9 @@ fn early_stopping_step(
 pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
     let wall = Instant::now();
     let (cfg, out) = run_folder::prepare(opts)?;
+    if text::is_text(&cfg.student) {
+        return text::run(opts, cfg, out, wall);
+    }
     let tcfg = &cfg.train;
     let setup = Setup::build(&cfg, opts.quiet)?;
     let mut opt = Optimizer::new(tcfg.optimizer.into(), setup.vars()?);
@@ -194,6 +202,7 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
             train_samples_per_s: totals.samples_per_s(),
             epoch_wall_s: t_epoch.elapsed().as_secs_f64(),
             eval: eval_m.clone(),
+            text_eval: None,
         };
         if !opts.quiet {
             eprintln!("{}", epoch_line(&m));

@@ -91,6 +91,7 @@ pub fn write(
         samples_per_s: state.train_samples as f64 / state.train_s.max(1e-9),
         wall_s: end.prior_wall_s + end.started.elapsed().as_secs_f64(),
         files,
+        text: None,
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(summary)

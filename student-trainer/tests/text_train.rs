@@ -1,0 +1,915 @@
+//! Text students trained from a token column against stored embeddings: the streamed, ragged
+//! data path (per-batch padding, bucketing, shuffle windows, order independence, bounded
+//! memory), tiny static and transformer runs whose fidelity rises, resume, ONNX parity on a
+//! padded mixed-length batch, and the bad inputs. The store is written here with the label
+//! store's text schema (`id`, `input_ids`/`token_type_ids` as List<Int32>, `embedding` and a
+//! tapped layer as FixedSizeList<f32>).
+
+mod data_support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float32Array, Int32Builder, Int64Builder, ListBuilder, StringArray, StringBuilder,
+};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use data_support::{fsl, write_config, write_parquet, Rng};
+use student_trainer::config::RunConfig;
+use student_trainer::data::text::{TextColumns, TextTrainData};
+use student_trainer::data::text_loader::{EpochPlan, TextBatch, TextLoader};
+use student_trainer::data::tokens::TokenRule;
+use student_trainer::export::{OnnxTextEncoder, TokenBatch};
+use student_trainer::metrics::Summary;
+use student_trainer::model::{StudentConfig, TextStudent};
+use student_trainer::train::{self, RunOutcome, TrainOptions};
+
+const VOCAB: usize = 48;
+const EMB: usize = 8;
+const TAP: usize = 6;
+
+/// One stored row.
+#[derive(Clone)]
+struct Row {
+    id: String,
+    tokens: Vec<i32>,
+    emb: Vec<f32>,
+    tap: Vec<f32>,
+}
+
+fn table(seed: u64, width: usize) -> Vec<f32> {
+    let mut r = Rng::new(seed);
+    (0..VOCAB * width)
+        .map(|_| r.next_f32() * 2.0 - 1.0)
+        .collect()
+}
+
+/// `n` rows of 2..=13 tokens; the teacher embedding is tanh of twice the mean of a fixed token
+/// table (learnable by both students), the tapped layer the mean of another.
+fn rows(n: usize, seed: u64) -> Vec<Row> {
+    let (te, tt) = (table(91, EMB), table(92, TAP));
+    let mut r = Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let len = 2 + (r.next_f32() * 12.0) as usize;
+            let tokens: Vec<i32> = (0..len)
+                .map(|_| 1 + (r.next_f32() * (VOCAB - 1) as f32) as i32)
+                .collect();
+            let mean = |t: &[f32], w: usize| -> Vec<f32> {
+                (0..w)
+                    .map(|j| {
+                        tokens.iter().map(|&k| t[k as usize * w + j]).sum::<f32>() / len as f32
+                    })
+                    .collect()
+            };
+            Row {
+                id: format!("s{seed}-{i}"),
+                emb: mean(&te, EMB).iter().map(|x| (2.0 * x).tanh()).collect(),
+                tap: mean(&tt, TAP),
+                tokens,
+            }
+        })
+        .collect()
+}
+
+fn token_list(rows: &[Row], f: impl Fn(&Row) -> Vec<i32>) -> ArrayRef {
+    let mut b = ListBuilder::new(Int32Builder::new());
+    for r in rows {
+        b.values().append_slice(&f(r));
+        b.append(true);
+    }
+    Arc::new(b.finish())
+}
+
+/// The text store's columns for `rows`.
+fn columns(rows: &[Row]) -> Vec<(&'static str, ArrayRef)> {
+    vec![
+        (
+            "id",
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+        ("input_ids", token_list(rows, |r| r.tokens.clone())),
+        (
+            "token_type_ids",
+            token_list(rows, |r| vec![0; r.tokens.len()]),
+        ),
+        (
+            "embedding",
+            fsl(rows.iter().flat_map(|r| r.emb.clone()).collect(), EMB),
+        ),
+        (
+            "layer3",
+            fsl(rows.iter().flat_map(|r| r.tap.clone()).collect(), TAP),
+        ),
+    ]
+}
+
+/// Writes `rows` as the shards of a dataset folder, `per_shard` rows each.
+fn write_store(dir: &Path, rows: &[Row], per_shard: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, chunk) in rows.chunks(per_shard).enumerate() {
+        write_parquet(&dir.join(format!("shard-{i:06}.parquet")), columns(chunk));
+    }
+    dir.to_path_buf()
+}
+
+fn text_columns(targets: &[&str]) -> TextColumns {
+    TextColumns {
+        tokens: "input_ids".into(),
+        types: Some("token_type_ids".into()),
+        targets: targets.iter().map(|s| s.to_string()).collect(),
+        token_rule: TokenRule {
+            limit: VOCAB,
+            limit_name: "the student's vocabulary",
+            max_len: 64,
+        },
+        type_limit: 2,
+    }
+}
+
+fn epoch_batches(data: Arc<TextTrainData>, plan: EpochPlan) -> (Vec<TextBatch>, usize) {
+    let mut loader = TextLoader::epoch(data, plan);
+    let batches: Vec<TextBatch> = loader.by_ref().map(|b| b.expect("batch")).collect();
+    (batches, loader.finish())
+}
+
+fn plan(seed: u64, epoch: usize, bucket: bool) -> EpochPlan {
+    EpochPlan {
+        batch_size: 16,
+        bucket_by_length: bucket,
+        seed,
+        epoch,
+    }
+}
+
+fn load(dir: &Path, window: usize, holdout: Option<f64>) -> Arc<TextTrainData> {
+    let (d, _) = TextTrainData::load(
+        dir.to_str().unwrap(),
+        text_columns(&["embedding"]),
+        window,
+        holdout,
+    )
+    .expect("loads");
+    Arc::new(d)
+}
+
+#[test]
+fn batches_are_ragged_rows_padded_per_batch_and_cover_every_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = rows(200, 1);
+    let dir = write_store(&tmp.path().join("store"), &all, 64);
+    let by_hash: HashMap<u64, &Row> = all
+        .iter()
+        .map(|r| (student_trainer::data::text::id_hash(&r.id), r))
+        .collect();
+    let data = load(&dir, 1 << 20, None);
+    assert!(data.resident.is_some());
+    let (batches, _) = epoch_batches(data, plan(4, 0, false));
+    let mut seen = 0;
+    let mut global_max = 0;
+    let mut seqs = Vec::new();
+    for b in &batches {
+        let lens: Vec<usize> = b.hashes.iter().map(|h| by_hash[h].tokens.len()).collect();
+        let longest = *lens.iter().max().unwrap();
+        assert_eq!(b.seq, longest, "padded to the batch's own longest row");
+        global_max = global_max.max(longest);
+        seqs.push(b.seq);
+        for (r, (h, &len)) in b.hashes.iter().zip(&lens).enumerate() {
+            let row = &by_hash[h];
+            let ids = &b.ids[r * b.seq..(r + 1) * b.seq];
+            let want: Vec<u32> = row.tokens.iter().map(|&t| t as u32).collect();
+            assert_eq!(&ids[..len], &want[..]);
+            assert!(ids[len..].iter().all(|&i| i == 0));
+            let mask = &b.mask[r * b.seq..(r + 1) * b.seq];
+            assert_eq!(mask.iter().sum::<f32>() as usize, len);
+            assert_eq!(&b.targets[0][r * EMB..(r + 1) * EMB], &row.emb[..]);
+        }
+        seen += b.rows;
+    }
+    assert_eq!(seen, 200);
+    assert!(
+        seqs.iter().any(|&s| s < global_max),
+        "some batch is shorter than the global maximum: {seqs:?}"
+    );
+}
+
+#[test]
+fn bucketing_cuts_padding_and_keeps_every_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_store(&tmp.path().join("store"), &rows(400, 2), 100);
+    let data = load(&dir, 1 << 20, None);
+    let eff = |bs: &[TextBatch]| {
+        let real: f32 = bs.iter().map(|b| b.mask.iter().sum::<f32>()).sum();
+        let padded: usize = bs.iter().map(|b| b.rows * b.seq).sum();
+        real as f64 / padded as f64
+    };
+    let (plain, _) = epoch_batches(data.clone(), plan(4, 0, false));
+    let (bucketed, _) = epoch_batches(data, plan(4, 0, true));
+    let count = |bs: &[TextBatch]| bs.iter().map(|b| b.rows).sum::<usize>();
+    assert_eq!(count(&plain), 400);
+    assert_eq!(count(&bucketed), 400);
+    let (e_plain, e_bucket) = (eff(&plain), eff(&bucketed));
+    assert!(
+        e_bucket > 0.9 && e_bucket > e_plain + 0.2,
+        "padding efficiency: bucketed {e_bucket:.3}, plain {e_plain:.3}"
+    );
+}
+
+#[test]
+fn streamed_windows_bound_memory_and_are_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_store(&tmp.path().join("store"), &rows(1000, 3), 128);
+    let data = load(&dir, 100, None);
+    assert!(data.resident.is_none(), "1000 rows > a 100-row window");
+    assert_eq!(data.windows(), 10);
+    let (a, peak) = epoch_batches(data.clone(), plan(9, 0, true));
+    assert!(
+        peak <= 150,
+        "a window held {peak} rows; the bound is about 100"
+    );
+    let mut hashes: Vec<u64> = a.iter().flat_map(|b| b.hashes.clone()).collect();
+    assert_eq!(hashes.len(), 1000);
+    hashes.sort_unstable();
+    hashes.dedup();
+    assert_eq!(hashes.len(), 1000, "every row exactly once per epoch");
+    let (b, _) = epoch_batches(data.clone(), plan(9, 0, true));
+    assert_eq!(a, b, "same seed and epoch, same batches");
+    let (c, _) = epoch_batches(data.clone(), plan(10, 0, true));
+    let (d, _) = epoch_batches(data, plan(9, 1, true));
+    assert_ne!(a[0].hashes, c[0].hashes, "another seed shuffles otherwise");
+    assert_ne!(a[0].hashes, d[0].hashes, "another epoch shuffles otherwise");
+}
+
+#[test]
+fn batch_order_does_not_depend_on_the_order_rows_were_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = rows(300, 4);
+    let mut shuffled = all.clone();
+    shuffled.reverse();
+    shuffled.rotate_left(77);
+    let a = write_store(&tmp.path().join("a"), &all, 300);
+    let b = write_store(&tmp.path().join("b"), &shuffled, 64);
+    for (window, bucket) in [(1 << 20, false), (1 << 20, true), (50, false), (50, true)] {
+        let (ba, _) = epoch_batches(load(&a, window, Some(0.1)), plan(5, 1, bucket));
+        let (bb, _) = epoch_batches(load(&b, window, Some(0.1)), plan(5, 1, bucket));
+        assert_eq!(ba, bb, "window {window}, bucket {bucket}");
+    }
+    // The held-out rows are the same set too, in the same order.
+    let ea = TextTrainData::load(
+        a.to_str().unwrap(),
+        text_columns(&["embedding"]),
+        1 << 20,
+        Some(0.1),
+    )
+    .unwrap()
+    .1
+    .unwrap();
+    let eb = TextTrainData::load(
+        b.to_str().unwrap(),
+        text_columns(&["embedding"]),
+        1 << 20,
+        Some(0.1),
+    )
+    .unwrap()
+    .1
+    .unwrap();
+    assert!(ea.rows() > 10 && ea.rows() < 60, "{} held out", ea.rows());
+    assert_eq!(ea, eb);
+}
+
+#[test]
+fn image_batches_do_not_depend_on_the_order_rows_were_stored() {
+    use data_support::{columns as image_columns, synth};
+    use student_trainer::data::{Loader, TrainData};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = synth(90, 1);
+    // The same rows, reversed, split over two files.
+    let mut r = synth(90, 1);
+    r.ids.reverse();
+    r.labels.reverse();
+    let rev_rows =
+        |v: &[f32], w: usize| -> Vec<f32> { v.chunks(w).rev().flatten().copied().collect() };
+    r.x = rev_rows(&s.x, s.dim);
+    r.logits = rev_rows(&s.logits, s.classes);
+    r.emb = rev_rows(&s.emb, data_support::EMB);
+    let a = tmp.path().join("a.parquet");
+    write_parquet(&a, image_columns(&s));
+    let bdir = tmp.path().join("b");
+    std::fs::create_dir_all(&bdir).unwrap();
+    let part = |from: usize, to: usize| data_support::Synth {
+        ids: r.ids[from..to].to_vec(),
+        x: r.x[from * s.dim..to * s.dim].to_vec(),
+        labels: r.labels[from..to].to_vec(),
+        logits: r.logits[from * s.classes..to * s.classes].to_vec(),
+        emb: r.emb[from * data_support::EMB..to * data_support::EMB].to_vec(),
+        dim: s.dim,
+        classes: s.classes,
+    };
+    write_parquet(&bdir.join("p0.parquet"), image_columns(&part(0, 40)));
+    write_parquet(&bdir.join("p1.parquet"), image_columns(&part(40, 90)));
+    let batches = |train: &Path| {
+        let cfg = data_support::kd_config(train, train, 1, "");
+        let cfg = RunConfig::parse(&cfg, Path::new("t.toml")).unwrap();
+        let data = Arc::new(TrainData::load(&cfg.data, &cfg.losses).unwrap());
+        Loader::epoch(data, 16, 3, 2, None).collect::<Vec<_>>()
+    };
+    let (ba, bb) = (batches(&a), batches(&bdir));
+    assert_eq!(ba.len(), 6);
+    assert_eq!(ba, bb);
+}
+
+/// A text run config over `train` (a dataset folder) with `student` and `losses` tables.
+fn run_config(
+    train: &Path,
+    student: &str,
+    losses: &str,
+    epochs: usize,
+    extra_data: &str,
+) -> String {
+    format!(
+        r#"
+[data]
+train = "{}"
+input = "input_ids"
+eval_fraction = 0.15
+{extra_data}
+
+{student}
+
+{losses}
+
+[train]
+epochs = {epochs}
+batch_size = 32
+eval_batch_size = 64
+lr = 0.01
+seed = 7
+"#,
+        train.display()
+    )
+}
+
+const STATIC: &str = r#"
+[student]
+arch = "static"
+vocab = 48
+dim = 8
+"#;
+
+const TRANSFORMER: &str = r#"
+[student]
+arch = "transformer"
+layers = 2
+hidden = 16
+heads = 2
+ffn = 32
+vocab = 48
+max_positions = 16
+project_to = 8
+"#;
+
+const COSINE_AND_NCE: &str = r#"
+[[loss]]
+kind = "feature"
+teacher = "embedding"
+distance = "cosine"
+
+[[loss]]
+kind = "infonce"
+teacher = "embedding"
+temperature = 0.1
+weight = 0.2
+"#;
+
+fn train_run(dir: &Path, name: &str, body: &str, opts: TrainOptions) -> Result<Summary, String> {
+    let cfg = write_config(dir, &format!("{name}.toml"), body);
+    let o = TrainOptions {
+        config: Some(cfg),
+        out: Some(dir.join(name)),
+        quiet: true,
+        ..opts
+    };
+    match train::run(&o).map_err(|e| e.to_string())? {
+        RunOutcome::Finished(s) => Ok(s),
+        other => Err(format!("not finished: {other:?}")),
+    }
+}
+
+fn assert_distils(s: &Summary, dir: &Path, min_gain: f64, min_after: f64) {
+    let t = s.text.as_ref().expect("text summary");
+    let (before, after) = (
+        t.initial_eval.as_ref().expect("initial eval"),
+        t.final_eval.as_ref().expect("final eval"),
+    );
+    assert!(
+        after.fidelity > before.fidelity + min_gain && after.fidelity > min_after,
+        "fidelity {:.3} -> {:.3}",
+        before.fidelity,
+        after.fidelity
+    );
+    assert!(
+        after.loss < before.loss,
+        "eval loss {} -> {}",
+        before.loss,
+        after.loss
+    );
+    let epochs = student_trainer::metrics::read_epochs(&dir.join("metrics.jsonl")).unwrap();
+    assert!(epochs.len() >= 2);
+    let first = epochs.first().unwrap().train_loss;
+    let last = epochs.last().unwrap().train_loss;
+    assert!(last < first, "train loss {first} -> {last}");
+    assert!(epochs.iter().all(|e| e.text_eval.is_some()));
+}
+
+#[test]
+fn a_static_student_distils_and_exports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = write_store(&tmp.path().join("store"), &rows(600, 5), 256);
+    let body = run_config(&store, STATIC, COSINE_AND_NCE, 6, "bucket_by_length = true");
+    let s = train_run(
+        tmp.path(),
+        "static",
+        &body,
+        TrainOptions {
+            export_onnx: true,
+            ..Default::default()
+        },
+    )
+    .expect("trains");
+    assert_distils(&s, &tmp.path().join("static"), 0.2, 0.8);
+    assert!(tmp.path().join("static/student.onnx").is_file());
+    assert!(s.files.contains(&"student.safetensors".to_string()));
+}
+
+/// Runs the exported ONNX and candle (from `student.safetensors`) on one padded batch of mixed
+/// lengths; returns the largest difference over `embedding` and every `hidden{i}`.
+fn onnx_vs_candle(run: &Path, cfg: &StudentConfig, token_types: bool) -> f32 {
+    let tensors = candle_core::safetensors::load(run.join("student.safetensors"), &Device::Cpu)
+        .expect("weights");
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let student = TextStudent::new(cfg, vb).expect("student from its weights");
+    let rows: Vec<Vec<u32>> = vec![
+        vec![3, 9, 17, 2, 40],
+        vec![5],
+        vec![11, 12, 13],
+        vec![47, 1],
+    ];
+    let (ids, mask) = student_trainer::model::text::pad_batch(&rows, 0).unwrap();
+    let out = student.forward(&ids, &mask, None).unwrap();
+    let ids_i64: Vec<i64> = ids
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<u32>()
+        .unwrap()
+        .iter()
+        .map(|&x| x as i64)
+        .collect();
+    let mask_i64: Vec<i64> = mask
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&x| x as i64)
+        .collect();
+    let batch = TokenBatch {
+        rows: 4,
+        seq: 5,
+        token_type_ids: vec![0; ids_i64.len()],
+        input_ids: ids_i64,
+        attention_mask: mask_i64,
+    };
+    let lib = distill_tests::ort_lib();
+    let mut enc = OnnxTextEncoder::load(&run.join("student.onnx"), Some(&lib)).expect("onnx loads");
+    assert_eq!(enc.has_token_types(), token_types);
+    let got = enc.run(&batch, &[]).expect("onnx runs");
+    let mut worst = 0f32;
+    for o in got {
+        let want = if o.name == "embedding" {
+            out.embedding.clone()
+        } else {
+            let i: usize = o
+                .name
+                .trim_start_matches("hidden")
+                .parse()
+                .expect("hidden{i}");
+            out.hidden[i].clone()
+        };
+        let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(want.len(), o.data.len(), "{}", o.name);
+        for (a, b) in want.iter().zip(&o.data) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    worst
+}
+
+#[test]
+fn a_transformer_student_distils_with_a_tapped_layer_and_matches_its_onnx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = write_store(&tmp.path().join("store"), &rows(600, 6), 256);
+    let losses = format!(
+        "{COSINE_AND_NCE}\n[[loss]]\nkind = \"feature\"\nteacher = \"layer3\"\nstudent_layer = 1\nweight = 0.5\n\n[[loss]]\nkind = \"sp\"\nteacher = \"embedding\"\nweight = 0.5\n"
+    );
+    let body = run_config(
+        &store,
+        TRANSFORMER,
+        &losses,
+        12,
+        "token_types = \"token_type_ids\"\nbucket_by_length = true",
+    );
+    let s = train_run(
+        tmp.path(),
+        "tf",
+        &body,
+        TrainOptions {
+            export_onnx: true,
+            ..Default::default()
+        },
+    )
+    .expect("trains");
+    assert_distils(&s, &tmp.path().join("tf"), 0.3, 0.6);
+    let cfg = RunConfig::parse(&body, Path::new("tf.toml")).unwrap();
+    let worst = onnx_vs_candle(&tmp.path().join("tf"), &cfg.student, true);
+    assert!(worst < 1e-4, "ONNX vs candle max |diff| {worst}");
+    // The layer term has its own projector (16 -> 6), trained but not exported.
+    let saved =
+        candle_core::safetensors::load(tmp.path().join("tf/student.safetensors"), &Device::Cpu)
+            .unwrap();
+    assert!(saved.keys().all(|k| !k.starts_with("__proj")));
+    let labels = &s.text.unwrap().final_eval.unwrap().terms;
+    assert!(labels.contains_key("feature:layer3@hidden1"), "{labels:?}");
+}
+
+#[test]
+fn resume_gives_the_weights_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = write_store(&tmp.path().join("store"), &rows(300, 7), 128);
+    let body = run_config(
+        &store,
+        TRANSFORMER,
+        COSINE_AND_NCE,
+        3,
+        "shuffle_window = 100",
+    );
+    train_run(tmp.path(), "whole", &body, TrainOptions::default()).expect("uninterrupted");
+    let cfg = write_config(tmp.path(), "split.toml", &body);
+    let o = TrainOptions {
+        config: Some(cfg),
+        out: Some(tmp.path().join("split")),
+        quiet: true,
+        stop_after: Some(1),
+        ..Default::default()
+    };
+    assert!(matches!(
+        train::run(&o),
+        Ok(RunOutcome::Paused { epochs: 1 })
+    ));
+    let o = TrainOptions {
+        config: None,
+        resume: true,
+        stop_after: None,
+        ..o
+    };
+    assert!(matches!(train::run(&o), Ok(RunOutcome::Finished(_))));
+    let load = |name: &str| {
+        candle_core::safetensors::load(
+            tmp.path().join(name).join("student.safetensors"),
+            &Device::Cpu,
+        )
+        .unwrap()
+    };
+    let (a, b) = (load("whole"), load("split"));
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        let u = &b[name];
+        let d = t
+            .sub(u)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0, "{name} differs by {d}");
+    }
+    let m = student_trainer::metrics::read_epochs(&tmp.path().join("split/metrics.jsonl")).unwrap();
+    assert_eq!(m.len(), 3);
+}
+
+#[test]
+fn a_static_student_starts_as_the_teachers_pca_table_mapped_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A source table of width 6 and rank 3: PCA to 3 components loses nothing.
+    let mut r = Rng::new(5);
+    let basis: Vec<f32> = (0..3 * 6).map(|_| r.next_f32() - 0.5).collect();
+    let mut src = Vec::new();
+    for _ in 0..VOCAB {
+        let c: Vec<f32> = (0..3).map(|_| r.next_f32() * 2.0 - 1.0).collect();
+        for j in 0..6 {
+            src.push((0..3).map(|k| c[k] * basis[k * 6 + j]).sum::<f32>() + 0.3);
+        }
+    }
+    let table = Tensor::from_vec(src.clone(), (VOCAB, 6), &Device::Cpu).unwrap();
+    let path = tmp.path().join("teacher.safetensors");
+    let mut m = HashMap::new();
+    m.insert("embeddings.word_embeddings.weight".to_string(), table);
+    candle_core::safetensors::save(&m, &path).unwrap();
+    let cfg: StudentConfig = toml::from_str(&format!(
+        "arch = \"static\"\nvocab = {VOCAB}\ndim = 3\nproject_to = 6\ninit = {{ from = \"{}\", pca = true }}",
+        path.display()
+    ))
+    .unwrap();
+    let (_vm, s) = TextStudent::build(&cfg).expect("builds");
+    let (ids, mask) = student_trainer::model::text::pad_batch(&[vec![4, 9], vec![30]], 0).unwrap();
+    let got = s
+        .forward(&ids, &mask, None)
+        .unwrap()
+        .embedding
+        .to_vec2::<f32>()
+        .unwrap();
+    for (row, toks) in got.iter().zip([vec![4usize, 9], vec![30]]) {
+        for j in 0..6 {
+            let want = toks.iter().map(|&t| src[t * 6 + j]).sum::<f32>() / toks.len() as f32;
+            assert!((row[j] - want).abs() < 1e-4, "{} vs {want}", row[j]);
+        }
+    }
+}
+
+/// Writes a one-file store whose columns are given, and returns the config to train on it.
+fn bad_store(
+    dir: &Path,
+    name: &str,
+    cols: Vec<(&'static str, ArrayRef)>,
+    student: &str,
+    losses: &str,
+) -> String {
+    let store = dir.join(name);
+    std::fs::create_dir_all(&store).unwrap();
+    write_parquet(&store.join("shard-000000.parquet"), cols);
+    run_config(&store, student, losses, 1, "")
+}
+
+fn ids(n: usize) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    for i in 0..n {
+        b.append_value(format!("r{i}"));
+    }
+    Arc::new(b.finish())
+}
+
+fn emb(n: usize, w: usize) -> ArrayRef {
+    fsl(vec![0.5; n * w], w)
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let n = 40;
+    let good_tokens = || token_list(&rows(n, 8), |r| r.tokens.clone());
+    let feature = "[[loss]]\nkind = \"feature\"\nteacher = \"embedding\"\n";
+    let floats = Arc::new(Float32Array::from(vec![1.0; n])) as ArrayRef;
+    let mut over = ListBuilder::new(Int64Builder::new());
+    for i in 0..n {
+        over.values()
+            .append_slice(if i == 13 { &[1, 5000, 2] } else { &[1, 2] });
+        over.append(true);
+    }
+    let mut empty = ListBuilder::new(Int32Builder::new());
+    for i in 0..n {
+        if i != 21 {
+            empty.values().append_slice(&[3, 4]);
+        }
+        empty.append(true);
+    }
+    let mut nulls = ListBuilder::new(Int32Builder::new());
+    for i in 0..n {
+        if i == 5 {
+            nulls.append(false);
+        } else {
+            nulls.values().append_slice(&[3, 4]);
+            nulls.append(true);
+        }
+    }
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "wrong_type",
+            bad_store(
+                d,
+                "wrong_type",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", floats),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
+            vec![
+                "input_ids",
+                "List<Int32> or List<Int64>",
+                "found Float32",
+                "wrong_type",
+            ],
+        ),
+        (
+            "beyond_vocab",
+            bad_store(
+                d,
+                "beyond_vocab",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", Arc::new(over.finish())),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
+            vec![
+                "input_ids",
+                "row 13: token id 5000 is not below 48",
+                "vocabulary",
+                "shard-000000.parquet",
+            ],
+        ),
+        (
+            "empty_row",
+            bad_store(
+                d,
+                "empty_row",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", Arc::new(empty.finish())),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
+            vec!["input_ids", "row 21 has no tokens"],
+        ),
+        (
+            "null_row",
+            bad_store(
+                d,
+                "null_row",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", Arc::new(nulls.finish())),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
+            vec!["input_ids", "null value at row 5"],
+        ),
+        (
+            "width",
+            bad_store(
+                d,
+                "width",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", good_tokens()),
+                    ("embedding", emb(n, 12)),
+                ],
+                STATIC,
+                feature,
+            ),
+            vec![
+                "loss[0]",
+                "width 8",
+                "\"embedding\" (width 12)",
+                "student.project_to = 12",
+            ],
+        ),
+        (
+            "missing_column",
+            bad_store(
+                d,
+                "missing_column",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", good_tokens()),
+                    ("emb", emb(n, EMB)),
+                ],
+                STATIC,
+                feature,
+            ),
+            vec!["column \"embedding\" not found", "emb"],
+        ),
+        (
+            "no_layers",
+            bad_store(
+                d,
+                "no_layers",
+                vec![
+                    ("id", ids(n)),
+                    ("input_ids", good_tokens()),
+                    ("embedding", emb(n, EMB)),
+                ],
+                STATIC,
+                "[[loss]]\nkind = \"sp\"\nteacher = \"embedding\"\nstudent_layer = 0\n",
+            ),
+            vec!["loss[0].student_layer = 0", "static student has no layers"],
+        ),
+    ];
+    for (name, body, want) in cases {
+        let e =
+            train_run(d, &format!("run-{name}"), &body, TrainOptions::default()).expect_err(name);
+        for w in want {
+            assert!(e.contains(w), "{name}: {e:?} lacks {w:?}");
+        }
+    }
+}
+
+#[test]
+fn text_config_keys_are_checked() {
+    let p = Path::new("t.toml");
+    let base = |student: &str, data: &str, losses: &str| {
+        run_config(Path::new("x"), student, losses, 1, data)
+    };
+    let cases = [
+        (
+            base(
+                STATIC,
+                "",
+                "[[loss]]\nkind = \"kd\"\nteacher = \"embedding\"\ntemperature = 2.0\n",
+            ),
+            "loss[0].kind",
+        ),
+        (
+            base(STATIC, "token_types = \"token_type_ids\"", COSINE_AND_NCE),
+            "data.token_types",
+        ),
+        (
+            base(STATIC, "eval = \"e\"", COSINE_AND_NCE),
+            "data.eval_fraction",
+        ),
+        (
+            base(STATIC, "shuffle_window = 0", COSINE_AND_NCE),
+            "data.shuffle_window",
+        ),
+        (
+            base(STATIC, "label = \"label\"", COSINE_AND_NCE),
+            "data.label",
+        ),
+    ];
+    for (text, key) in cases {
+        let e = RunConfig::parse(&text, p).expect_err(key).to_string();
+        assert!(e.contains(&format!("key `{key}`")), "{e}");
+    }
+    let mnist = data_support::kd_config(Path::new("a"), Path::new("b"), 1, "").replace(
+        "label = \"label\"",
+        "label = \"label\"\nbucket_by_length = true",
+    );
+    let e = RunConfig::parse(&mnist, p)
+        .expect_err("image run")
+        .to_string();
+    assert!(
+        e.contains("data.bucket_by_length") && e.contains("text students only"),
+        "{e}"
+    );
+    RunConfig::parse(
+        &base(
+            TRANSFORMER,
+            "bucket_by_length = true\nshuffle_window = 1000",
+            COSINE_AND_NCE,
+        ),
+        p,
+    )
+    .expect("a valid text config");
+}
+
+#[test]
+fn an_eval_source_is_read_whole_and_scored_before_and_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train_store = write_store(&tmp.path().join("train"), &rows(300, 9), 128);
+    let eval_store = write_store(&tmp.path().join("eval"), &rows(70, 10), 32);
+    let body = run_config(&train_store, STATIC, COSINE_AND_NCE, 3, "").replace(
+        "eval_fraction = 0.15",
+        &format!("eval = \"{}\"", eval_store.display()),
+    );
+    let s = train_run(tmp.path(), "with-eval", &body, TrainOptions::default()).expect("trains");
+    let t = s.text.as_ref().expect("text summary");
+    assert_eq!(s.train_rows, 300, "no row held out of the training source");
+    assert_eq!(t.eval_rows, 70);
+    let (before, after) = (
+        t.initial_eval.as_ref().unwrap(),
+        t.final_eval.as_ref().unwrap(),
+    );
+    assert_eq!((before.rows, after.rows), (70, 70));
+    assert!(
+        after.fidelity > before.fidelity,
+        "{} -> {}",
+        before.fidelity,
+        after.fidelity
+    );
+}
