@@ -8,7 +8,8 @@
 # ranges, CPU seconds per step (less sensitive to other jobs than wall time) and ratios as a
 # Markdown table.
 #
-# usage: bench/trainer_text.sh [--rounds N] [--steps N] [--warmup N] [--threads N]
+# usage: bench/trainer_text.sh [--rounds N] [--steps N] [--warmup N] [--threads N] [--no-release]
+#   --no-release  skip the release build (its dependencies take minutes to build the first time)
 #   PyTorch: $TORCH_PYTHON if set, else .deps/torch-venv (created on first use:
 #   pip install torch numpy safetensors, ~5 GB with its CUDA wheels).
 set -euo pipefail
@@ -19,12 +20,14 @@ ROUNDS=3
 STEPS=20
 WARMUP=3
 THREADS=2
+RELEASE=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
+    --no-release) RELEASE=0; shift ;;
     *) echo "unknown argument: $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -41,10 +44,13 @@ mkdir -p "$WORK"
 cargo build -q -p student-trainer --example text_step
 # Release in its own target dir (CARGO_TARGET_DIR_RELEASE, default: the usual one), so a dev
 # build running beside it is not blocked on the build-directory lock.
-REL_DIR=${CARGO_TARGET_DIR_RELEASE:-${CARGO_TARGET_DIR:-target}}
-CARGO_TARGET_DIR=$REL_DIR cargo build -q -p student-trainer --example text_step --release
 DEV_BIN=${CARGO_TARGET_DIR:-target}/debug/examples/text_step
-REL_BIN=$REL_DIR/release/examples/text_step
+REL_BIN=""
+if [ "$RELEASE" = 1 ]; then
+  REL_DIR=${CARGO_TARGET_DIR_RELEASE:-${CARGO_TARGET_DIR:-target}}
+  CARGO_TARGET_DIR=$REL_DIR cargo build -q -p student-trainer --example text_step --release
+  REL_BIN=$REL_DIR/release/examples/text_step
+fi
 BATCH=$WORK/batch.json
 "$PY" bench/text_batch.py "$BATCH" 64 0
 RESULTS=$WORK/results.jsonl
@@ -53,11 +59,14 @@ label() { "$PY" -c "import json,sys; d=json.load(sys.stdin); d['system']=sys.arg
 LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
 for r in $(seq 1 "$ROUNDS"); do
   "$DEV_BIN" "$BATCH" "$STEPS" "$WARMUP" | label "candle (dev profile)" >> "$RESULTS"
-  "$REL_BIN" "$BATCH" "$STEPS" "$WARMUP" | label "candle (release)" >> "$RESULTS"
-  # The same binary with mimalloc told never to return freed pages to the OS: candle frees and
-  # re-allocates hundreds of MB per step, and re-faulting them (zeroed huge pages) is a visible
-  # share of the backward pass.
-  MIMALLOC_PURGE_DELAY=-1 "$REL_BIN" "$BATCH" "$STEPS" "$WARMUP" | label "candle (release, MIMALLOC_PURGE_DELAY=-1)" >> "$RESULTS"
+  if [ -n "$REL_BIN" ]; then
+    "$REL_BIN" "$BATCH" "$STEPS" "$WARMUP" | label "candle (release)" >> "$RESULTS"
+  fi
+  # mimalloc told never to return freed pages to the OS: candle frees and re-allocates
+  # hundreds of MB per step, and re-faulting them (zeroed huge pages) is a visible share of
+  # the backward pass.
+  MIMALLOC_PURGE_DELAY=-1 "${REL_BIN:-$DEV_BIN}" "$BATCH" "$STEPS" "$WARMUP" \
+    | label "candle ($( [ -n "$REL_BIN" ] && echo release || echo dev profile ), MIMALLOC_PURGE_DELAY=-1)" >> "$RESULTS"
   for attn in eager sdpa; do
     "$TORCH_PY" -W ignore bench/trainer_text_torch_step.py "$BATCH" "$STEPS" --warmup "$WARMUP" --attention "$attn" --threads "$THREADS" \
       | label "PyTorch CPU ($attn attention)" >> "$RESULTS"

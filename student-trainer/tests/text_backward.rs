@@ -30,8 +30,8 @@ fn golden_dir() -> PathBuf {
 
 fn golden() -> Value {
     let path = golden_dir().join("text_backward.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("parse text_backward.json")
 }
 
@@ -79,7 +79,12 @@ fn student(case: &Value) -> (VarMap, TextStudent) {
 }
 
 /// The golden loss on the student's forward pass, its value and its gradients.
-fn loss_and_grads(case: &Value, s: &TextStudent, ids: &Tensor, types: Option<&Tensor>) -> (f64, GradStore) {
+fn loss_and_grads(
+    case: &Value,
+    s: &TextStudent,
+    ids: &Tensor,
+    types: Option<&Tensor>,
+) -> (f64, GradStore) {
     let mask = matrix::<f32>(&case["attention_mask"]);
     let out = s.forward(ids, &mask, types).unwrap();
     let target = matrix::<f32>(&case["target_embedding"]);
@@ -136,10 +141,16 @@ fn check_against_torch(case_name: &str) {
         if name.ends_with("attention.self.key.bias") {
             // Zero analytically: a per-query constant added to every score leaves the softmax
             // unchanged (PyTorch float64 gives ~1e-17). Candle's must be zero to ATOL.
-            assert!(scale < 1e-12, "{case_name}: PyTorch's {name} gradient is not zero");
+            assert!(
+                scale < 1e-12,
+                "{case_name}: PyTorch's {name} gradient is not zero"
+            );
             scale = 1.0;
         } else {
-            assert!(scale > 1e-3, "{case_name}: golden gradient of {name} is ~0 ({scale})");
+            assert!(
+                scale > 1e-3,
+                "{case_name}: golden gradient of {name} is ~0 ({scale})"
+            );
         }
         for (j, (a, b)) in got.iter().zip(&want).enumerate() {
             let err = (*a as f64 - b).abs();
@@ -180,7 +191,12 @@ fn padding_rows_get_zero_gradient() {
     let g = golden();
     for (case_name, table, width, unused_positions) in [
         ("static", "embeddings.weight", 8, 0..0),
-        ("transformer", "embeddings.word_embeddings.weight", 16, 12..16),
+        (
+            "transformer",
+            "embeddings.word_embeddings.weight",
+            16,
+            12..16,
+        ),
     ] {
         let case = &g[case_name];
         let ids: Vec<Vec<u32>> = serde_json::from_value(case["input_ids"].clone()).unwrap();
@@ -190,11 +206,19 @@ fn padding_rows_get_zero_gradient() {
             .flatten()
             .zip(mask.iter().flatten())
             .all(|(&i, &m)| (i == 0) == (m == 0));
-        assert!(pad_under_mask, "{case_name}: the golden batch must use id 0 exactly at padding");
-        assert!(mask.iter().flatten().any(|&m| m == 0), "{case_name}: no padding");
-        let torch: Vec<f64> =
-            serde_json::from_value(case["grads"][table]["data"].clone()).unwrap();
-        assert!(torch[..width].iter().all(|&v| v == 0.0), "{case_name}: PyTorch pad row");
+        assert!(
+            pad_under_mask,
+            "{case_name}: the golden batch must use id 0 exactly at padding"
+        );
+        assert!(
+            mask.iter().flatten().any(|&m| m == 0),
+            "{case_name}: no padding"
+        );
+        let torch: Vec<f64> = serde_json::from_value(case["grads"][table]["data"].clone()).unwrap();
+        assert!(
+            torch[..width].iter().all(|&v| v == 0.0),
+            "{case_name}: PyTorch pad row"
+        );
         let (vm, s) = student(case);
         let (ids, types) = golden_inputs(case);
         let (_, grads) = loss_and_grads(case, &s, &ids, types.as_ref());
@@ -207,7 +231,10 @@ fn padding_rows_get_zero_gradient() {
         if !unused_positions.is_empty() {
             let pos = grad_of(&vm, &grads, "embeddings.position_embeddings.weight");
             for p in unused_positions {
-                assert!(row(&pos, width, p).iter().all(|&v| v == 0.0), "position row {p}");
+                assert!(
+                    row(&pos, width, p).iter().all(|&v| v == 0.0),
+                    "position row {p}"
+                );
             }
         }
     }
@@ -226,9 +253,7 @@ fn what_lies_under_the_mask_changes_no_gradient() {
         let vocab = case["config"]["vocab"].as_u64().unwrap() as u32;
         let mask: Vec<Vec<u32>> = serde_json::from_value(case["attention_mask"].clone()).unwrap();
         let mut ids2: Vec<Vec<u32>> = serde_json::from_value(case["input_ids"].clone()).unwrap();
-        let mut types2 = types
-            .as_ref()
-            .map(|t| t.to_vec2::<u32>().unwrap());
+        let mut types2 = types.as_ref().map(|t| t.to_vec2::<u32>().unwrap());
         for (r, m) in mask.iter().enumerate() {
             for (c, &m) in m.iter().enumerate() {
                 if m == 0 {
@@ -242,7 +267,10 @@ fn what_lies_under_the_mask_changes_no_gradient() {
         let ids2 = Tensor::new(ids2, &Device::Cpu).unwrap();
         let types2 = types2.map(|t| Tensor::new(t, &Device::Cpu).unwrap());
         let (loss2, other) = loss_and_grads(case, &s, &ids2, types2.as_ref());
-        assert!((loss - loss2).abs() < 1e-6, "{case_name}: loss {loss} vs {loss2}");
+        assert!(
+            (loss - loss2).abs() < 1e-6,
+            "{case_name}: loss {loss} vs {loss2}"
+        );
         let names: Vec<String> = vm.data().lock().unwrap().keys().cloned().collect();
         for name in names {
             let (a, b) = (grad_of(&vm, &base, &name), grad_of(&vm, &other, &name));
