@@ -1,13 +1,18 @@
-//! LayerNorm and last-axis softmax as single autograd nodes on the CPU (f32).
+//! LayerNorm, last-axis softmax and GELU (erf) as single autograd nodes on the CPU (f32).
 //!
 //! candle's fused `layer_norm` / `softmax_last_dim` kernels have no backward, and the op-by-op
 //! forms record ~10 nodes each (means, broadcasts, sqrt, divisions) whose backward allocates a
 //! tensor per node; in the transformer student they run once per block and per attention head
 //! row. These ops do the forward in one pass over the rows and hand back the gradients from
 //! closed forms: for LayerNorm `dx = (g·w − mean(g·w) − x̂·mean(g·w·x̂)) / σ`, `dw = Σ g·x̂`,
-//! `db = Σ g`; for softmax `dx = y·(g − Σ g·y)`.
+//! `db = Σ g`; for softmax `dx = y·(g − Σ g·y)`; for GELU `dx = g·(Φ(x) + x·φ(x))`. candle's
+//! own `gelu_erf` backward is eight full-size tensor ops (square, negate, divide, exp, two
+//! scalings, erf, adds) on the `[tokens, ffn]` activation, the largest tensor of a block.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::cpu::erf::erf_f32;
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor,
+};
 
 /// `LayerNorm(x) * weight + bias` over the last dim; one node when `x` is f32 on the CPU.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor> {
@@ -24,6 +29,16 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op1(SoftmaxOp)
     } else {
         candle_nn::ops::softmax(x, candle_core::D::Minus1)
+    }
+}
+
+/// `x·Φ(x)` (GELU with the exact normal CDF, as BERT's `gelu`); one node when `x` is f32 on
+/// the CPU.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if x.dtype() == DType::F32 && x.device().is_cpu() {
+        x.contiguous()?.apply_op1(GeluErfOp)
+    } else {
+        x.gelu_erf()
     }
 }
 
@@ -174,6 +189,64 @@ impl CustomOp1 for SoftmaxOp {
     }
 }
 
+struct GeluErfOp;
+
+/// Φ(x), the standard normal CDF, as candle's `gelu_erf` computes it.
+fn normal_cdf(x: f32) -> f32 {
+    0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+impl CustomOp1 for GeluErfOp {
+    fn name(&self) -> &'static str {
+        "fused-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "fused-gelu-erf")?;
+        let out = x.iter().map(|&v| v * normal_cdf(v)).collect();
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(x, &GeluErfGrad)?))
+    }
+}
+
+/// `g·(Φ(x) + x·φ(x))` in one pass over the upstream gradient `g` and the input `x`.
+struct GeluErfGrad;
+
+impl CustomOp2 for GeluErfGrad {
+    fn name(&self) -> &'static str {
+        "fused-gelu-erf-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = f32_slice(gs, gl, "fused-gelu-erf-grad")?;
+        let x = f32_slice(xs, xl, "fused-gelu-erf input")?;
+        if g.len() != x.len() {
+            bail!(
+                "fused-gelu-erf-grad: gradient {:?} and input {:?} differ",
+                gl.shape(),
+                xl.shape()
+            );
+        }
+        // 1/sqrt(2π): φ(x) = exp(-x²/2) / sqrt(2π).
+        const INV_SQRT_2PI: f32 = 0.398_942_3;
+        let out = g
+            .iter()
+            .zip(x)
+            .map(|(&g, &v)| g * (normal_cdf(v) + v * INV_SQRT_2PI * (-0.5 * v * v).exp()))
+            .collect();
+        Ok((CpuStorage::F32(out), gl.shape().clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,7 +262,7 @@ mod tests {
     }
 
     /// Values and gradients equal candle's op-by-op LayerNorm and softmax (autograd through
-    /// basic ops), with a non-uniform upstream gradient.
+    /// basic ops) and its `gelu_erf`, with a non-uniform upstream gradient.
     #[test]
     fn match_candle_op_by_op_forward_and_backward() {
         let (x, w, b) = (var(&[3, 4, 6]), var(&[6]), var(&[6]));
@@ -230,5 +303,22 @@ mod tests {
             .unwrap();
         let (a, r) = (gf.get(&x).unwrap(), gs.get(&x).unwrap());
         assert!(max_abs(a, r) < 1e-5, "softmax gradient: {a} vs {r}");
+        let fused = gelu_erf(&x).unwrap();
+        let slow = x.as_tensor().gelu_erf().unwrap();
+        assert!(max_abs(&fused, &slow) < 1e-6);
+        let gf = (&fused * &up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gs = (&slow * &up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (a, r) = (gf.get(&x).unwrap(), gs.get(&x).unwrap());
+        assert!(max_abs(a, r) < 1e-5, "gelu gradient: {a} vs {r}");
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! The residual stream is kept as `[batch * seq, hidden]` rows, so every dense layer is one
 //! fused linear node ([`super::linear`]); only attention reshapes to `[batch, heads, seq, dh]`.
-//! LayerNorm and softmax are single nodes too ([`super::fused`]).
+//! LayerNorm, softmax and GELU are single nodes too ([`super::fused`]).
 //!
 //! Weight names are Hugging Face's (`embeddings.word_embeddings.weight`,
 //! `encoder.layer.N.attention.self.query.weight`, ...), so BERT safetensors load as they are;
@@ -202,7 +202,7 @@ impl Transformer {
             .contiguous()?
             .reshape((b * s, d))?;
         let a = layer_norm(&(linear(&blk.attn_out, &ctx)? + x)?, &blk.attn_norm, eps)?;
-        let f = linear(&blk.ffn_in, &a)?.gelu_erf()?;
+        let f = fused::gelu_erf(&linear(&blk.ffn_in, &a)?)?;
         layer_norm(&(linear(&blk.ffn_out, &f)? + &a)?, &blk.ffn_norm, eps)
     }
 
