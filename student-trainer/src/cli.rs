@@ -64,7 +64,12 @@ pub struct EvalTextArgs {
     #[arg(long)]
     pub no_normalize: bool,
     /// Benchmarks to run, comma separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "lee,wordsim,bbc,speed")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "lee,wordsim,bbc,speed"
+    )]
     pub suite: Vec<crate::text_eval::Suite>,
     /// Folder holding lee.cor, similarities0-1.txt and wordsim353.tsv (scripts/fetch_text.sh).
     #[arg(long, default_value = ".deps/corpora/eval")]

@@ -49,15 +49,21 @@ pub struct BbcScore {
 }
 
 /// The values of a string column, row by row; a null is an error naming file, column and row.
-fn strings(path: &Path, batch: &arrow::record_batch::RecordBatch, name: &str, first_row: usize)
-    -> Result<Vec<String>, TextEvalError> {
+fn strings(
+    path: &Path,
+    batch: &arrow::record_batch::RecordBatch,
+    name: &str,
+    first_row: usize,
+) -> Result<Vec<String>, TextEvalError> {
     let err = |message: String| TextEvalError::Data {
         path: path.to_path_buf(),
         message,
     };
-    let col = batch
-        .column_by_name(name)
-        .ok_or_else(|| err(format!("no column `{name}` (import it with distill-label import-bbc)")))?;
+    let col = batch.column_by_name(name).ok_or_else(|| {
+        err(format!(
+            "no column `{name}` (import it with distill-label import-bbc)"
+        ))
+    })?;
     let get = |i: usize| -> Option<String> {
         match col.data_type() {
             DataType::Utf8 => Some(col.as_string::<i32>().value(i).to_string()),
@@ -69,7 +75,10 @@ fn strings(path: &Path, batch: &arrow::record_batch::RecordBatch, name: &str, fi
     (0..col.len())
         .map(|i| {
             if col.is_null(i) {
-                return Err(err(format!("column `{name}` is null at row {}", first_row + i)));
+                return Err(err(format!(
+                    "column `{name}` is null at row {}",
+                    first_row + i
+                )));
             }
             get(i).ok_or_else(|| {
                 err(format!(
@@ -119,12 +128,12 @@ impl BbcSplit {
     }
 }
 
+/// Class names (sorted), and each train and test row's index into them.
+pub type ClassIndices = (Vec<String>, Vec<usize>, Vec<usize>);
+
 /// The sorted class names of `train`, and each row's class index in `train` and `test`
 /// (a test class absent from train is an error).
-pub fn class_indices(
-    train: &BbcSplit,
-    test: &BbcSplit,
-) -> Result<(Vec<String>, Vec<usize>, Vec<usize>), TextEvalError> {
+pub fn class_indices(train: &BbcSplit, test: &BbcSplit) -> Result<ClassIndices, TextEvalError> {
     let mut classes = train.labels.clone();
     classes.sort();
     classes.dedup();
@@ -145,7 +154,10 @@ pub fn class_indices(
     if classes.len() < 2 {
         return Err(TextEvalError::Data {
             path: train.path.clone(),
-            message: format!("{} class(es); classification needs 2 or more", classes.len()),
+            message: format!(
+                "{} class(es); classification needs 2 or more",
+                classes.len()
+            ),
         });
     }
     Ok((classes, a, b))

@@ -79,7 +79,10 @@ impl EvalTokenizer {
                 path: self.path.clone(),
                 message: format!("encoding failed: {e}"),
             })?;
-        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
     }
 
     /// The padding id.
@@ -235,36 +238,35 @@ impl Embedder {
                 self.output, out.shape
             ),
         };
-        let (dim, mut data, pooling) = match out.shape[..] {
-            [rb, d] if rb == b && d > 0 => (d, out.data, Pooling::Model),
-            [rb, s, d] if rb == b && s == seq && d > 0 => {
-                let mut pooled = vec![0f32; b * d];
-                for r in 0..b {
-                    let mut acc = vec![0f64; d];
-                    let mut n = 0f64;
-                    for t in 0..seq {
-                        if batch.attention_mask[r * seq + t] == 0 {
-                            continue;
+        let (dim, mut data, pooling) =
+            match out.shape[..] {
+                [rb, d] if rb == b && d > 0 => (d, out.data, Pooling::Model),
+                [rb, s, d] if rb == b && s == seq && d > 0 => {
+                    let mut pooled = vec![0f32; b * d];
+                    for r in 0..b {
+                        let mut acc = vec![0f64; d];
+                        let mut n = 0f64;
+                        for t in 0..seq {
+                            if batch.attention_mask[r * seq + t] == 0 {
+                                continue;
+                            }
+                            n += 1.0;
+                            let base = (r * seq + t) * d;
+                            for (a, &v) in acc.iter_mut().zip(&out.data[base..base + d]) {
+                                *a += v as f64;
+                            }
                         }
-                        n += 1.0;
-                        let base = (r * seq + t) * d;
-                        for (a, &v) in acc.iter_mut().zip(&out.data[base..base + d]) {
-                            *a += v as f64;
+                        for (p, a) in pooled[r * d..(r + 1) * d].iter_mut().zip(&acc) {
+                            *p = (a / n.max(1.0)) as f32;
                         }
                     }
-                    for (p, a) in pooled[r * d..(r + 1) * d].iter_mut().zip(&acc) {
-                        *p = (a / n.max(1.0)) as f32;
-                    }
+                    (d, pooled, Pooling::MaskedMean)
                 }
-                (d, pooled, Pooling::MaskedMean)
-            }
-            _ => {
-                return Err(bad_shape(
+                _ => return Err(bad_shape(
                     "expected [batch, dim] (an embedding) or [batch, seq, dim] (token states to \
                      mean-pool)",
-                ))
-            }
-        };
+                )),
+            };
         if data.len() != b * dim || data.iter().any(|v| !v.is_finite()) {
             return Err(bad_shape("it holds missing or non-finite values"));
         }

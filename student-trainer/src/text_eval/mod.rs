@@ -219,7 +219,8 @@ fn load_inputs(o: &TextEvalOptions) -> Result<Inputs, TextEvalError> {
         None
     };
     let bbc_test = if has(Suite::Bbc) || has(Suite::Fidelity) || has(Suite::Speed) {
-        let why = "the bbc, fidelity and speed suites (the test articles; speed times their titles)";
+        let why =
+            "the bbc, fidelity and speed suites (the test articles; speed times their titles)";
         Some(bbc::BbcSplit::read(&need("--bbc-test", &o.bbc_test, why)?)?)
     } else {
         None
@@ -310,8 +311,7 @@ pub fn run(o: &TextEvalOptions) -> Result<TextEvalReport, TextEvalError> {
         }
         _ => None,
     };
-    if let (Some(train), Some(test), Some(te)) = (&inputs.bbc_train, &inputs.bbc_test, &test_emb)
-    {
+    if let (Some(train), Some(test), Some(te)) = (&inputs.bbc_train, &inputs.bbc_test, &test_emb) {
         let tr = embed(&mut model, &train.texts)?;
         report.bbc = Some(bbc::score(train, test, &tr, te, &o.probe)?);
     }
@@ -334,7 +334,11 @@ pub fn run(o: &TextEvalOptions) -> Result<TextEvalReport, TextEvalError> {
             )?);
         }
         if let (Some(l), Some(se)) = (&inputs.lee, &lee_emb) {
-            sets.push(fidelity::compare("lee", se, &embed(&mut teacher, &l.docs)?)?);
+            sets.push(fidelity::compare(
+                "lee",
+                se,
+                &embed(&mut teacher, &l.docs)?,
+            )?);
         }
         report.fidelity = Some(fidelity::combine(
             &teacher_path.display().to_string(),
@@ -395,7 +399,12 @@ pub fn render_table(r: &TextEvalReport) -> String {
         row(
             "BBC nearest centroid",
             format!("{:.4}", b.centroid_accuracy),
-            format!("{} train / {} test, {} classes", b.train, b.test, b.classes.len()),
+            format!(
+                "{} train / {} test, {} classes",
+                b.train,
+                b.test,
+                b.classes.len()
+            ),
         );
         row(
             "BBC linear probe",
@@ -440,7 +449,10 @@ pub fn render_table(r: &TextEvalReport) -> String {
         row(
             "latency batch 1 (median)",
             format!("{:.2} ms", p.latency_ms_batch1),
-            format!("first {} sentences", p.sentences.min(speed::LATENCY_SENTENCES)),
+            format!(
+                "first {} sentences",
+                p.sentences.min(speed::LATENCY_SENTENCES)
+            ),
         );
     }
     let _ = writeln!(s, "({:.1} s)", r.seconds);

@@ -129,7 +129,9 @@ impl LinearProbe {
             lr: 0.0,
             train_loss: 0.0,
         };
-        let x: Vec<f64> = (0..n).flat_map(|i| probe.standardise(train.row(i))).collect();
+        let x: Vec<f64> = (0..n)
+            .flat_map(|i| probe.standardise(train.row(i)))
+            .collect();
         let lambda = largest_eigenvalue(&x, n, d, cfg.power_iterations);
         probe.lr = 1.0 / (0.5 * lambda + cfg.l2);
         let mut grad_w = vec![0.0; k * d];
