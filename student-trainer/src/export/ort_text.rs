@@ -47,6 +47,16 @@ impl OnnxTextEncoder {
     /// Loads the model at `path` (ONNX Runtime from `ort_lib` or `$ORT_DYLIB_PATH`) and checks
     /// its inputs.
     pub fn load(path: &Path, ort_lib: Option<&Path>) -> Result<Self, ExportError> {
+        Self::load_with_threads(path, ort_lib, None)
+    }
+
+    /// [`OnnxTextEncoder::load`] with ONNX Runtime's intra-op thread count set (`None`: its
+    /// default), so that timings can state the threads they used.
+    pub fn load_with_threads(
+        path: &Path,
+        ort_lib: Option<&Path>,
+        intra_threads: Option<usize>,
+    ) -> Result<Self, ExportError> {
         let env = ort_environment(ort_lib)?;
         if !path.is_file() {
             return Err(ExportError::Io {
@@ -59,10 +69,13 @@ impl OnnxTextEncoder {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
-        let session = Session::builder(&env)
-            .map_err(ort_err)?
-            .commit_from_file(path)
-            .map_err(ort_err)?;
+        let mut builder = Session::builder(&env).map_err(ort_err)?;
+        if let Some(n) = intra_threads {
+            builder = builder
+                .with_intra_threads(n)
+                .map_err(|e| ort_err(e.into()))?;
+        }
+        let session = builder.commit_from_file(path).map_err(ort_err)?;
         let unsupported = |reason: String| ExportError::UnsupportedModel {
             path: path.to_path_buf(),
             reason,
