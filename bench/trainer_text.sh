@@ -74,7 +74,7 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "[bench] round $r done (load $(cut -d" " -f1-3 /proc/loadavg))"
 done
 TORCH_VERSION=$("$TORCH_PY" -c "import torch; print(torch.__version__)")
-echo "machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(nproc) cores, $THREADS threads each; PyTorch $TORCH_VERSION; load average before / after: $LOAD_BEFORE / $(cut -d" " -f1-3 /proc/loadavg)"
+echo "machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(getconf _NPROCESSORS_ONLN) cores, $THREADS threads each; PyTorch $TORCH_VERSION; load average before / after: $LOAD_BEFORE / $(cut -d" " -f1-3 /proc/loadavg)"
 "$PY" - "$RESULTS" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

@@ -28,7 +28,7 @@ fn non_negative(x: f64) -> bool {
 
 /// All checks of a run config, table by table.
 pub fn run_config(cfg: &RunConfig) -> Check {
-    if is_text(&cfg.student) {
+    if cfg.student.is_text() {
         return text_run(cfg);
     }
     for (key, set) in [
@@ -49,11 +49,6 @@ pub fn run_config(cfg: &RunConfig) -> Check {
     schedule(&cfg.train.schedule, cfg.train.lr)?;
     data(&cfg.data)?;
     losses(&cfg.losses, cfg.data.label.is_some())
-}
-
-/// Whether the student is a text student (trained on token columns against embeddings).
-pub fn is_text(s: &StudentConfig) -> bool {
-    matches!(s, StudentConfig::Static(_) | StudentConfig::Transformer(_))
 }
 
 /// The checks of a text run: embedding losses only, its own data keys.

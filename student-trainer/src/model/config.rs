@@ -63,6 +63,14 @@ impl StudentConfig {
         }
     }
 
+    /// Whether this is a text student (trained on a token column against embeddings).
+    pub fn is_text(&self) -> bool {
+        matches!(
+            self,
+            StudentConfig::Static(_) | StudentConfig::Transformer(_)
+        )
+    }
+
     /// Checks sizes and probabilities, and that the architecture fits `input_dim` inputs.
     pub fn validate(&self, input_dim: usize, num_classes: usize) -> Result<(), ModelError> {
         let bad = |msg: String| Err(ModelError::Config(msg));

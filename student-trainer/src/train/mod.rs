@@ -154,7 +154,7 @@ fn early_stopping_step(
 pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
     let wall = Instant::now();
     let (cfg, out) = run_folder::prepare(opts)?;
-    if text::is_text(&cfg.student) {
+    if cfg.student.is_text() {
         return text::run(opts, cfg, out, wall);
     }
     let tcfg = &cfg.train;

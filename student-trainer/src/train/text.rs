@@ -27,7 +27,7 @@ use crate::data::text_loader::{make_text_batch, EpochPlan, TextBatch, TextLoader
 use crate::data::tokens::TokenRule;
 use crate::metrics::{self, EpochMetrics, Summary, TextEvalMetrics, TextSummary};
 use crate::model::text::TextNetwork;
-use crate::model::{StudentConfig, TextStudent};
+use crate::model::TextStudent;
 use crate::optim::{lr_at, Optimizer};
 
 /// A text run's data, student and objective.
@@ -502,12 +502,4 @@ pub fn run(
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(RunOutcome::Finished(summary))
-}
-
-/// Whether `student` is a text student (trained by this module).
-pub fn is_text(student: &StudentConfig) -> bool {
-    matches!(
-        student,
-        StudentConfig::Static(_) | StudentConfig::Transformer(_)
-    )
 }
