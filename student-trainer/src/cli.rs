@@ -1,5 +1,5 @@
-//! The command line: `student-trainer train`, `eval`, `eval-text`, `report`, `plot` and
-//! `export-bert`.
+//! The command line: `student-trainer train`, `eval`, `eval-text`, `report`, `plot`,
+//! `export-bert` and `export-init`.
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +39,9 @@ pub enum Command {
     /// Write a BERT-family encoder (Hugging Face safetensors + config.json) as an f32 ONNX
     /// text encoder with mean pooling (all layers, or the `--layers` subset).
     ExportBert(ExportBertArgs),
+    /// Write a text run config's student as initialised (its `init`: teacher layers, PCA
+    /// table), untrained, as ONNX — the "before distillation" model to evaluate.
+    ExportInit(ExportInitArgs),
     /// Score a text encoder ONNX on real text: Lee-50, WordSim-353, BBC News, fidelity to a
     /// teacher, size and speed (docs/text-eval.md).
     EvalText(EvalTextArgs),
@@ -129,6 +132,17 @@ pub struct ExportBertArgs {
     /// Leave out the `token_type_ids` input (every token then has type 0).
     #[arg(long)]
     pub no_token_type_ids: bool,
+    /// Where to write the ONNX file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `export-init` flags.
+#[derive(Debug, Args)]
+pub struct ExportInitArgs {
+    /// A run config with a text student (`student.arch = "static"` or `"transformer"`).
+    #[arg(long)]
+    pub config: PathBuf,
     /// Where to write the ONNX file.
     #[arg(long)]
     pub out: PathBuf,
@@ -270,6 +284,22 @@ fn export_bert(a: &ExportBertArgs) -> anyhow::Result<TextStudent> {
     Ok(student)
 }
 
+fn export_init(a: &ExportInitArgs) -> anyhow::Result<TextStudent> {
+    let cfg = RunConfig::load(&a.config)?;
+    if !cfg.student.is_text() {
+        anyhow::bail!(
+            "{}: student.arch = \"{}\" is not a text student (export-init writes `static` or `transformer` students)",
+            a.config.display(),
+            cfg.student.arch_name()
+        );
+    }
+    let (_vars, student) = TextStudent::build(&cfg.student)
+        .with_context(|| format!("building the student of {}", a.config.display()))?;
+    let types = cfg.data.token_types.is_some();
+    export_text_onnx(&student, types, &a.out)?;
+    Ok(student)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -297,6 +327,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 "wrote {} ({} layers, {} parameters)",
                 a.out.display(),
                 s.feature_dims().len(),
+                s.param_count()
+            );
+            Ok(())
+        }
+        Command::ExportInit(a) => {
+            let s = export_init(&a)?;
+            println!(
+                "wrote {} ({} student as initialised, {} parameters)",
+                a.out.display(),
+                s.arch_name(),
                 s.param_count()
             );
             Ok(())

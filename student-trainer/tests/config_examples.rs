@@ -1,4 +1,4 @@
-//! Every example run config in `examples/` (and the demo's), and in `configs/`, parses and
+//! Every example run config in `examples/` (and the demo's), and `examples/text/`, parses and
 //! passes validation.
 
 use student_trainer::config::RunConfig;
@@ -7,7 +7,7 @@ use student_trainer::config::RunConfig;
 fn example_configs_parse() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut seen = 0;
-    for dir in [root.clone(), root.join("demo"), root.join("../configs")] {
+    for dir in [root.clone(), root.join("demo"), root.join("text")] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

@@ -152,6 +152,7 @@ fn load(dir: &Path, window: usize, holdout: Option<f64>) -> Arc<TextTrainData> {
         text_columns(&["embedding"]),
         window,
         holdout,
+        None,
     )
     .expect("loads");
     Arc::new(d)
@@ -264,6 +265,7 @@ fn batch_order_does_not_depend_on_the_order_rows_were_stored() {
         text_columns(&["embedding"]),
         1 << 20,
         Some(0.1),
+        None,
     )
     .unwrap()
     .1
@@ -273,12 +275,55 @@ fn batch_order_does_not_depend_on_the_order_rows_were_stored() {
         text_columns(&["embedding"]),
         1 << 20,
         Some(0.1),
+        None,
     )
     .unwrap()
     .1
     .unwrap();
     assert!(ea.rows() > 10 && ea.rows() < 60, "{} held out", ea.rows());
     assert_eq!(ea, eb);
+}
+
+#[test]
+fn train_fraction_keeps_the_same_id_subset_resident_or_streamed_and_in_any_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = rows(400, 3);
+    let mut shuffled = all.clone();
+    shuffled.reverse();
+    let a = write_store(&tmp.path().join("a"), &all, 64);
+    let b = write_store(&tmp.path().join("b"), &shuffled, 64);
+    let subset = |dir: &Path, window: usize| {
+        let (d, eval) = TextTrainData::load(
+            dir.to_str().unwrap(),
+            text_columns(&["embedding"]),
+            window,
+            Some(0.1),
+            Some(0.25),
+        )
+        .expect("loads");
+        let d = Arc::new(d);
+        let (batches, _) = epoch_batches(d.clone(), plan(2, 0, false));
+        let mut ids: Vec<u64> = batches.iter().flat_map(|b| b.hashes.clone()).collect();
+        ids.sort_unstable();
+        (d.rows, ids, eval.map(|e| e.rows()).unwrap_or(0))
+    };
+    let (rows_a, ids_a, eval_a) = subset(&a, 1 << 20);
+    let (rows_b, ids_b, eval_b) = subset(&b, 1 << 20);
+    let (rows_s, ids_s, eval_s) = subset(&a, 30);
+    // About a quarter of the ~360 training rows, the same ids whichever order or mode.
+    assert!(rows_a > 60 && rows_a < 120, "{rows_a} rows kept of 400");
+    assert_eq!(ids_a.len(), rows_a);
+    assert_eq!((rows_a, &ids_a), (rows_b, &ids_b));
+    assert_eq!((rows_a, &ids_a), (rows_s, &ids_s));
+    // The held-out rows are not thinned by the training subset.
+    assert!(eval_a > 20, "{eval_a} held out");
+    assert_eq!((eval_a, eval_b, eval_s), (eval_a, eval_a, eval_a));
+    let held: std::collections::HashSet<u64> = all
+        .iter()
+        .map(|r| student_trainer::data::text::id_hash(&r.id))
+        .filter(|&h| student_trainer::data::text::is_held_out(h, 0.1))
+        .collect();
+    assert!(ids_a.iter().all(|h| !held.contains(h)));
 }
 
 #[test]

@@ -126,6 +126,10 @@ pub struct DataConfig {
     /// row id (the same rows for every seed); an alternative to `data.eval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_fraction: Option<f64>,
+    /// Text: train on this fraction of the (non-held-out) rows only, chosen by a hash of the
+    /// row id — the same subset for every seed and labelling order; a budget knob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_fraction: Option<f64>,
 }
 
 fn is_false(b: &bool) -> bool {

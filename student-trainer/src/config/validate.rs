@@ -36,6 +36,7 @@ pub fn run_config(cfg: &RunConfig) -> Check {
         ("data.bucket_by_length", cfg.data.bucket_by_length),
         ("data.shuffle_window", cfg.data.shuffle_window.is_some()),
         ("data.eval_fraction", cfg.data.eval_fraction.is_some()),
+        ("data.train_fraction", cfg.data.train_fraction.is_some()),
     ] {
         if set {
             return fail(
@@ -84,6 +85,11 @@ fn text_run(cfg: &RunConfig) -> Check {
     }
     if d.shuffle_window == Some(0) {
         return fail("data.shuffle_window", "must be at least 1");
+    }
+    if let Some(f) = d.train_fraction {
+        if !(f > 0.0 && f <= 1.0) {
+            return fail("data.train_fraction", format!("must be in (0, 1], got {f}"));
+        }
     }
     if let Some(f) = d.eval_fraction {
         if !(f > 0.0 && f < 1.0) {

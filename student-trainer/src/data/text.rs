@@ -46,6 +46,8 @@ pub mod streams {
     pub const ORDER: u64 = 13;
     /// Shuffling the batches of a bucketed window.
     pub const BUCKETS: u64 = 14;
+    /// The training subset (`data.train_fraction`, seed-independent).
+    pub const SUBSET: u64 = 15;
 }
 
 /// The 64-bit identity of a row: FNV-1a of the id's bytes, finalised by SplitMix64.
@@ -60,6 +62,13 @@ pub fn id_hash(id: &str) -> u64 {
 /// seed, so runs with different seeds evaluate on the same text).
 pub fn is_held_out(h: u64, fraction: f64) -> bool {
     let u = (mix_seed(h, streams::HOLDOUT, 0) >> 11) as f64 / (1u64 << 53) as f64;
+    u < fraction
+}
+
+/// Whether the row with hash `h` is in the training subset `fraction` (`data.train_fraction`;
+/// independent of the held-out split's draw and of the seed).
+pub fn in_subset(h: u64, fraction: f64) -> bool {
+    let u = (mix_seed(h, streams::SUBSET, 0) >> 11) as f64 / (1u64 << 53) as f64;
     u < fraction
 }
 
@@ -175,6 +184,8 @@ pub enum Route {
     Eval,
     /// Nowhere (counted only).
     Skip,
+    /// Nowhere, not counted: outside the training subset.
+    Drop,
 }
 
 /// Checks the column types of `src` for `cols` and returns the target widths.
@@ -234,6 +245,7 @@ pub fn read_pass(
                 Route::Keep => kept.push_row(&decoded, i),
                 Route::Eval => eval.push_row(&decoded, i),
                 Route::Skip => skipped += 1,
+                Route::Drop => {}
             }
         }
         row0 += batch.num_rows();
@@ -340,6 +352,8 @@ pub struct TextTrainData {
     pub window: usize,
     /// The held-out fraction removed from training, if any.
     pub holdout: Option<f64>,
+    /// `data.train_fraction`: the training subset kept, if any.
+    pub subset: Option<f64>,
     /// All training rows, when they fit in one window.
     pub resident: Option<std::sync::Arc<TextRows>>,
 }
@@ -347,19 +361,23 @@ pub struct TextTrainData {
 impl TextTrainData {
     /// Opens the source, checks its columns, and reads it once: keeping the training rows if
     /// they fit in one window, and the held-out rows when `holdout` is set (returned as the
-    /// eval set, ordered by id hash).
+    /// eval set, ordered by id hash). `subset` keeps only that fraction of the training rows.
     pub fn load(
         spec: &str,
         columns: TextColumns,
         window: usize,
         holdout: Option<f64>,
+        subset: Option<f64>,
     ) -> Result<(Self, Option<TextRows>), DataError> {
         let source = ParquetSource::open(spec)?;
         let widths = check_columns(&source, &columns)?;
-        let resident = source.rows <= window;
+        let expected = (source.rows as f64 * subset.unwrap_or(1.0)).ceil() as usize;
+        let resident = expected <= window;
         let (kept, eval, skipped) = read_pass(&source, &columns, &widths, |h| {
             if holdout.is_some_and(|f| is_held_out(h, f)) {
                 Route::Eval
+            } else if subset.is_some_and(|f| !in_subset(h, f)) {
+                Route::Drop
             } else if resident {
                 Route::Keep
             } else {
@@ -370,7 +388,8 @@ impl TextTrainData {
         if rows == 0 {
             return Err(DataError::Empty {
                 source_path: spec.into(),
-                message: "no training rows are left after holding out data.eval_fraction".into(),
+                message: "no training rows are left after data.eval_fraction / data.train_fraction"
+                    .into(),
             });
         }
         let eval = holdout.map(|_| eval.sorted_by_hash());
@@ -388,6 +407,7 @@ impl TextTrainData {
                 rows,
                 window,
                 holdout,
+                subset,
                 resident: resident.then(|| std::sync::Arc::new(kept)),
             },
             eval,
@@ -406,9 +426,10 @@ impl TextTrainData {
     /// The rows of window `w` of `epoch`, streamed from the source (one pass).
     pub fn read_window(&self, seed: u64, epoch: usize, w: usize) -> Result<TextRows, DataError> {
         let windows = self.windows() as u64;
-        let holdout = self.holdout;
+        let (holdout, subset) = (self.holdout, self.subset);
         let (kept, _, _) = read_pass(&self.source, &self.columns, &self.widths, |h| {
-            if holdout.is_some_and(|f| is_held_out(h, f)) {
+            if holdout.is_some_and(|f| is_held_out(h, f)) || subset.is_some_and(|f| !in_subset(h, f))
+            {
                 Route::Skip
             } else if order_key(seed, epoch, h) % windows == w as u64 {
                 Route::Keep

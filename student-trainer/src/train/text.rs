@@ -102,8 +102,13 @@ impl TextSetup {
         student.init_from_config(&varmap)?;
         let columns = text_columns(cfg, &student);
         let window = cfg.data.shuffle_window.unwrap_or(DEFAULT_SHUFFLE_WINDOW);
-        let (data, held_out) =
-            TextTrainData::load(&cfg.data.train, columns, window, cfg.data.eval_fraction)?;
+        let (data, held_out) = TextTrainData::load(
+            &cfg.data.train,
+            columns,
+            window,
+            cfg.data.eval_fraction,
+            cfg.data.train_fraction,
+        )?;
         let eval = match (&cfg.data.eval, held_out) {
             (Some(spec), _) => Some(text::load_eval(spec, &data.columns)?),
             (None, held) => held,
