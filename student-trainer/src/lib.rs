@@ -7,6 +7,7 @@
 //! - [`optim`]: AdamW/SGD with checkpointable state, LR schedules.
 //! - [`train`]: the training loop, evaluation, checkpoints, resume, run-folder outputs.
 //! - [`metrics`]: per-epoch metrics and the run summary; [`plot`]: `curves.png`.
+//! - [`sweep`]: grids of settings over seeds from one data load, beside scratch baselines.
 //! - [`cli`]: the command-line interface behind the thin `main.rs`.
 
 pub mod export;
@@ -21,3 +22,4 @@ pub mod train;
 pub mod cli;
 pub mod metrics;
 pub mod plot;
+pub mod sweep;

@@ -5,6 +5,7 @@
 pub mod report;
 pub mod score;
 pub mod steps;
+pub mod teacher;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -67,6 +68,13 @@ pub struct Summary {
     pub wall_s: f64,
     /// Files written into the run folder.
     pub files: Vec<String>,
+    /// The teacher's own eval errors beside the student's, when the eval set holds teacher
+    /// logits ([`teacher`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_check: Option<teacher::TeacherCheck>,
+    /// Warnings about the run (e.g. a teacher that is not clearly better than the student).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Errors writing metrics files.
