@@ -24,16 +24,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_student-trainer");
 fn mnist(images: &str, labels: &str, n: usize) -> (Vec<f32>, Vec<i64>) {
     let dir = repo_root().join(".deps/mnist");
     let read = |f: &str| {
-        std::fs::read(dir.join(f)).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; run scripts/fetch_deps.sh",
-                dir.join(f).display()
-            )
-        })
+        std::fs::read(dir.join(f))
+            .unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch_deps.sh", dir.join(f).display()))
     };
     let img = read(images);
     let lab = read(labels);
-    assert!(img.len() >= 16 + n * 784 && lab.len() >= 8 + n, "short IDX files");
+    assert!(
+        img.len() >= 16 + n * 784 && lab.len() >= 8 + n,
+        "short IDX files"
+    );
     let x = img[16..16 + n * 784]
         .iter()
         .map(|&b| b as f32 / 255.0)
@@ -88,7 +87,11 @@ fn write_set(path: &Path, x: Vec<f32>, y: Vec<i64>, strong: bool, seed: u64) {
 
 /// Train and eval slices of MNIST with a strong or a weak teacher; returns the config path.
 fn fixture(dir: &Path, train_rows: usize, strong: bool, hidden: usize, epochs: usize) -> PathBuf {
-    let (x, y) = mnist("train-images-idx3-ubyte", "train-labels-idx1-ubyte", train_rows);
+    let (x, y) = mnist(
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        train_rows,
+    );
     let train = dir.join("train.parquet");
     write_set(&train, x, y, strong, 1);
     let (x, y) = mnist("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 400);
@@ -170,7 +173,11 @@ fn a_grid_writes_the_sweep_folder_with_scratch_and_the_best_config() {
     let o = sweep::run(&options(&cfg, &out, &grid, &[0, 1], 2)).expect("sweep runs");
     let s = &o.summary;
     assert_eq!(s.grid_points, 4);
-    assert_eq!(s.runs_planned, 2 + 4 * 2, "scratch per seed, then 4 points × 2 seeds");
+    assert_eq!(
+        s.runs_planned,
+        2 + 4 * 2,
+        "scratch per seed, then 4 points × 2 seeds"
+    );
     assert!(s.complete);
     assert_eq!(s.data_loads, 1, "one data load for every run");
     assert_eq!(results(&out).len(), 10);
@@ -178,17 +185,34 @@ fn a_grid_writes_the_sweep_folder_with_scratch_and_the_best_config() {
     assert_eq!(s.rows[0].kind, "scratch");
     assert!(s.rows.iter().all(|r| r.runs == 2 && r.errors.n == 2));
     let teacher = s.teacher.as_ref().expect("teacher errors");
-    assert_eq!(teacher.errors, 0, "the strong teacher puts every label first");
+    assert_eq!(
+        teacher.errors, 0,
+        "the strong teacher puts every label first"
+    );
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-    for f in ["table.md", "report.md", "summary.json", "sweep.png", "best.toml", "sweep.json"] {
+    for f in [
+        "table.md",
+        "report.md",
+        "summary.json",
+        "sweep.png",
+        "best.toml",
+        "sweep.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let table = read(&out.join("table.md"));
-    assert!(table.contains("`loss.kd.temperature`") && table.contains(" ± "), "{table}");
+    assert!(
+        table.contains("`loss.kd.temperature`") && table.contains(" ± "),
+        "{table}"
+    );
     // best.toml is a config `train` accepts, holding the best row's values.
     let best = s.best.as_ref().expect("a best setting");
     let bc = RunConfig::load(&out.join("best.toml")).expect("best.toml loads");
-    let row = s.rows.iter().find(|r| r.label == best.label).expect("best row");
+    let row = s
+        .rows
+        .iter()
+        .find(|r| r.label == best.label)
+        .expect("best row");
     assert!(s.rows.iter().all(|r| r.errors.mean >= row.errors.mean));
     if let Some(p) = row.point {
         let want_t = [1.0, 4.0][p / 2];
@@ -216,7 +240,10 @@ fn bad_key_paths_name_the_path_and_what_exists() {
             .to_string();
         let key = spec.split('=').next().unwrap_or_default();
         assert!(e.contains(key) && e.contains(want), "{spec}: {e}");
-        assert!(!out.join("runs").exists(), "{spec}: trained despite the bad key");
+        assert!(
+            !out.join("runs").exists(),
+            "{spec}: trained despite the bad key"
+        );
     }
 }
 
@@ -234,7 +261,12 @@ fn the_same_seeds_give_the_same_table_whatever_jobs() {
     for (ra, rb) in results(&a).iter().zip(results(&b)) {
         let sa: serde_json::Value = serde_json::from_str(&read(ra)).expect("json");
         let sb: serde_json::Value = serde_json::from_str(&read(&rb)).expect("json");
-        assert_eq!(sa["summary"]["eval"]["ce"], sb["summary"]["eval"]["ce"], "{}", ra.display());
+        assert_eq!(
+            sa["summary"]["eval"]["ce"],
+            sb["summary"]["eval"]["ce"],
+            "{}",
+            ra.display()
+        );
     }
 }
 
@@ -272,7 +304,10 @@ fn a_killed_sweep_continues_without_redoing_finished_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = fixture(dir.path(), 1500, true, 48, 3);
     let full = dir.path().join("full");
-    ok(sweep_cmd(&cfg, &full).output().expect("spawn"), "uninterrupted sweep");
+    ok(
+        sweep_cmd(&cfg, &full).output().expect("spawn"),
+        "uninterrupted sweep",
+    );
     let total = results(&full).len();
     assert_eq!(total, 2 + 8 * 2);
 
@@ -292,7 +327,9 @@ fn a_killed_sweep_continues_without_redoing_finished_runs() {
     let before: Vec<(PathBuf, String, std::time::SystemTime)> = results(&killed)
         .into_iter()
         .map(|p| {
-            let m = std::fs::metadata(&p).and_then(|m| m.modified()).expect("mtime");
+            let m = std::fs::metadata(&p)
+                .and_then(|m| m.modified())
+                .expect("mtime");
             (p.clone(), read(&p), m)
         })
         .collect();
@@ -302,13 +339,21 @@ fn a_killed_sweep_continues_without_redoing_finished_runs() {
         before.len()
     );
 
-    let log = ok(sweep_cmd(&cfg, &killed).output().expect("spawn"), "continued sweep");
+    let log = ok(
+        sweep_cmd(&cfg, &killed).output().expect("spawn"),
+        "continued sweep",
+    );
     assert!(
-        log.contains(&format!("{} of {total} runs already finished", before.len())),
+        log.contains(&format!(
+            "{} of {total} runs already finished",
+            before.len()
+        )),
         "{log}"
     );
     for (p, text, mtime) in &before {
-        let m = std::fs::metadata(p).and_then(|m| m.modified()).expect("mtime");
+        let m = std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .expect("mtime");
         assert_eq!(*mtime, m, "{} was redone", p.display());
         assert_eq!(*text, read(p));
     }
@@ -349,11 +394,21 @@ fn a_weak_teacher_is_reported_by_train_and_sweep() {
     );
     assert!(log.contains(&format!("warning: {WEAK_TEACHER}")), "{log}");
     let s: Summary = serde_json::from_str(&read(&run.join("summary.json"))).expect("summary");
-    let check = s.teacher_check.as_ref().expect("teacher check in summary.json");
-    assert!(check.teacher.errors > 200, "the weak teacher misses most of 400 rows: {check:?}");
+    let check = s
+        .teacher_check
+        .as_ref()
+        .expect("teacher check in summary.json");
+    assert!(
+        check.teacher.errors > 200,
+        "the weak teacher misses most of 400 rows: {check:?}"
+    );
     assert!(!check.clearly_better);
     assert_eq!(s.warnings.len(), 1);
-    assert!(s.warnings[0].contains("no scratch run to compare with"), "{}", s.warnings[0]);
+    assert!(
+        s.warnings[0].contains("no scratch run to compare with"),
+        "{}",
+        s.warnings[0]
+    );
     assert!(s.warnings[0].contains(&check.teacher.errors.to_string()));
 
     // `sweep`: against the scratch baseline, in the log, summary.json and report.md.
@@ -364,7 +419,10 @@ fn a_weak_teacher_is_reported_by_train_and_sweep() {
     assert_eq!(o.summary.warnings.len(), 1, "{:?}", o.summary.warnings);
     let w = &o.summary.warnings[0];
     let scratch = &o.summary.rows[0];
-    assert!(w.starts_with(WEAK_TEACHER) && w.contains("scratch student"), "{w}");
+    assert!(
+        w.starts_with(WEAK_TEACHER) && w.contains("scratch student"),
+        "{w}"
+    );
     assert!(w.contains(&format!("{:.1}", scratch.errors.mean)), "{w}");
     let report = read(&out.join("report.md"));
     assert!(report.contains(WEAK_TEACHER), "{report}");

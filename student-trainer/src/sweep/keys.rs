@@ -66,10 +66,7 @@ impl KeyPath {
                     .find(']')
                     .ok_or_else(|| bad(text, "unclosed `[` in the path"))?;
                 let idx = rest[1..close].trim().parse::<usize>().map_err(|_| {
-                    bad(
-                        text,
-                        format!("`{}` is not an array index", &rest[..=close]),
-                    )
+                    bad(text, format!("`{}` is not an array index", &rest[..=close]))
                 })?;
                 segments.push(Segment::Index(idx));
                 rest = &rest[close + 1..];
@@ -174,10 +171,7 @@ fn set_in(
                 Some(child) => set_in(child, rest, value, key, &here),
                 None => Err(bad(
                     key,
-                    format!(
-                        "{} has no table `{k}` (it has: {keys})",
-                        describe(walked)
-                    ),
+                    format!("{} has no table `{k}` (it has: {keys})", describe(walked)),
                 )),
             }
         }
@@ -222,10 +216,7 @@ fn set_in(
             let Some(child) = a.get_mut(*i) else {
                 return Err(bad(
                     key,
-                    format!(
-                        "{} has {len} entries, so no index {i}",
-                        describe(walked)
-                    ),
+                    format!("{} has {len} entries, so no index {i}", describe(walked)),
                 ));
             };
             if rest.is_empty() {
@@ -329,7 +320,11 @@ weight = 0.5
         let a = set("loss.kd.temperature", Value::Integer(8)).expect("by kind");
         let b = set("loss[0].temperature", Value::Float(8.0)).expect("by index");
         assert_eq!(a, b);
-        assert_eq!(a["loss"][0]["temperature"], Value::Float(8.0), "int → float");
+        assert_eq!(
+            a["loss"][0]["temperature"],
+            Value::Float(8.0),
+            "int → float"
+        );
         let c = set("loss.ce.weight", Value::Float(0.1)).expect("ce");
         assert_eq!(c["loss"][1]["weight"], Value::Float(0.1));
     }
@@ -354,7 +349,10 @@ weight = 0.5
             .and_then(|p| p.set(&mut two, Value::Float(1.0)))
             .expect_err("ambiguous")
             .to_string();
-        assert!(e.contains("2 entries of kind `kd`") && e.contains("loss[0]"), "{e}");
+        assert!(
+            e.contains("2 entries of kind `kd`") && e.contains("loss[0]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -363,7 +361,10 @@ weight = 0.5
         assert_eq!(p.text, "loss.kd.temperature");
         assert_eq!(v.len(), 3);
         let (_, v) = parse_grid("student.hidden = [[800, 800], [30, 30]]").expect("nested");
-        assert_eq!(v[1], Value::Array(vec![Value::Integer(30), Value::Integer(30)]));
+        assert_eq!(
+            v[1],
+            Value::Array(vec![Value::Integer(30), Value::Integer(30)])
+        );
         let (_, v) = parse_grid("train.lr=1e-3").expect("one value");
         assert_eq!(v, vec![Value::Float(1e-3)]);
         for bad in ["train.lr", "train.lr=[]", "train.lr=[1,"] {

@@ -278,9 +278,8 @@ impl DataCache {
         let data = match found {
             Some(d) => d,
             None => {
-                let d = Arc::new(
-                    TrainData::load(&cfg.data, &cfg.losses).map_err(|e| load(e.into()))?,
-                );
+                let d =
+                    Arc::new(TrainData::load(&cfg.data, &cfg.losses).map_err(|e| load(e.into()))?);
                 self.loads += 1;
                 if !quiet {
                     eprintln!(
@@ -424,7 +423,10 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
     if seeds.is_empty() {
         return Err(SweepError::Flags("--seeds is empty".into()));
     }
-    if let Some(s) = seeds.iter().find(|s| seeds.iter().filter(|t| t == s).count() > 1) {
+    if let Some(s) = seeds
+        .iter()
+        .find(|s| seeds.iter().filter(|t| t == s).count() > 1)
+    {
         return Err(SweepError::Flags(format!("--seeds lists {s} twice")));
     }
     let points_all = plan::select(&grid, opts.sample, opts.sample_seed)?;
@@ -491,7 +493,14 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
     // Configs first (a bad value fails before anything trains), then the data, once.
     let mut cache = DataCache::new();
     let mut jobs = VecDeque::new();
-    for t in tasks.iter().filter(|t| !finished.contains_key(&t.id)) {
+    // Points load the data before scratch runs, which then reuse it (they read fewer columns).
+    let mut order: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| !finished.contains_key(&t.id))
+        .collect();
+    order.sort_by_key(|t| matches!(t.kind, RunKind::Scratch(_)));
+    let mut prepared: HashMap<String, Job> = HashMap::new();
+    for t in order {
         let mut cfg = plan::derive(&base_raw, &base_name, &grid, &t.kind, t.seed)?;
         cfg.resolve_paths(&cwd);
         let scratch = matches!(t.kind, RunKind::Scratch(_));
@@ -503,14 +512,22 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
             RunKind::Point(p) => grid.settings(&grid.decode(*p), false),
             RunKind::Scratch(g) => grid.settings(g, true),
         };
-        jobs.push_back(Job {
-            label: plan::describe(&grid, &t.kind),
-            settings,
-            task: t.clone(),
-            cfg,
-            data,
-            eval,
-        });
+        prepared.insert(
+            t.id.clone(),
+            Job {
+                label: plan::describe(&grid, &t.kind),
+                settings,
+                task: t.clone(),
+                cfg,
+                data,
+                eval,
+            },
+        );
+    }
+    for t in &tasks {
+        if let Some(j) = prepared.remove(&t.id) {
+            jobs.push_back(j);
+        }
     }
 
     let n_jobs = opts
@@ -601,7 +618,8 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
 
     let best = match table::best(&rows, seeds.len()) {
         Some(r) => {
-            let mut cfg = plan::derive(&base_raw, &base_name, &grid, &r.run_kind(), base.train.seed)?;
+            let mut cfg =
+                plan::derive(&base_raw, &base_name, &grid, &r.run_kind(), base.train.seed)?;
             cfg.resolve_paths(&cwd);
             let path = out.join("best.toml");
             let head = format!(
@@ -682,7 +700,8 @@ fn teacher_checks(rows: &[Row], results: &[RunResult]) -> (Option<TeacherEval>, 
             let what = format!(
                 "the {} ({} errors over {} seed{})",
                 if r.label.contains(", ") {
-                    r.label.replacen("scratch (no teacher terms), ", "scratch student, ", 1)
+                    r.label
+                        .replacen("scratch (no teacher terms), ", "scratch student, ", 1)
                 } else {
                     "scratch student".into()
                 },
@@ -738,7 +757,7 @@ fn report(s: &SweepSummary, table_md: &str, chart: bool) -> String {
     for w in &s.warnings {
         r.push_str(&format!("> **Warning:** {w}\n\n"));
     }
-    r.push_str("Test errors, accuracy, agreement with the teacher and eval KD: mean ± sample std over the seeds; *vs scratch*: mean errors minus the scratch baseline's.\n\n");
+    r.push_str("Test errors, accuracy, agreement with the teacher and eval KD: mean ± sample std over the seeds; eval KD is at each row's own temperature (scratch rows: T = 1), so it compares seeds, not rows; *vs scratch*: mean errors minus the scratch baseline's.\n\n");
     r.push_str(table_md);
     if chart {
         r.push_str("\n![test errors against the swept values](sweep.png)\n");

@@ -111,7 +111,9 @@ impl Grid {
             if scratch && k.path.is_loss() {
                 continue;
             }
-            let c = *it.next().ok_or_else(|| SweepError::Internal("choice too short".into()))?;
+            let c = *it
+                .next()
+                .ok_or_else(|| SweepError::Internal("choice too short".into()))?;
             k.path.set(&mut t, k.values[c].clone())?;
         }
         Ok(t)
@@ -185,7 +187,13 @@ pub fn tasks(grid: &Grid, points: &[usize], seeds: &[u64]) -> Vec<Task> {
             });
         }
     }
-    let width = grid.size().unwrap_or(1).saturating_sub(1).to_string().len().max(3);
+    let width = grid
+        .size()
+        .unwrap_or(1)
+        .saturating_sub(1)
+        .to_string()
+        .len()
+        .max(3);
     for &p in points {
         for &seed in seeds {
             out.push(Task {

@@ -79,7 +79,9 @@ pub fn claim(out: &Path, spec: &Spec) -> Result<bool, SweepError> {
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         let held: Spec = serde_json::from_str(&text).map_err(|e| SweepError::Folder {
             path: out.to_path_buf(),
-            message: format!("{SPEC_FILE} does not parse ({e}); delete the folder or choose another --out"),
+            message: format!(
+                "{SPEC_FILE} does not parse ({e}); delete the folder or choose another --out"
+            ),
         })?;
         if held != *spec {
             let what = if held.base != spec.base {

@@ -172,8 +172,7 @@ pub fn rows(
 
 /// The scratch row of a group.
 pub fn scratch_of<'a>(rows: &'a [Row], group: &[usize]) -> Option<&'a Row> {
-    rows.iter()
-        .find(|r| r.point.is_none() && r.group == group)
+    rows.iter().find(|r| r.point.is_none() && r.group == group)
 }
 
 /// The best row among those with every seed finished: fewest mean errors, then lowest mean
@@ -189,7 +188,11 @@ pub fn best(rows: &[Row], seeds: usize) -> Option<&Row> {
 
 /// The Markdown table.
 pub fn markdown(grid: &Grid, rows: &[Row]) -> String {
-    let mut head: Vec<String> = grid.keys.iter().map(|k| format!("`{}`", k.path.text)).collect();
+    let mut head: Vec<String> = grid
+        .keys
+        .iter()
+        .map(|k| format!("`{}`", k.path.text))
+        .collect();
     head.extend(
         [
             "seeds",
@@ -214,7 +217,13 @@ pub fn markdown(grid: &Grid, rows: &[Row]) -> String {
         let mut cells: Vec<String> = if r.point.is_none() {
             r.values
                 .iter()
-                .map(|v| if v == "—" { "scratch".into() } else { v.clone() })
+                .map(|v| {
+                    if v == "—" {
+                        "scratch".into()
+                    } else {
+                        v.clone()
+                    }
+                })
                 .collect()
         } else {
             r.values.clone()

@@ -114,7 +114,10 @@ fn teacher_check(
     let teacher = teacher_eval(setup.eval.as_deref()?)?;
     let student = student?;
     let (baseline, what) = if cfg.losses.iter().all(|t| t.teacher().is_none()) {
-        (Baseline::Scratch, "this run's student (trained without teacher terms)")
+        (
+            Baseline::Scratch,
+            "this run's student (trained without teacher terms)",
+        )
     } else {
         (Baseline::ThisStudent, "this run's student")
     };
