@@ -17,6 +17,9 @@ const GREYS: [RGBColor; 4] = [
     RGBColor(150, 150, 150),
 ];
 
+/// A legend's settings and the rows on its line, at their x columns.
+type Line<'a> = (Vec<String>, Vec<(f64, &'a Row)>);
+
 /// Adds ± std bars of `rows` (at their x columns) to `series`.
 fn bars(series: &mut Vec<Series>, color: RGBColor, pts: &[(f64, &Row)]) {
     for (x, r) in pts {
@@ -46,7 +49,7 @@ pub fn draw(title: &str, grid: &Grid, rows: &[Row]) -> Result<Option<Vec<u8>>, P
     let mut notes = Vec::new();
 
     // One line per setting of the other keys.
-    let mut lines: Vec<(Vec<String>, Vec<(f64, &Row)>)> = Vec::new();
+    let mut lines: Vec<Line> = Vec::new();
     for r in rows.iter().filter(|r| r.point.is_some()) {
         let Some(p) = r.point else { continue };
         let c = grid.decode(p);
@@ -104,7 +107,7 @@ pub fn draw(title: &str, grid: &Grid, rows: &[Row]) -> Result<Option<Vec<u8>>, P
             series.push(s);
         }
     } else {
-        let mut lines: Vec<(Vec<String>, Vec<(f64, &Row)>)> = Vec::new();
+        let mut lines: Vec<Line> = Vec::new();
         for r in &scratch {
             let Some(&x) = r.group.first() else { continue };
             let others: Vec<String> = grid

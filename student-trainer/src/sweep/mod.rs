@@ -219,7 +219,10 @@ fn train_key(cfg: &RunConfig, with_terms: bool) -> String {
         for t in &cfg.losses {
             key.push_str(&format!("|{}:{}", t.kind(), t.teacher().unwrap_or("")));
             if avg && t.teacher().is_some_and(|c| !c.contains(':')) {
-                key.push_str(&format!("@{}", crate::train::kd_temperature(&[t.clone()])));
+                key.push_str(&format!(
+                    "@{}",
+                    crate::train::kd_temperature(std::slice::from_ref(t))
+                ));
             }
         }
     }

@@ -51,6 +51,8 @@ pub struct TrainOptions {
 }
 
 /// What a `train` call ended with.
+// One value per call, moved once: boxing the summary would only change the API.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunOutcome {
     /// The run finished; outputs are written.
