@@ -8,6 +8,7 @@
 //! - [`train`]: the training loop, evaluation, checkpoints, resume, run-folder outputs.
 //! - [`metrics`]: per-epoch metrics and the run summary; [`plot`]: `curves.png`.
 //! - [`text_eval`]: text encoders scored on Lee-50, WordSim-353, BBC News, fidelity, speed.
+//! - [`sweep`]: grids of settings over seeds from one data load, beside scratch baselines.
 //! - [`cli`]: the command-line interface behind the thin `main.rs`.
 
 pub mod export;
@@ -23,3 +24,4 @@ pub mod cli;
 pub mod metrics;
 pub mod plot;
 pub mod text_eval;
+pub mod sweep;

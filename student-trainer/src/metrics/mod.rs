@@ -5,6 +5,7 @@
 pub mod report;
 pub mod score;
 pub mod steps;
+pub mod teacher;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -108,6 +109,13 @@ pub struct Summary {
     /// Text students only: eval before and after distillation, data-path figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<Box<TextSummary>>,
+    /// The teacher's own eval errors beside the student's, when the eval set holds teacher
+    /// logits ([`teacher`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_check: Option<teacher::TeacherCheck>,
+    /// Warnings about the run (e.g. a teacher that is not clearly better than the student).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Errors writing metrics files.

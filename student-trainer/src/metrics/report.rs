@@ -159,6 +159,16 @@ pub fn render(
     for r in body {
         s.push_str(&format!("| {} |\n", r.join(" | ")));
     }
+    let warned: Vec<(&str, &String)> = rows
+        .iter()
+        .flat_map(|r| r.summary.warnings.iter().map(move |w| (r.name.as_str(), w)))
+        .collect();
+    if !warned.is_empty() {
+        s.push_str("\n**Warnings** (from the runs' `summary.json`):\n\n");
+        for (name, w) in warned {
+            s.push_str(&format!("- {name}: {w}\n"));
+        }
+    }
     if let Some(e) = elapsed_s {
         s.push_str(&format!("\nTotal elapsed: {e:.0} s.\n"));
     }

@@ -150,17 +150,43 @@ fn early_stopping_step(
     }
 }
 
-/// Trains as configured; see [`TrainOptions`].
+/// Trains as configured; see [`TrainOptions`]. Prints the teacher check (the teacher's eval
+/// errors beside the student's) and any warning to stderr.
 pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
     let wall = Instant::now();
     let (cfg, out) = run_folder::prepare(opts)?;
     if cfg.student.is_text() {
         return text::run(opts, cfg, out, wall);
     }
-    let tcfg = &cfg.train;
     let setup = Setup::build(&cfg, opts.quiet)?;
+    let outcome = train_with_setup(&cfg, &out, &setup, opts, wall)?;
+    if let RunOutcome::Finished(s) = &outcome {
+        if let (Some(c), false) = (&s.teacher_check, opts.quiet) {
+            eprintln!("{}", c.line());
+        }
+        for w in &s.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(outcome)
+}
+
+/// Trains `cfg` in the run folder `out` (its `config.toml` already written) on a built
+/// [`Setup`], e.g. one whose data a sweep shares between runs; with `opts.resume` it
+/// continues from the folder's checkpoint when there is one. `started` is when this session
+/// began (for the summary's wall time). Prints nothing but the per-epoch lines (`!quiet`).
+pub fn train_with_setup(
+    cfg: &RunConfig,
+    out: &Path,
+    setup: &Setup,
+    opts: &TrainOptions,
+    started: Instant,
+) -> Result<RunOutcome, TrainError> {
+    let wall = started;
+    let out = out.to_path_buf();
+    let tcfg = &cfg.train;
     let mut opt = Optimizer::new(tcfg.optimizer.into(), setup.vars()?);
-    let (mut state, mut history) = starting_state(opts.resume, &out, &setup, &mut opt)?;
+    let (mut state, mut history) = starting_state(opts.resume, &out, setup, &mut opt)?;
     let prior_wall = state.wall_s;
     let mut stopper = tcfg
         .early_stopping
@@ -181,14 +207,14 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         }
         let t_epoch = Instant::now();
         let totals = epoch::train_epoch(
-            &setup,
+            setup,
             tcfg,
             &mut opt,
             state.epoch,
             opts.quiet,
             &mut step_log,
         )?;
-        let eval_m = evaluate_opt(&setup.student, setup.eval.as_ref(), &cfg)?;
+        let eval_m = evaluate_opt(&setup.student, setup.eval.as_deref(), cfg)?;
         state.epoch += 1;
         state.optimizer_steps = opt.steps();
         state.train_samples += totals.rows;
@@ -210,7 +236,7 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         metrics::append_epoch(&metrics_path, &m)?;
         history.push(m);
         if let (Some(es), Some(stopper), Some(em)) = (&tcfg.early_stopping, &mut stopper, &eval_m) {
-            if early_stopping_step(es, stopper, em, state.epoch, &setup, &out)? {
+            if early_stopping_step(es, stopper, em, state.epoch, setup, &out)? {
                 state.stopped_early = true;
                 if !opts.quiet {
                     eprintln!("early stopping: no improvement for {} epochs", es.patience);
@@ -230,7 +256,7 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
         prior_wall_s: prior_wall,
         started: wall,
     };
-    let summary = outputs::write(&cfg, &setup, &out, opts, &finished)?;
+    let summary = outputs::write(cfg, setup, &out, opts, &finished)?;
     Ok(RunOutcome::Finished(summary))
 }
 

@@ -9,7 +9,8 @@ use super::objective::PROJECTOR_PREFIX;
 use super::setup::Setup;
 use super::{evaluate_opt, run_folder, TrainError, TrainOptions};
 use crate::config::RunConfig;
-use crate::metrics::{self, EpochMetrics, Summary};
+use crate::metrics::teacher::{teacher_eval, Baseline, TeacherCheck};
+use crate::metrics::{self, EpochMetrics, EvalMetrics, Summary};
 
 /// Per-step training losses of a run (`metrics::steps`).
 pub const STEPS_FILE: &str = "steps.jsonl";
@@ -50,7 +51,7 @@ pub fn write(
         }
         None => state.epoch,
     };
-    let final_eval = evaluate_opt(&setup.student, setup.eval.as_ref(), cfg)?;
+    let final_eval = evaluate_opt(&setup.student, setup.eval.as_deref(), cfg)?;
     let mut files = vec![
         run_folder::CONFIG_FILE.to_string(),
         "metrics.jsonl".into(),
@@ -78,6 +79,11 @@ pub fn write(
         files.push("curves.png".into());
     }
     files.push("summary.json".into());
+    let teacher_check = teacher_check(cfg, setup, final_eval.as_ref());
+    let warnings = teacher_check
+        .iter()
+        .filter_map(|c| c.warning.clone())
+        .collect();
     let summary = Summary {
         epochs: state.epoch,
         stopped_early: state.stopped_early,
@@ -92,7 +98,34 @@ pub fn write(
         wall_s: end.prior_wall_s + end.started.elapsed().as_secs_f64(),
         files,
         text: None,
+        teacher_check,
+        warnings,
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// The teacher's eval errors against this run's student: a scratch student when the run has
+/// no teacher terms, else the distilled student itself (all a single run has to offer).
+fn teacher_check(
+    cfg: &RunConfig,
+    setup: &Setup,
+    student: Option<&EvalMetrics>,
+) -> Option<TeacherCheck> {
+    let teacher = teacher_eval(setup.eval.as_deref()?)?;
+    let student = student?;
+    let (baseline, what) = if cfg.losses.iter().all(|t| t.teacher().is_none()) {
+        (
+            Baseline::Scratch,
+            "this run's student (trained without teacher terms)",
+        )
+    } else {
+        (Baseline::ThisStudent, "this run's student")
+    };
+    Some(TeacherCheck::new(
+        teacher,
+        baseline,
+        student.errors as f64,
+        what,
+    ))
 }

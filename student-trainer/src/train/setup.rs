@@ -18,8 +18,8 @@ pub struct Setup {
     pub data: Arc<TrainData>,
     /// Input width.
     pub input_dim: usize,
-    /// Held-out rows, when `data.eval` is set.
-    pub eval: Option<EvalData>,
+    /// Held-out rows, when `data.eval` is set (shared by the runs of a sweep).
+    pub eval: Option<Arc<EvalData>>,
     /// Image jitter, when `train.jitter > 0`.
     pub jitter: Option<Jitter>,
     /// The student.
@@ -43,7 +43,19 @@ impl Setup {
                 data.host_bytes() as f64 / 1e6
             );
         }
-        let eval = load_eval(cfg, &data)?;
+        let eval = load_eval(cfg, &data)?.map(Arc::new);
+        Self::with_data(cfg, data, eval)
+    }
+
+    /// Builds the seeded student and objective on data already in memory (a sweep loads its
+    /// data once for all runs). `data` must hold the targets of `cfg.losses`, as
+    /// [`TrainData::load`] with `cfg`'s losses (or losses reading the same columns) gives.
+    pub fn with_data(
+        cfg: &RunConfig,
+        data: Arc<TrainData>,
+        eval: Option<Arc<EvalData>>,
+    ) -> Result<Self, TrainError> {
+        let input_dim = data.input.cols;
         let jitter = jitter(cfg, input_dim)?;
         let varmap = VarMap::new();
         let vb = init::seeded_var_builder(&varmap, cfg.train.seed, &Device::Cpu);
@@ -71,7 +83,9 @@ impl Setup {
     }
 }
 
-fn load_eval(cfg: &RunConfig, data: &TrainData) -> Result<Option<EvalData>, TrainError> {
+/// Reads `data.eval` (when set) with the teacher column of [`eval_teacher`], checked against
+/// the training rows' width and classes.
+pub fn load_eval(cfg: &RunConfig, data: &TrainData) -> Result<Option<EvalData>, TrainError> {
     let Some(path) = &cfg.data.eval else {
         return Ok(None);
     };

@@ -504,6 +504,9 @@ pub fn run(
             resident: setup.data.resident.is_some(),
             padding_efficiency: efficiency,
         })),
+        // Text runs have no teacher logits to score the teacher with.
+        teacher_check: None,
+        warnings: Vec::new(),
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(RunOutcome::Finished(summary))
