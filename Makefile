@@ -5,7 +5,7 @@ CARGO ?= cargo
 ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 export ORT_DYLIB_PATH
 
-.PHONY: all deps models browser build test fmt fmt-check lint bench demo paper
+.PHONY: all deps models browser build test fmt fmt-check lint bench demo demo-text paper
 
 all: build
 
@@ -56,6 +56,11 @@ bench: deps build
 demo:
 	@if [ ! -x scripts/demo.sh ]; then echo "make demo: scripts/demo.sh is missing or not executable" >&2; exit 1; fi
 	scripts/demo.sh
+
+## demo-text: distil all-MiniLM-L6-v2 into a static and a 3-layer student on WordNet, evaluate
+## them on Lee-50 / WordSim-353 / BBC News (scripts/demo_text.sh; writes runs/demo-text/REPORT.md)
+demo-text:
+	scripts/demo_text.sh
 
 ## paper: Hinton et al. 2015 §3 on MNIST (scripts/paper.sh; hours; not part of CI)
 paper:
