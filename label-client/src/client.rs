@@ -80,7 +80,10 @@ impl ScoreClient {
     /// an `https://` URL is refused here rather than failing obscurely on the first request).
     pub fn new(config: &ClientConfig) -> Result<Self, ClientError> {
         let base = config.server.trim_end_matches('/').to_string();
-        if base.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://")) {
+        if base
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        {
             return Err(ClientError::Setup(format!(
                 "server URL {:?}: distill-label has no TLS support; use http:// on a trusted \
                  network, or put a TLS-terminating proxy (or an SSH tunnel) in front and point \
@@ -281,7 +284,10 @@ mod tests {
         for url in ["https://teacher:8443", "HTTPS://teacher"] {
             let e = client(url).err().expect("https must be refused");
             let text = e.to_string();
-            assert!(text.contains("no TLS support") && text.contains("proxy"), "{text}");
+            assert!(
+                text.contains("no TLS support") && text.contains("proxy"),
+                "{text}"
+            );
         }
         assert!(client("ftp://x").is_err());
         assert!(client("http://127.0.0.1:1").is_ok());

@@ -841,7 +841,10 @@ mod tests {
         let _c = b.submit(inputs(2, 0.0), 2).unwrap();
         assert_eq!(b.queued_elements(), 8);
         let e = b.submit(inputs(2, 0.0), 2).unwrap_err();
-        assert!(matches!(e, ApiError::QueueFullElements { queued: 8 }), "{e}");
+        assert!(
+            matches!(e, ApiError::QueueFullElements { queued: 8 }),
+            "{e}"
+        );
         assert!(!b.is_alive(), "no inference thread was started");
     }
 

@@ -82,7 +82,11 @@ pub struct ServeArgs {
     pub ep: EpChoice,
     /// Folder(s) holding the CUDA 13 and cuDNN 9 libraries, preloaded before the CUDA provider
     /// is registered (e.g. the `lib/` folders of the `nvidia-*` PyPI wheels), `:`-separated.
-    #[arg(long = "cuda-lib-dir", env = "DISTILL_CUDA_LIB_DIR", value_delimiter = ':')]
+    #[arg(
+        long = "cuda-lib-dir",
+        env = "DISTILL_CUDA_LIB_DIR",
+        value_delimiter = ':'
+    )]
     pub cuda_lib_dirs: Vec<PathBuf>,
     /// Intra-op threads of the session (0: ONNX Runtime's default).
     #[arg(

@@ -228,7 +228,10 @@ mod tests {
         use axum::http::Method;
         assert_eq!(method_label(&Method::POST), "POST");
         for m in ["FOO", "X-1", "GETX"] {
-            assert_eq!(method_label(&Method::from_bytes(m.as_bytes()).unwrap()), "OTHER");
+            assert_eq!(
+                method_label(&Method::from_bytes(m.as_bytes()).unwrap()),
+                "OTHER"
+            );
         }
     }
 

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::batcher::{Batcher, BatcherConfig};
 use crate::cli::{DimCap, ServeArgs, TextArgs};
-use crate::listen::{self, ConnLimits};
 use crate::decode::DecodeOptions;
+use crate::listen::{self, ConnLimits};
 use crate::metrics::{Metrics, ProviderLabels};
 use crate::outputs::{self, OutputPlan};
 use crate::routes;
@@ -75,7 +75,10 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
             tracing::warn!("--cuda-lib-dir is ignored with --ep cpu");
         } else {
             let loaded = preload_cuda_libs(&args.cuda_lib_dirs)?;
-            tracing::info!(libraries = loaded.len(), "preloaded CUDA/cuDNN from --cuda-lib-dir");
+            tracing::info!(
+                libraries = loaded.len(),
+                "preloaded CUDA/cuDNN from --cuda-lib-dir"
+            );
         }
     }
     let model = load_model(&args.model, &args.taps)?;

@@ -622,7 +622,10 @@ mod tests {
         );
         let mut r = req(2, 3);
         r.inputs[0].1 = f32s(vec![2], 0.0);
-        assert_eq!(code(validate(r, &sig(), &plan(), &LIMITS)).0, "invalid_rank");
+        assert_eq!(
+            code(validate(r, &sig(), &plan(), &LIMITS)).0,
+            "invalid_rank"
+        );
         let mut r = req(2, 3);
         r.inputs[1].1 = i64s(vec![2, 4]);
         // `ids` comes first in the signature and fixes seq = 3; the mask disagrees.
@@ -672,7 +675,10 @@ mod tests {
         assert_eq!(code(validate(r, &sig(), &plan(), &LIMITS)).0, "invalid_ids");
         let mut r = req(2, 3);
         r.ids = Some(vec!["a".into(), "a".into()]);
-        assert_eq!(code(validate(r, &sig(), &plan(), &LIMITS)).0, "duplicate_id");
+        assert_eq!(
+            code(validate(r, &sig(), &plan(), &LIMITS)).0,
+            "duplicate_id"
+        );
         let mut r = req(2, 3);
         r.return_outputs = Some(vec!["nope".into()]);
         assert_eq!(
@@ -855,7 +861,13 @@ mod tests {
         l.max_request_elements = 15;
         let e = validate(req(2, 3), &sig(), &plan(), &l).unwrap_err();
         assert!(
-            matches!(e, ApiError::TooManyElements { elements: 16, limit: 15 }),
+            matches!(
+                e,
+                ApiError::TooManyElements {
+                    elements: 16,
+                    limit: 15
+                }
+            ),
             "{e}"
         );
         assert_eq!(e.parts().0.as_u16(), 413);
@@ -881,7 +893,10 @@ mod tests {
         // 3 rows padded to 4 = 12 elements.
         assert!(check_token_grid(&rows(&[1, 4, 2]), Some("seq"), &l).is_ok());
         let e = check_token_grid(&rows(&[1, 5, 2]), Some("seq"), &l).unwrap_err();
-        assert!(matches!(e, ApiError::TooManyElements { elements: 15, .. }), "{e}");
+        assert!(
+            matches!(e, ApiError::TooManyElements { elements: 15, .. }),
+            "{e}"
+        );
         let e = check_token_grid(&rows(&[6]), Some("seq"), &l).unwrap_err();
         assert_eq!(e.parts().1, "dim_too_large");
         assert!(e.to_string().contains("row 0 has 6 tokens"), "{e}");

@@ -93,8 +93,26 @@ const JSON_SEEDS: &[&str] = &[
 
 /// Random pieces of JSON spliced into bodies.
 const TOKENS: &[&str] = &[
-    "[", "]", "{", "}", ",", ":", "\"", "null", "true", "1e400", "-0", "NaN", "\"x\"", "[[[[[[[[",
-    "]]]]]]]]", "\\u0000", "\u{1F600}", "99999999999999999999999", "\"inputs\"", "\"ids\"",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ":",
+    "\"",
+    "null",
+    "true",
+    "1e400",
+    "-0",
+    "NaN",
+    "\"x\"",
+    "[[[[[[[[",
+    "]]]]]]]]",
+    "\\u0000",
+    "\u{1F600}",
+    "99999999999999999999999",
+    "\"inputs\"",
+    "\"ids\"",
 ];
 
 /// A random JSON value tree, up to `depth` levels.
@@ -208,12 +226,25 @@ fn json_decoding_never_panics() {
                 );
                 refused += 1;
             }
-            Err(_) => panics.push(String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned()),
+            Err(_) => {
+                panics.push(String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned())
+            }
         }
     }
-    eprintln!("json fuzz: {n} cases, {ok} accepted, {refused} refused (4xx), {} panics", panics.len());
-    assert!(panics.is_empty(), "{} panics, e.g. {:?}", panics.len(), &panics[..panics.len().min(3)]);
-    assert!(ok > 0 && refused > 0, "the generator must reach both outcomes");
+    eprintln!(
+        "json fuzz: {n} cases, {ok} accepted, {refused} refused (4xx), {} panics",
+        panics.len()
+    );
+    assert!(
+        panics.is_empty(),
+        "{} panics, e.g. {:?}",
+        panics.len(),
+        &panics[..panics.len().min(3)]
+    );
+    assert!(
+        ok > 0 && refused > 0,
+        "the generator must reach both outcomes"
+    );
 }
 
 fn arrow_stream(rows: usize) -> Vec<u8> {
@@ -265,7 +296,11 @@ fn arrow_case(body: Vec<u8>) -> Result<(), u16> {
 #[test]
 fn arrow_ipc_decoding_never_panics() {
     let seeds = [arrow_stream(3), arrow_stream(1), arrow_stream(40)];
-    assert_eq!(arrow_case(seeds[0].clone()), Ok(()), "the seed itself must be valid");
+    assert_eq!(
+        arrow_case(seeds[0].clone()),
+        Ok(()),
+        "the seed itself must be valid"
+    );
     let mut g = Gen(0x5EED_0002);
     let (mut ok, mut refused, mut panics) = (0usize, 0usize, Vec::new());
     let n = cases();
@@ -280,7 +315,15 @@ fn arrow_ipc_decoding_never_panics() {
             Err(_) => panics.push(i),
         }
     }
-    eprintln!("arrow fuzz: {n} cases, {ok} accepted, {refused} refused (4xx), {} panics", panics.len());
-    assert!(panics.is_empty(), "{} panics, cases {:?}", panics.len(), &panics[..panics.len().min(10)]);
+    eprintln!(
+        "arrow fuzz: {n} cases, {ok} accepted, {refused} refused (4xx), {} panics",
+        panics.len()
+    );
+    assert!(
+        panics.is_empty(),
+        "{} panics, cases {:?}",
+        panics.len(),
+        &panics[..panics.len().min(10)]
+    );
     assert!(refused > 0, "the generator must reach refusals");
 }

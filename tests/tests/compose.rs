@@ -277,7 +277,9 @@ fn compose_is_loopback_only_and_requires_a_token() {
     let doc = compose();
     let (name, svc) = teacher_service(&doc);
     for p in svc["ports"].as_sequence().into_iter().flatten() {
-        let text = p.as_str().unwrap_or_else(|| panic!("{name}: port {p:?} is not a string"));
+        let text = p
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: port {p:?} is not a string"));
         assert!(
             text.starts_with("127.0.0.1:"),
             "service {name}: port {text:?} is published on every interface"

@@ -91,7 +91,11 @@ fn element_and_axis_caps_are_refused_before_inference() {
     )
     .err()
     .expect("an unknown --max-dim symbol must be refused");
-    assert!(e.to_string().contains("no input has a dynamic axis named \"sequence\""), "{e:#}");
+    assert!(
+        e.to_string()
+            .contains("no input has a dynamic axis named \"sequence\""),
+        "{e:#}"
+    );
 }
 
 #[test]
@@ -120,15 +124,27 @@ fn header_and_idle_timeouts_close_connections() {
     let started = Instant::now();
     let (closed, _) = closed_within(&mut s, Duration::from_secs(6));
     assert!(closed, "a connection stuck in its headers was kept open");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     // A kept-alive connection that goes quiet after one request.
     let mut s = TcpStream::connect(server.addr()).unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let started = Instant::now();
     let (closed, got) = closed_within(&mut s, Duration::from_secs(6));
-    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"), "{got:?}");
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{got:?}"
+    );
     assert!(closed, "an idle kept-alive connection was kept open");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -147,7 +163,11 @@ fn a_slow_body_gets_408() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("body_timeout"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -204,11 +224,14 @@ fn the_shutdown_deadline_closes_stalled_connections_and_still_seals() {
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     let status = server.terminate(Duration::from_secs(20));
-    let status = status.unwrap_or_else(|| {
-        panic!("no exit within 20 s of SIGTERM; log:\n{}", server.log())
-    });
+    let status =
+        status.unwrap_or_else(|| panic!("no exit within 20 s of SIGTERM; log:\n{}", server.log()));
     assert!(status.success(), "{status}; log:\n{}", server.log());
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     let manifest: Value = serde_json::from_slice(
         &std::fs::read(server.dataset_dir("d").join("_manifest.json")).expect("manifest"),
     )
@@ -235,20 +258,24 @@ fn tokens_metrics_and_health_are_hardened() {
         rb.send().unwrap().status().as_u16()
     };
     assert_eq!(get(Some("Bearer s3cret")), 200);
-    assert_eq!(get(Some("bearer s3cret")), 200, "the scheme is case-insensitive");
+    assert_eq!(
+        get(Some("bearer s3cret")),
+        200,
+        "the scheme is case-insensitive"
+    );
     assert_eq!(get(Some("Bearer s3cre")), 401);
     assert_eq!(get(Some("Bearer s3cret-and-more")), 401);
     assert_eq!(get(None), 401);
     // Readiness without a token, naming the provider and the inference thread.
-    let h = server
-        .client()
-        .get(server.url("/health"))
-        .send()
-        .unwrap();
+    let h = server.client().get(server.url("/health")).send().unwrap();
     assert_eq!(h.status().as_u16(), 200);
     let h: Value = h.json().unwrap();
     assert_eq!(
-        (h["status"].as_str(), h["provider"].as_str(), h["inference"].as_str()),
+        (
+            h["status"].as_str(),
+            h["provider"].as_str(),
+            h["inference"].as_str()
+        ),
         (Some("ok"), Some("cpu"), Some("running")),
         "{h}"
     );
@@ -274,7 +301,10 @@ fn binding_beyond_loopback_needs_a_token() {
         .env_remove("DISTILL_ALLOW_NO_TOKEN")
         .output()
         .expect("run teacher-server");
-    assert!(!out.status.success(), "it served on 0.0.0.0 without a token");
+    assert!(
+        !out.status.success(),
+        "it served on 0.0.0.0 without a token"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("beyond loopback") && err.contains("--api-token"),
@@ -396,10 +426,7 @@ fn overload_is_shed_with_retry_after_and_bounded_memory() {
                             let has_ra = resp.headers().contains_key("retry-after");
                             let _ = resp.bytes();
                             match status {
-                                200 => latencies
-                                    .lock()
-                                    .unwrap()
-                                    .push(t.elapsed().as_secs_f64()),
+                                200 => latencies.lock().unwrap().push(t.elapsed().as_secs_f64()),
                                 429 | 503 => {
                                     shed.fetch_add(1, Ordering::Relaxed);
                                     if !has_ra {
@@ -422,10 +449,25 @@ fn overload_is_shed_with_retry_after_and_bounded_memory() {
     write_input(&input, 300);
     let label_started = Instant::now();
     let label = Command::new(bin_path("distill-label"))
-        .args(["label", "--server", &server.url(""), "--dataset", "under-load"])
+        .args([
+            "label",
+            "--server",
+            &server.url(""),
+            "--dataset",
+            "under-load",
+        ])
         .arg("--data")
         .arg(&input)
-        .args(["--batch-rows", "32", "--concurrency", "2", "--retries", "1000", "--seal", "--quiet"])
+        .args([
+            "--batch-rows",
+            "32",
+            "--concurrency",
+            "2",
+            "--retries",
+            "1000",
+            "--seal",
+            "--quiet",
+        ])
         .output()
         .expect("run distill-label");
     let label_secs = label_started.elapsed().as_secs_f64();
@@ -468,9 +510,16 @@ fn overload_is_shed_with_retry_after_and_bounded_memory() {
         String::from_utf8_lossy(&label.stderr)
     );
     let other = other.lock().unwrap();
-    assert!(other.is_empty(), "answers other than 200/429/503: {:?}", &other[..other.len().min(5)]);
+    assert!(
+        other.is_empty(),
+        "answers other than 200/429/503: {:?}",
+        &other[..other.len().min(5)]
+    );
     assert!(admitted > 0.0, "nothing was admitted");
-    assert!(shed > 0, "nothing was shed: the load did not exceed capacity");
+    assert!(
+        shed > 0,
+        "nothing was shed: the load did not exceed capacity"
+    );
     assert_eq!(
         shed_without_retry_after.load(Ordering::Relaxed),
         0,
@@ -484,7 +533,10 @@ fn overload_is_shed_with_retry_after_and_bounded_memory() {
         peak > 0 && peak < RSS_BOUND,
         "server peak RSS {peak} bytes (bound {RSS_BOUND})"
     );
-    let manifest = server.get("/v1/datasets/under-load").expect_status(200).json();
+    let manifest = server
+        .get("/v1/datasets/under-load")
+        .expect_status(200)
+        .json();
     assert_eq!(
         (manifest["rows"].as_u64(), manifest["pending_rows"].as_u64()),
         (Some(300), Some(0)),

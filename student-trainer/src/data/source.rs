@@ -160,7 +160,9 @@ impl ParquetSource {
 mod tests {
     use super::*;
     use distill_proto::api::{Dim, OutputSource, OutputSpec, Pooling, TensorSpec};
-    use distill_proto::store::{FeatureDType, LabelRows, LabelStore, StoreOptions, TeacherFingerprint};
+    use distill_proto::store::{
+        FeatureDType, LabelRows, LabelStore, StoreOptions, TeacherFingerprint,
+    };
     use distill_proto::{DType, Tensor, TensorData};
 
     fn teacher() -> TeacherFingerprint {
@@ -217,8 +219,13 @@ mod tests {
         let spec = dir.path().join("d").display().to_string();
         let src = ParquetSource::open(&spec).unwrap();
         assert_eq!((src.rows, src.pending_rows), (4, 2));
-        let w = src.unsealed_warning().expect("a warning for an unsealed dataset");
-        assert!(w.contains("not sealed") && w.contains("2 acknowledged rows"), "{w}");
+        let w = src
+            .unsealed_warning()
+            .expect("a warning for an unsealed dataset");
+        assert!(
+            w.contains("not sealed") && w.contains("2 acknowledged rows"),
+            "{w}"
+        );
         store.seal("d").unwrap();
         let src = ParquetSource::open(&spec).unwrap();
         assert_eq!((src.rows, src.pending_rows), (6, 0));

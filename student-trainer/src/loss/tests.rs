@@ -517,7 +517,8 @@ fn rkd_takes_one_and_two_row_batches() {
     // Three rows or more: both parts, weighted.
     let s3 = randn(&[4, 5], 1.0);
     let t3 = randn(&[4, 7], 1.0);
-    let want = scalar(&rkd_distance(&s3, &t3).unwrap()) + 2.0 * scalar(&rkd_angle(&s3, &t3).unwrap());
+    let want =
+        scalar(&rkd_distance(&s3, &t3).unwrap()) + 2.0 * scalar(&rkd_angle(&s3, &t3).unwrap());
     assert!((scalar(&rkd(&s3, &t3, 1.0, 2.0).unwrap()) - want).abs() < 1e-12);
 }
 
@@ -533,11 +534,20 @@ fn rkd_keeps_its_precision_on_features_with_a_common_offset() {
         t.to_dtype(DType::F32).unwrap(),
     );
     for (name, f) in [
-        ("rkd_angle", rkd_angle as fn(&Tensor, &Tensor) -> LossResult<Tensor>),
+        (
+            "rkd_angle",
+            rkd_angle as fn(&Tensor, &Tensor) -> LossResult<Tensor>,
+        ),
         ("rkd_distance", rkd_distance),
     ] {
         // The f64 reference on the very values the f32 run sees.
-        let want = scalar(&f(&s32.to_dtype(DType::F64).unwrap(), &t32.to_dtype(DType::F64).unwrap()).unwrap());
+        let want = scalar(
+            &f(
+                &s32.to_dtype(DType::F64).unwrap(),
+                &t32.to_dtype(DType::F64).unwrap(),
+            )
+            .unwrap(),
+        );
         let got = scalar(&f(&s32, &t32).unwrap());
         assert!(
             (got - want).abs() <= 1e-4 * want.abs().max(1e-3),

@@ -88,9 +88,7 @@ async fn auth(State(state): State<SharedState>, req: Request, next: Next) -> Res
 /// case-insensitive (RFC 9110 section 11.1).
 fn bearer_credentials(value: &str) -> Option<&str> {
     let (scheme, rest) = value.trim_start().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("Bearer")
-        .then_some(rest.trim())
+    scheme.eq_ignore_ascii_case("Bearer").then_some(rest.trim())
 }
 
 /// Compares the SHA-256 digests of the two tokens without an early exit: the time taken
@@ -98,7 +96,10 @@ fn bearer_credentials(value: &str) -> Option<&str> {
 fn tokens_match(given: &[u8], expected: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
     let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Counts requests by route and status and times them.
