@@ -305,7 +305,8 @@ fn arrow_ipc_decoding_never_panics() {
     let (mut ok, mut refused, mut panics) = (0usize, 0usize, Vec::new());
     let n = cases();
     for i in 0..n {
-        let body = mutate(&mut g, &seeds[g.below(seeds.len())]);
+        let pick = g.below(seeds.len());
+        let body = mutate(&mut g, &seeds[pick]);
         match catch_unwind(AssertUnwindSafe(|| arrow_case(body.clone()))) {
             Ok(Ok(())) => ok += 1,
             Ok(Err(status)) => {
