@@ -253,8 +253,8 @@ fn dockerfile_runs_as_a_user_owning_the_data_volume() {
         .unwrap_or_else(|| panic!("Dockerfile has no runtime stage"));
     let user = runtime
         .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim_start().strip_prefix("USER "))
         .unwrap_or_else(|| panic!("the runtime stage never sets USER: it would run as root"));
     assert!(
         !matches!(user.trim(), "root" | "0" | "0:0"),

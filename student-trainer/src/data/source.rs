@@ -21,9 +21,10 @@ pub struct ParquetSource {
     pub spec: String,
     /// Total rows over all files.
     pub rows: usize,
-    /// Rows a label-store dataset has acknowledged but not yet put in a finished shard: an
-    /// unsealed dataset. They are not read (only finished shards are).
-    pub pending_rows: u64,
+    /// Whether a label-store dataset holds acknowledged rows outside its finished shards (its
+    /// manifest counts pending rows, or its write-ahead log is not empty): it is not sealed,
+    /// and those rows are not read.
+    pub unsealed: bool,
     /// The common Arrow schema (the reader's, kept so column types can be borrowed).
     schema: SchemaRef,
     reader: DatasetReader,
@@ -63,11 +64,20 @@ impl ParquetSource {
                 message: "the dataset has no rows".into(),
             });
         }
-        let pending_rows = reader.manifest().map_or(0, |m| m.pending_rows);
+        // The manifest is rewritten when a shard finishes, so rows appended since then show
+        // only in the write-ahead log of the open shard.
+        let wal_rows = std::fs::read_dir(Path::new(spec).join("_wal"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .any(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+            })
+            .unwrap_or(false);
+        let unsealed = reader.manifest().is_some_and(|m| m.pending_rows > 0) || wal_rows;
         let source = Self {
             spec: spec.into(),
             rows,
-            pending_rows,
+            unsealed,
             schema: reader.schema(),
             reader,
         };
@@ -80,12 +90,12 @@ impl ParquetSource {
     /// The warning printed when the dataset is not sealed: training then sees its finished
     /// shards only, and a silent partial dataset would be mistaken for the whole one.
     pub fn unsealed_warning(&self) -> Option<String> {
-        (self.pending_rows > 0).then(|| {
+        self.unsealed.then(|| {
             format!(
-                "warning: dataset {} is not sealed: {} acknowledged rows are not in a finished \
-                 shard and are left out; training reads the {} rows of its finished shards \
+                "warning: dataset {} is not sealed: acknowledged rows outside its finished \
+                 shards are left out; training reads the {} rows of its finished shards \
                  (seal it first: POST /v1/datasets/NAME/seal, or stop the server with SIGTERM)",
-                self.spec, self.pending_rows, self.rows
+                self.spec, self.rows
             )
         })
     }
@@ -218,17 +228,14 @@ mod tests {
         store.append("d", rows(4..6)).unwrap();
         let spec = dir.path().join("d").display().to_string();
         let src = ParquetSource::open(&spec).unwrap();
-        assert_eq!((src.rows, src.pending_rows), (4, 2));
+        assert_eq!((src.rows, src.unsealed), (4, true));
         let w = src
             .unsealed_warning()
             .expect("a warning for an unsealed dataset");
-        assert!(
-            w.contains("not sealed") && w.contains("2 acknowledged rows"),
-            "{w}"
-        );
+        assert!(w.contains("not sealed") && w.contains("the 4 rows"), "{w}");
         store.seal("d").unwrap();
         let src = ParquetSource::open(&spec).unwrap();
-        assert_eq!((src.rows, src.pending_rows), (6, 0));
+        assert_eq!((src.rows, src.unsealed), (6, false));
         assert_eq!(src.unsealed_warning(), None);
         store.close().unwrap();
     }

@@ -113,7 +113,11 @@ pub fn rkd(
     angle_weight: f64,
 ) -> LossResult<Tensor> {
     let b = student.dims().first().copied().unwrap_or(0);
-    let zero = || -> LossResult<Tensor> { Ok(student.sum_all()?.affine(0.0, 0.0)?) };
+    // A multiplication by a zero tensor (candle drops an affine by 0 from the graph).
+    let zero = || -> LossResult<Tensor> {
+        let z = Tensor::zeros((), student.dtype(), student.device())?;
+        Ok(student.sum_all()?.mul(&z)?)
+    };
     let d = if b >= 2 {
         rkd_distance(student, teacher)?.affine(distance_weight, 0.0)?
     } else {
