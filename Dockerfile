@@ -3,8 +3,10 @@
 # Stage 1 builds the Rust binary; stage 2 is a CUDA 13 + cuDNN 9 runtime with the ONNX Runtime
 # GPU build from PyPI (onnxruntime-gpu 1.31.1 is built for CUDA 13). The binary loads
 # libonnxruntime dynamically (ort's load-dynamic), so nothing of ONNX Runtime is linked at
-# build time. `--ep auto` registers CUDA when it works and falls back to CPU otherwise;
-# GET /v1/model and /metrics report the provider actually used.
+# build time. The image runs `--ep cuda`: the server refuses to start when CUDA cannot be
+# registered, instead of serving on CPU under a GPU label (`--ep auto` would fall back).
+# GET /health (the healthcheck), /v1/model and /metrics report the provider in use.
+# The server runs as the unprivileged user `distill` (uid 10001), which owns /data.
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
@@ -23,15 +25,23 @@ RUN python3 -m venv /opt/ort \
  && ln -s "$(/opt/ort/bin/python -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))')/capi" /opt/ort/capi \
  && test -f /opt/ort/capi/libonnxruntime.so.1.31.1
 ENV ORT_DYLIB_PATH=/opt/ort/capi/libonnxruntime.so.1.31.1 \
-    DISTILL_EP=auto \
+    DISTILL_EP=cuda \
     DISTILL_MODEL=/models/teacher.onnx \
     DISTILL_DATA_DIR=/data \
     DISTILL_BIND=0.0.0.0:8080
 COPY --from=build /usr/local/bin/teacher-server /usr/local/bin/teacher-server
+# A fixed uid/gid so a bind-mounted ./data can be chowned to it on the host.
+RUN groupadd --system --gid 10001 distill \
+ && useradd --system --uid 10001 --gid distill --home-dir /data --no-create-home distill \
+ && mkdir -p /data \
+ && chown distill:distill /data
+USER distill
 VOLUME ["/data"]
 EXPOSE 8080
 # SIGTERM seals open shards before exit (give it time: docker's default grace is 10 s).
 STOPSIGNAL SIGTERM
+# /health answers 503 once the inference thread has stopped (urlopen raises on it) and
+# names the provider in use.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=5 \
-  CMD ["/opt/ort/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4)"]
-CMD ["teacher-server", "serve", "--ep", "auto"]
+  CMD ["/opt/ort/bin/python", "-c", "import json, urllib.request; h = json.load(urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4)); assert h['status'] == 'ok' and h['provider'] == 'cuda', h"]
+CMD ["teacher-server", "serve", "--ep", "cuda"]

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use distill_proto::api::{ErrorBody, ModelInfo, ScoreResponse, ARROW_STREAM_MEDIA_TYPE};
 use reqwest::blocking::{Client, RequestBuilder};
 
-use crate::retry::{classify, parse_retry_after, RetryPolicy, Verdict};
+use crate::retry::{classify, retry_after_at, RetryPolicy, Verdict};
 
 /// Errors talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +76,24 @@ pub struct ScoreClient {
 }
 
 impl ScoreClient {
-    /// Builds the client; fails on a URL that is not `http(s)://...`.
+    /// Builds the client; fails on a URL that is not `http://...` (this build has no TLS:
+    /// an `https://` URL is refused here rather than failing obscurely on the first request).
     pub fn new(config: &ClientConfig) -> Result<Self, ClientError> {
         let base = config.server.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
+        if base
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        {
             return Err(ClientError::Setup(format!(
-                "server URL {:?} must start with http:// or https://",
+                "server URL {:?}: distill-label has no TLS support; use http:// on a trusted \
+                 network, or put a TLS-terminating proxy (or an SSH tunnel) in front and point \
+                 distill-label at its http:// side",
+                config.server
+            )));
+        }
+        if !base.starts_with("http://") {
+            return Err(ClientError::Setup(format!(
+                "server URL {:?} must start with http://",
                 config.server
             )));
         }
@@ -170,7 +182,7 @@ impl ScoreClient {
                         .headers()
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
+                        .and_then(|v| retry_after_at(v, std::time::SystemTime::now()));
                     let body = resp.bytes().map(|b| b.to_vec());
                     match (classify(status, retry_after), body) {
                         (Verdict::Done, Ok(b)) => return Ok(b),
@@ -252,4 +264,32 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result
             String::from_utf8_lossy(&body[..body.len().min(200)])
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(server: &str) -> Result<ScoreClient, ClientError> {
+        ScoreClient::new(&ClientConfig {
+            server: server.into(),
+            api_token: None,
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    #[test]
+    fn https_is_refused_with_the_way_out() {
+        for url in ["https://teacher:8443", "HTTPS://teacher"] {
+            let e = client(url).err().expect("https must be refused");
+            let text = e.to_string();
+            assert!(
+                text.contains("no TLS support") && text.contains("proxy"),
+                "{text}"
+            );
+        }
+        assert!(client("ftp://x").is_err());
+        assert!(client("http://127.0.0.1:1").is_ok());
+    }
 }

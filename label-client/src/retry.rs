@@ -91,6 +91,20 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     }
 }
 
+/// A `Retry-After` value as a wait from `now`: delay-seconds, or an HTTP-date (RFC 9110
+/// section 10.2.3; a date already past means "now"). `None` when it is neither.
+pub fn retry_after_at(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    if let Some(d) = parse_retry_after(value) {
+        return Some(d);
+    }
+    let at = httpdate::parse_http_date(value.trim()).ok()?;
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(86_400)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +152,19 @@ mod tests {
             p.delay(1, Some(Duration::from_millis(50))),
             Duration::from_millis(50)
         );
+    }
+
+    #[test]
+    fn retry_after_takes_http_dates() {
+        use std::time::{Duration, UNIX_EPOCH};
+        // Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 s after the epoch.
+        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        let before = UNIX_EPOCH + Duration::from_secs(1_445_412_480 - 7);
+        assert_eq!(retry_after_at(date, before), Some(Duration::from_secs(7)));
+        let after = UNIX_EPOCH + Duration::from_secs(1_445_412_480 + 60);
+        assert_eq!(retry_after_at(date, after), Some(Duration::ZERO));
+        assert_eq!(retry_after_at("3", after), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after_at("soon", after), None);
     }
 
     #[test]

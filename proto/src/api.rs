@@ -295,12 +295,18 @@ pub struct ModelInfo {
     pub text: Option<TextInputInfo>,
 }
 
-/// `GET /health`.
+/// `GET /health`: readiness (200 `ok`, or 503 `unavailable` once the server cannot score).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
-    /// `ok` while the server is up.
+    /// `ok` while requests can be scored, `unavailable` otherwise.
     pub status: String,
+    /// The execution provider the session runs on (`cpu`, `cuda`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The inference thread: `running`, or `stopped` once it has exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<String>,
 }
 
 /// One entry of `GET /v1/datasets`.

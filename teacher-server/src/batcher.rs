@@ -60,6 +60,9 @@ pub struct BatcherConfig {
     pub max_wait: Duration,
     /// Rows that may wait before new requests are refused.
     pub queue_capacity: usize,
+    /// Input elements that may wait before new requests are refused (rows alone do not
+    /// bound memory: a row may be one number or a million).
+    pub queue_elements: usize,
     /// Whether requests may be merged at all (false when the batch axis is fixed).
     pub merge: bool,
 }
@@ -67,6 +70,7 @@ pub struct BatcherConfig {
 struct Pending {
     inputs: JobInputs,
     rows: usize,
+    elements: usize,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Outputs, TeacherError>>,
 }
@@ -74,6 +78,7 @@ struct Pending {
 struct QueueState {
     jobs: VecDeque<Pending>,
     queued_rows: usize,
+    queued_elements: usize,
     closed: bool,
 }
 
@@ -123,6 +128,7 @@ impl Batcher {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::new(),
                 queued_rows: 0,
+                queued_elements: 0,
                 closed: false,
             }),
             wake: Condvar::new(),
@@ -167,10 +173,21 @@ impl Batcher {
                 queued: st.queued_rows,
             });
         }
+        let elements = elements_of(&inputs);
+        if st.queued_elements > 0
+            && st.queued_elements.saturating_add(elements) > self.shared.config.queue_elements
+        {
+            self.shared.metrics.queue_rejections.inc();
+            return Err(ApiError::QueueFullElements {
+                queued: st.queued_elements,
+            });
+        }
         st.queued_rows += rows;
+        st.queued_elements += elements;
         st.jobs.push_back(Pending {
             inputs,
             rows,
+            elements,
             enqueued: Instant::now(),
             reply: tx,
         });
@@ -185,6 +202,20 @@ impl Batcher {
         self.shared.lock().queued_rows
     }
 
+    /// Input elements waiting for inference.
+    pub fn queued_elements(&self) -> usize {
+        self.shared.lock().queued_elements
+    }
+
+    /// Whether the inference thread is still running (false once it has exited or panicked).
+    pub fn is_alive(&self) -> bool {
+        self.worker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+    }
+
     /// Stops accepting requests, lets the thread finish every queued one, and waits for it.
     pub fn shutdown(&self) {
         self.shared.lock().closed = true;
@@ -195,6 +226,45 @@ impl Batcher {
                 tracing::error!("the inference thread panicked");
             }
         }
+    }
+}
+
+/// Input elements of a request: every input's values; token rows as the batcher pads them
+/// (rows x longest row).
+fn elements_of(inputs: &JobInputs) -> usize {
+    match inputs {
+        JobInputs::Dense(d) => d
+            .iter()
+            .map(|(_, t)| t.shape().iter().product::<usize>())
+            .fold(0usize, usize::saturating_add),
+        JobInputs::Tokens(t) => t
+            .len()
+            .saturating_mul(t.ids.iter().map(Vec::len).max().unwrap_or(0)),
+    }
+}
+
+/// Takes a request off the queue's counts.
+fn dequeue(st: &mut QueueState, job: &Pending) {
+    st.queued_rows -= job.rows;
+    st.queued_elements -= job.elements;
+}
+
+/// Drops queued requests whose client has gone (its handler, and so the receiver, was
+/// dropped): running them would spend the inference thread on answers nobody reads.
+fn drop_abandoned(shared: &Shared, st: &mut QueueState) {
+    let before = st.jobs.len();
+    let mut kept = VecDeque::with_capacity(before);
+    while let Some(job) = st.jobs.pop_front() {
+        if job.reply.is_closed() {
+            dequeue(st, &job);
+        } else {
+            kept.push_back(job);
+        }
+    }
+    st.jobs = kept;
+    let gone = before - st.jobs.len();
+    if gone > 0 {
+        shared.metrics.requests_abandoned.inc_by(gone as u64);
     }
 }
 
@@ -217,14 +287,19 @@ fn compatible(a: &JobInputs, b: &JobInputs) -> bool {
 fn next_group(shared: &Shared) -> Option<Vec<Pending>> {
     let cfg = shared.config;
     let mut st = shared.lock();
-    while st.jobs.is_empty() {
+    loop {
+        drop_abandoned(shared, &mut st);
+        if !st.jobs.is_empty() {
+            break;
+        }
         if st.closed {
+            shared.metrics.queue_rows.set(st.queued_rows as i64);
             return None;
         }
         st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
     }
     let first = st.jobs.pop_front()?;
-    st.queued_rows -= first.rows;
+    dequeue(&mut st, &first);
     let mut rows = first.rows;
     let deadline = first.enqueued + cfg.max_wait;
     let mut group = vec![first];
@@ -234,9 +309,9 @@ fn next_group(shared: &Shared) -> Option<Vec<Pending>> {
             while i < st.jobs.len() && rows < cfg.max_batch_rows {
                 let fits = rows + st.jobs[i].rows <= cfg.max_batch_rows
                     && compatible(&st.jobs[i].inputs, &group[0].inputs);
-                if fits {
+                if fits && !st.jobs[i].reply.is_closed() {
                     if let Some(job) = st.jobs.remove(i) {
-                        st.queued_rows -= job.rows;
+                        dequeue(&mut st, &job);
                         rows += job.rows;
                         group.push(job);
                     }
@@ -621,6 +696,7 @@ mod tests {
             max_batch_rows,
             max_wait: Duration::from_millis(wait_ms),
             queue_capacity: capacity,
+            queue_elements: usize::MAX,
             merge: true,
         };
         (
@@ -733,5 +809,63 @@ mod tests {
             b.submit(inputs(1, 0.0), 1),
             Err(ApiError::ShuttingDown)
         ));
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_elements_too() {
+        // Rows are plenty, elements (2 per row) are not.
+        let cfg = BatcherConfig {
+            max_batch_rows: 1,
+            max_wait: Duration::ZERO,
+            queue_capacity: 1000,
+            queue_elements: 8,
+            merge: true,
+        };
+        let b = Batcher {
+            shared: Arc::new(Shared {
+                state: Mutex::new(QueueState {
+                    jobs: VecDeque::new(),
+                    queued_rows: 0,
+                    queued_elements: 0,
+                    closed: false,
+                }),
+                wake: Condvar::new(),
+                config: cfg,
+                tokens: None,
+                metrics: Arc::new(Metrics::new()),
+            }),
+            worker: Mutex::new(None),
+        };
+        // No worker: everything stays queued. 4 + 4 elements fit, the next 4 do not.
+        let _a = b.submit(inputs(2, 0.0), 2).unwrap();
+        let _c = b.submit(inputs(2, 0.0), 2).unwrap();
+        assert_eq!(b.queued_elements(), 8);
+        let e = b.submit(inputs(2, 0.0), 2).unwrap_err();
+        assert!(
+            matches!(e, ApiError::QueueFullElements { queued: 8 }),
+            "{e}"
+        );
+        assert!(!b.is_alive(), "no inference thread was started");
+    }
+
+    #[test]
+    fn requests_whose_client_has_gone_are_not_run() {
+        // The first run holds the thread for 100 ms while the others queue behind it.
+        let (b, runs) = setup(1, 0, 1000, 100);
+        let first = b.submit(inputs(1, 0.0), 1).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..3 {
+            // The client gives up: its receiver is dropped while the request waits.
+            drop(b.submit(inputs(1, 5.0), 1).unwrap());
+        }
+        let kept = b.submit(inputs(1, 7.0), 1).unwrap();
+        expect(&first.blocking_recv().unwrap().unwrap(), 1, 0.0);
+        expect(&kept.blocking_recv().unwrap().unwrap(), 1, 7.0);
+        assert!(b.is_alive());
+        b.shutdown();
+        assert!(!b.is_alive(), "the thread has exited after shutdown");
+        assert_eq!(*runs.lock().unwrap(), [1, 1], "abandoned requests ran");
+        assert_eq!(b.shared.metrics.requests_abandoned.get(), 3);
+        assert_eq!(b.queued_elements(), 0);
     }
 }

@@ -71,12 +71,23 @@ pub struct ServeArgs {
     /// Bearer token required on every route but `/health`.
     #[arg(long = "api-token", env = "DISTILL_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+    /// Serve without a token on an address beyond loopback (refused otherwise).
+    #[arg(long = "allow-no-token", env = "DISTILL_ALLOW_NO_TOKEN")]
+    pub allow_no_token: bool,
     /// ONNX Runtime location.
     #[command(flatten)]
     pub ort: OrtArgs,
     /// Execution provider.
     #[arg(long, env = "DISTILL_EP", value_enum, default_value_t = EpChoice::Auto)]
     pub ep: EpChoice,
+    /// Folder(s) holding the CUDA 13 and cuDNN 9 libraries, preloaded before the CUDA provider
+    /// is registered (e.g. the `lib/` folders of the `nvidia-*` PyPI wheels), `:`-separated.
+    #[arg(
+        long = "cuda-lib-dir",
+        env = "DISTILL_CUDA_LIB_DIR",
+        value_delimiter = ':'
+    )]
+    pub cuda_lib_dirs: Vec<PathBuf>,
     /// Intra-op threads of the session (0: ONNX Runtime's default).
     #[arg(
         long = "intra-threads",
@@ -119,6 +130,59 @@ pub struct ServeArgs {
         value_parser = at_least_one()
     )]
     pub queue_capacity: usize,
+    /// Most input elements in one queued request, summed over its inputs (413 above); for a
+    /// text teacher, the padded token grid (rows x longest row after truncation).
+    #[arg(
+        long = "max-request-elements",
+        env = "DISTILL_MAX_REQUEST_ELEMENTS",
+        default_value_t = 1 << 25,
+        value_parser = at_least_one()
+    )]
+    pub max_request_elements: usize,
+    /// Most size of a named dynamic axis `SYMBOL=N` (repeatable), e.g. `sequence=512` (413 above).
+    #[arg(long = "max-dim", env = "DISTILL_MAX_DIM", value_delimiter = ',')]
+    pub max_dims: Vec<DimCap>,
+    /// Input elements waiting for inference before new requests get 429 (with the row bound).
+    #[arg(
+        long = "queue-elements",
+        env = "DISTILL_QUEUE_ELEMENTS",
+        default_value_t = 1 << 26,
+        value_parser = at_least_one()
+    )]
+    pub queue_elements: usize,
+    /// Seconds a client may take to send a request's headers, and to start the next request
+    /// on a kept-alive connection (the connection is closed after that).
+    #[arg(
+        long = "header-timeout-secs",
+        env = "DISTILL_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = RangedU64ValueParser::<u64>::new().range(1..)
+    )]
+    pub header_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body (408 after that).
+    #[arg(
+        long = "body-timeout-secs",
+        env = "DISTILL_BODY_TIMEOUT_SECS",
+        default_value_t = 60,
+        value_parser = RangedU64ValueParser::<u64>::new().range(1..)
+    )]
+    pub body_timeout_secs: u64,
+    /// Most open client connections; a connection over it gets 503 with Retry-After and is closed.
+    #[arg(
+        long = "max-connections",
+        env = "DISTILL_MAX_CONNECTIONS",
+        default_value_t = 256,
+        value_parser = at_least_one()
+    )]
+    pub max_connections: usize,
+    /// Seconds after SIGTERM/SIGINT that open connections get to finish; then they are
+    /// closed, queued work finishes and open shards are sealed.
+    #[arg(
+        long = "shutdown-timeout-secs",
+        env = "DISTILL_SHUTDOWN_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub shutdown_timeout_secs: u64,
     /// Largest request body in bytes (413 above).
     #[arg(long = "max-body-bytes", env = "DISTILL_MAX_BODY_BYTES", default_value_t = 64 << 20)]
     pub max_body_bytes: usize,
@@ -213,6 +277,40 @@ pub struct TextArgs {
         default_value = "token_type_ids"
     )]
     pub type_ids_input: String,
+}
+
+/// A cap on a named dynamic axis, `SYMBOL=N` (`--max-dim sequence=512`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimCap {
+    /// The axis' symbol in the model's signature.
+    pub symbol: String,
+    /// Its largest accepted size.
+    pub max: usize,
+}
+
+impl std::str::FromStr for DimCap {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (symbol, max) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected SYMBOL=N, e.g. sequence=512"))?;
+        let symbol = symbol.trim();
+        if symbol.is_empty() {
+            return Err(format!("{s:?}: the symbol is empty"));
+        }
+        let max: usize = max
+            .trim()
+            .parse()
+            .map_err(|e| format!("{s:?}: {max:?} is not a size: {e}"))?;
+        if max == 0 {
+            return Err(format!("{s:?}: the cap must be at least 1"));
+        }
+        Ok(DimCap {
+            symbol: symbol.to_string(),
+            max,
+        })
+    }
 }
 
 #[cfg(test)]

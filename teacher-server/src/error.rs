@@ -101,6 +101,28 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// A request over `--max-request-elements`.
+    #[error("{elements} input elements in one request, at most {limit} allowed (--max-request-elements)")]
+    TooManyElements {
+        /// Elements sent (a text request: rows x longest row).
+        elements: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A dynamic axis over its `--max-dim` cap.
+    #[error("{field}: {message}")]
+    DimTooLarge {
+        /// The input at fault.
+        field: String,
+        /// Which axis, its size and the cap.
+        message: String,
+    },
+    /// The body did not arrive within `--body-timeout-secs`.
+    #[error("the request body did not arrive within {secs} s")]
+    BodyTimeout {
+        /// The timeout.
+        secs: u64,
+    },
     /// A body over `--max-body-bytes`.
     #[error("request body over the limit of {limit} bytes")]
     BodyTooLarge {
@@ -123,6 +145,12 @@ pub enum ApiError {
     #[error("the inference queue is full ({queued} rows waiting); retry later")]
     QueueFull {
         /// Rows waiting.
+        queued: usize,
+    },
+    /// The inference queue holds too many input elements.
+    #[error("the inference queue is full ({queued} input elements waiting); retry later")]
+    QueueFullElements {
+        /// Elements waiting.
         queued: usize,
     },
     /// The server is shutting down.
@@ -169,6 +197,17 @@ impl ApiError {
                 "too_many_rows",
                 Some("inputs".into()),
             ),
+            ApiError::TooManyElements { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_elements",
+                Some("inputs".into()),
+            ),
+            ApiError::DimTooLarge { field, .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "dim_too_large",
+                Some(field.clone()),
+            ),
+            ApiError::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout", None),
             ApiError::BodyTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None)
             }
@@ -182,7 +221,9 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
             }
-            ApiError::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full", None),
+            ApiError::QueueFull { .. } | ApiError::QueueFullElements { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "queue_full", None)
+            }
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", None),
             ApiError::Store(e) => store_parts(e),
             ApiError::Teacher(e) => match e {
@@ -200,13 +241,23 @@ impl ApiError {
         }
     }
 
-    /// The JSON body of this error.
+    /// The JSON body of this error. A failing store's message leaves out the file it names:
+    /// clients learn what failed, the server log (which has the full error) learns where.
     pub fn body(&self) -> ErrorBody {
         let (_, code, field) = self.parts();
+        let message = match self {
+            ApiError::Store(StoreError::Io { source, .. }) => {
+                format!("the label store failed: {source} (the server log names the file)")
+            }
+            ApiError::Store(StoreError::Corrupt { .. }) => {
+                "the label store found a corrupt file (the server log names it)".to_string()
+            }
+            _ => self.to_string(),
+        };
         ErrorBody {
             error: ErrorDetail {
                 code: code.to_string(),
-                message: self.to_string(),
+                message,
                 field,
             },
         }
@@ -255,7 +306,9 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (status, Json(self.body())).into_response();
         match &self {
-            ApiError::QueueFull { .. } | ApiError::ShuttingDown => {
+            ApiError::QueueFull { .. }
+            | ApiError::QueueFullElements { .. }
+            | ApiError::ShuttingDown => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
@@ -384,6 +437,42 @@ mod tests {
             status(ApiError::InferenceStopped),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+
+    #[test]
+    fn store_failures_do_not_show_server_paths() {
+        let e = ApiError::Store(StoreError::Io {
+            path: "/srv/secret/data/d/shard-00001.parquet".into(),
+            source: std::io::Error::other("No space left on device"),
+        });
+        let body = e.body();
+        assert!(!body.error.message.contains("/srv/secret"), "{body:?}");
+        assert!(body.error.message.contains("No space left"), "{body:?}");
+        let e = ApiError::Store(StoreError::Corrupt {
+            path: "/srv/secret/x".into(),
+            message: "bad frame in /srv/secret/x".into(),
+        });
+        assert!(!e.body().error.message.contains("/srv/secret"));
+        // The log line still has it.
+        assert!(e.to_string().contains("/srv/secret"), "{e}");
+    }
+
+    #[test]
+    fn limits_and_timeouts_have_their_statuses() {
+        assert_eq!(
+            status(ApiError::TooManyElements {
+                elements: 2,
+                limit: 1
+            }),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status(ApiError::BodyTimeout { secs: 1 }),
+            StatusCode::REQUEST_TIMEOUT
+        );
+        let resp = ApiError::QueueFullElements { queued: 9 }.into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers().get(header::RETRY_AFTER).unwrap(), "1");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod inspect;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod outputs;

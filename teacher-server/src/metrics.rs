@@ -18,6 +18,22 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// The method label of a request: one of the methods the API uses, else `OTHER`, so
+/// unauthenticated clients cannot mint new label values (and series) at will.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
 /// Labels of a route-level latency.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -65,6 +81,10 @@ pub struct Metrics {
     pub queue_rows: Gauge,
     /// Requests refused because the queue was full.
     pub queue_rejections: Counter,
+    /// Queued requests dropped unrun because their client had gone.
+    pub requests_abandoned: Counter,
+    /// Connections refused (503) because `--max-connections` were open.
+    pub connections_refused: Counter,
     /// Always 1, labelled with the provider in use.
     pub provider_info: Family<ProviderLabels, Gauge>,
     /// Real tokens a text teacher ran (padding efficiency = real / padded).
@@ -134,6 +154,18 @@ impl Metrics {
             "Requests refused with 429 because the queue was full",
             queue_rejections.clone(),
         );
+        let requests_abandoned = Counter::default();
+        registry.register(
+            "requests_abandoned",
+            "Queued requests dropped unrun because their client had gone",
+            requests_abandoned.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 because --max-connections were open",
+            connections_refused.clone(),
+        );
         let provider_info = Family::<ProviderLabels, Gauge>::default();
         registry.register(
             "provider_info",
@@ -166,6 +198,8 @@ impl Metrics {
             inference_seconds,
             queue_rows,
             queue_rejections,
+            requests_abandoned,
+            connections_refused,
             provider_info,
         }
     }
@@ -188,6 +222,18 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_labels_are_a_closed_set() {
+        use axum::http::Method;
+        assert_eq!(method_label(&Method::POST), "POST");
+        for m in ["FOO", "X-1", "GETX"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(m.as_bytes()).unwrap()),
+                "OTHER"
+            );
+        }
+    }
 
     #[test]
     fn render_lists_metrics() {

@@ -14,14 +14,15 @@ use distill_proto::DType;
 use sha2::{Digest, Sha256};
 
 use crate::batcher::{Batcher, BatcherConfig};
-use crate::cli::{ServeArgs, TextArgs};
+use crate::cli::{DimCap, ServeArgs, TextArgs};
 use crate::decode::DecodeOptions;
+use crate::listen::{self, ConnLimits};
 use crate::metrics::{Metrics, ProviderLabels};
 use crate::outputs::{self, OutputPlan};
 use crate::routes;
 use crate::state::AppState;
-use crate::teacher::ort::{init_runtime, ort_version, OrtTeacher};
-use crate::teacher::{Signature, Teacher};
+use crate::teacher::ort::{init_runtime, ort_version, preload_cuda_libs, OrtTeacher};
+use crate::teacher::{EpChoice, Signature, Teacher};
 use crate::text::{Batching, TextFront, TextTokenizer, TokenLayout, TEXT_INPUT};
 use crate::validate::Limits;
 
@@ -69,12 +70,24 @@ pub struct Prepared {
 pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
     let env = init_runtime(args.ort.ort_lib.as_deref())?;
     let ort_version = ort_version(args.ort.ort_lib.as_deref());
+    if !args.cuda_lib_dirs.is_empty() {
+        if args.ep == EpChoice::Cpu {
+            tracing::warn!("--cuda-lib-dir is ignored with --ep cpu");
+        } else {
+            let loaded = preload_cuda_libs(&args.cuda_lib_dirs)?;
+            tracing::info!(
+                libraries = loaded.len(),
+                "preloaded CUDA/cuDNN from --cuda-lib-dir"
+            );
+        }
+    }
     let model = load_model(&args.model, &args.taps)?;
     let teacher = OrtTeacher::load(&env, &model.session_bytes, args.ep, args.intra_threads)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let provider = teacher.provider().to_string();
     tracing::info!(provider = %provider, ort_version = %ort_version, model = %args.model.display(), "session ready");
     let signature = teacher.signature().clone();
+    check_dim_caps(&args.max_dims, &signature)?;
     let mut plan: OutputPlan = outputs::resolve(
         &signature,
         &model.tap_names,
@@ -135,12 +148,19 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         limits: Limits {
             max_request_rows: args.max_request_rows,
             allow_non_finite: args.allow_non_finite,
+            max_request_elements: args.max_request_elements,
+            max_dims: args
+                .max_dims
+                .iter()
+                .map(|c| (c.symbol.clone(), c.max))
+                .collect(),
         },
         decode: DecodeOptions {
             allow_non_finite: args.allow_non_finite,
             text: text.is_some(),
         },
         max_body_bytes: args.max_body_bytes,
+        body_timeout: Duration::from_secs(args.body_timeout_secs),
         api_token: api_token(args),
         model_name: args
             .model
@@ -278,6 +298,7 @@ fn batcher_config(args: &ServeArgs, signature: &Signature) -> BatcherConfig {
         max_batch_rows: args.max_batch_rows,
         max_wait: Duration::from_millis(args.max_wait_ms),
         queue_capacity: args.queue_capacity,
+        queue_elements: args.queue_elements,
         merge: merges_requests(signature),
     }
 }
@@ -287,8 +308,68 @@ fn api_token(args: &ServeArgs) -> Option<String> {
     args.api_token.clone().filter(|t| !t.is_empty())
 }
 
+/// Every `--max-dim` symbol names a dynamic axis of some input (a typo would cap nothing).
+fn check_dim_caps(caps: &[DimCap], signature: &Signature) -> anyhow::Result<()> {
+    let symbols: Vec<&str> = signature
+        .inputs
+        .iter()
+        .flat_map(|s| &s.shape)
+        .filter_map(|d| match d {
+            Dim::Dynamic(s) => Some(s.as_str()),
+            Dim::Fixed(_) => None,
+        })
+        .collect();
+    if let Some(c) = caps.iter().find(|c| !symbols.contains(&c.symbol.as_str())) {
+        anyhow::bail!(
+            "--max-dim {}={}: no input has a dynamic axis named {:?}; the model's are {symbols:?}",
+            c.symbol,
+            c.max,
+            c.symbol
+        );
+    }
+    for spec in &signature.inputs {
+        for (axis, d) in spec.shape.iter().enumerate().skip(1) {
+            let capped = matches!(d, Dim::Dynamic(s) if caps.iter().any(|c| &c.symbol == s));
+            if matches!(d, Dim::Dynamic(_)) && !capped {
+                // Only --max-request-elements bounds it: one long row may still cost a
+                // quadratic amount of memory in an attention layer.
+                tracing::warn!(
+                    input = %spec.name,
+                    axis,
+                    "dynamic axis {} has no --max-dim cap",
+                    dims_text(std::slice::from_ref(d))
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to serve without a token on an address other machines can reach, unless
+/// `--allow-no-token` says that is meant (then it warns).
+fn check_exposure(args: &ServeArgs) -> anyhow::Result<()> {
+    if args.bind.ip().is_loopback() || api_token(args).is_some() {
+        return Ok(());
+    }
+    if args.allow_no_token {
+        tracing::warn!(
+            bind = %args.bind,
+            "serving WITHOUT a token on an address beyond loopback (--allow-no-token): anyone \
+             who can reach it can score, store and seal datasets"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--bind {} reaches beyond loopback and no --api-token (DISTILL_API_TOKEN) is set: set a \
+         token, bind 127.0.0.1, or pass --allow-no-token (DISTILL_ALLOW_NO_TOKEN=true) to \
+         serve unauthenticated",
+        args.bind
+    )
+}
+
 /// Serves until a shutdown signal, then finishes queued work and closes the store.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    check_exposure(&args)?;
     let Prepared { state } = prepare(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -299,10 +380,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "listening on http://{addr}");
     let app = routes::router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    let limits = ConnLimits {
+        header_timeout: Duration::from_secs(args.header_timeout_secs),
+        max_connections: args.max_connections,
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+    };
+    listen::serve_connections(
+        listener,
+        app,
+        limits,
+        state.metrics.clone(),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("shutting down: finishing queued batches");
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
@@ -397,6 +487,37 @@ mod tests {
         assert_eq!(
             (c.max_batch_rows, c.max_wait, c.queue_capacity, c.merge),
             (8, Duration::from_millis(5), 9, false)
+        );
+    }
+
+    #[test]
+    fn a_token_is_required_beyond_loopback() {
+        assert!(check_exposure(&args(&[])).is_ok());
+        assert!(check_exposure(&args(&["--bind", "[::1]:9"])).is_ok());
+        let e = check_exposure(&args(&["--bind", "0.0.0.0:8080"])).unwrap_err();
+        assert!(e.to_string().contains("--allow-no-token"), "{e}");
+        // An empty token is no token.
+        assert!(check_exposure(&args(&["--bind", "0.0.0.0:8080", "--api-token", ""])).is_err());
+        assert!(check_exposure(&args(&["--bind", "0.0.0.0:8080", "--api-token", "t"])).is_ok());
+        assert!(check_exposure(&args(&["--bind", "0.0.0.0:8080", "--allow-no-token"])).is_ok());
+    }
+
+    #[test]
+    fn dim_caps_must_name_a_dynamic_axis() {
+        let s = sig(Dim::Dynamic("batch".into()));
+        let cap = |s: &str| s.parse::<DimCap>().unwrap();
+        assert!(check_dim_caps(&[cap("batch=8")], &s).is_ok());
+        let e = check_dim_caps(&[cap("sequence=8")], &s).unwrap_err();
+        assert!(e.to_string().contains("[\"batch\"]"), "{e}");
+        assert!("sequence".parse::<DimCap>().is_err());
+        assert!("sequence=0".parse::<DimCap>().is_err());
+        assert!("=4".parse::<DimCap>().is_err());
+        assert_eq!(
+            cap("sequence = 512"),
+            DimCap {
+                symbol: "sequence".into(),
+                max: 512
+            }
         );
     }
 

@@ -33,6 +33,8 @@ pub struct AppState {
     pub decode: DecodeOptions,
     /// Largest body accepted.
     pub max_body_bytes: usize,
+    /// Longest a body may take to arrive.
+    pub body_timeout: std::time::Duration,
     /// Bearer token, when required.
     pub api_token: Option<String>,
     /// Name of the served model (its file name without extension), echoed by `/v1/embeddings`.

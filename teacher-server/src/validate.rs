@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use arrow::array::ArrayRef;
 use distill_proto::api::{dims_text, Dim, TensorSpec};
-use distill_proto::store::{validate_dataset_name, TokenRows};
+use distill_proto::store::{validate_dataset_name, TokenRows, MAX_ID_BYTES};
 use distill_proto::{NamedTensors, Tensor, TensorData};
 
 use crate::decode::DecodedRequest;
@@ -16,12 +16,27 @@ use crate::teacher::Signature;
 use crate::text::{TextFront, TEXT_INPUT};
 
 /// Limits a request must stay within.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Most rows per request.
     pub max_request_rows: usize,
     /// Accept NaN/Inf in float inputs.
     pub allow_non_finite: bool,
+    /// Most input elements per request, summed over its inputs (a text request: its padded
+    /// token grid).
+    pub max_request_elements: usize,
+    /// Largest size of each capped dynamic axis, by symbol (`--max-dim`).
+    pub max_dims: Vec<(String, usize)>,
+}
+
+impl Limits {
+    /// The cap on the dynamic axis `symbol`, if any.
+    fn dim_cap(&self, symbol: &str) -> Option<usize> {
+        self.max_dims
+            .iter()
+            .find(|(s, _)| s == symbol)
+            .map(|&(_, n)| n)
+    }
 }
 
 /// A request ready to score.
@@ -49,7 +64,7 @@ pub fn validate(
     req: DecodedRequest,
     sig: &Signature,
     plan: &OutputPlan,
-    limits: Limits,
+    limits: &Limits,
 ) -> Result<ScoreJob, ApiError> {
     if let Some(name) = &req.dataset {
         check_dataset(name)?;
@@ -78,7 +93,7 @@ pub fn validate_text(
     front: &TextFront,
     sig: &Signature,
     plan: &OutputPlan,
-    limits: Limits,
+    limits: &Limits,
 ) -> Result<ScoreJob, ApiError> {
     if let Some(name) = &req.dataset {
         check_dataset(name)?;
@@ -106,6 +121,7 @@ pub fn validate_text(
                 .map_err(InvalidInput::from)?
         }
     };
+    check_token_grid(&tokens, token_symbol(front, sig), limits)?;
     let rows = tokens.len();
     check_ids(req.dataset.is_some(), req.ids.as_deref(), rows)?;
     check_columns(&req.columns, sig, plan, rows)?;
@@ -119,6 +135,47 @@ pub fn validate_text(
         rows,
         tokens: Some(tokens),
     })
+}
+
+/// The symbol of the token axis of a text teacher's ids input (`[batch, SYMBOL]`), if named.
+fn token_symbol<'a>(front: &TextFront, sig: &'a Signature) -> Option<&'a str> {
+    match sig.input(&front.layout.ids)?.shape.get(1)? {
+        Dim::Dynamic(s) if s != "?" && !s.is_empty() => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// A text request's token rows (after truncation) within the token axis' cap and the
+/// element limit: the batcher pads a run to its longest row, so the grid is rows x longest.
+pub fn check_token_grid(
+    tokens: &TokenRows,
+    symbol: Option<&str>,
+    limits: &Limits,
+) -> Result<(), ApiError> {
+    let longest = tokens.ids.iter().map(Vec::len).max().unwrap_or(0);
+    if let Some((sym, cap)) = symbol.and_then(|s| limits.dim_cap(s).map(|c| (s, c))) {
+        if let Some(row) = tokens.ids.iter().position(|r| r.len() > cap) {
+            return Err(ApiError::DimTooLarge {
+                field: "inputs".into(),
+                message: format!(
+                    "row {row} has {} tokens after truncation, more than --max-dim {sym}={cap} (lower --max-seq-len or send shorter text)",
+                    tokens.ids[row].len()
+                ),
+            });
+        }
+    }
+    check_elements(tokens.len().saturating_mul(longest), limits)
+}
+
+/// At most `--max-request-elements` input elements.
+fn check_elements(elements: usize, limits: &Limits) -> Result<(), ApiError> {
+    if elements > limits.max_request_elements {
+        return Err(ApiError::TooManyElements {
+            elements,
+            limit: limits.max_request_elements,
+        });
+    }
+    Ok(())
 }
 
 /// The dataset name is one the store can hold.
@@ -167,22 +224,54 @@ type Symbols<'a> = HashMap<&'a str, (usize, &'a str)>;
 
 /// Checks each input (in signature order) against its spec, then the batch size against the
 /// limits; returns the batch size.
-fn check_shapes(inputs: &NamedTensors, sig: &Signature, limits: Limits) -> Result<usize, ApiError> {
+fn check_shapes(
+    inputs: &NamedTensors,
+    sig: &Signature,
+    limits: &Limits,
+) -> Result<usize, ApiError> {
     let mut rows: Option<(usize, &str)> = None;
     let mut symbols = Symbols::new();
+    let mut elements = 0usize;
     for ((name, t), spec) in inputs.iter().zip(&sig.inputs) {
         let field = format!("inputs.{name}");
         check_dtype(&field, t, spec)?;
         check_rank(&field, t, spec)?;
         check_axes(&field, name, t, spec, &mut symbols)?;
+        check_dim_caps(&field, t, spec, limits)?;
         rows = Some(check_batch(&field, name, t, rows)?);
+        elements = elements.saturating_add(t.shape().iter().product::<usize>());
         if !limits.allow_non_finite {
             check_finite(&field, t.data())?;
         }
     }
     let rows = rows.map(|(n, _)| n).unwrap_or(0);
     check_rows(rows, limits)?;
+    check_elements(elements, limits)?;
     Ok(rows)
+}
+
+/// Every capped dynamic axis (`--max-dim SYMBOL=N`) within its cap, the batch axis included.
+fn check_dim_caps(
+    field: &str,
+    t: &Tensor,
+    spec: &TensorSpec,
+    limits: &Limits,
+) -> Result<(), ApiError> {
+    for (axis, (&got, want)) in t.shape().iter().zip(&spec.shape).enumerate() {
+        if let Dim::Dynamic(sym) = want {
+            if let Some(cap) = limits.dim_cap(sym) {
+                if got > cap {
+                    return Err(ApiError::DimTooLarge {
+                        field: field.to_string(),
+                        message: format!(
+                            "axis {axis} ({sym}) has size {got}, more than --max-dim {sym}={cap}"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The element type is the one the model declares.
@@ -277,7 +366,7 @@ fn check_batch<'a>(
 }
 
 /// At least one row, at most the request limit.
-fn check_rows(rows: usize, limits: Limits) -> Result<(), ApiError> {
+fn check_rows(rows: usize, limits: &Limits) -> Result<(), ApiError> {
     if rows == 0 {
         return Err(ApiError::invalid(
             "empty_batch",
@@ -320,6 +409,17 @@ fn check_ids(has_dataset: bool, ids: Option<&[String]>, rows: usize) -> Result<(
                 "invalid_ids",
                 "ids",
                 format!("id {i} is empty"),
+            ));
+        }
+        // The store refuses these too, but only after inference has been spent on them.
+        if id.len() > MAX_ID_BYTES {
+            return Err(ApiError::invalid(
+                "invalid_ids",
+                "ids",
+                format!(
+                    "id {i} is {} bytes long, at most {MAX_ID_BYTES} allowed",
+                    id.len()
+                ),
             ));
         }
         if !seen.insert(id.as_str()) {
@@ -480,6 +580,8 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_request_rows: 4,
         allow_non_finite: false,
+        max_request_elements: 1 << 20,
+        max_dims: Vec::new(),
     };
 
     fn code(r: Result<ScoreJob, ApiError>) -> (&'static str, Option<String>) {
@@ -490,7 +592,7 @@ mod tests {
 
     #[test]
     fn valid_request_is_ordered_and_defaults_return() {
-        let job = validate(req(2, 3), &sig(), &plan(), LIMITS).unwrap();
+        let job = validate(req(2, 3), &sig(), &plan(), &LIMITS).unwrap();
         let names: Vec<_> = job.inputs.names().collect();
         assert_eq!(names, ["ids", "mask", "x"]);
         assert_eq!(job.rows, 2);
@@ -498,7 +600,7 @@ mod tests {
         let mut r = req(2, 3);
         r.dataset = Some("d".into());
         r.ids = Some(vec!["a".into(), "b".into()]);
-        assert!(validate(r, &sig(), &plan(), LIMITS)
+        assert!(validate(r, &sig(), &plan(), &LIMITS)
             .unwrap()
             .return_outputs
             .is_empty());
@@ -509,48 +611,51 @@ mod tests {
         let mut r = req(2, 3);
         r.inputs.remove("ids");
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)),
+            code(validate(r, &sig(), &plan(), &LIMITS)),
             ("missing_input", Some("inputs.ids".into()))
         );
         let mut r = req(2, 3);
         r.inputs[0].1 = f32s(vec![2, 3], 0.0);
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)).0,
+            code(validate(r, &sig(), &plan(), &LIMITS)).0,
             "invalid_shape"
         );
         let mut r = req(2, 3);
         r.inputs[0].1 = f32s(vec![2], 0.0);
-        assert_eq!(code(validate(r, &sig(), &plan(), LIMITS)).0, "invalid_rank");
+        assert_eq!(
+            code(validate(r, &sig(), &plan(), &LIMITS)).0,
+            "invalid_rank"
+        );
         let mut r = req(2, 3);
         r.inputs[1].1 = i64s(vec![2, 4]);
         // `ids` comes first in the signature and fixes seq = 3; the mask disagrees.
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)),
+            code(validate(r, &sig(), &plan(), &LIMITS)),
             ("invalid_shape", Some("inputs.mask".into()))
         );
         let mut r = req(2, 3);
         r.inputs[1].1 = i64s(vec![3, 3]);
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)).0,
+            code(validate(r, &sig(), &plan(), &LIMITS)).0,
             "invalid_shape"
         );
         let mut r = req(2, 3);
         r.inputs[0].1 = f32s(vec![2, 2], f32::NAN);
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)),
+            code(validate(r, &sig(), &plan(), &LIMITS)),
             ("non_finite", Some("inputs.x".into()))
         );
         let mut r = req(2, 3);
         r.inputs[1].1 = f32s(vec![2, 3], 0.0);
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)).0,
+            code(validate(r, &sig(), &plan(), &LIMITS)).0,
             "invalid_dtype"
         );
         assert_eq!(
-            code(validate(req(0, 3), &sig(), &plan(), LIMITS)).0,
+            code(validate(req(0, 3), &sig(), &plan(), &LIMITS)).0,
             "empty_batch"
         );
-        let e = validate(req(5, 3), &sig(), &plan(), LIMITS).unwrap_err();
+        let e = validate(req(5, 3), &sig(), &plan(), &LIMITS).unwrap_err();
         assert!(matches!(e, ApiError::TooManyRows { rows: 5, limit: 4 }));
     }
 
@@ -558,23 +663,26 @@ mod tests {
     fn id_dataset_column_and_return_errors() {
         let mut r = req(2, 3);
         r.dataset = Some("d".into());
-        assert_eq!(code(validate(r, &sig(), &plan(), LIMITS)).0, "missing_ids");
+        assert_eq!(code(validate(r, &sig(), &plan(), &LIMITS)).0, "missing_ids");
         let mut r = req(2, 3);
         r.dataset = Some("../x".into());
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)),
+            code(validate(r, &sig(), &plan(), &LIMITS)),
             ("invalid_dataset", Some("dataset".into()))
         );
         let mut r = req(2, 3);
         r.ids = Some(vec!["a".into()]);
-        assert_eq!(code(validate(r, &sig(), &plan(), LIMITS)).0, "invalid_ids");
+        assert_eq!(code(validate(r, &sig(), &plan(), &LIMITS)).0, "invalid_ids");
         let mut r = req(2, 3);
         r.ids = Some(vec!["a".into(), "a".into()]);
-        assert_eq!(code(validate(r, &sig(), &plan(), LIMITS)).0, "duplicate_id");
+        assert_eq!(
+            code(validate(r, &sig(), &plan(), &LIMITS)).0,
+            "duplicate_id"
+        );
         let mut r = req(2, 3);
         r.return_outputs = Some(vec!["nope".into()]);
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)),
+            code(validate(r, &sig(), &plan(), &LIMITS)),
             ("unknown_output", Some("return".into()))
         );
         let mut r = req(2, 3);
@@ -583,7 +691,7 @@ mod tests {
             std::sync::Arc::new(arrow::array::Int64Array::from(vec![1])) as ArrayRef,
         )];
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)).0,
+            code(validate(r, &sig(), &plan(), &LIMITS)).0,
             "invalid_column"
         );
         let mut r = req(2, 3);
@@ -592,7 +700,7 @@ mod tests {
             std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2])) as ArrayRef,
         )];
         assert_eq!(
-            code(validate(r, &sig(), &plan(), LIMITS)).0,
+            code(validate(r, &sig(), &plan(), &LIMITS)).0,
             "invalid_column"
         );
     }
@@ -668,10 +776,10 @@ mod tests {
                 .contains("differs from input \"b\" with 3 rows"),
             "{e}"
         );
-        assert!(check_rows(4, LIMITS).is_ok());
-        assert_eq!(err_code(check_rows(0, LIMITS)).0, "empty_batch");
+        assert!(check_rows(4, &LIMITS).is_ok());
+        assert_eq!(err_code(check_rows(0, &LIMITS)).0, "empty_batch");
         assert!(matches!(
-            check_rows(5, LIMITS),
+            check_rows(5, &LIMITS),
             Err(ApiError::TooManyRows { rows: 5, limit: 4 })
         ));
         assert_eq!(
@@ -742,5 +850,66 @@ mod tests {
             e.to_string().contains("served outputs are [\"logits\"]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn elements_and_dim_caps_are_refused_before_the_queue() {
+        // 2 rows x (3 + 3 + 2) elements = 16.
+        let mut l = LIMITS;
+        l.max_request_elements = 16;
+        assert!(validate(req(2, 3), &sig(), &plan(), &l).is_ok());
+        l.max_request_elements = 15;
+        let e = validate(req(2, 3), &sig(), &plan(), &l).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ApiError::TooManyElements {
+                    elements: 16,
+                    limit: 15
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(e.parts().0.as_u16(), 413);
+        let mut l = LIMITS;
+        l.max_dims = vec![("seq".into(), 3)];
+        assert!(validate(req(2, 3), &sig(), &plan(), &l).is_ok());
+        let e = validate(req(2, 4), &sig(), &plan(), &l).unwrap_err();
+        assert_eq!(e.parts().1, "dim_too_large");
+        assert_eq!(e.parts().2.as_deref(), Some("inputs.ids"));
+        assert!(e.to_string().contains("--max-dim seq=3"), "{e}");
+    }
+
+    #[test]
+    fn token_grids_are_capped_after_truncation() {
+        let rows = |lens: &[usize]| TokenRows {
+            text: None,
+            ids: lens.iter().map(|&n| vec![1u32; n]).collect(),
+            type_ids: None,
+        };
+        let mut l = LIMITS;
+        l.max_request_elements = 12;
+        l.max_dims = vec![("seq".into(), 5)];
+        // 3 rows padded to 4 = 12 elements.
+        assert!(check_token_grid(&rows(&[1, 4, 2]), Some("seq"), &l).is_ok());
+        let e = check_token_grid(&rows(&[1, 5, 2]), Some("seq"), &l).unwrap_err();
+        assert!(
+            matches!(e, ApiError::TooManyElements { elements: 15, .. }),
+            "{e}"
+        );
+        let e = check_token_grid(&rows(&[6]), Some("seq"), &l).unwrap_err();
+        assert_eq!(e.parts().1, "dim_too_large");
+        assert!(e.to_string().contains("row 0 has 6 tokens"), "{e}");
+        // Without a named token axis only the element limit applies.
+        assert!(check_token_grid(&rows(&[6]), None, &l).is_ok());
+    }
+
+    #[test]
+    fn ids_over_the_store_limit_are_refused_here() {
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        let e = check_ids(true, Some(&[long]), 1).unwrap_err();
+        assert_eq!(e.parts().1, "invalid_ids");
+        assert!(e.to_string().contains("at most 1024"), "{e}");
+        assert!(check_ids(true, Some(&["x".repeat(MAX_ID_BYTES)]), 1).is_ok());
     }
 }

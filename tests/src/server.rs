@@ -210,6 +210,11 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -222,12 +222,91 @@ fn dockerfile_uses_the_onnxruntime_gpu_build() {
         ort_env.contains("libonnxruntime.so.1.31.1"),
         "ORT_DYLIB_PATH must point at libonnxruntime.so.1.31.1: {ort_env}"
     );
+    // Issue 11 item 4 changed this contract from `--ep auto` (which serves on CPU when CUDA
+    // fails) to `--ep cuda` (which refuses to start).
+    let cmd = text
+        .lines()
+        .rfind(|l| l.trim_start().starts_with("CMD "))
+        .unwrap_or_else(|| panic!("Dockerfile has no CMD"));
     assert!(
-        text.contains("--ep") && text.contains("auto"),
-        "the image must run with --ep auto"
+        cmd.contains("\"--ep\", \"cuda\""),
+        "the image must run with --ep cuda (fail fast, no silent CPU fallback): {cmd}"
+    );
+    assert!(
+        text.contains("DISTILL_EP=cuda"),
+        "the image's DISTILL_EP must be cuda"
     );
     assert!(
         text.contains("teacher-server"),
         "the image must contain teacher-server"
+    );
+}
+
+#[test]
+fn dockerfile_runs_as_a_user_owning_the_data_volume() {
+    let path = repo_root().join("Dockerfile");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let runtime = text
+        .rsplit_once("\nFROM ")
+        .map(|(_, stage)| stage)
+        .unwrap_or_else(|| panic!("Dockerfile has no runtime stage"));
+    let user = runtime
+        .lines()
+        .rev()
+        .find_map(|l| l.trim_start().strip_prefix("USER "))
+        .unwrap_or_else(|| panic!("the runtime stage never sets USER: it would run as root"));
+    assert!(
+        !matches!(user.trim(), "root" | "0" | "0:0"),
+        "USER {user} is root"
+    );
+    assert!(
+        runtime.contains("chown distill:distill /data"),
+        "the data volume must belong to the server's user"
+    );
+    let volume_at = runtime.find("VOLUME").unwrap_or(usize::MAX);
+    let chown_at = runtime.find("chown").unwrap_or(usize::MAX);
+    assert!(
+        chown_at < volume_at,
+        "chown /data before declaring the VOLUME (later changes to it are discarded)"
+    );
+}
+
+#[test]
+fn compose_is_loopback_only_and_requires_a_token() {
+    let doc = compose();
+    let (name, svc) = teacher_service(&doc);
+    for p in svc["ports"].as_sequence().into_iter().flatten() {
+        let text = p
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: port {p:?} is not a string"));
+        assert!(
+            text.starts_with("127.0.0.1:"),
+            "service {name}: port {text:?} is published on every interface"
+        );
+    }
+    let env = env_of(svc);
+    let token = env
+        .iter()
+        .find(|(k, _)| k == "DISTILL_API_TOKEN")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("service {name}: DISTILL_API_TOKEN is not passed: {env:?}"));
+    assert!(
+        token.starts_with("${DISTILL_API_TOKEN:?"),
+        "service {name}: compose must refuse to start without a token: {token:?}"
+    );
+    assert!(
+        !env.iter().any(|(k, _)| k == "DISTILL_ALLOW_NO_TOKEN"),
+        "service {name}: must not serve unauthenticated"
+    );
+    let words = command_words(&svc["command"]);
+    assert!(
+        words.windows(2).any(|w| w[0] == "--ep" && w[1] == "cuda"),
+        "service {name}: must run --ep cuda: {words:?}"
+    );
+    let test = command_words(&svc["healthcheck"]["test"]).join(" ");
+    assert!(
+        test.contains("provider") && test.contains("status"),
+        "service {name}: the healthcheck must check readiness and the provider: {test:?}"
     );
 }

@@ -21,6 +21,10 @@ pub struct ParquetSource {
     pub spec: String,
     /// Total rows over all files.
     pub rows: usize,
+    /// Whether a label-store dataset holds acknowledged rows outside its finished shards (its
+    /// manifest counts pending rows, or its write-ahead log is not empty): it is not sealed,
+    /// and those rows are not read.
+    pub unsealed: bool,
     /// The common Arrow schema (the reader's, kept so column types can be borrowed).
     schema: SchemaRef,
     reader: DatasetReader,
@@ -60,11 +64,39 @@ impl ParquetSource {
                 message: "the dataset has no rows".into(),
             });
         }
-        Ok(Self {
+        // The manifest is rewritten when a shard finishes, so rows appended since then show
+        // only in the write-ahead log of the open shard.
+        let wal_rows = std::fs::read_dir(Path::new(spec).join("_wal"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .any(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+            })
+            .unwrap_or(false);
+        let unsealed = reader.manifest().is_some_and(|m| m.pending_rows > 0) || wal_rows;
+        let source = Self {
             spec: spec.into(),
             rows,
+            unsealed,
             schema: reader.schema(),
             reader,
+        };
+        if let Some(w) = source.unsealed_warning() {
+            eprintln!("{w}");
+        }
+        Ok(source)
+    }
+
+    /// The warning printed when the dataset is not sealed: training then sees its finished
+    /// shards only, and a silent partial dataset would be mistaken for the whole one.
+    pub fn unsealed_warning(&self) -> Option<String> {
+        self.unsealed.then(|| {
+            format!(
+                "warning: dataset {} is not sealed: acknowledged rows outside its finished \
+                 shards are left out; training reads the {} rows of its finished shards \
+                 (seal it first: POST /v1/datasets/NAME/seal, or stop the server with SIGTERM)",
+                self.spec, self.rows
+            )
         })
     }
 
@@ -131,5 +163,80 @@ impl ParquetSource {
             visit(&file, &ordered)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distill_proto::api::{Dim, OutputSource, OutputSpec, Pooling, TensorSpec};
+    use distill_proto::store::{
+        FeatureDType, LabelRows, LabelStore, StoreOptions, TeacherFingerprint,
+    };
+    use distill_proto::{DType, Tensor, TensorData};
+
+    fn teacher() -> TeacherFingerprint {
+        let shape = vec![Dim::Dynamic("batch".into()), Dim::Fixed(2)];
+        TeacherFingerprint {
+            model_sha256: "ab".repeat(32),
+            inputs: vec![TensorSpec {
+                name: "x".into(),
+                dtype: DType::F32,
+                shape: shape.clone(),
+            }],
+            outputs: vec![OutputSpec {
+                name: "logits".into(),
+                tensor: "logits".into(),
+                source: OutputSource::Output,
+                dtype: DType::F32,
+                shape,
+                pooling: Pooling::None,
+                normalize: false,
+            }],
+            ort_version: "1.31.1".into(),
+            provider: "cpu".into(),
+            feature_dtype: FeatureDType::F32,
+            logits_topk: None,
+            store_inputs: true,
+            tokenizer: None,
+        }
+    }
+
+    fn rows(range: std::ops::Range<usize>) -> LabelRows {
+        let n = range.len();
+        let v: Vec<f32> = range.clone().flat_map(|i| [i as f32, 1.0]).collect();
+        let t = || Tensor::new(vec![n, 2], TensorData::F32(v.clone())).unwrap();
+        LabelRows {
+            ids: range.map(|i| format!("r{i}")).collect(),
+            inputs: vec![("x".into(), t())].into(),
+            outputs: vec![("logits".into(), t())].into(),
+            columns: vec![],
+            tokens: None,
+        }
+    }
+
+    #[test]
+    fn an_unsealed_dataset_is_said_to_be_partial() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            shard_max_rows: 4,
+            ..StoreOptions::default()
+        };
+        let store = LabelStore::open(dir.path(), teacher(), options).unwrap();
+        // 4 rows fill a shard, 2 more wait in the open one.
+        store.append("d", rows(0..4)).unwrap();
+        store.append("d", rows(4..6)).unwrap();
+        let spec = dir.path().join("d").display().to_string();
+        let src = ParquetSource::open(&spec).unwrap();
+        assert_eq!((src.rows, src.unsealed), (4, true));
+        let w = src
+            .unsealed_warning()
+            .expect("a warning for an unsealed dataset");
+        assert!(w.contains("not sealed") && w.contains("the 4 rows"), "{w}");
+        store.seal("d").unwrap();
+        let src = ParquetSource::open(&spec).unwrap();
+        assert_eq!((src.rows, src.unsealed), (6, false));
+        assert_eq!(src.unsealed_warning(), None);
+        store.close().unwrap();
     }
 }

@@ -27,7 +27,7 @@ mod check;
 mod tests;
 
 pub use feature::{feature, FeatureDistance};
-pub use relation::{rkd_angle, rkd_distance, sp};
+pub use relation::{rkd, rkd_angle, rkd_distance, sp};
 pub use response::{ce, infonce, kd, kd_topk, soft_bce, BceTarget};
 
 use candle_core::DType;

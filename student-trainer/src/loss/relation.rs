@@ -34,6 +34,14 @@ fn flat_pair(
     Ok((s, t, b))
 }
 
+/// `x` minus its mean over the batch. Distances and angles between samples do not change,
+/// but the Gram-matrix identities below subtract large nearly equal terms when the features
+/// share a common offset: in f32, features at 50 ± 0.1 lose most of their digits to
+/// cancellation (angle cosines off by ~0.1); centred, they keep them.
+fn centred(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.broadcast_sub(&x.mean_keepdim(0)?)
+}
+
 /// RKD distance loss (Park et al. 2019).
 ///
 /// For each side, the `[b, b]` matrix of Euclidean distances between samples
@@ -44,6 +52,7 @@ fn flat_pair(
 /// `[b, ...]`, flattened per sample; widths may differ; `b >= 2`.
 pub fn rkd_distance(student: &Tensor, teacher: &Tensor) -> LossResult<Tensor> {
     let (s, t, b) = flat_pair("rkd_distance", student, teacher, 2)?;
+    let (s, t) = (centred(&s)?, centred(&t)?);
     let pairs = (b * (b - 1)) as f64;
     let normalised = |x: &Tensor| -> candle_core::Result<Tensor> {
         let d = pairwise_distances(x)?;
@@ -62,9 +71,11 @@ pub fn rkd_distance(student: &Tensor, teacher: &Tensor) -> LossResult<Tensor> {
 /// smooth-L1 (Huber, delta 1) between the two `[b, b, b]` tensors, averaged
 /// over all `b^3` entries as in the reference code. Computed from the Gram
 /// matrix (`<x_j - x_i, x_k - x_i> = G_jk - G_ij - G_ik + G_ii`), so memory is
-/// `b^3`, not `b^2 n`. Inputs are `[b, ...]`, widths may differ; `b >= 3`.
+/// `b^3`, not `b^2 n`; the batch is centred first (see [`centred`]). Inputs are
+/// `[b, ...]`, widths may differ; `b >= 3`.
 pub fn rkd_angle(student: &Tensor, teacher: &Tensor) -> LossResult<Tensor> {
     let (s, t, _) = flat_pair("rkd_angle", student, teacher, 3)?;
+    let (s, t) = (centred(&s)?, centred(&t)?);
     let cs = angle_cosines(&s)?;
     let ct = angle_cosines(&t)?;
     Ok(smooth_l1_mean(&cs.sub(&ct)?, 1.0)?)
@@ -88,6 +99,36 @@ fn angle_cosines(x: &Tensor) -> candle_core::Result<Tensor> {
         .broadcast_sub(&a.unsqueeze(1)?)?;
     num.broadcast_mul(&inv.unsqueeze(2)?)?
         .broadcast_mul(&inv.unsqueeze(1)?)
+}
+
+/// The RKD term of a training step: `distance_weight * rkd_distance + angle_weight *
+/// rkd_angle`, over batches of any size. A batch too small for a part contributes zero for
+/// that part (distances need 2 samples, angles 3): the last batch of an epoch can hold 1 or
+/// 2 rows (1,025 rows at batch 128), and failing the run there would lose the epoch. The
+/// zero keeps the graph linked to the student, so the step still has (zero) gradients.
+pub fn rkd(
+    student: &Tensor,
+    teacher: &Tensor,
+    distance_weight: f64,
+    angle_weight: f64,
+) -> LossResult<Tensor> {
+    let b = student.dims().first().copied().unwrap_or(0);
+    // A multiplication by a zero tensor (candle drops an affine by 0 from the graph).
+    let zero = || -> LossResult<Tensor> {
+        let z = Tensor::zeros((), student.dtype(), student.device())?;
+        Ok(student.sum_all()?.mul(&z)?)
+    };
+    let d = if b >= 2 {
+        rkd_distance(student, teacher)?.affine(distance_weight, 0.0)?
+    } else {
+        zero()?
+    };
+    let a = if b >= 3 {
+        rkd_angle(student, teacher)?.affine(angle_weight, 0.0)?
+    } else {
+        zero()?
+    };
+    Ok((d + a)?)
 }
 
 /// Similarity-preserving loss (Tung & Mori 2019).

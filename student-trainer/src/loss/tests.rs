@@ -494,3 +494,64 @@ fn smooth_l1_limits() {
     let big = scalar(&feature(&s, &t, FeatureDistance::SmoothL1 { beta: 1e3 }).unwrap());
     assert!((mse / 2e3 - big).abs() <= 1e-12 * big, "{mse} vs {big}");
 }
+
+#[test]
+fn rkd_takes_one_and_two_row_batches() {
+    let dev = &Device::Cpu;
+    let s = Var::from_tensor(&randn(&[2, 5], 1.0).to_dtype(DType::F32).unwrap()).unwrap();
+    let t = randn(&[2, 7], 1.0).to_dtype(DType::F32).unwrap();
+    // Two rows: the distance part only.
+    let two = rkd(s.as_tensor(), &t, 1.0, 2.0).unwrap();
+    let d = rkd_distance(s.as_tensor(), &t).unwrap();
+    assert_eq!(scalar(&two), scalar(&d));
+    let grads = two.backward().unwrap();
+    assert!(grads.get(s.as_tensor()).is_some());
+    // One row: zero, still linked to the student.
+    let one = Var::from_tensor(&Tensor::ones((1, 5), DType::F32, dev).unwrap()).unwrap();
+    let t1 = Tensor::ones((1, 7), DType::F32, dev).unwrap();
+    let v = rkd(one.as_tensor(), &t1, 1.0, 2.0).unwrap();
+    assert_eq!(scalar(&v), 0.0);
+    let g = v.backward().unwrap();
+    let g = g.get(one.as_tensor()).expect("a zero gradient, not none");
+    assert_eq!(scalar(&g.abs().unwrap().sum_all().unwrap()), 0.0);
+    // Three rows or more: both parts, weighted.
+    let s3 = randn(&[4, 5], 1.0);
+    let t3 = randn(&[4, 7], 1.0);
+    let want =
+        scalar(&rkd_distance(&s3, &t3).unwrap()) + 2.0 * scalar(&rkd_angle(&s3, &t3).unwrap());
+    assert!((scalar(&rkd(&s3, &t3, 1.0, 2.0).unwrap()) - want).abs() < 1e-12);
+}
+
+#[test]
+fn rkd_keeps_its_precision_on_features_with_a_common_offset() {
+    // 32 x 64 features at 50 +- 0.1 (the case): in f32 the Gram identities cancel
+    // ~2,500-sized terms down to ~0.01-sized differences unless the batch is centred.
+    let offset = |x: Tensor| x.affine(0.1, 50.0).unwrap();
+    let s = offset(Tensor::rand(-1f64, 1.0, (32, 64), &Device::Cpu).unwrap());
+    let t = offset(Tensor::rand(-1f64, 1.0, (32, 48), &Device::Cpu).unwrap());
+    let (s32, t32) = (
+        s.to_dtype(DType::F32).unwrap(),
+        t.to_dtype(DType::F32).unwrap(),
+    );
+    for (name, f) in [
+        (
+            "rkd_angle",
+            rkd_angle as fn(&Tensor, &Tensor) -> LossResult<Tensor>,
+        ),
+        ("rkd_distance", rkd_distance),
+    ] {
+        // The f64 reference on the very values the f32 run sees.
+        let want = scalar(
+            &f(
+                &s32.to_dtype(DType::F64).unwrap(),
+                &t32.to_dtype(DType::F64).unwrap(),
+            )
+            .unwrap(),
+        );
+        let got = scalar(&f(&s32, &t32).unwrap());
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1e-3),
+            "{name}: f32 {got} vs f64 {want}"
+        );
+    }
+}

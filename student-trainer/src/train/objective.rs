@@ -217,10 +217,9 @@ impl Objective {
                 angle_weight,
                 ..
             } => {
+                // Small last batches contribute zero instead of failing (see loss::rkd).
                 let (h, tt) = (hidden()?, need_dense()?);
-                let d = loss::rkd_distance(&h, tt)?.affine(*distance_weight, 0.0)?;
-                let a = loss::rkd_angle(&h, tt)?.affine(*angle_weight, 0.0)?;
-                (d + a)?
+                loss::rkd(&h, tt, *distance_weight, *angle_weight)?
             }
             LossTerm::Sp { .. } => loss::sp(&hidden()?, need_dense()?)?,
             LossTerm::Infonce { temperature, .. } => {

@@ -89,7 +89,13 @@ pub async fn embeddings(
         )
     })?;
     let (parts, body) = req.into_parts();
-    let bytes = read_body(&parts.headers, body, state.max_body_bytes).await?;
+    let bytes = read_body(
+        &parts.headers,
+        body,
+        state.max_body_bytes,
+        state.body_timeout,
+    )
+    .await?;
     let request: EmbeddingRequest = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::invalid(
             "invalid_json",
@@ -137,6 +143,21 @@ pub async fn embeddings(
             e.field = "input".into();
             ApiError::Invalid(e)
         })?;
+    let symbol = match state
+        .signature
+        .input(&front.layout.ids)
+        .and_then(|s| s.shape.get(1))
+    {
+        Some(distill_proto::api::Dim::Dynamic(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    crate::validate::check_token_grid(&tokens, symbol, &state.limits).map_err(|e| match e {
+        ApiError::DimTooLarge { message, .. } => ApiError::DimTooLarge {
+            field: "input".into(),
+            message,
+        },
+        other => other,
+    })?;
     let rows = tokens.len();
     let prompt_tokens = tokens.tokens();
     let rx = state

@@ -1,7 +1,7 @@
 //! `GET /health`, `/v1/model`, `/metrics`, `/openapi.json`.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use bytes::Bytes;
@@ -13,17 +13,31 @@ use crate::state::SharedState;
 #[derive(Clone)]
 pub struct OpenApiJson(pub Bytes);
 
-/// Liveness: the server is up.
+/// Readiness: the inference thread is running; says which execution provider it runs on.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "ops",
-    responses((status = 200, description = "The server is up (no token needed)", body = Health))
+    responses(
+        (status = 200, description = "Ready: the inference thread runs (no token needed)", body = Health),
+        (status = 503, description = "Not ready: the inference thread has stopped", body = Health)
+    )
 )]
-pub async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok".to_string(),
-    })
+pub async fn health(State(state): State<SharedState>) -> (StatusCode, Json<Health>) {
+    let alive = state.batcher.is_alive();
+    let status = if alive {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Health {
+            status: if alive { "ok" } else { "unavailable" }.to_string(),
+            provider: Some(state.model_info.provider.clone()),
+            inference: Some(if alive { "running" } else { "stopped" }.to_string()),
+        }),
+    )
 }
 
 /// The model, its outputs and the provider in use.

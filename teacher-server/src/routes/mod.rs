@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::metrics::{RequestLabels, RouteLabels};
+use crate::metrics::{method_label, RequestLabels, RouteLabels};
 use crate::openapi::ApiDoc;
 use crate::state::SharedState;
 
@@ -75,9 +75,8 @@ async fn auth(State(state): State<SharedState>, req: Request, next: Next) -> Res
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
-            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                .and_then(bearer_credentials);
+            if !given.is_some_and(|g| tokens_match(g.as_bytes(), token.as_bytes())) {
                 return ApiError::Unauthorized.into_response();
             }
         }
@@ -85,12 +84,22 @@ async fn auth(State(state): State<SharedState>, req: Request, next: Next) -> Res
     next.run(req).await
 }
 
-/// Compares without an early exit, so the token cannot be guessed byte by byte from timings.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The credentials of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 9110 section 11.1).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("Bearer").then_some(rest.trim())
+}
+
+/// Compares the SHA-256 digests of the two tokens without an early exit: the time taken
+/// depends on neither the position of the first differing byte nor the token's length.
+fn tokens_match(given: &[u8], expected: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Counts requests by route and status and times them.
@@ -100,7 +109,7 @@ async fn track(State(state): State<SharedState>, req: Request, next: Next) -> Re
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_string();
     let started = Instant::now();
     let resp = next.run(req).await;
     let m = &state.metrics;
@@ -123,9 +132,19 @@ mod tests {
 
     #[test]
     fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(tokens_match(b"secret", b"secret"));
+        assert!(!tokens_match(b"secret", b"secreT"));
+        assert!(!tokens_match(b"secret", b"secret2"));
+        assert!(!tokens_match(b"", b"secret"));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_credentials("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_credentials("Basic abc"), None);
+        assert_eq!(bearer_credentials("Bearerabc"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -57,8 +58,23 @@ fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
 /// Most bytes of an oversized body read and discarded before answering 413.
 const OVERSIZE_DRAIN_BYTES: usize = 16 << 20;
 
-/// Reads the body, refusing (413) anything over the limit before buffering it all.
+/// Reads the body within `timeout` (408 after it: a slow-loris body cannot hold a
+/// connection and its buffer for ever), refusing (413) anything over the limit before
+/// buffering it all.
 pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(timeout, read_body_unbounded(headers, body, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            secs: timeout.as_secs(),
+        })?
+}
+
+async fn read_body_unbounded(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -132,7 +148,13 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         Format::Arrow => Some(parse_query(&parts.uri)?),
         Format::Json => None,
     };
-    let bytes = read_body(&parts.headers, body, state.max_body_bytes).await?;
+    let bytes = read_body(
+        &parts.headers,
+        body,
+        state.max_body_bytes,
+        state.body_timeout,
+    )
+    .await?;
     // Parsing a large body is CPU work: keep it off the async executor.
     let st = state.clone();
     let job = tokio::task::spawn_blocking(move || -> Result<ScoreJob, ApiError> {
@@ -142,8 +164,8 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         }?;
         match &st.text {
             // Tokenizing is CPU work too: it stays off the executor with the decoding.
-            Some(front) => validate_text(decoded, front, &st.signature, &st.plan, st.limits),
-            None => validate(decoded, &st.signature, &st.plan, st.limits),
+            Some(front) => validate_text(decoded, front, &st.signature, &st.plan, &st.limits),
+            None => validate(decoded, &st.signature, &st.plan, &st.limits),
         }
     })
     .await

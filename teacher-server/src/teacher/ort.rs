@@ -50,6 +50,66 @@ pub fn init_runtime(lib: Option<&Path>) -> Result<Environment, TeacherError> {
     Ok(env)
 }
 
+/// Libraries the CUDA execution provider cannot run without (ort's `CUDA_DYLIBS` and
+/// `CUDNN_DYLIBS` also list optional ones, preloaded when found).
+const REQUIRED_CUDA_LIBS: &[&str] = &[
+    "libcudart.so.13",
+    "libcublasLt.so.13",
+    "libcublas.so.13",
+    "libcurand.so.10",
+    "libcudnn.so.9",
+];
+
+/// Preloads the CUDA and cuDNN libraries from `dirs` (e.g. the `lib/` folders of the
+/// `nvidia-*` PyPI wheels, which each hold some of them), so the CUDA execution provider finds
+/// them without `LD_LIBRARY_PATH`: a library already loaded satisfies the provider's lookup by
+/// soname. Each name is taken from the first folder holding it; libraries whose own
+/// dependencies are not loaded yet are retried after the others. Returns the files loaded.
+pub fn preload_cuda_libs(dirs: &[std::path::PathBuf]) -> Result<Vec<String>, TeacherError> {
+    let mut pending: Vec<(&str, std::path::PathBuf)> = ep::cuda::CUDA_DYLIBS
+        .iter()
+        .chain(ep::cuda::CUDNN_DYLIBS)
+        .filter_map(|name| {
+            let found = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file());
+            match found {
+                Some(p) => Some(Ok((*name, p))),
+                None if REQUIRED_CUDA_LIBS.contains(name) => Some(Err(*name)),
+                None => None,
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|name| {
+            TeacherError::Provider(
+                format!(
+                    "--cuda-lib-dir: {name} is in none of {dirs:?} (give the lib/ folders of the nvidia-* \
+                     wheels, under site-packages/nvidia/; `find VENV -name 'libcudart.so.13*'`)"
+                )
+                .into(),
+            )
+        })?;
+    let mut loaded = Vec::new();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut last_error = String::new();
+        pending.retain(|(_, path)| match ort::util::preload_dylib(path) {
+            Ok(()) => {
+                loaded.push(path.display().to_string());
+                false
+            }
+            Err(e) => {
+                last_error = format!("{}: {e}", path.display());
+                true
+            }
+        });
+        if pending.len() == before {
+            return Err(TeacherError::Provider(
+                format!("--cuda-lib-dir: cannot load {last_error}").into(),
+            ));
+        }
+    }
+    Ok(loaded)
+}
+
 /// The loaded ONNX Runtime version (e.g. `1.31.1`), asked from the library itself;
 /// `unknown` when it cannot be read.
 pub fn ort_version(lib: Option<&Path>) -> String {
@@ -369,5 +429,23 @@ impl Teacher for OrtTeacher {
                 Ok((name.clone(), output_tensor(name, value)?))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuda_preload_names_the_missing_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = preload_cuda_libs(&[dir.path().to_path_buf()]).unwrap_err();
+        assert!(e.to_string().contains("libcudart.so.13"), "{e}");
+        // A file that is not a library is refused by the loader, with its path.
+        for name in REQUIRED_CUDA_LIBS {
+            std::fs::write(dir.path().join(name), b"not an ELF file").unwrap();
+        }
+        let e = preload_cuda_libs(&[dir.path().to_path_buf()]).unwrap_err();
+        assert!(e.to_string().contains("cannot load"), "{e}");
     }
 }
