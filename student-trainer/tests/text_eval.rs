@@ -401,7 +401,7 @@ fn teacher_scores_the_reference_lee50_and_wordsim353() {
 }
 
 #[test]
-fn static_floor_scores_the_reference_floor() {
+fn static_floor_matches_numpy() {
     use student_trainer::export::export_text_onnx;
     use student_trainer::model::text_config::{StaticConfig, StaticInit, WORD_EMBEDDINGS};
     use student_trainer::model::{StudentConfig, TextStudent};
