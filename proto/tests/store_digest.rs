@@ -126,6 +126,7 @@ fn a_v1_store_still_opens_verifies_and_deduplicates() {
     let m = store.manifest("new").unwrap();
     assert_eq!(m.input_digest, DigestAlgorithm::Xxh3);
     store.close().unwrap();
+    drop(store);
     let new = digests(&dir.path().join("new"));
     assert_eq!(new.len(), 4);
     for (id, d) in &new {
