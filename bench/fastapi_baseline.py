@@ -10,9 +10,11 @@ pyarrow, speaking the subset of teacher-server's API the benchmark uses.
   DATA_DIR/DATASET/ (tmp name, fsync, rename), and only then answers - the same
   "durable before ack" promise as teacher-server, without its write-ahead log, batching
   across requests, or idempotency by id.
+- `--store-inputs` also stores the model inputs (as FixedSizeList columns under their input
+  names), the same columns as teacher-server's default.
 - `GET /health`.
 
-Usage: fastapi_baseline.py --model M.onnx --data-dir DIR [--port 8081]
+Usage: fastapi_baseline.py --model M.onnx --data-dir DIR [--port 8081] [--store-inputs]
 """
 import argparse
 import json
@@ -30,14 +32,21 @@ from starlette.concurrency import run_in_threadpool
 ARROW = "application/vnd.apache.arrow.stream"
 
 
-def build_app(model: str, data_dir: str) -> FastAPI:
+def build_app(model: str, data_dir: str, store_inputs: bool = False) -> FastAPI:
     sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     inputs = [i.name for i in sess.get_inputs()]
     outputs = [o.name for o in sess.get_outputs()]
     app = FastAPI()
 
-    def store(dataset: str, ids: pa.Array, outs: list, extra: dict) -> None:
+    def fixed_list(arr: np.ndarray, rows: int) -> pa.Array:
+        arr = np.ascontiguousarray(arr, dtype=np.float32).reshape(rows, -1)
+        return pa.FixedSizeListArray.from_arrays(pa.array(arr.ravel()), arr.shape[1])
+
+    def store(dataset: str, ids: pa.Array, feeds: dict, outs: list, extra: dict) -> None:
         cols = {"id": ids}
+        if store_inputs:
+            for name in inputs:
+                cols[name] = fixed_list(feeds[name], len(ids))
         for name, arr in zip(outputs, outs):
             arr = np.ascontiguousarray(arr, dtype=np.float32).reshape(len(ids), -1)
             cols[name] = pa.FixedSizeListArray.from_arrays(pa.array(arr.ravel()), arr.shape[1])
@@ -62,7 +71,7 @@ def build_app(model: str, data_dir: str) -> FastAPI:
         outs = sess.run(None, feeds)
         extra = {n: table.column(n).chunk(0) for n in table.column_names if n != "id" and n not in inputs}
         if dataset:
-            store(dataset, table.column("id").chunk(0), outs, extra)
+            store(dataset, table.column("id").chunk(0), feeds, outs, extra)
         return {"rows": table.num_rows, "dataset": dataset, "stored": table.num_rows if dataset else 0,
                 "duplicates": 0, "outputs": {}}
 
@@ -74,7 +83,7 @@ def build_app(model: str, data_dir: str) -> FastAPI:
         dataset = req.get("dataset")
         if dataset:
             extra = {n: pa.array(v) for n, v in (req.get("columns") or {}).items()}
-            store(dataset, pa.array(ids, pa.string()), outs, extra)
+            store(dataset, pa.array(ids, pa.string()), feeds, outs, extra)
         rows = len(next(iter(feeds.values())))
         return {"rows": rows, "dataset": dataset, "stored": rows if dataset else 0, "duplicates": 0, "outputs": {}}
 
@@ -100,8 +109,9 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--port", type=int, default=8081)
+    ap.add_argument("--store-inputs", action="store_true", help="store the model inputs too")
     args = ap.parse_args()
-    uvicorn.run(build_app(args.model, args.data_dir), host="127.0.0.1", port=args.port,
+    uvicorn.run(build_app(args.model, args.data_dir, args.store_inputs), host="127.0.0.1", port=args.port,
                 log_level="warning", access_log=False, workers=1)
 
 

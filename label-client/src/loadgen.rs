@@ -45,8 +45,9 @@ pub struct LoadOptions {
     pub concurrency: usize,
     /// Body encoding.
     pub format: BodyFormat,
-    /// Dataset the rows are stored in (use a fresh one per run, or rows are duplicates).
-    pub dataset: String,
+    /// Dataset the rows are stored in (use a fresh one per run, or rows are duplicates);
+    /// `None` scores without storing.
+    pub dataset: Option<String>,
 }
 
 /// One timed run.
@@ -93,7 +94,7 @@ pub fn run_load(options: &LoadOptions) -> Result<LoadReport, LabelError> {
         let batch = batch.slice(0, take);
         let body = match options.format {
             BodyFormat::Arrow => arrow_ipc_body(&batch)?,
-            BodyFormat::Json => json_body(&batch, &input_names, Some(&options.dataset))?,
+            BodyFormat::Json => json_body(&batch, &input_names, options.dataset.as_deref())?,
         };
         bodies.push((Bytes::from(body), take));
         total += take;
@@ -126,7 +127,9 @@ pub fn run_load(options: &LoadOptions) -> Result<LoadReport, LabelError> {
                 }
                 let what = format!("request {i}");
                 let result = match options.format {
-                    BodyFormat::Arrow => client.score_arrow(Some(&options.dataset), body, &what),
+                    BodyFormat::Arrow => {
+                        client.score_arrow(options.dataset.as_deref(), body, &what)
+                    }
                     BodyFormat::Json => client.score_json(body, &what),
                 };
                 match result {

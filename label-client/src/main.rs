@@ -198,9 +198,9 @@ struct BenchArgs {
     /// Body encoding.
     #[arg(long, value_enum)]
     format: BodyFormat,
-    /// Dataset to store the rows in (fresh per run).
+    /// Dataset to store the rows in (fresh per run); without it the rows are only scored.
     #[arg(long)]
-    dataset: String,
+    dataset: Option<String>,
 }
 
 fn run(cli: Cli) -> Result<(), String> {

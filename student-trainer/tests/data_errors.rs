@@ -327,6 +327,7 @@ fn write_store_shard(path: &Path, cols: Vec<(&str, ArrayRef)>, sha: &str) {
             tokenizer: None,
         },
         columns: vec![],
+        input_digest: distill_proto::store::DigestAlgorithm::CURRENT,
     };
     let props = parquet::file::properties::WriterProperties::builder()
         .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(

@@ -18,7 +18,7 @@ use distill_proto::{NamedTensors, Tensor};
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
 use crate::outputs::OutputPlan;
 use crate::pooling::{l2_normalize, pool};
 use crate::teacher::{Cause, Teacher, TeacherError};
@@ -341,15 +341,20 @@ fn worker<T: Teacher>(shared: Arc<Shared>, mut teacher: T, plan: OutputPlan) {
         shared.metrics.batch_rows.observe(rows as f64);
         shared.metrics.batch_requests.observe(group.len() as f64);
         let started = Instant::now();
+        for p in &group {
+            shared.metrics.stage(
+                Stage::QueueWait,
+                started.saturating_duration_since(p.enqueued),
+            );
+        }
         let parts: Vec<&JobInputs> = group.iter().map(|p| &p.inputs).collect();
         let result = catch_unwind(AssertUnwindSafe(|| {
             run_any(&mut teacher, &plan, &tensors, &parts, &shared)
         }))
         .unwrap_or_else(|_| Err(TeacherError::Run("the teacher panicked".into())));
-        shared
-            .metrics
-            .inference_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        shared.metrics.inference_seconds.observe(took.as_secs_f64());
+        shared.metrics.stage(Stage::Inference, took);
         match result {
             Ok(per_job) => {
                 shared.metrics.rows_scored.inc_by(rows as u64);

@@ -41,6 +41,74 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of a per-stage timing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// The stage: one of [`Stage::name`].
+    pub stage: &'static str,
+}
+
+/// The stages a stored row goes through, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Parsing the body (JSON or Arrow IPC) into tensors.
+    Decode,
+    /// Checking the request against the signature (and tokenizing text).
+    Validate,
+    /// From queueing a request until its inference run starts.
+    QueueWait,
+    /// One inference run (per run, not per request).
+    Inference,
+    /// Computing the input digests.
+    Digest,
+    /// Validating the rows and building the stored columns.
+    Columns,
+    /// Waiting for the dataset's lock.
+    StoreLockWait,
+    /// Encoding and writing the write-ahead log records.
+    WalWrite,
+    /// Waiting until the log records were fsync'd (group commit).
+    Fsync,
+    /// Encoding rows into the open Parquet shard.
+    ParquetEncode,
+    /// Serialising the answer.
+    Answer,
+}
+
+impl Stage {
+    /// Every stage, in order.
+    pub const ALL: [Stage; 11] = [
+        Stage::Decode,
+        Stage::Validate,
+        Stage::QueueWait,
+        Stage::Inference,
+        Stage::Digest,
+        Stage::Columns,
+        Stage::StoreLockWait,
+        Stage::WalWrite,
+        Stage::Fsync,
+        Stage::ParquetEncode,
+        Stage::Answer,
+    ];
+
+    /// The `stage` label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Validate => "validate",
+            Stage::QueueWait => "queue_wait",
+            Stage::Inference => "inference",
+            Stage::Digest => "digest",
+            Stage::Columns => "columns",
+            Stage::StoreLockWait => "store_lock_wait",
+            Stage::WalWrite => "wal_write",
+            Stage::Fsync => "fsync",
+            Stage::ParquetEncode => "parquet_encode",
+            Stage::Answer => "answer",
+        }
+    }
+}
+
 /// Labels of the provider info gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
@@ -56,6 +124,11 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// 10 µs to ~5 s: stages of small requests take microseconds.
+fn stage_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.00001, 2.0, 20))
 }
 
 /// All server metrics.
@@ -91,6 +164,10 @@ pub struct Metrics {
     pub tokens_real: Counter,
     /// Tokens a text teacher ran including padding (rows x longest row, summed over runs).
     pub tokens_padded: Counter,
+    /// Seconds per stage of a request (`_sum` / `rows_stored` is a stored row's cost there).
+    pub stage_seconds: HistogramFamily<StageLabels>,
+    /// fsync rounds of the label store's write-ahead logs (one per group commit).
+    pub wal_fsyncs: Counter,
 }
 
 impl Metrics {
@@ -184,8 +261,27 @@ impl Metrics {
             "Tokens run through a text teacher including padding",
             tokens_padded.clone(),
         );
+        let stage_seconds: HistogramFamily<StageLabels> =
+            Family::new_with_constructor(stage_histogram);
+        registry.register(
+            "stage_duration_seconds",
+            "Time per stage of a request: decode, validate, queue_wait, inference (per run), digest, columns, store_lock_wait, wal_write, fsync, parquet_encode, answer",
+            stage_seconds.clone(),
+        );
+        for s in Stage::ALL {
+            // Every stage is listed from the start, so a scrape shows which ones are zero.
+            let _ = stage_seconds.get_or_create(&StageLabels { stage: s.name() });
+        }
+        let wal_fsyncs = Counter::default();
+        registry.register(
+            "wal_fsync_rounds",
+            "Group-commit fsync rounds of the label store's write-ahead logs",
+            wal_fsyncs.clone(),
+        );
         Self {
             registry,
+            stage_seconds,
+            wal_fsyncs,
             tokens_real,
             tokens_padded,
             requests,
@@ -202,6 +298,24 @@ impl Metrics {
             connections_refused,
             provider_info,
         }
+    }
+
+    /// Records `d` under stage `s`.
+    pub fn stage(&self, s: Stage, d: std::time::Duration) {
+        self.stage_seconds
+            .get_or_create(&StageLabels { stage: s.name() })
+            .observe(d.as_secs_f64());
+    }
+
+    /// Records the store's share of one append.
+    pub fn append_timings(&self, t: &distill_proto::store::AppendTimings) {
+        self.stage(Stage::Digest, t.digest);
+        self.stage(Stage::Columns, t.columns);
+        self.stage(Stage::StoreLockWait, t.lock_wait);
+        self.stage(Stage::WalWrite, t.wal_write);
+        self.stage(Stage::ParquetEncode, t.parquet);
+        self.stage(Stage::Fsync, t.fsync_wait);
+        self.wal_fsyncs.inc_by(u64::from(t.fsync_rounds));
     }
 
     /// The metrics in Prometheus text format.
@@ -266,5 +380,18 @@ mod tests {
         );
         assert!(text.contains("distill_batch_rows_count 1"), "{text}");
         assert!(text.contains("distill_queue_rows"), "{text}");
+        m.stage(Stage::Fsync, std::time::Duration::from_millis(3));
+        let text = m.render();
+        for s in Stage::ALL {
+            let line = format!(
+                "distill_stage_duration_seconds_count{{stage=\"{}\"}}",
+                s.name()
+            );
+            assert!(text.contains(&line), "{line} missing in {text}");
+        }
+        assert!(
+            text.contains("distill_stage_duration_seconds_sum{stage=\"fsync\"} 0.003"),
+            "{text}"
+        );
     }
 }

@@ -1,14 +1,18 @@
 //! One dataset's writer state: recovery at open (WAL replay), durable appends, shard rolling,
 //! sealing.
 //!
-//! Parquet encoding happens on the caller's thread, inside `append`, after the WAL fsync. Why
-//! not a background thread: the fsync dominates the cost of small appends anyway; one owner
-//! of the writer state keeps recovery simple; memory stays bounded (no queue of batches waiting
-//! to be encoded) and a slow disk pushes back on callers instead of growing a queue.
+//! An append writes its log records under the dataset's lock, encodes its rows into the open
+//! Parquet shard (still under the lock), and returns a ticket; the caller then waits for the
+//! group commit ([`super::commit`]) outside the lock, so the fsync of one append overlaps the
+//! log writes and encoding of the next ones and concurrent appends share an fsync. A shard
+//! finished before its rows' log fsync is fine: the shard itself is fsync'd and in the
+//! manifest before its log segment is deleted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, StringArray};
 use arrow::compute::filter_record_batch;
@@ -17,7 +21,8 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use super::digest::{RowDigest, DIGEST_LEN};
+use super::commit::{Counters, GroupCommit};
+use super::digest::{DigestAlgorithm, RowDigest, DIGEST_LEN};
 use super::manifest::{
     corrupt, fingerprint_differences, io_err, read_manifest, sync_dir, write_manifest,
     ShardMetadata, MANIFEST_FILE,
@@ -48,9 +53,25 @@ pub(crate) struct Dataset {
     open: Option<OpenShard>,
     /// Segments created for shards after the open one (an append that spans a roll).
     ahead: BTreeMap<u64, WalSegment>,
-    /// Set when writing a shard failed after the WAL was durable: the rows are safe in the
-    /// WAL, but the writer state is unknown until the store is reopened (which replays it).
+    /// Set when writing a shard failed after the WAL was written: the rows are in the WAL,
+    /// but the writer state is unknown until the store is reopened (which replays it).
     failed: Option<String>,
+    /// The log's group commit (waited on outside the dataset's lock).
+    commit: Arc<GroupCommit>,
+}
+
+/// What a dataset's part of an append did, before the caller waits for durability.
+pub(crate) struct Logged {
+    /// Rows newly logged and skipped.
+    pub outcome: AppendOutcome,
+    /// The group-commit ticket to wait for before acknowledging.
+    pub ticket: u64,
+    /// The group commit to wait on.
+    pub commit: Arc<GroupCommit>,
+    /// Time spent encoding and writing log records.
+    pub wal_write: Duration,
+    /// Time spent encoding rows into Parquet (and finishing shards).
+    pub parquet: Duration,
 }
 
 /// Folder of the write-ahead log segments inside a dataset folder (`_` so readers skip it).
@@ -121,6 +142,8 @@ impl Dataset {
         name: &str,
         teacher: &TeacherFingerprint,
         columns: Vec<ColumnInfo>,
+        digest: DigestAlgorithm,
+        counters: Arc<Counters>,
     ) -> Result<Self, StoreError> {
         let dir = data_dir.join(name);
         fs::create_dir_all(wal_dir(&dir)).map_err(|e| io_err(&dir, e))?;
@@ -133,6 +156,7 @@ impl Dataset {
             rows: 0,
             pending_rows: 0,
             shards: Vec::new(),
+            input_digest: digest,
         };
         write_manifest(&dir, &manifest)?;
         Ok(Self {
@@ -145,6 +169,7 @@ impl Dataset {
             open: None,
             ahead: BTreeMap::new(),
             failed: None,
+            commit: Arc::new(GroupCommit::new(counters)),
         })
     }
 
@@ -154,6 +179,7 @@ impl Dataset {
         dir: &Path,
         name: &str,
         options: &StoreOptions,
+        counters: Arc<Counters>,
     ) -> Result<Self, StoreError> {
         let manifest = read_manifest(&dir.join(MANIFEST_FILE))?;
         let listed: HashMap<&str, ()> = manifest
@@ -214,6 +240,7 @@ impl Dataset {
             open: None,
             ahead: BTreeMap::new(),
             failed: None,
+            commit: Arc::new(GroupCommit::new(counters)),
         };
         for s in ds.manifest.shards.clone() {
             let path = dir.join(&s.file);
@@ -282,6 +309,7 @@ impl Dataset {
                     schema,
                     options,
                     self.shard_metadata()?,
+                    &self.manifest.columns,
                 )?),
             };
             w.write(&batch)?;
@@ -315,6 +343,7 @@ impl Dataset {
             dataset: self.name.clone(),
             teacher: self.manifest.teacher.clone(),
             columns: self.manifest.columns.clone(),
+            input_digest: self.manifest.input_digest,
         })
         .map_err(|e| corrupt(&self.dir, e.to_string()))
     }
@@ -330,13 +359,37 @@ impl Dataset {
         (self.ids.len() as u64).saturating_sub(self.manifest.rows)
     }
 
-    /// Appends prepared rows (see `LabelStore::append` for the contract).
+    /// How this dataset's input digests are computed.
+    pub(crate) fn digest(&self) -> DigestAlgorithm {
+        self.manifest.input_digest
+    }
+
+    /// Logs prepared rows and encodes them into the open shard; the caller must wait for
+    /// the returned ticket before acknowledging (see `LabelStore::append` for the contract).
     pub(crate) fn append(
         &mut self,
         teacher: &TeacherFingerprint,
         prepared: Prepared,
         options: &StoreOptions,
-    ) -> Result<AppendOutcome, StoreError> {
+    ) -> Result<Logged, StoreError> {
+        if let Some(f) = self.commit.failure() {
+            return Err(corrupt(
+                &self.dir,
+                format!(
+                    "syncing the log failed ({f}); reopen the store to recover the logged rows"
+                ),
+            ));
+        }
+        if prepared.digest_algorithm != self.manifest.input_digest {
+            return Err(corrupt(
+                &self.dir,
+                format!(
+                    "rows digested with {} for a dataset using {}",
+                    prepared.digest_algorithm.name(),
+                    self.manifest.input_digest.name()
+                ),
+            ));
+        }
         if let Some(f) = &self.failed {
             return Err(corrupt(
                 &self.dir,
@@ -371,7 +424,14 @@ impl Dataset {
         let duplicates = keep.iter().filter(|k| !**k).count();
         let stored = keep.len() - duplicates;
         if stored == 0 {
-            return Ok(AppendOutcome { stored, duplicates });
+            // The rows may be another call's, logged but not yet durable: wait for them too.
+            return Ok(Logged {
+                outcome: AppendOutcome { stored, duplicates },
+                ticket: self.commit.ticket(),
+                commit: self.commit.clone(),
+                wal_write: Duration::ZERO,
+                parquet: Duration::ZERO,
+            });
         }
         let batch = if duplicates > 0 {
             filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?
@@ -400,7 +460,9 @@ impl Dataset {
             room = max;
         }
 
-        self.log(&chunks)?;
+        let t0 = Instant::now();
+        let ticket = self.log(&chunks)?;
+        let wal_write = t0.elapsed();
         for ((id, d), k) in prepared.ids.into_iter().zip(prepared.digests).zip(keep) {
             if k {
                 self.ids.insert(id, d);
@@ -410,7 +472,8 @@ impl Dataset {
             self.schema = Some(strip_metadata(batch.schema_ref()));
         }
 
-        // The rows are durable now; a failure below leaves them in the WAL for the next open.
+        // The rows are in the log now; a failure below leaves them there for the next open.
+        let t0 = Instant::now();
         if let Err(e) = self.write_chunks(chunks, options) {
             self.failed = Some(e.to_string());
             if let Some(o) = self.open.take() {
@@ -418,7 +481,13 @@ impl Dataset {
             }
             return Err(e);
         }
-        Ok(AppendOutcome { stored, duplicates })
+        Ok(Logged {
+            outcome: AppendOutcome { stored, duplicates },
+            ticket,
+            commit: self.commit.clone(),
+            wal_write,
+            parquet: t0.elapsed(),
+        })
     }
 
     /// Checks the batch against the dataset's columns and puts it in the dataset's order.
@@ -473,20 +542,21 @@ impl Dataset {
         Ok(RecordBatch::try_new(schema, arrays)?)
     }
 
-    /// Writes every chunk to its log segment and fsyncs; on failure undoes what it wrote.
-    fn log(&mut self, chunks: &[(u64, RecordBatch)]) -> Result<(), StoreError> {
+    /// Writes every chunk to its log segment (made durable by the group commit, not here);
+    /// on failure undoes what it wrote. Returns the group-commit ticket of the writes.
+    fn log(&mut self, chunks: &[(u64, RecordBatch)]) -> Result<u64, StoreError> {
         let mut before: Vec<(u64, u64)> = Vec::new();
         let mut created: Vec<u64> = Vec::new();
+        let mut wrote: Vec<(u64, u64)> = Vec::new();
         let result = (|| {
             for (idx, b) in chunks {
                 let seg = self.segment(*idx, &mut created)?;
                 before.push((*idx, seg.len()));
-                seg.append(b)?;
-            }
-            for (idx, _) in chunks {
-                self.segment(*idx, &mut created)?.sync()?;
+                let n = seg.append(b)?;
+                wrote.push((*idx, n));
             }
             if !created.is_empty() {
+                // New segments' names must be durable too; rare (once per shard).
                 sync_dir(&wal_dir(&self.dir))?;
             }
             Ok(())
@@ -507,7 +577,13 @@ impl Dataset {
             }
             return Err(e);
         }
-        Ok(())
+        let mut ticket = self.commit.ticket();
+        for (idx, n) in wrote {
+            let seg = self.segment(idx, &mut Vec::new())?;
+            let (path, file) = (seg.path().to_path_buf(), seg.file().clone());
+            ticket = self.commit.written(&path, &file, n);
+        }
+        Ok(ticket)
     }
 
     /// The log segment of shard `idx` (the open shard's, or one created ahead).
@@ -546,8 +622,14 @@ impl Dataset {
                     .schema
                     .clone()
                     .ok_or_else(|| corrupt(&self.dir, "dataset has rows but no schema"))?;
-                let writer =
-                    ShardWriter::create(&self.dir, idx, schema, options, self.shard_metadata()?)?;
+                let writer = ShardWriter::create(
+                    &self.dir,
+                    idx,
+                    schema,
+                    options,
+                    self.shard_metadata()?,
+                    &self.manifest.columns,
+                )?;
                 self.open = Some(OpenShard { writer, wal });
             }
             if let Some(o) = self.open.as_mut() {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ColumnInfo, Manifest, StoreError, TeacherFingerprint};
+use super::{ColumnInfo, DigestAlgorithm, Manifest, StoreError, TeacherFingerprint};
 use crate::atomic::write_atomic;
 
 /// File name of a dataset's manifest.
@@ -27,6 +27,10 @@ pub struct ShardMetadata {
     pub teacher: TeacherFingerprint,
     /// Stored columns, in order.
     pub columns: Vec<ColumnInfo>,
+    /// How the `_input_digest` column is computed (absent in shards written before it existed,
+    /// which used SHA-256).
+    #[serde(default = "DigestAlgorithm::legacy")]
+    pub input_digest: DigestAlgorithm,
 }
 
 /// An I/O error naming `path`.

@@ -35,8 +35,10 @@
 //!    first, ties by lower index) and `{output}_logsumexp` (Float32: log-sum-exp of ALL the
 //!    row's logits, computed in f64), so `softmax_i = exp(v_i - logsumexp)` for kept classes.
 //! 4. pass-through columns, as handed in (nullable), in the order of the dataset's first append.
-//! 5. `_input_digest` — FixedSizeBinary(16): the first 16 bytes of a SHA-256 over the row's
-//!    inputs (names, dtypes, shapes, values), used for idempotency even without stored inputs.
+//! 5. `_input_digest` — FixedSizeBinary(16): a 128-bit digest of the row's inputs (names,
+//!    dtypes, shapes, values), used for idempotency even without stored inputs; XXH3-128 for
+//!    new datasets, the first 16 bytes of a SHA-256 in datasets written before
+//!    [`Manifest::input_digest`] existed (see [`digest`] for both and the collision argument).
 //!
 //! A text teacher (one served with a tokenizer, [`TeacherFingerprint::tokenizer`]) stores its
 //! inputs differently: not the padded token tensors but, in place of 2., `text` (Utf8,
@@ -55,7 +57,9 @@
 //!
 //! [`LabelStore::append`] returns `Ok` only after the rows are in the dataset's WAL segment
 //! and fsync'd (records framed with length + crc32, so a torn tail is detected and dropped).
-//! The rows are then encoded into the open shard on the same call (see `dataset.rs` for why);
+//! Concurrent appends to one dataset share that fsync (group commit, `commit.rs`): each
+//! waits, outside the dataset's lock, for an fsync that started after its records were
+//! written. The rows are encoded into the open shard on the same call (see `dataset.rs`);
 //! a shard is finished when it reaches [`StoreOptions::shard_max_rows`] rows (appends are split
 //! at that boundary) or about [`StoreOptions::shard_max_bytes`] bytes, on [`LabelStore::seal`]
 //! and on [`LabelStore::close`]. Finishing writes the footer, fsyncs, renames, updates the
@@ -70,6 +74,7 @@
 //! [`StoreError::IdConflict`] and nothing of it is stored.
 
 pub mod columns;
+mod commit;
 mod dataset;
 pub mod digest;
 pub mod manifest;
@@ -83,6 +88,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use arrow::array::ArrayRef;
 use serde::{Deserialize, Serialize};
@@ -96,7 +102,11 @@ pub use crate::arrow_codec::{
     column_to_tensor, element_arrow_type, tensor_to_column, ColumnError,
 };
 pub use columns::{stored_dtype, tensor_to_array};
-pub use digest::{row_digests, token_digests, RowDigest, DIGEST_LEN};
+pub use commit::{StoreStats, SyncHook, SyncPoint};
+pub use digest::{
+    row_digests, row_digests_with, row_digests_xxh3, token_digests, token_digests_with,
+    token_digests_xxh3, DigestAlgorithm, RowDigest, DIGEST_LEN,
+};
 pub use manifest::{
     fingerprint_differences, read_manifest, ShardMetadata, MANIFEST_FILE, SHARD_METADATA_KEY,
 };
@@ -310,6 +320,10 @@ pub struct Manifest {
     pub pending_rows: u64,
     /// Finished shards, in order.
     pub shards: Vec<ShardInfo>,
+    /// How the `_input_digest` column is computed; a manifest without the field predates it
+    /// and used [`DigestAlgorithm::Sha256`].
+    #[serde(default = "DigestAlgorithm::legacy")]
+    pub input_digest: DigestAlgorithm,
 }
 
 /// The rows of one request, as the server hands them to the store.
@@ -335,6 +349,25 @@ pub struct AppendOutcome {
     pub stored: usize,
     /// Rows whose id the dataset already held with the same inputs (not stored again).
     pub duplicates: usize,
+}
+
+/// Where one append's time went, stage by stage (what the server's per-stage metrics show).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AppendTimings {
+    /// Computing the input digests.
+    pub digest: Duration,
+    /// Validating the rows and building the stored columns (the digest excluded).
+    pub columns: Duration,
+    /// Waiting for the dataset's lock (other appends' log writes and encoding).
+    pub lock_wait: Duration,
+    /// Encoding and writing the write-ahead log records.
+    pub wal_write: Duration,
+    /// Encoding the rows into the open Parquet shard (and finishing shards).
+    pub parquet: Duration,
+    /// Waiting until the log records were fsync'd (the group commit).
+    pub fsync_wait: Duration,
+    /// fsync rounds this append ran itself (0 when another append's fsync covered it).
+    pub fsync_rounds: u32,
 }
 
 /// Errors of the label store.
@@ -436,9 +469,28 @@ pub struct LabelStore {
     dir: PathBuf,
     teacher: TeacherFingerprint,
     options: StoreOptions,
-    datasets: RwLock<BTreeMap<String, Arc<Mutex<dataset::Dataset>>>>,
+    datasets: RwLock<BTreeMap<String, Arc<Slot>>>,
+    counters: Arc<commit::Counters>,
+    /// The digest algorithm of datasets this store creates.
+    new_digest: DigestAlgorithm,
     /// Held (flock'd) while the store is open so a second process cannot write beside us.
     _lock: File,
+}
+
+/// One dataset in the map: its digest algorithm is fixed at creation, so it is read without
+/// taking the dataset's lock.
+struct Slot {
+    digest: DigestAlgorithm,
+    data: Mutex<dataset::Dataset>,
+}
+
+impl Slot {
+    fn new(ds: dataset::Dataset) -> Arc<Self> {
+        Arc::new(Slot {
+            digest: ds.digest(),
+            data: Mutex::new(ds),
+        })
+    }
 }
 
 fn config_err(msg: String) -> StoreError {
@@ -539,6 +591,7 @@ impl LabelStore {
         validate_config(&teacher, &options)?;
         std::fs::create_dir_all(data_dir).map_err(|e| manifest::io_err(data_dir, e))?;
         let lock = lock_dir(data_dir)?;
+        let counters = Arc::new(commit::Counters::default());
         let mut datasets = BTreeMap::new();
         for e in std::fs::read_dir(data_dir).map_err(|e| manifest::io_err(data_dir, e))? {
             let e = e.map_err(|e| manifest::io_err(data_dir, e))?;
@@ -551,16 +604,36 @@ impl LabelStore {
                 // A folder whose creation never finished (or not ours): not a dataset.
                 continue;
             }
-            let ds = dataset::Dataset::recover(&path, &name, &options)?;
-            datasets.insert(name, Arc::new(Mutex::new(ds)));
+            let ds = dataset::Dataset::recover(&path, &name, &options, counters.clone())?;
+            datasets.insert(name, Slot::new(ds));
         }
         Ok(Self {
             dir: data_dir.to_path_buf(),
             teacher,
             options,
             datasets: RwLock::new(datasets),
+            counters,
+            new_digest: DigestAlgorithm::CURRENT,
             _lock: lock,
         })
+    }
+
+    /// Counters of the store's write-ahead logs since it was opened.
+    pub fn stats(&self) -> StoreStats {
+        self.counters.stats()
+    }
+
+    /// Calls `hook` around every write-ahead log fsync from now on (a failpoint for tests
+    /// and diagnostics: it may sleep to simulate a slow disk).
+    pub fn observe_syncs(&self, hook: SyncHook) {
+        self.counters.observe(hook);
+    }
+
+    /// The digest algorithm of datasets created from now on ([`DigestAlgorithm::CURRENT`]
+    /// unless changed; existing datasets keep theirs). SHA-256 suits stores whose clients
+    /// may craft inputs on purpose (see [`digest`]).
+    pub fn set_new_dataset_digest(&mut self, algorithm: DigestAlgorithm) {
+        self.new_digest = algorithm;
     }
 
     /// The teacher fingerprint new rows are written with.
@@ -573,7 +646,7 @@ impl LabelStore {
         &self.dir
     }
 
-    fn get(&self, dataset: &str) -> Result<Arc<Mutex<dataset::Dataset>>, StoreError> {
+    fn get(&self, dataset: &str) -> Result<Arc<Slot>, StoreError> {
         validate_dataset_name(dataset)?;
         let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
         map.get(dataset)
@@ -585,46 +658,92 @@ impl LabelStore {
     /// `kill -9`. Ids already stored with the same inputs are skipped; with different
     /// inputs the whole call fails with [`StoreError::IdConflict`] and nothing is stored.
     pub fn append(&self, dataset: &str, rows: LabelRows) -> Result<AppendOutcome, StoreError> {
+        self.append_timed(dataset, rows).map(|(outcome, _)| outcome)
+    }
+
+    /// [`LabelStore::append`], also saying where its time went.
+    ///
+    /// Concurrent appends to one dataset share fsyncs (group commit): each writes its log
+    /// records under the dataset's lock, then waits outside it until an fsync that began
+    /// after its records were written has finished; none returns before that.
+    pub fn append_timed(
+        &self,
+        dataset: &str,
+        rows: LabelRows,
+    ) -> Result<(AppendOutcome, AppendTimings), StoreError> {
         validate_dataset_name(dataset)?;
+        let existing = match self.get(dataset) {
+            Ok(slot) => Some(slot),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let algorithm = existing.as_ref().map_or(self.new_digest, |s| s.digest);
         // Validation and encoding of the request happen before any lock is taken.
-        let prepared = rows::prepare(&self.teacher, rows)?;
-        let ds = match self.get(dataset) {
-            Ok(ds) => ds,
-            Err(StoreError::NotFound(_)) => {
+        let t0 = Instant::now();
+        let prepared = rows::prepare(&self.teacher, rows, algorithm)?;
+        let mut timings = AppendTimings {
+            digest: prepared.digest_time,
+            columns: t0.elapsed().saturating_sub(prepared.digest_time),
+            ..AppendTimings::default()
+        };
+        let slot = match existing {
+            Some(slot) => slot,
+            None => {
                 let mut map = self.datasets.write().map_err(|_| poisoned(&self.dir))?;
                 match map.get(dataset) {
-                    Some(ds) => ds.clone(),
+                    Some(slot) => slot.clone(),
                     None => {
                         let ds = dataset::Dataset::create(
                             &self.dir,
                             dataset,
                             &self.teacher,
                             prepared.columns.clone(),
+                            self.new_digest,
+                            self.counters.clone(),
                         )?;
-                        let ds = Arc::new(Mutex::new(ds));
-                        map.insert(dataset.to_string(), ds.clone());
-                        ds
+                        let slot = Slot::new(ds);
+                        map.insert(dataset.to_string(), slot.clone());
+                        slot
                     }
                 }
             }
-            Err(e) => return Err(e),
         };
-        let mut ds = ds.lock().map_err(|_| poisoned(&self.dir.join(dataset)))?;
-        ds.append(&self.teacher, prepared, &self.options)
+        let t0 = Instant::now();
+        let logged = {
+            let mut ds = slot
+                .data
+                .lock()
+                .map_err(|_| poisoned(&self.dir.join(dataset)))?;
+            timings.lock_wait = t0.elapsed();
+            ds.append(&self.teacher, prepared, &self.options)?
+        };
+        timings.wal_write = logged.wal_write;
+        timings.parquet = logged.parquet;
+        let t0 = Instant::now();
+        let waited = logged.commit.wait(logged.ticket)?;
+        timings.fsync_wait = t0.elapsed();
+        timings.fsync_rounds = waited.rounds;
+        Ok((logged.outcome, timings))
     }
 
     /// Closes the open shard of a dataset so every row stored so far is in a finished
     /// Parquet file; a no-op (still `Ok`) when nothing is open.
     pub fn seal(&self, dataset: &str) -> Result<Manifest, StoreError> {
-        let ds = self.get(dataset)?;
-        let mut ds = ds.lock().map_err(|_| poisoned(&self.dir.join(dataset)))?;
+        let slot = self.get(dataset)?;
+        let mut ds = slot
+            .data
+            .lock()
+            .map_err(|_| poisoned(&self.dir.join(dataset)))?;
         ds.seal()
     }
 
     /// The manifest of one dataset.
     pub fn manifest(&self, dataset: &str) -> Result<Manifest, StoreError> {
-        let ds = self.get(dataset)?;
-        let ds = ds.lock().map_err(|_| poisoned(&self.dir.join(dataset)))?;
+        let slot = self.get(dataset)?;
+        let ds = slot
+            .data
+            .lock()
+            .map_err(|_| poisoned(&self.dir.join(dataset)))?;
         Ok(ds.manifest())
     }
 
@@ -632,8 +751,11 @@ impl LabelStore {
     pub fn list(&self) -> Result<Vec<DatasetSummary>, StoreError> {
         let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
         let mut out = Vec::with_capacity(map.len());
-        for (name, ds) in map.iter() {
-            let ds = ds.lock().map_err(|_| poisoned(&self.dir.join(name)))?;
+        for (name, slot) in map.iter() {
+            let ds = slot
+                .data
+                .lock()
+                .map_err(|_| poisoned(&self.dir.join(name)))?;
             let (rows, shards) = ds.summary();
             out.push(DatasetSummary {
                 name: name.clone(),
@@ -646,13 +768,14 @@ impl LabelStore {
 
     /// Seals every dataset (graceful shutdown).
     pub fn close(&self) -> Result<(), StoreError> {
-        let all: Vec<(String, Arc<Mutex<dataset::Dataset>>)> = {
+        let all: Vec<(String, Arc<Slot>)> = {
             let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
             map.iter().map(|(n, d)| (n.clone(), d.clone())).collect()
         };
         let mut first_err = None;
-        for (name, ds) in all {
-            let r = ds
+        for (name, slot) in all {
+            let r = slot
+                .data
                 .lock()
                 .map_err(|_| poisoned(&self.dir.join(&name)))
                 .and_then(|mut d| d.seal().map(|_| ()));

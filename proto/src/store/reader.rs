@@ -211,6 +211,7 @@ impl DatasetReader {
                 dataset: sm.dataset.clone(),
                 teacher: sm.teacher.clone(),
                 columns: sm.columns.clone(),
+                input_digest: sm.input_digest,
                 rows,
                 pending_rows: 0,
                 shards: files

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
 use super::columns::stored_dtype;
-use super::digest::{row_digests, token_digests, RowDigest, DIGEST_LEN};
+use super::digest::{row_digests_with, token_digests_with, DigestAlgorithm, RowDigest, DIGEST_LEN};
 use super::topk::topk_rows;
 use super::{
     ColumnInfo, LabelRows, StoreError, TeacherFingerprint, TokenRows, DIGEST_COLUMN, TEXT_COLUMN,
@@ -36,6 +36,10 @@ pub(crate) struct Prepared {
     pub ids: Vec<String>,
     /// Row input digests.
     pub digests: Vec<RowDigest>,
+    /// Time spent computing the digests (for the per-stage metrics).
+    pub digest_time: std::time::Duration,
+    /// The algorithm the digests were computed with.
+    pub digest_algorithm: DigestAlgorithm,
 }
 
 fn invalid(msg: String) -> StoreError {
@@ -145,10 +149,12 @@ fn check_names(kind: &str, given: &NamedTensors, specs: &[&str]) -> Result<(), S
     Ok(())
 }
 
-/// Validates `rows` against the teacher and builds the stored batch.
+/// Validates `rows` against the teacher and builds the stored batch, digesting the inputs
+/// with the dataset's `algorithm`.
 pub(crate) fn prepare(
     teacher: &TeacherFingerprint,
     rows: LabelRows,
+    algorithm: DigestAlgorithm,
 ) -> Result<Prepared, StoreError> {
     let n = rows.ids.len();
     if n == 0 {
@@ -187,13 +193,15 @@ pub(crate) fn prepare(
         info("id", "id", &DataType::Utf8, &[], &[], None),
     );
 
-    let digests = match (&teacher.tokenizer, &rows.tokens) {
+    let (digests, digest_time) = match (&teacher.tokenizer, &rows.tokens) {
         (Some(_), Some(tokens)) => {
             check_token_rows(tokens, n)?;
             if teacher.store_inputs {
                 push_token_columns(&mut cols, tokens, n)?;
             }
-            token_digests(tokens)
+            let t0 = std::time::Instant::now();
+            let d = token_digests_with(algorithm, tokens);
+            (d, t0.elapsed())
         }
         (Some(_), None) => {
             return Err(invalid(
@@ -207,7 +215,9 @@ pub(crate) fn prepare(
         }
         (None, None) => {
             push_input_columns(&mut cols, teacher, &rows.inputs, n)?;
-            row_digests(&rows.inputs, n)?
+            let t0 = std::time::Instant::now();
+            let d = row_digests_with(algorithm, &rows.inputs, n)?;
+            (d, t0.elapsed())
         }
     };
 
@@ -339,6 +349,8 @@ pub(crate) fn prepare(
         columns: cols.columns,
         ids: rows.ids,
         digests,
+        digest_time,
+        digest_algorithm: algorithm,
     })
 }
 

@@ -13,7 +13,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use super::manifest::{io_err, sync_dir, SHARD_METADATA_KEY};
-use super::{ShardInfo, StoreError, StoreOptions};
+use super::{ColumnInfo, ShardInfo, StoreError, StoreOptions};
 
 /// The file name of shard `index`.
 pub(crate) fn shard_name(index: u64) -> String {
@@ -28,13 +28,17 @@ pub(crate) fn shard_index(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// Writer properties: zstd, bounded row groups, the shard metadata, byte-stream-split and no
-/// dictionary for float leaves (dictionaries rarely pay off for features; BSS compresses
-/// ~9% better), and no dictionary for the unique `id` and digest columns.
+/// Writer properties: zstd, bounded row groups, the shard metadata, no dictionary for float
+/// leaves (dictionaries rarely pay off for features) and for the unique `id` and digest
+/// columns. Float *outputs* get byte-stream-split (~9% smaller for logits and embeddings);
+/// float *inputs* stay plain: measured on MNIST pixels (quantised values, mostly zeros) plain +
+/// zstd is 326 B/row against 530 with byte-stream-split, and cheaper to encode
+/// (docs/results/bench.md).
 fn properties(
     schema: &SchemaRef,
     options: &StoreOptions,
     metadata_json: String,
+    plain: &[&str],
 ) -> Result<WriterProperties, StoreError> {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -51,7 +55,9 @@ fn properties(
             PhysicalType::FLOAT | PhysicalType::DOUBLE
         ) || float16;
         let top = col.path().parts().first().map(String::as_str);
-        if float {
+        if float && top.is_some_and(|t| plain.contains(&t)) {
+            b = b.set_column_dictionary_enabled(col.path().clone(), false);
+        } else if float {
             b = b
                 .set_column_encoding(col.path().clone(), Encoding::BYTE_STREAM_SPLIT)
                 .set_column_dictionary_enabled(col.path().clone(), false);
@@ -72,18 +78,25 @@ pub(crate) struct ShardWriter {
 }
 
 impl ShardWriter {
-    /// Starts shard `index` in `dir` (any stale `.tmp` of the same name is replaced).
+    /// Starts shard `index` in `dir` (any stale `.tmp` of the same name is replaced); the
+    /// float columns of `columns` that are model inputs are written without byte-stream-split.
     pub(crate) fn create(
         dir: &Path,
         index: u64,
         schema: SchemaRef,
         options: &StoreOptions,
         metadata_json: String,
+        columns: &[ColumnInfo],
     ) -> Result<Self, StoreError> {
         let path = dir.join(shard_name(index));
         let tmp = dir.join(format!("_{}.tmp", shard_name(index)));
         let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        let props = properties(&schema, options, metadata_json)?;
+        let plain: Vec<&str> = columns
+            .iter()
+            .filter(|c| c.kind == "input")
+            .map(|c| c.name.as_str())
+            .collect();
+        let props = properties(&schema, options, metadata_json, &plain)?;
         let writer = ArrowWriter::try_new(BufWriter::new(file), schema, Some(props))?;
         Ok(Self {
             index,

@@ -9,6 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
@@ -36,7 +37,8 @@ pub(crate) fn segment_index(name: &str) -> Option<u64> {
 /// An open segment, appended to by one dataset writer.
 pub(crate) struct WalSegment {
     path: PathBuf,
-    file: File,
+    /// Shared with the group commit, which fsyncs it outside the dataset's lock.
+    file: Arc<File>,
     len: u64,
 }
 
@@ -52,7 +54,7 @@ impl WalSegment {
         file.write_all(MAGIC).map_err(|e| io_err(&path, e))?;
         Ok(Self {
             path,
-            file,
+            file: Arc::new(file),
             len: MAGIC.len() as u64,
         })
     }
@@ -67,18 +69,28 @@ impl WalSegment {
         self.len
     }
 
-    /// Appends one record (not yet durable: call [`Self::sync`]).
-    pub(crate) fn append(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
-        let payload = encode(batch)?;
-        let mut frame = Vec::with_capacity(HEADER + payload.len());
-        frame.extend((payload.len() as u64).to_le_bytes());
-        frame.extend(crc32fast::hash(&payload).to_le_bytes());
-        frame.extend(&payload);
-        self.file
+    /// The open file, for the group commit's fsync.
+    pub(crate) fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    /// Appends one record (not yet durable: call [`Self::sync`] or hand the segment to the
+    /// group commit); returns the bytes written.
+    pub(crate) fn append(&mut self, batch: &RecordBatch) -> Result<u64, StoreError> {
+        // The frame header is reserved up front and filled in after the payload, so the
+        // record is encoded straight into the buffer that is written (one copy, not two).
+        let mut frame = Vec::with_capacity(HEADER + batch.get_array_memory_size() + 1024);
+        frame.resize(HEADER, 0);
+        let mut frame = encode_into(frame, batch)?;
+        let payload_len = (frame.len() - HEADER) as u64;
+        let crc = crc32fast::hash(&frame[HEADER..]);
+        frame[..8].copy_from_slice(&payload_len.to_le_bytes());
+        frame[8..HEADER].copy_from_slice(&crc.to_le_bytes());
+        (&*self.file)
             .write_all(&frame)
             .map_err(|e| io_err(&self.path, e))?;
         self.len += frame.len() as u64;
-        Ok(())
+        Ok(frame.len() as u64)
     }
 
     /// Makes everything appended so far durable.
@@ -89,7 +101,7 @@ impl WalSegment {
     /// Cuts the segment back to `len` bytes (undoes appends of a failed call).
     pub(crate) fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
         self.file.set_len(len).map_err(|e| io_err(&self.path, e))?;
-        self.file
+        (&*self.file)
             .seek(SeekFrom::Start(len))
             .map_err(|e| io_err(&self.path, e))?;
         self.len = len;
@@ -97,8 +109,9 @@ impl WalSegment {
     }
 }
 
-fn encode(batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
-    let mut w = StreamWriter::try_new(Vec::new(), batch.schema_ref())?;
+/// Appends the Arrow IPC stream of `batch` to `buf`.
+fn encode_into(buf: Vec<u8>, batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
+    let mut w = StreamWriter::try_new(buf, batch.schema_ref())?;
     w.write(batch)?;
     w.finish()?;
     Ok(w.into_inner()?)
@@ -110,6 +123,14 @@ fn encode(batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
 pub(crate) fn read_segment(
     path: &Path,
     mut each: impl FnMut(RecordBatch) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
+    read_records(path, |batch, _| each(batch))
+}
+
+/// Like [`read_segment`], also handing over the byte offset where each batch's record ends.
+pub(crate) fn read_records(
+    path: &Path,
+    mut each: impl FnMut(RecordBatch, u64) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     let total = file.metadata().map_err(|e| io_err(path, e))?.len();
@@ -144,8 +165,12 @@ pub(crate) fn read_segment(
         }
         let reader = StreamReader::try_new(payload.as_slice(), None)
             .map_err(|e| corrupt(path, format!("record at byte {pos}: {e}")))?;
+        let end = pos + HEADER as u64 + len;
         for b in reader {
-            each(b.map_err(|e| corrupt(path, format!("record at byte {pos}: {e}")))?)?;
+            each(
+                b.map_err(|e| corrupt(path, format!("record at byte {pos}: {e}")))?,
+                end,
+            )?;
         }
         pos += HEADER as u64 + len;
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -22,6 +22,7 @@ use crate::decode::arrow_ipc;
 use crate::decode::{json, DecodedRequest};
 use crate::encode::NestedTensor;
 use crate::error::ApiError;
+use crate::metrics::Stage;
 use crate::openapi::ArrowStream;
 use crate::state::SharedState;
 use crate::validate::{validate, validate_text, ScoreJob};
@@ -158,15 +159,20 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
     // Parsing a large body is CPU work: keep it off the async executor.
     let st = state.clone();
     let job = tokio::task::spawn_blocking(move || -> Result<ScoreJob, ApiError> {
+        let t0 = Instant::now();
         let decoded: DecodedRequest = match query {
             Some(q) => arrow_ipc::decode(bytes, &st.signature, q, st.decode),
             None => json::decode(&bytes, &st.signature, st.decode),
         }?;
-        match &st.text {
+        st.metrics.stage(Stage::Decode, t0.elapsed());
+        let t0 = Instant::now();
+        let job = match &st.text {
             // Tokenizing is CPU work too: it stays off the executor with the decoding.
             Some(front) => validate_text(decoded, front, &st.signature, &st.plan, &st.limits),
             None => validate(decoded, &st.signature, &st.plan, &st.limits),
-        }
+        };
+        st.metrics.stage(Stage::Validate, t0.elapsed());
+        job
     })
     .await
     .map_err(|source| ApiError::Task {
@@ -205,17 +211,20 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         };
         let store = state.store.clone();
         let name = dataset.clone();
-        let outcome = tokio::task::spawn_blocking(move || store.append(&name, rows))
-            .await
-            .map_err(|source| ApiError::Task {
-                what: "store",
-                source,
-            })??;
+        let (outcome, timings) =
+            tokio::task::spawn_blocking(move || store.append_timed(&name, rows))
+                .await
+                .map_err(|source| ApiError::Task {
+                    what: "store",
+                    source,
+                })??;
+        state.metrics.append_timings(&timings);
         stored = outcome.stored;
         duplicates = outcome.duplicates;
         state.metrics.rows_stored.inc_by(stored as u64);
         state.metrics.rows_duplicate.inc_by(duplicates as u64);
     }
+    let t0 = Instant::now();
     let reply = ScoreReply {
         rows: job.rows,
         dataset: job.dataset,
@@ -226,7 +235,9 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
             .map(|(n, t)| (n.as_str(), NestedTensor(t)))
             .collect(),
     };
-    Ok(Json(reply).into_response())
+    let response = Json(reply).into_response();
+    state.metrics.stage(Stage::Answer, t0.elapsed());
+    Ok(response)
 }
 
 fn parse_query(uri: &Uri) -> Result<ScoreQuery, ApiError> {

@@ -180,7 +180,13 @@ impl OrtTeacher {
         ep: EpChoice,
         intra_threads: usize,
     ) -> Result<Self, TeacherError> {
-        let mut builder = Session::builder(env).map_err(|e| TeacherError::Runtime(Cause::of(e)))?;
+        let mut builder = Session::builder(env)
+            .map_err(|e| TeacherError::Runtime(Cause::of(e)))?
+            // ONNX Runtime's pool threads spin between runs by default: with a cheap teacher
+            // that burnt ~45% of the server's CPU (perf, docs/results/bench.md), CPU the
+            // request path (decode, store) needs on the same cores.
+            .with_intra_op_spinning(false)
+            .map_err(|e| TeacherError::Runtime(e.to_string().into()))?;
         if intra_threads > 0 {
             builder = builder
                 .with_intra_threads(intra_threads)
