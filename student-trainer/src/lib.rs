@@ -23,5 +23,5 @@ pub mod train;
 pub mod cli;
 pub mod metrics;
 pub mod plot;
-pub mod text_eval;
 pub mod sweep;
+pub mod text_eval;

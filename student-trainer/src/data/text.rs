@@ -428,7 +428,8 @@ impl TextTrainData {
         let windows = self.windows() as u64;
         let (holdout, subset) = (self.holdout, self.subset);
         let (kept, _, _) = read_pass(&self.source, &self.columns, &self.widths, |h| {
-            if holdout.is_some_and(|f| is_held_out(h, f)) || subset.is_some_and(|f| !in_subset(h, f))
+            if holdout.is_some_and(|f| is_held_out(h, f))
+                || subset.is_some_and(|f| !in_subset(h, f))
             {
                 Route::Skip
             } else if order_key(seed, epoch, h) % windows == w as u64 {
