@@ -81,6 +81,47 @@ impl EpochTotals {
     }
 }
 
+/// Where a step sits: 0-based `epoch`, `step` within it, the epoch's step count (for the
+/// schedule) and the batch's rows.
+#[derive(Debug, Clone, Copy)]
+pub struct StepAt {
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// Step within the epoch.
+    pub step: usize,
+    /// Steps per epoch, for the learning-rate schedule.
+    pub steps_per_epoch: usize,
+    /// Rows in the batch.
+    pub rows: usize,
+}
+
+/// One optimizer step on a batch's loss, shared by the image and text loops: refuses a
+/// non-finite loss, backpropagates, steps at the scheduled rate and logs the step to
+/// `steps.jsonl`. Returns the loss value and the rate used.
+pub fn optimizer_step(
+    loss: &Tensor,
+    values: &[f32],
+    at: StepAt,
+    tcfg: &TrainConfig,
+    opt: &mut Optimizer,
+    step_log: &mut StepLog,
+) -> Result<(f32, f64), TrainError> {
+    let lv = loss.to_scalar::<f32>()?;
+    if !lv.is_finite() {
+        return Err(TrainError::Diverged {
+            epoch: at.epoch + 1,
+            step: at.step,
+            value: lv,
+        });
+    }
+    let grads = loss.backward()?;
+    let lr = lr_at(tcfg, opt.steps(), at.steps_per_epoch);
+    opt.step(&grads, lr)?;
+    drop(grads);
+    step_log.record(at.epoch + 1, opt.steps(), lr, at.rows, lv, values)?;
+    Ok((lv, lr))
+}
+
 fn progress(quiet: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -119,19 +160,13 @@ pub fn train_epoch(
         let t0 = Instant::now();
         let rows = batch.rows;
         let (loss, values) = step_loss(&setup.student, &setup.objective, batch, setup.input_dim)?;
-        let lv = loss.to_scalar::<f32>()?;
-        if !lv.is_finite() {
-            return Err(TrainError::Diverged {
-                epoch: epoch + 1,
-                step: i,
-                value: lv,
-            });
-        }
-        let grads = loss.backward()?;
-        let lr = lr_at(tcfg, opt.steps(), steps_per_epoch);
-        opt.step(&grads, lr)?;
-        drop(grads);
-        step_log.record(epoch + 1, opt.steps(), lr, rows, lv, &values)?;
+        let step = StepAt {
+            epoch,
+            step: i,
+            steps_per_epoch,
+            rows,
+        };
+        let (lv, lr) = optimizer_step(&loss, &values, step, tcfg, opt, step_log)?;
         totals.add(rows, lv, &values, t0.elapsed().as_secs_f64(), lr);
         pb.inc(1);
         if i % 20 == 0 {

@@ -18,6 +18,7 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 
 use super::checkpoint::{self, CheckpointState};
+use super::epoch::{optimizer_step, StepAt};
 use super::objective::PROJECTOR_PREFIX;
 use super::text_objective::TextObjective;
 use super::{init, outputs, run_folder, RunOutcome, TrainError, TrainOptions};
@@ -28,7 +29,7 @@ use crate::data::tokens::TokenRule;
 use crate::metrics::{self, EpochMetrics, Summary, TextEvalMetrics, TextSummary};
 use crate::model::text::TextNetwork;
 use crate::model::TextStudent;
-use crate::optim::{lr_at, Optimizer};
+use crate::optim::Optimizer;
 
 /// A text run's data, student and objective.
 pub struct TextSetup {
@@ -320,19 +321,13 @@ fn train_epoch(
         t.tokens += batch.mask.iter().filter(|&&m| m > 0.0).count() as u64;
         t.padded += (batch.rows * batch.seq) as u64;
         let (loss, values) = step_loss(setup, batch)?;
-        let lv = loss.to_scalar::<f32>()?;
-        if !lv.is_finite() {
-            return Err(TrainError::Diverged {
-                epoch: epoch + 1,
-                step: i,
-                value: lv,
-            });
-        }
-        let grads = loss.backward()?;
-        let lr = lr_at(tcfg, opt.steps(), steps_per_epoch);
-        opt.step(&grads, lr)?;
-        drop(grads);
-        step_log.record(epoch + 1, opt.steps(), lr, rows, lv, &values)?;
+        let at = StepAt {
+            epoch,
+            step: i,
+            steps_per_epoch,
+            rows,
+        };
+        let (lv, lr) = optimizer_step(&loss, &values, at, tcfg, opt, step_log)?;
         let r = rows as f64;
         t.loss += lv as f64 * r;
         for (s, v) in t.terms.iter_mut().zip(&values) {
