@@ -307,6 +307,20 @@ pub struct Health {
     /// The inference thread: `running`, or `stopped` once it has exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference: Option<String>,
+    /// Datasets that cannot take writes now (e.g. the disk is full); they recover by
+    /// themselves once the cause is gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets_down: Vec<DatasetDown>,
+}
+
+/// A dataset that cannot take writes now, in [`Health`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DatasetDown {
+    /// Dataset name.
+    pub name: String,
+    /// Why: `the disk is full`, `the data dir is read-only`, `a write failed`.
+    pub reason: String,
 }
 
 /// One entry of `GET /v1/datasets`.

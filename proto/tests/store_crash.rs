@@ -24,6 +24,8 @@ fn acknowledged_rows_survive_a_crash_exactly_once() {
     let store = LabelStore::open(dir.path(), teacher(), options(10)).unwrap();
     store.append("d", rows(0..13)).unwrap(); // one finished shard (10) + 3 pending
     store.append("d", rows(13..18)).unwrap();
+    // Shards are encoded in the background: wait for the encoder before looking at files.
+    store.manifest("d").unwrap();
     let ds = dir.path().join("d");
     assert!(
         ds.join("_shard-000001.parquet.tmp").exists(),

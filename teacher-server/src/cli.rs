@@ -226,6 +226,15 @@ pub struct ServeArgs {
         value_parser = at_least_one()
     )]
     pub row_group_rows: usize,
+    /// MiB of acknowledged rows (their write-ahead log size) that may wait for a dataset's
+    /// background Parquet encoder before appends wait for it.
+    #[arg(
+        long = "encode-backlog-mib",
+        env = "DISTILL_ENCODE_BACKLOG_MIB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..=1 << 20)
+    )]
+    pub encode_backlog_mib: u64,
     /// Accept NaN/Inf in float inputs instead of rejecting them.
     #[arg(long = "allow-non-finite", env = "DISTILL_ALLOW_NON_FINITE")]
     pub allow_non_finite: bool,

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use distill_proto::api::{ErrorBody, ErrorDetail};
 use distill_proto::arrow_codec::{ColumnError, ColumnProblem};
-use distill_proto::store::StoreError;
+use distill_proto::store::{FaultKind, StoreError};
 
 use crate::teacher::TeacherError;
 use crate::text::{TextRowError, TokenInputError};
@@ -252,6 +252,10 @@ impl ApiError {
             ApiError::Store(StoreError::Corrupt { .. }) => {
                 "the label store found a corrupt file (the server log names it)".to_string()
             }
+            ApiError::Store(StoreError::Unavailable { dataset, fault }) => format!(
+                "dataset {dataset:?} cannot take writes now: {}; acknowledged rows are safe in its write-ahead log and it recovers by itself once the cause is gone (the server log has the details); retry later",
+                fault.kind.describe()
+            ),
             _ => self.to_string(),
         };
         ErrorBody {
@@ -291,10 +295,20 @@ fn store_parts(e: &StoreError) -> (StatusCode, &'static str, Option<String>) {
         StoreError::InvalidRows(_) | StoreError::Column(_) => {
             (StatusCode::BAD_REQUEST, "invalid_rows", None)
         }
-        StoreError::Corrupt { .. }
+        StoreError::Unavailable { .. }
+        | StoreError::Corrupt { .. }
         | StoreError::Io { .. }
         | StoreError::Arrow(_)
-        | StoreError::Parquet(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_failed", None),
+        | StoreError::Parquet(_) => match e.fault_kind() {
+            Some(FaultKind::NoSpace) => (StatusCode::INSUFFICIENT_STORAGE, "storage_full", None),
+            Some(FaultKind::ReadOnly) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "storage_read_only", None)
+            }
+            _ if matches!(e, StoreError::Unavailable { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "dataset_unavailable", None)
+            }
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "store_failed", None),
+        },
     }
 }
 
@@ -308,7 +322,8 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::QueueFull { .. }
             | ApiError::QueueFullElements { .. }
-            | ApiError::ShuttingDown => {
+            | ApiError::ShuttingDown
+            | ApiError::Store(StoreError::Unavailable { .. }) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }

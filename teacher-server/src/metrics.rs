@@ -1,6 +1,8 @@
 //! Prometheus metrics (prometheus-client), rendered as text by `GET /metrics`.
 
 use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -70,7 +72,7 @@ pub enum Stage {
     /// Waiting until the log records were fsync'd (group commit).
     Fsync,
     /// Encoding rows into the open Parquet shard.
-    ParquetEncode,
+    EncodeBacklogWait,
     /// Serialising the answer.
     Answer,
 }
@@ -87,7 +89,7 @@ impl Stage {
         Stage::StoreLockWait,
         Stage::WalWrite,
         Stage::Fsync,
-        Stage::ParquetEncode,
+        Stage::EncodeBacklogWait,
         Stage::Answer,
     ];
 
@@ -103,7 +105,7 @@ impl Stage {
             Stage::StoreLockWait => "store_lock_wait",
             Stage::WalWrite => "wal_write",
             Stage::Fsync => "fsync",
-            Stage::ParquetEncode => "parquet_encode",
+            Stage::EncodeBacklogWait => "encode_backlog_wait",
             Stage::Answer => "answer",
         }
     }
@@ -168,6 +170,12 @@ pub struct Metrics {
     pub stage_seconds: HistogramFamily<StageLabels>,
     /// fsync rounds of the label store's write-ahead logs (one per group commit).
     pub wal_fsyncs: Counter,
+    /// Seconds the store's background encoders spent writing Parquet (set at each scrape).
+    pub parquet_encode_seconds: Gauge<f64, AtomicU64>,
+    /// Log bytes of rows waiting for the background encoders (set at each scrape).
+    pub encode_backlog_bytes: Gauge,
+    /// Datasets that cannot take writes now (disk full, read-only, a failed write).
+    pub datasets_down: Gauge,
 }
 
 impl Metrics {
@@ -265,7 +273,7 @@ impl Metrics {
             Family::new_with_constructor(stage_histogram);
         registry.register(
             "stage_duration_seconds",
-            "Time per stage of a request: decode, validate, queue_wait, inference (per run), digest, columns, store_lock_wait, wal_write, fsync, parquet_encode, answer",
+            "Time per stage of a request: decode, validate, queue_wait, inference (per run), digest, columns, store_lock_wait, wal_write, fsync, encode_backlog_wait (waiting for room in the background Parquet encoder), answer",
             stage_seconds.clone(),
         );
         for s in Stage::ALL {
@@ -278,10 +286,31 @@ impl Metrics {
             "Group-commit fsync rounds of the label store's write-ahead logs",
             wal_fsyncs.clone(),
         );
+        let parquet_encode_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "parquet_encode_seconds_total",
+            "Time the label store's background encoders spent encoding Parquet and finishing shards (off the request path)",
+            parquet_encode_seconds.clone(),
+        );
+        let encode_backlog_bytes = Gauge::default();
+        registry.register(
+            "encode_backlog_bytes",
+            "Logged bytes of rows waiting for the background Parquet encoders",
+            encode_backlog_bytes.clone(),
+        );
+        let datasets_down = Gauge::default();
+        registry.register(
+            "datasets_down",
+            "Datasets that cannot take writes now (disk full, read-only data dir, a failed write); they recover in place",
+            datasets_down.clone(),
+        );
         Self {
             registry,
             stage_seconds,
             wal_fsyncs,
+            parquet_encode_seconds,
+            encode_backlog_bytes,
+            datasets_down,
             tokens_real,
             tokens_padded,
             requests,
@@ -313,7 +342,7 @@ impl Metrics {
         self.stage(Stage::Columns, t.columns);
         self.stage(Stage::StoreLockWait, t.lock_wait);
         self.stage(Stage::WalWrite, t.wal_write);
-        self.stage(Stage::ParquetEncode, t.parquet);
+        self.stage(Stage::EncodeBacklogWait, t.backlog_wait);
         self.stage(Stage::Fsync, t.fsync_wait);
         self.wal_fsyncs.inc_by(u64::from(t.fsync_rounds));
     }

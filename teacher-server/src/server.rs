@@ -266,6 +266,7 @@ fn store_options(args: &ServeArgs) -> StoreOptions {
     StoreOptions {
         shard_max_rows: args.shard_max_rows,
         row_group_rows: args.row_group_rows,
+        encode_backlog_bytes: args.encode_backlog_mib << 20,
         ..StoreOptions::default()
     }
 }

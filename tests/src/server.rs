@@ -88,8 +88,18 @@ impl Server {
 
     /// Like [`Server::start`], returning the failure instead of panicking.
     pub fn try_start(model: &Path, args: &[&str]) -> anyhow::Result<Server> {
+        Self::launch(model, None, args)
+    }
+
+    /// Like [`Server::try_start`] with the data dir at `data_dir` (e.g. on a filesystem the
+    /// test made) instead of a temporary folder.
+    pub fn try_start_in(model: &Path, data_dir: &Path, args: &[&str]) -> anyhow::Result<Server> {
+        Self::launch(model, Some(data_dir), args)
+    }
+
+    fn launch(model: &Path, data_dir: Option<&Path>, args: &[&str]) -> anyhow::Result<Server> {
         let tmp = tempfile::tempdir()?;
-        let data_dir = tmp.path().join("data");
+        let data_dir = data_dir.map_or_else(|| tmp.path().join("data"), Path::to_path_buf);
         let log_path = tmp.path().join("server.log");
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let token = args

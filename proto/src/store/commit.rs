@@ -7,11 +7,12 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
-use super::manifest::{corrupt, io_err};
-use super::StoreError;
+use super::manifest::io_err;
+use super::{Fault, StoreError};
 
 /// Counters shared by every dataset of a store.
 #[derive(Default)]
@@ -19,7 +20,10 @@ pub(crate) struct Counters {
     fsyncs: AtomicU64,
     commits: AtomicU64,
     wal_bytes: AtomicU64,
+    encode_nanos: AtomicU64,
+    backlog_bytes: AtomicI64,
     hook: Mutex<Option<SyncHook>>,
+    faults: Mutex<Option<FaultHook>>,
 }
 
 /// What a store has done since it was opened.
@@ -31,6 +35,29 @@ pub struct StoreStats {
     pub group_commits: u64,
     /// Bytes appended to write-ahead log segments.
     pub wal_bytes: u64,
+    /// Time the background encoders spent encoding rows into Parquet and finishing shards.
+    pub parquet_encode: Duration,
+    /// Log bytes of rows waiting for (or in) the background encoders now.
+    pub encode_backlog_bytes: u64,
+}
+
+/// A failpoint: asked before each write the store makes; an `Err` is returned in place of the
+/// write (how tests simulate a full disk or a failing fsync at an exact point).
+pub type FaultHook = Arc<dyn Fn(FaultPoint) -> std::io::Result<()> + Send + Sync>;
+
+/// The writes a [`FaultHook`] can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// Appending a record to a write-ahead log segment.
+    WalAppend,
+    /// Cutting a segment back after a failed append.
+    WalTruncate,
+    /// fsync of a log segment (group commit).
+    WalFsync,
+    /// Encoding rows into the open Parquet shard.
+    ShardWrite,
+    /// Finishing a shard (footer, fsync, rename, manifest).
+    ShardFinish,
 }
 
 impl Counters {
@@ -42,11 +69,36 @@ impl Counters {
         self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    pub(crate) fn inject(&self, hook: Option<FaultHook>) {
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    /// The failpoint at `point`: `Ok` unless a test's hook fails it.
+    pub(crate) fn fault(&self, point: FaultPoint) -> std::io::Result<()> {
+        let hook = self
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        hook.map_or(Ok(()), |h| h(point))
+    }
+
+    pub(crate) fn encoded(&self, took: Duration) {
+        self.encode_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn backlog(&self, delta: i64) {
+        self.backlog_bytes.fetch_add(delta, Ordering::Relaxed);
+    }
+
     pub(crate) fn stats(&self) -> StoreStats {
         StoreStats {
             wal_fsyncs: self.fsyncs.load(Ordering::Relaxed),
             group_commits: self.commits.load(Ordering::Relaxed),
             wal_bytes: self.wal_bytes.load(Ordering::Relaxed),
+            parquet_encode: Duration::from_nanos(self.encode_nanos.load(Ordering::Relaxed)),
+            encode_backlog_bytes: self.backlog_bytes.load(Ordering::Relaxed).max(0) as u64,
         }
     }
 }
@@ -74,8 +126,8 @@ struct State {
     /// Segments written since the last fsync started.
     dirty: Vec<(PathBuf, Arc<File>)>,
     /// Set when an fsync failed: what was written may not be durable, so nothing more is
-    /// acknowledged until the store is reopened (which replays what the log holds).
-    failed: Option<String>,
+    /// acknowledged by this log (the dataset recovers in place, replaying what it holds).
+    failed: Option<Fault>,
 }
 
 /// The group commit of one dataset's log.
@@ -83,6 +135,7 @@ pub(crate) struct GroupCommit {
     state: Mutex<State>,
     done: Condvar,
     counters: Arc<Counters>,
+    dataset: String,
 }
 
 /// What one wait did.
@@ -93,7 +146,7 @@ pub(crate) struct Waited {
 }
 
 impl GroupCommit {
-    pub(crate) fn new(counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(counters: Arc<Counters>, dataset: &str) -> Self {
         Self {
             state: Mutex::new(State {
                 written: 0,
@@ -104,6 +157,7 @@ impl GroupCommit {
             }),
             done: Condvar::new(),
             counters,
+            dataset: dataset.to_string(),
         }
     }
 
@@ -131,7 +185,7 @@ impl GroupCommit {
     }
 
     /// Why appends are refused, if an fsync failed.
-    pub(crate) fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<Fault> {
         self.lock().failed.clone()
     }
 
@@ -141,14 +195,15 @@ impl GroupCommit {
         let mut waited = Waited::default();
         let mut st = self.lock();
         loop {
-            if let Some(f) = &st.failed {
-                return Err(corrupt(
-                    Path::new(&f.clone()),
-                    "syncing the write-ahead log failed; reopen the store to recover the logged rows",
-                ));
-            }
+            // Bytes synced before a failure are durable: their append succeeded.
             if st.synced >= ticket {
                 return Ok(waited);
+            }
+            if let Some(f) = &st.failed {
+                return Err(StoreError::Unavailable {
+                    dataset: self.dataset.clone(),
+                    fault: f.clone(),
+                });
             }
             if st.syncing {
                 st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -165,8 +220,9 @@ impl GroupCommit {
             self.counters.commits.fetch_add(1, Ordering::Relaxed);
             match result {
                 Ok(()) => st.synced = st.synced.max(target),
-                Err((path, e)) => {
-                    st.failed = Some(path.display().to_string());
+                Err(e) => {
+                    tracing::error!(dataset = %self.dataset, error = %e, "syncing the write-ahead log failed; appends not yet durable fail, the dataset recovers in place");
+                    st.failed = Some(Fault::of(&e));
                     self.done.notify_all();
                     return Err(e);
                 }
@@ -175,7 +231,7 @@ impl GroupCommit {
         }
     }
 
-    fn sync(&self, files: &[(PathBuf, Arc<File>)]) -> Result<(), (PathBuf, StoreError)> {
+    fn sync(&self, files: &[(PathBuf, Arc<File>)]) -> Result<(), StoreError> {
         for (path, file) in files {
             let hook = self.counters.hook();
             // The length before the fsync is what it is guaranteed to cover.
@@ -186,8 +242,10 @@ impl GroupCommit {
                 }
                 None => 0,
             };
-            file.sync_data()
-                .map_err(|e| (path.clone(), io_err(path, e)))?;
+            self.counters
+                .fault(FaultPoint::WalFsync)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| io_err(path, e))?;
             self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
             if let Some(h) = &hook {
                 h(SyncPoint::After(path, len));

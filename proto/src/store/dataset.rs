@@ -1,12 +1,14 @@
 //! One dataset's writer state: recovery at open (WAL replay), durable appends, shard rolling,
 //! sealing.
 //!
-//! An append writes its log records under the dataset's lock, encodes its rows into the open
-//! Parquet shard (still under the lock), and returns a ticket; the caller then waits for the
+//! An append writes its log records under the dataset's lock, hands the rows to the dataset's
+//! background encoder ([`super::encoder`]) and returns a ticket; the caller then waits for the
 //! group commit ([`super::commit`]) outside the lock, so the fsync of one append overlaps the
-//! log writes and encoding of the next ones and concurrent appends share an fsync. A shard
-//! finished before its rows' log fsync is fine: the shard itself is fsync'd and in the
-//! manifest before its log segment is deleted.
+//! log writes of the next ones, concurrent appends share an fsync, and Parquet encoding runs
+//! on its own thread. Which shard a row goes to is decided here, at log time (one log segment
+//! per shard), so the log alone says how to rebuild every unfinished shard. A shard finished
+//! before its rows' log fsync is fine: the shard itself is fsync'd and in the manifest before
+//! its log segment is deleted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -21,8 +23,9 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use super::commit::{Counters, GroupCommit};
+use super::commit::{Counters, FaultPoint, GroupCommit};
 use super::digest::{DigestAlgorithm, RowDigest, DIGEST_LEN};
+use super::encoder::Encoder;
 use super::manifest::{
     corrupt, fingerprint_differences, io_err, read_manifest, sync_dir, write_manifest,
     ShardMetadata, MANIFEST_FILE,
@@ -31,33 +34,40 @@ use super::rows::Prepared;
 use super::shard::{shard_index, shard_name, ShardWriter};
 use super::wal::{read_segment, remove_segment, segment_index, segment_name, WalSegment};
 use super::{
-    AppendOutcome, ColumnInfo, Manifest, StoreError, StoreOptions, TeacherFingerprint,
+    AppendOutcome, ColumnInfo, Fault, Manifest, StoreError, StoreOptions, TeacherFingerprint,
     DIGEST_COLUMN, SCHEMA_VERSION,
 };
 
-/// The shard being filled and its log segment.
-struct OpenShard {
-    writer: ShardWriter,
+/// The log segment being filled: the open shard's rows, as logged.
+struct OpenSegment {
+    index: u64,
     wal: WalSegment,
+    rows: u64,
+    bytes: u64,
 }
 
 /// A dataset folder and what is known about it in memory.
 pub(crate) struct Dataset {
     name: String,
     dir: PathBuf,
-    manifest: Manifest,
+    /// The teacher the dataset was made by (the manifest's, fixed at creation).
+    teacher: TeacherFingerprint,
+    digest: DigestAlgorithm,
     /// Fixed by the first rows; `None` while the dataset holds none.
     schema: Option<SchemaRef>,
     ids: HashMap<String, RowDigest>,
     next_shard: u64,
-    open: Option<OpenShard>,
+    open: Option<OpenSegment>,
     /// Segments created for shards after the open one (an append that spans a roll).
     ahead: BTreeMap<u64, WalSegment>,
-    /// Set when writing a shard failed after the WAL was written: the rows are in the WAL,
-    /// but the writer state is unknown until the store is reopened (which replays it).
-    failed: Option<String>,
+    /// Set when undoing a failed log write failed too: the log may end in a torn record, so
+    /// nothing more may be appended after it until the dataset is recovered from disk.
+    broken: Option<Fault>,
     /// The log's group commit (waited on outside the dataset's lock).
     commit: Arc<GroupCommit>,
+    /// Encodes logged rows into shards in the background; owns the manifest.
+    encoder: Encoder,
+    counters: Arc<Counters>,
 }
 
 /// What a dataset's part of an append did, before the caller waits for durability.
@@ -70,8 +80,8 @@ pub(crate) struct Logged {
     pub commit: Arc<GroupCommit>,
     /// Time spent encoding and writing log records.
     pub wal_write: Duration,
-    /// Time spent encoding rows into Parquet (and finishing shards).
-    pub parquet: Duration,
+    /// Time spent waiting for room in the encoder's backlog.
+    pub backlog_wait: Duration,
 }
 
 /// Folder of the write-ahead log segments inside a dataset folder (`_` so readers skip it).
@@ -135,6 +145,111 @@ fn strip_metadata(s: &SchemaRef) -> SchemaRef {
     std::sync::Arc::new(arrow::datatypes::Schema::new(s.fields().clone()))
 }
 
+/// What recovery rebuilds from the shards and the log before the dataset starts.
+struct Rebuilt {
+    manifest: Manifest,
+    schema: Option<SchemaRef>,
+    ids: HashMap<String, RowDigest>,
+    next_shard: u64,
+}
+
+impl Rebuilt {
+    /// Writes the rows of one log segment into shard `index`, finishes it and drops the log.
+    fn replay_segment(
+        &mut self,
+        dir: &Path,
+        index: u64,
+        path: &Path,
+        options: &StoreOptions,
+        counters: &Arc<Counters>,
+    ) -> Result<(), StoreError> {
+        let mut writer: Option<ShardWriter> = None;
+        let mut rows = 0u64;
+        let torn = read_segment(path, |batch| {
+            let pairs = ids_and_digests(&batch).map_err(|m| corrupt(path, m))?;
+            // Ids already stored are skipped (a log never repeats one, but be safe).
+            let keep: Vec<bool> = pairs
+                .iter()
+                .map(|(id, _)| !self.ids.contains_key(id))
+                .collect();
+            let batch = if keep.iter().all(|&k| k) {
+                batch
+            } else {
+                filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?
+            };
+            if batch.num_rows() == 0 {
+                return Ok(());
+            }
+            let schema = strip_metadata(batch.schema_ref());
+            match &self.schema {
+                Some(s) if s.fields() != schema.fields() => {
+                    return Err(corrupt(
+                        path,
+                        "logged rows do not match the dataset's columns",
+                    ));
+                }
+                None => self.schema = Some(schema.clone()),
+                _ => {}
+            }
+            let w = match writer.as_mut() {
+                Some(w) => w,
+                None => writer.insert(ShardWriter::create(
+                    dir,
+                    index,
+                    schema,
+                    options,
+                    shard_metadata(&self.manifest, dir)?,
+                    &self.manifest.columns,
+                    counters.clone(),
+                )?),
+            };
+            w.write(&batch)?;
+            for ((id, d), k) in pairs.into_iter().zip(keep) {
+                if k {
+                    self.ids.insert(id, d);
+                }
+            }
+            rows += batch.num_rows() as u64;
+            Ok(())
+        });
+        let torn = match torn {
+            Ok(t) => t,
+            Err(e) => {
+                if let Some(w) = writer {
+                    w.abandon();
+                }
+                return Err(e);
+            }
+        };
+        if torn > 0 {
+            tracing::warn!(file = %path.display(), bytes = torn, "dropped a torn write-ahead log tail (never acknowledged)");
+        }
+        if let Some(w) = writer {
+            let info = w.finish()?;
+            self.manifest.rows += info.rows;
+            self.manifest.shards.push(info);
+            write_manifest(dir, &self.manifest)?;
+            tracing::info!(dataset = %self.manifest.dataset, shard = index, rows, "replayed write-ahead log into a shard");
+        }
+        remove_segment(path)?;
+        sync_dir(&wal_dir(dir))?;
+        self.next_shard = self.next_shard.max(index + 1);
+        Ok(())
+    }
+}
+
+/// The JSON every shard of a dataset carries about itself.
+fn shard_metadata(m: &Manifest, dir: &Path) -> Result<String, StoreError> {
+    serde_json::to_string(&ShardMetadata {
+        schema_version: SCHEMA_VERSION,
+        dataset: m.dataset.clone(),
+        teacher: m.teacher.clone(),
+        columns: m.columns.clone(),
+        input_digest: m.input_digest,
+    })
+    .map_err(|e| corrupt(dir, e.to_string()))
+}
+
 impl Dataset {
     /// A new, empty dataset: creates its folder and writes its manifest.
     pub(crate) fn create(
@@ -143,6 +258,7 @@ impl Dataset {
         teacher: &TeacherFingerprint,
         columns: Vec<ColumnInfo>,
         digest: DigestAlgorithm,
+        options: &StoreOptions,
         counters: Arc<Counters>,
     ) -> Result<Self, StoreError> {
         let dir = data_dir.join(name);
@@ -159,17 +275,46 @@ impl Dataset {
             input_digest: digest,
         };
         write_manifest(&dir, &manifest)?;
-        Ok(Self {
-            name: name.to_string(),
-            dir,
+        Self::start(
+            &dir,
+            Rebuilt {
+                manifest,
+                schema: None,
+                ids: HashMap::new(),
+                next_shard: 0,
+            },
+            options,
+            counters,
+        )
+    }
+
+    fn start(
+        dir: &Path,
+        rebuilt: Rebuilt,
+        options: &StoreOptions,
+        counters: Arc<Counters>,
+    ) -> Result<Self, StoreError> {
+        let Rebuilt {
             manifest,
-            schema: None,
-            ids: HashMap::new(),
-            next_shard: 0,
+            schema,
+            ids,
+            next_shard,
+        } = rebuilt;
+        let name = manifest.dataset.clone();
+        Ok(Self {
+            teacher: manifest.teacher.clone(),
+            digest: manifest.input_digest,
+            schema,
+            ids,
+            next_shard,
             open: None,
             ahead: BTreeMap::new(),
-            failed: None,
-            commit: Arc::new(GroupCommit::new(counters)),
+            broken: None,
+            commit: Arc::new(GroupCommit::new(counters.clone(), &name)),
+            encoder: Encoder::start(dir, &name, manifest, options, counters.clone())?,
+            counters,
+            name,
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -181,7 +326,11 @@ impl Dataset {
         options: &StoreOptions,
         counters: Arc<Counters>,
     ) -> Result<Self, StoreError> {
-        let manifest = read_manifest(&dir.join(MANIFEST_FILE))?;
+        let mut manifest = read_manifest(&dir.join(MANIFEST_FILE))?;
+        if manifest.dataset != name {
+            // A folder copied or renamed by hand: its shards name another dataset.
+            manifest.dataset = name.to_string();
+        }
         let listed: HashMap<&str, ()> = manifest
             .shards
             .iter()
@@ -230,175 +379,100 @@ impl Dataset {
         }
         sync_dir(dir)?;
 
-        let mut ds = Self {
-            name: name.to_string(),
-            dir: dir.to_path_buf(),
+        let mut rebuilt = Rebuilt {
             manifest,
             schema: None,
             ids: HashMap::new(),
             next_shard: max_index.map_or(0, |i| i + 1),
-            open: None,
-            ahead: BTreeMap::new(),
-            failed: None,
-            commit: Arc::new(GroupCommit::new(counters)),
         };
-        for s in ds.manifest.shards.clone() {
+        for s in rebuilt.manifest.shards.clone() {
             let path = dir.join(&s.file);
             if !path.is_file() {
                 return Err(corrupt(&path, "listed in the manifest but missing"));
             }
             let (schema, ids) = read_ids(&path)?;
-            if ds.schema.is_none() {
-                ds.schema = Some(schema);
+            if rebuilt.schema.is_none() {
+                rebuilt.schema = Some(schema);
             }
-            ds.ids.extend(ids);
+            rebuilt.ids.extend(ids);
         }
 
         for (i, path) in segments {
-            let shard_done = ds.manifest.shards.iter().any(|s| s.file == shard_name(i));
+            let shard_done = rebuilt
+                .manifest
+                .shards
+                .iter()
+                .any(|s| s.file == shard_name(i));
             if shard_done {
                 remove_segment(&path)?;
                 continue;
             }
-            ds.replay_segment(i, &path, options)?;
+            rebuilt.replay_segment(dir, i, &path, options, &counters)?;
         }
-        ds.manifest.pending_rows = 0;
-        Ok(ds)
+        rebuilt.manifest.pending_rows = 0;
+        Self::start(dir, rebuilt, options, counters)
     }
 
-    /// Writes the rows of one log segment into shard `index`, finishes it and drops the log.
-    fn replay_segment(
-        &mut self,
-        index: u64,
-        path: &Path,
-        options: &StoreOptions,
-    ) -> Result<(), StoreError> {
-        let mut writer: Option<ShardWriter> = None;
-        let mut rows = 0u64;
-        let torn = read_segment(path, |batch| {
-            let pairs = ids_and_digests(&batch).map_err(|m| corrupt(path, m))?;
-            // Ids already stored are skipped (a log never repeats one, but be safe).
-            let keep: Vec<bool> = pairs
-                .iter()
-                .map(|(id, _)| !self.ids.contains_key(id))
-                .collect();
-            let batch = if keep.iter().all(|&k| k) {
-                batch
-            } else {
-                filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?
-            };
-            if batch.num_rows() == 0 {
-                return Ok(());
-            }
-            let schema = strip_metadata(batch.schema_ref());
-            match &self.schema {
-                Some(s) if s.fields() != schema.fields() => {
-                    return Err(corrupt(
-                        path,
-                        "logged rows do not match the dataset's columns",
-                    ));
-                }
-                None => self.schema = Some(schema.clone()),
-                _ => {}
-            }
-            let w = match writer.as_mut() {
-                Some(w) => w,
-                None => writer.insert(ShardWriter::create(
-                    &self.dir,
-                    index,
-                    schema,
-                    options,
-                    self.shard_metadata()?,
-                    &self.manifest.columns,
-                )?),
-            };
-            w.write(&batch)?;
-            for ((id, d), k) in pairs.into_iter().zip(keep) {
-                if k {
-                    self.ids.insert(id, d);
-                }
-            }
-            rows += batch.num_rows() as u64;
-            Ok(())
-        })?;
-        if torn > 0 {
-            tracing::warn!(file = %path.display(), bytes = torn, "dropped a torn write-ahead log tail (never acknowledged)");
-        }
-        if let Some(w) = writer {
-            let info = w.finish()?;
-            self.manifest.rows += info.rows;
-            self.manifest.shards.push(info);
-            write_manifest(&self.dir, &self.manifest)?;
-            tracing::info!(dataset = %self.name, shard = index, rows, "replayed write-ahead log into a shard");
-        }
-        remove_segment(path)?;
-        sync_dir(&wal_dir(&self.dir))?;
-        self.next_shard = self.next_shard.max(index + 1);
-        Ok(())
+    /// The manifest with the current pending row count, once the rows queued so far are
+    /// encoded (so finished shards are listed as soon as an append that filled them returns).
+    pub(crate) fn manifest(&self) -> Result<Manifest, StoreError> {
+        self.encoder.drain().map_err(|f| self.unavailable(f))?;
+        Ok(self.snapshot())
     }
 
-    fn shard_metadata(&self) -> Result<String, StoreError> {
-        serde_json::to_string(&ShardMetadata {
-            schema_version: SCHEMA_VERSION,
-            dataset: self.name.clone(),
-            teacher: self.manifest.teacher.clone(),
-            columns: self.manifest.columns.clone(),
-            input_digest: self.manifest.input_digest,
+    /// The manifest as it stands, without waiting for the encoder.
+    fn snapshot(&self) -> Manifest {
+        let ids = self.ids.len() as u64;
+        self.encoder.with_manifest(|m| {
+            let mut m = m.clone();
+            m.pending_rows = ids.saturating_sub(m.rows);
+            m
         })
-        .map_err(|e| corrupt(&self.dir, e.to_string()))
-    }
-
-    /// The manifest with the current pending row count.
-    pub(crate) fn manifest(&self) -> Manifest {
-        let mut m = self.manifest.clone();
-        m.pending_rows = self.pending_rows();
-        m
-    }
-
-    fn pending_rows(&self) -> u64 {
-        (self.ids.len() as u64).saturating_sub(self.manifest.rows)
     }
 
     /// How this dataset's input digests are computed.
     pub(crate) fn digest(&self) -> DigestAlgorithm {
-        self.manifest.input_digest
+        self.digest
     }
 
-    /// Logs prepared rows and encodes them into the open shard; the caller must wait for
-    /// the returned ticket before acknowledging (see `LabelStore::append` for the contract).
+    /// Why this dataset cannot take writes now, if it cannot: a failed log fsync, a failed
+    /// shard write, or a log that could not be cut back. The store then recovers it from disk.
+    pub(crate) fn fault(&self) -> Option<Fault> {
+        self.broken
+            .clone()
+            .or_else(|| self.commit.failure())
+            .or_else(|| self.encoder.failure())
+    }
+
+    fn unavailable(&self, fault: Fault) -> StoreError {
+        StoreError::Unavailable {
+            dataset: self.name.clone(),
+            fault,
+        }
+    }
+
+    /// Logs prepared rows and queues them for encoding; the caller must wait for the returned
+    /// ticket before acknowledging (see `LabelStore::append` for the contract).
     pub(crate) fn append(
         &mut self,
         teacher: &TeacherFingerprint,
         prepared: Prepared,
         options: &StoreOptions,
     ) -> Result<Logged, StoreError> {
-        if let Some(f) = self.commit.failure() {
-            return Err(corrupt(
-                &self.dir,
-                format!(
-                    "syncing the log failed ({f}); reopen the store to recover the logged rows"
-                ),
-            ));
+        if let Some(f) = self.fault() {
+            return Err(self.unavailable(f));
         }
-        if prepared.digest_algorithm != self.manifest.input_digest {
+        if prepared.digest_algorithm != self.digest {
             return Err(corrupt(
                 &self.dir,
                 format!(
                     "rows digested with {} for a dataset using {}",
                     prepared.digest_algorithm.name(),
-                    self.manifest.input_digest.name()
+                    self.digest.name()
                 ),
             ));
         }
-        if let Some(f) = &self.failed {
-            return Err(corrupt(
-                &self.dir,
-                format!(
-                    "an earlier write failed ({f}); reopen the store to recover the logged rows"
-                ),
-            ));
-        }
-        let diffs = fingerprint_differences(&self.manifest.teacher, teacher);
+        let diffs = fingerprint_differences(&self.teacher, teacher);
         if !diffs.is_empty() {
             return Err(StoreError::TeacherMismatch {
                 dataset: self.name.clone(),
@@ -430,7 +504,7 @@ impl Dataset {
                 ticket: self.commit.ticket(),
                 commit: self.commit.clone(),
                 wal_write: Duration::ZERO,
-                parquet: Duration::ZERO,
+                backlog_wait: Duration::ZERO,
             });
         }
         let batch = if duplicates > 0 {
@@ -441,14 +515,11 @@ impl Dataset {
 
         // Split at shard row limits: chunk j goes to shard first + j.
         let max = options.shard_max_rows.max(1) as u64;
-        let first = self
-            .open
-            .as_ref()
-            .map_or(self.next_shard, |o| o.writer.index());
+        let first = self.open.as_ref().map_or(self.next_shard, |o| o.index);
         let mut room = self
             .open
             .as_ref()
-            .map_or(max, |o| max.saturating_sub(o.writer.rows()).max(1));
+            .map_or(max, |o| max.saturating_sub(o.rows).max(1));
         let mut chunks: Vec<(u64, RecordBatch)> = Vec::new();
         let mut off = 0usize;
         let mut idx = first;
@@ -461,7 +532,7 @@ impl Dataset {
         }
 
         let t0 = Instant::now();
-        let ticket = self.log(&chunks)?;
+        let (ticket, sizes) = self.log(&chunks)?;
         let wal_write = t0.elapsed();
         for ((id, d), k) in prepared.ids.into_iter().zip(prepared.digests).zip(keep) {
             if k {
@@ -471,22 +542,14 @@ impl Dataset {
         if self.schema.is_none() {
             self.schema = Some(strip_metadata(batch.schema_ref()));
         }
-
-        // The rows are in the log now; a failure below leaves them there for the next open.
-        let t0 = Instant::now();
-        if let Err(e) = self.write_chunks(chunks, options) {
-            self.failed = Some(e.to_string());
-            if let Some(o) = self.open.take() {
-                o.writer.abandon();
-            }
-            return Err(e);
-        }
+        // The rows are in the log now; from here on nothing can fail the call but its fsync.
+        let backlog_wait = self.enqueue(chunks, sizes, options);
         Ok(Logged {
             outcome: AppendOutcome { stored, duplicates },
             ticket,
             commit: self.commit.clone(),
             wal_write,
-            parquet: t0.elapsed(),
+            backlog_wait,
         })
     }
 
@@ -499,10 +562,14 @@ impl Dataset {
         let Some(schema) = self.schema.clone() else {
             // First rows: they fix the columns (the manifest may hold those of an append that
             // never made it to the log, so rewrite it).
-            if columns != self.manifest.columns.as_slice() {
-                self.manifest.columns = columns.to_vec();
-                write_manifest(&self.dir, &self.manifest)?;
-            }
+            let dir = self.dir.clone();
+            self.encoder.with_manifest(|m| {
+                if columns != m.columns.as_slice() {
+                    m.columns = columns.to_vec();
+                    write_manifest(&dir, m)?;
+                }
+                Ok::<_, StoreError>(())
+            })?;
             return Ok(batch);
         };
         let mismatch = |message: String| StoreError::SchemaMismatch {
@@ -543,15 +610,20 @@ impl Dataset {
     }
 
     /// Writes every chunk to its log segment (made durable by the group commit, not here);
-    /// on failure undoes what it wrote. Returns the group-commit ticket of the writes.
-    fn log(&mut self, chunks: &[(u64, RecordBatch)]) -> Result<u64, StoreError> {
+    /// on failure undoes what it wrote. Returns the group-commit ticket of the writes and
+    /// the bytes each chunk took in the log.
+    fn log(&mut self, chunks: &[(u64, RecordBatch)]) -> Result<(u64, Vec<u64>), StoreError> {
         let mut before: Vec<(u64, u64)> = Vec::new();
         let mut created: Vec<u64> = Vec::new();
         let mut wrote: Vec<(u64, u64)> = Vec::new();
+        let counters = self.counters.clone();
         let result = (|| {
             for (idx, b) in chunks {
                 let seg = self.segment(*idx, &mut created)?;
                 before.push((*idx, seg.len()));
+                counters
+                    .fault(FaultPoint::WalAppend)
+                    .map_err(|e| io_err(seg.path(), e))?;
                 let n = seg.append(b)?;
                 wrote.push((*idx, n));
             }
@@ -562,33 +634,55 @@ impl Dataset {
             Ok(())
         })();
         if let Err(e) = result {
-            for (idx, len) in before.into_iter().rev() {
-                if created.contains(&idx) {
-                    continue;
-                }
-                if let Ok(seg) = self.segment(idx, &mut Vec::new()) {
-                    let _ = seg.truncate(len);
-                }
-            }
-            for idx in created {
-                if let Some(seg) = self.ahead.remove(&idx) {
-                    let _ = remove_segment(seg.path());
-                }
-            }
+            self.undo(before, created);
             return Err(e);
         }
         let mut ticket = self.commit.ticket();
-        for (idx, n) in wrote {
+        for &(idx, n) in &wrote {
             let seg = self.segment(idx, &mut Vec::new())?;
             let (path, file) = (seg.path().to_path_buf(), seg.file().clone());
             ticket = self.commit.written(&path, &file, n);
         }
-        Ok(ticket)
+        Ok((ticket, wrote.into_iter().map(|(_, n)| n).collect()))
     }
 
-    /// The log segment of shard `idx` (the open shard's, or one created ahead).
+    /// Cuts segments back to their lengths before a failed log write and removes the ones it
+    /// created. If that fails the log may end in a torn record that later appends would sit
+    /// behind (and replay would drop them with it), so the dataset takes no more writes until
+    /// it is recovered from disk, where replay drops the torn tail.
+    fn undo(&mut self, before: Vec<(u64, u64)>, created: Vec<u64>) {
+        let mut failed: Option<StoreError> = None;
+        for (idx, len) in before.into_iter().rev() {
+            if created.contains(&idx) {
+                continue;
+            }
+            let counters = self.counters.clone();
+            let r = self.segment(idx, &mut Vec::new()).and_then(|seg| {
+                counters
+                    .fault(FaultPoint::WalTruncate)
+                    .map_err(|e| io_err(seg.path(), e))?;
+                seg.truncate(len)
+            });
+            if let Err(e) = r {
+                failed.get_or_insert(e);
+            }
+        }
+        for idx in created {
+            if let Some(seg) = self.ahead.remove(&idx) {
+                if let Err(e) = remove_segment(seg.path()) {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            tracing::error!(dataset = %self.name, error = %e, "cutting the write-ahead log back after a failed write failed; the dataset takes no writes until it is recovered");
+            self.broken = Some(Fault::of(&e));
+        }
+    }
+
+    /// The log segment of shard `idx` (the open one's, or one created ahead).
     fn segment(&mut self, idx: u64, created: &mut Vec<u64>) -> Result<&mut WalSegment, StoreError> {
-        if self.open.as_ref().is_some_and(|o| o.writer.index() == idx) {
+        if self.open.as_ref().is_some_and(|o| o.index == idx) {
             if let Some(o) = self.open.as_mut() {
                 return Ok(&mut o.wal);
             }
@@ -603,85 +697,68 @@ impl Dataset {
             .ok_or_else(|| corrupt(&self.dir, "log segment vanished"))
     }
 
-    /// Encodes the logged chunks into shards, rolling as the limits are reached.
-    fn write_chunks(
+    /// Hands the logged chunks to the encoder, rolling to a new shard as the limits (rows,
+    /// log bytes) are reached. Returns the time spent waiting for room in the backlog.
+    fn enqueue(
         &mut self,
         chunks: Vec<(u64, RecordBatch)>,
+        sizes: Vec<u64>,
         options: &StoreOptions,
-    ) -> Result<(), StoreError> {
-        for (idx, b) in chunks {
-            if self.open.as_ref().is_some_and(|o| o.writer.index() != idx) {
-                self.finish_open()?;
+    ) -> Duration {
+        let mut waited = Duration::ZERO;
+        for ((idx, b), n) in chunks.into_iter().zip(sizes) {
+            if self.open.as_ref().is_some_and(|o| o.index != idx) {
+                self.finish_open();
             }
             if self.open.is_none() {
-                let wal = self
-                    .ahead
-                    .remove(&idx)
-                    .ok_or_else(|| corrupt(&self.dir, format!("no log segment for shard {idx}")))?;
-                let schema = self
-                    .schema
-                    .clone()
-                    .ok_or_else(|| corrupt(&self.dir, "dataset has rows but no schema"))?;
-                let writer = ShardWriter::create(
-                    &self.dir,
-                    idx,
-                    schema,
-                    options,
-                    self.shard_metadata()?,
-                    &self.manifest.columns,
-                )?;
-                self.open = Some(OpenShard { writer, wal });
+                // `log` created the segment; it is there unless the map is inconsistent, in
+                // which case the rows stay in the log for recovery.
+                let Some(wal) = self.ahead.remove(&idx) else {
+                    self.broken = Some(Fault::io(format!("no log segment for shard {idx}")));
+                    return waited;
+                };
+                self.open = Some(OpenSegment {
+                    index: idx,
+                    wal,
+                    rows: 0,
+                    bytes: 0,
+                });
             }
+            let rows = b.num_rows() as u64;
+            waited += self.encoder.rows(idx, b, n);
             if let Some(o) = self.open.as_mut() {
-                o.writer.write(&b)?;
-                if o.writer.rows() >= options.shard_max_rows.max(1) as u64
-                    || o.writer.size_estimate() >= options.shard_max_bytes
+                o.rows += rows;
+                o.bytes += n;
+                if o.rows >= options.shard_max_rows.max(1) as u64
+                    || o.bytes >= options.shard_max_bytes
                 {
-                    self.finish_open()?;
+                    self.finish_open();
                 }
             }
         }
-        Ok(())
+        waited
     }
 
-    /// Finishes the open shard: footer, fsync, rename, manifest, then drops its log segment.
-    fn finish_open(&mut self) -> Result<(), StoreError> {
-        let Some(o) = self.open.take() else {
-            return Ok(());
-        };
-        let index = o.writer.index();
-        let info = o.writer.finish()?;
-        self.manifest.rows += info.rows;
-        self.manifest.shards.push(info);
-        self.manifest.pending_rows = self.pending_rows();
-        write_manifest(&self.dir, &self.manifest)?;
-        let path = o.wal.path().to_path_buf();
-        drop(o.wal);
-        remove_segment(&path)?;
-        sync_dir(&wal_dir(&self.dir))?;
-        self.next_shard = self.next_shard.max(index + 1);
-        Ok(())
+    /// Ends the open segment: the encoder finishes its shard and then removes the segment.
+    fn finish_open(&mut self) {
+        if let Some(o) = self.open.take() {
+            self.encoder.finish(o.index, o.wal.path().to_path_buf());
+            self.next_shard = self.next_shard.max(o.index + 1);
+        }
     }
 
-    /// Finishes the open shard, if any, and returns the manifest.
+    /// Finishes the open shard, if any, waits for the encoder, and returns the manifest.
     pub(crate) fn seal(&mut self) -> Result<Manifest, StoreError> {
-        if let Some(f) = &self.failed {
-            return Err(corrupt(
-                &self.dir,
-                format!(
-                    "an earlier write failed ({f}); reopen the store to recover the logged rows"
-                ),
-            ));
+        if let Some(f) = self.fault() {
+            return Err(self.unavailable(f));
         }
-        if let Err(e) = self.finish_open() {
-            self.failed = Some(e.to_string());
-            return Err(e);
-        }
-        Ok(self.manifest())
+        self.finish_open();
+        self.manifest()
     }
 
     /// Rows stored (finished + pending) and finished shards.
     pub(crate) fn summary(&self) -> (u64, usize) {
-        (self.ids.len() as u64, self.manifest.shards.len())
+        let shards = self.encoder.with_manifest(|m| m.shards.len());
+        (self.ids.len() as u64, shards)
     }
 }

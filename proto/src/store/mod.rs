@@ -77,6 +77,7 @@ pub mod columns;
 mod commit;
 mod dataset;
 pub mod digest;
+mod encoder;
 pub mod manifest;
 pub mod reader;
 mod rows;
@@ -87,7 +88,7 @@ mod wal;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use arrow::array::ArrayRef;
@@ -102,7 +103,7 @@ pub use crate::arrow_codec::{
     column_to_tensor, element_arrow_type, tensor_to_column, ColumnError,
 };
 pub use columns::{stored_dtype, tensor_to_array};
-pub use commit::{StoreStats, SyncHook, SyncPoint};
+pub use commit::{FaultHook, FaultPoint, StoreStats, SyncHook, SyncPoint};
 pub use digest::{
     row_digests, row_digests_with, row_digests_xxh3, token_digests, token_digests_with,
     token_digests_xxh3, DigestAlgorithm, RowDigest, DIGEST_LEN,
@@ -261,6 +262,14 @@ pub struct StoreOptions {
     pub shard_max_bytes: u64,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
+    /// How many bytes of logged rows (their size in the write-ahead log) may wait for the
+    /// background Parquet encoder of a dataset before appends wait for it.
+    #[serde(default = "default_backlog")]
+    pub encode_backlog_bytes: u64,
+}
+
+fn default_backlog() -> u64 {
+    StoreOptions::default().encode_backlog_bytes
 }
 
 impl Default for StoreOptions {
@@ -269,6 +278,55 @@ impl Default for StoreOptions {
             shard_max_rows: 100_000,
             shard_max_bytes: 512 << 20,
             row_group_rows: 8192,
+            encode_backlog_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Why a dataset cannot take writes now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// What kind of failure it was.
+    pub kind: FaultKind,
+    /// The error, as the store saw it (names server paths: for logs, not clients).
+    pub message: String,
+}
+
+/// The kinds of [`Fault`], which decide the HTTP status a server answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// No space left on the device (or a quota is exhausted).
+    NoSpace,
+    /// The data dir's filesystem is read-only.
+    ReadOnly,
+    /// Any other I/O or store failure.
+    Io,
+}
+
+impl FaultKind {
+    /// A short description for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FaultKind::NoSpace => "the disk is full",
+            FaultKind::ReadOnly => "the data dir is read-only",
+            FaultKind::Io => "a write failed",
+        }
+    }
+}
+
+impl Fault {
+    /// The fault a store error amounts to.
+    pub(crate) fn of(e: &StoreError) -> Self {
+        Fault {
+            kind: e.fault_kind().unwrap_or(FaultKind::Io),
+            message: e.to_string(),
+        }
+    }
+
+    pub(crate) fn io(message: String) -> Self {
+        Fault {
+            kind: FaultKind::Io,
+            message,
         }
     }
 }
@@ -362,10 +420,11 @@ pub struct AppendTimings {
     pub lock_wait: Duration,
     /// Encoding and writing the write-ahead log records.
     pub wal_write: Duration,
-    /// Encoding the rows into the open Parquet shard (and finishing shards).
-    pub parquet: Duration,
     /// Waiting until the log records were fsync'd (the group commit).
     pub fsync_wait: Duration,
+    /// Waiting for room in the dataset's background encoder backlog (non-zero only when
+    /// Parquet encoding falls behind the appends).
+    pub backlog_wait: Duration,
     /// fsync rounds this append ran itself (0 when another append's fsync covered it).
     pub fsync_rounds: u32,
 }
@@ -434,6 +493,38 @@ pub enum StoreError {
     /// A Parquet error.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    /// The dataset cannot take writes now (disk full, read-only, a failed write); its
+    /// acknowledged rows are safe in the log and it recovers in place on a later call once
+    /// the cause is gone. Reads keep working.
+    #[error("dataset {dataset:?} cannot take writes now: {} ({}); acknowledged rows are safe in its write-ahead log and it recovers by itself once the cause is gone", fault.kind.describe(), fault.message)]
+    Unavailable {
+        /// Dataset name.
+        dataset: String,
+        /// What failed.
+        fault: Fault,
+    },
+}
+
+impl StoreError {
+    /// Whether this error is the disk being full or read-only (anywhere in its source chain),
+    /// or a dataset being unavailable; `None` for errors about the rows or the request.
+    pub fn fault_kind(&self) -> Option<FaultKind> {
+        if let StoreError::Unavailable { fault, .. } = self {
+            return Some(fault.kind);
+        }
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                match io.raw_os_error() {
+                    Some(libc::ENOSPC) | Some(libc::EDQUOT) => return Some(FaultKind::NoSpace),
+                    Some(libc::EROFS) => return Some(FaultKind::ReadOnly),
+                    _ => {}
+                }
+            }
+            cur = e.source();
+        }
+        matches!(self, StoreError::Io { .. }).then_some(FaultKind::Io)
+    }
 }
 
 /// A failed atomic write is an I/O error on the file of the step that failed.
@@ -481,14 +572,29 @@ pub struct LabelStore {
 /// taking the dataset's lock.
 struct Slot {
     digest: DigestAlgorithm,
-    data: Mutex<dataset::Dataset>,
+    dir: PathBuf,
+    data: Mutex<Entry>,
 }
 
+/// A dataset taking writes, or one that failed and waits to be recovered from disk.
+enum Entry {
+    Ready(dataset::Dataset),
+    Down {
+        fault: Fault,
+        /// When recovery was last tried (or the fault happened).
+        since: Instant,
+    },
+}
+
+/// How long a dataset that failed stays down before a call tries to recover it again.
+const RECOVERY_RETRY: Duration = Duration::from_secs(1);
+
 impl Slot {
-    fn new(ds: dataset::Dataset) -> Arc<Self> {
+    fn new(ds: dataset::Dataset, dir: PathBuf) -> Arc<Self> {
         Arc::new(Slot {
             digest: ds.digest(),
-            data: Mutex::new(ds),
+            dir,
+            data: Mutex::new(Entry::Ready(ds)),
         })
     }
 }
@@ -582,7 +688,9 @@ fn poisoned(dir: &Path) -> StoreError {
 
 impl LabelStore {
     /// Opens (creating if needed) the data dir and replays every dataset's write-ahead log
-    /// into shards, so rows acknowledged before a crash are not lost.
+    /// into shards, so rows acknowledged before a crash are not lost. A dataset that cannot
+    /// be recovered (e.g. the disk is full) does not stop the others: it stays down, its
+    /// calls answer [`StoreError::Unavailable`], and recovery is retried on later calls.
     pub fn open(
         data_dir: &Path,
         teacher: TeacherFingerprint,
@@ -604,8 +712,23 @@ impl LabelStore {
                 // A folder whose creation never finished (or not ours): not a dataset.
                 continue;
             }
-            let ds = dataset::Dataset::recover(&path, &name, &options, counters.clone())?;
-            datasets.insert(name, Slot::new(ds));
+            let slot = match dataset::Dataset::recover(&path, &name, &options, counters.clone()) {
+                Ok(ds) => Slot::new(ds, path),
+                Err(e) => {
+                    tracing::error!(dataset = %name, error = %e, "recovering the dataset failed; it stays down (other datasets are served) and recovery is retried on its next call");
+                    let digest = read_manifest(&path.join(MANIFEST_FILE))
+                        .map_or(DigestAlgorithm::CURRENT, |m| m.input_digest);
+                    Arc::new(Slot {
+                        digest,
+                        dir: path,
+                        data: Mutex::new(Entry::Down {
+                            fault: Fault::of(&e),
+                            since: Instant::now(),
+                        }),
+                    })
+                }
+            };
+            datasets.insert(name, slot);
         }
         Ok(Self {
             dir: data_dir.to_path_buf(),
@@ -618,7 +741,7 @@ impl LabelStore {
         })
     }
 
-    /// Counters of the store's write-ahead logs since it was opened.
+    /// Counters of the store's write-ahead logs and encoders since it was opened.
     pub fn stats(&self) -> StoreStats {
         self.counters.stats()
     }
@@ -627,6 +750,13 @@ impl LabelStore {
     /// and diagnostics: it may sleep to simulate a slow disk).
     pub fn observe_syncs(&self, hook: SyncHook) {
         self.counters.observe(hook);
+    }
+
+    /// Asks `hook` before every write the store makes from now on, failing the write with
+    /// its error (`None` removes it): how tests put a full disk or a failing fsync at an
+    /// exact point of the write path.
+    pub fn inject_faults(&self, hook: Option<FaultHook>) {
+        self.counters.inject(hook);
     }
 
     /// The digest algorithm of datasets created from now on ([`DigestAlgorithm::CURRENT`]
@@ -654,6 +784,53 @@ impl LabelStore {
             .ok_or_else(|| StoreError::NotFound(dataset.to_string()))
     }
 
+    /// The dataset of a slot, ready for writes: a dataset that failed is taken down (its
+    /// encoder stopped) and, once [`RECOVERY_RETRY`] has passed, recovered from disk in
+    /// place — the same replay of the log as at open.
+    fn writable<'a>(
+        &self,
+        name: &str,
+        slot: &'a Slot,
+    ) -> Result<MutexGuard<'a, Entry>, StoreError> {
+        let mut entry = slot.data.lock().map_err(|_| poisoned(&slot.dir))?;
+        if let Entry::Ready(ds) = &*entry {
+            if let Some(fault) = ds.fault() {
+                // Dropping the dataset stops its encoder; the log keeps every logged row.
+                *entry = Entry::Down {
+                    fault,
+                    since: Instant::now(),
+                };
+            }
+        }
+        if let Entry::Down { fault, since } = &*entry {
+            if since.elapsed() < RECOVERY_RETRY {
+                return Err(StoreError::Unavailable {
+                    dataset: name.to_string(),
+                    fault: fault.clone(),
+                });
+            }
+            match dataset::Dataset::recover(&slot.dir, name, &self.options, self.counters.clone()) {
+                Ok(ds) => {
+                    tracing::info!(dataset = %name, "recovered the dataset in place");
+                    *entry = Entry::Ready(ds);
+                }
+                Err(e) => {
+                    tracing::warn!(dataset = %name, error = %e, "the dataset is still down");
+                    let fault = Fault::of(&e);
+                    *entry = Entry::Down {
+                        fault: fault.clone(),
+                        since: Instant::now(),
+                    };
+                    return Err(StoreError::Unavailable {
+                        dataset: name.to_string(),
+                        fault,
+                    });
+                }
+            }
+        }
+        Ok(entry)
+    }
+
     /// Durably appends one request's rows: when this returns `Ok`, the rows survive a
     /// `kill -9`. Ids already stored with the same inputs are skipped; with different
     /// inputs the whole call fails with [`StoreError::IdConflict`] and nothing is stored.
@@ -665,7 +842,8 @@ impl LabelStore {
     ///
     /// Concurrent appends to one dataset share fsyncs (group commit): each writes its log
     /// records under the dataset's lock, then waits outside it until an fsync that began
-    /// after its records were written has finished; none returns before that.
+    /// after its records were written has finished; none returns before that. Parquet
+    /// encoding happens on the dataset's background encoder.
     pub fn append_timed(
         &self,
         dataset: &str,
@@ -699,9 +877,10 @@ impl LabelStore {
                             &self.teacher,
                             prepared.columns.clone(),
                             self.new_digest,
+                            &self.options,
                             self.counters.clone(),
                         )?;
-                        let slot = Slot::new(ds);
+                        let slot = Slot::new(ds, self.dir.join(dataset));
                         map.insert(dataset.to_string(), slot.clone());
                         slot
                     }
@@ -710,15 +889,15 @@ impl LabelStore {
         };
         let t0 = Instant::now();
         let logged = {
-            let mut ds = slot
-                .data
-                .lock()
-                .map_err(|_| poisoned(&self.dir.join(dataset)))?;
+            let mut entry = self.writable(dataset, &slot)?;
             timings.lock_wait = t0.elapsed();
+            let Entry::Ready(ds) = &mut *entry else {
+                return Err(poisoned(&slot.dir));
+            };
             ds.append(&self.teacher, prepared, &self.options)?
         };
         timings.wal_write = logged.wal_write;
-        timings.parquet = logged.parquet;
+        timings.backlog_wait = logged.backlog_wait;
         let t0 = Instant::now();
         let waited = logged.commit.wait(logged.ticket)?;
         timings.fsync_wait = t0.elapsed();
@@ -727,24 +906,28 @@ impl LabelStore {
     }
 
     /// Closes the open shard of a dataset so every row stored so far is in a finished
-    /// Parquet file; a no-op (still `Ok`) when nothing is open.
+    /// Parquet file; a no-op (still `Ok`) when nothing is open. A dataset that is down is
+    /// recovered first (recovery itself writes every logged row into finished shards).
     pub fn seal(&self, dataset: &str) -> Result<Manifest, StoreError> {
         let slot = self.get(dataset)?;
-        let mut ds = slot
-            .data
-            .lock()
-            .map_err(|_| poisoned(&self.dir.join(dataset)))?;
+        let mut entry = self.writable(dataset, &slot)?;
+        let Entry::Ready(ds) = &mut *entry else {
+            return Err(poisoned(&slot.dir));
+        };
         ds.seal()
     }
 
-    /// The manifest of one dataset.
+    /// The manifest of one dataset (for a dataset that is down: as its file on disk says).
     pub fn manifest(&self, dataset: &str) -> Result<Manifest, StoreError> {
         let slot = self.get(dataset)?;
-        let ds = slot
-            .data
-            .lock()
-            .map_err(|_| poisoned(&self.dir.join(dataset)))?;
-        Ok(ds.manifest())
+        let entry = slot.data.lock().map_err(|_| poisoned(&slot.dir))?;
+        match &*entry {
+            Entry::Ready(ds) => match ds.manifest() {
+                Err(StoreError::Unavailable { .. }) => read_manifest(&slot.dir.join(MANIFEST_FILE)),
+                r => r,
+            },
+            Entry::Down { .. } => read_manifest(&slot.dir.join(MANIFEST_FILE)),
+        }
     }
 
     /// All datasets in the data dir.
@@ -752,11 +935,12 @@ impl LabelStore {
         let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
         let mut out = Vec::with_capacity(map.len());
         for (name, slot) in map.iter() {
-            let ds = slot
-                .data
-                .lock()
-                .map_err(|_| poisoned(&self.dir.join(name)))?;
-            let (rows, shards) = ds.summary();
+            let entry = slot.data.lock().map_err(|_| poisoned(&slot.dir))?;
+            let (rows, shards) = match &*entry {
+                Entry::Ready(ds) => ds.summary(),
+                Entry::Down { .. } => read_manifest(&slot.dir.join(MANIFEST_FILE))
+                    .map_or((0, 0), |m| (m.rows, m.shards.len())),
+            };
             out.push(DatasetSummary {
                 name: name.clone(),
                 rows,
@@ -766,7 +950,25 @@ impl LabelStore {
         Ok(out)
     }
 
-    /// Seals every dataset (graceful shutdown).
+    /// The datasets that cannot take writes now, with why (what a readiness check reports).
+    pub fn faults(&self) -> Vec<(String, Fault)> {
+        let Ok(map) = self.datasets.read() else {
+            return Vec::new();
+        };
+        map.iter()
+            .filter_map(|(name, slot)| {
+                let entry = slot.data.lock().ok()?;
+                match &*entry {
+                    Entry::Ready(ds) => ds.fault(),
+                    Entry::Down { fault, .. } => Some(fault.clone()),
+                }
+                .map(|f| (name.clone(), f))
+            })
+            .collect()
+    }
+
+    /// Seals every dataset (graceful shutdown); a dataset that is down gets one more
+    /// recovery attempt, and if that fails its rows stay in its log for the next start.
     pub fn close(&self) -> Result<(), StoreError> {
         let all: Vec<(String, Arc<Slot>)> = {
             let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
@@ -774,13 +976,17 @@ impl LabelStore {
         };
         let mut first_err = None;
         for (name, slot) in all {
-            let r = slot
-                .data
-                .lock()
-                .map_err(|_| poisoned(&self.dir.join(&name)))
-                .and_then(|mut d| d.seal().map(|_| ()));
+            if let Ok(mut entry) = slot.data.lock() {
+                if let Entry::Down { since, .. } = &mut *entry {
+                    // Try now rather than after the retry delay: this is the last chance.
+                    if let Some(t) = Instant::now().checked_sub(RECOVERY_RETRY) {
+                        *since = t;
+                    }
+                }
+            }
+            let r = self.seal(&name).map(|_| ());
             if let Err(e) = r {
-                tracing::error!(dataset = %name, error = %e, "sealing failed at close");
+                tracing::error!(dataset = %name, error = %e, "sealing failed at close; the logged rows stay in the write-ahead log and are recovered at the next start");
                 first_err.get_or_insert(e);
             }
         }

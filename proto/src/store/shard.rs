@@ -12,6 +12,9 @@ use parquet::basic::{Compression, Encoding, LogicalType, Type as PhysicalType, Z
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
+use std::sync::Arc;
+
+use super::commit::{Counters, FaultPoint};
 use super::manifest::{io_err, sync_dir, SHARD_METADATA_KEY};
 use super::{ColumnInfo, ShardInfo, StoreError, StoreOptions};
 
@@ -75,6 +78,8 @@ pub(crate) struct ShardWriter {
     path: PathBuf,
     writer: ArrowWriter<BufWriter<File>>,
     rows: u64,
+    /// For the failpoints of tests.
+    counters: Arc<Counters>,
 }
 
 impl ShardWriter {
@@ -87,6 +92,7 @@ impl ShardWriter {
         options: &StoreOptions,
         metadata_json: String,
         columns: &[ColumnInfo],
+        counters: Arc<Counters>,
     ) -> Result<Self, StoreError> {
         let path = dir.join(shard_name(index));
         let tmp = dir.join(format!("_{}.tmp", shard_name(index)));
@@ -104,6 +110,7 @@ impl ShardWriter {
             path,
             writer,
             rows: 0,
+            counters,
         })
     }
 
@@ -112,18 +119,11 @@ impl ShardWriter {
         self.index
     }
 
-    /// Rows written so far.
-    pub(crate) fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// About how many bytes the finished file would have now.
-    pub(crate) fn size_estimate(&self) -> u64 {
-        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
-    }
-
     /// Writes rows (encoded into the current row group; flushed every `row_group_rows`).
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        self.counters
+            .fault(FaultPoint::ShardWrite)
+            .map_err(|e| io_err(&self.tmp, e))?;
         self.writer.write(batch)?;
         self.rows += batch.num_rows() as u64;
         Ok(())
@@ -131,6 +131,9 @@ impl ShardWriter {
 
     /// Writes the footer, fsyncs, renames to the final name and fsyncs the folder.
     pub(crate) fn finish(self) -> Result<ShardInfo, StoreError> {
+        self.counters
+            .fault(FaultPoint::ShardFinish)
+            .map_err(|e| io_err(&self.tmp, e))?;
         let buf = self.writer.into_inner()?;
         let file = buf
             .into_inner()

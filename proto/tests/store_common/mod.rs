@@ -67,6 +67,7 @@ pub fn options(shard_max_rows: usize) -> StoreOptions {
         shard_max_rows,
         shard_max_bytes: 1 << 30,
         row_group_rows: 4,
+        ..StoreOptions::default()
     }
 }
 

@@ -226,6 +226,8 @@ mod tests {
         // 4 rows fill a shard, 2 more wait in the open one.
         store.append("d", rows(0..4)).unwrap();
         store.append("d", rows(4..6)).unwrap();
+        // Shards are finished in the background; the manifest call waits for the encoder.
+        store.manifest("d").unwrap();
         let spec = dir.path().join("d").display().to_string();
         let src = ParquetSource::open(&spec).unwrap();
         assert_eq!((src.rows, src.unsealed), (4, true));

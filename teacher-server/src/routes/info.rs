@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use bytes::Bytes;
-use distill_proto::api::{ErrorBody, Health, ModelInfo};
+use distill_proto::api::{DatasetDown, ErrorBody, Health, ModelInfo};
 
 use crate::state::SharedState;
 
@@ -13,7 +13,9 @@ use crate::state::SharedState;
 #[derive(Clone)]
 pub struct OpenApiJson(pub Bytes);
 
-/// Readiness: the inference thread is running; says which execution provider it runs on.
+/// Readiness: the inference thread is running; says which execution provider it runs on and
+/// which datasets cannot take writes now (the server stays ready: scoring and the other
+/// datasets work, and those datasets recover by themselves).
 #[utoipa::path(
     get,
     path = "/health",
@@ -36,6 +38,15 @@ pub async fn health(State(state): State<SharedState>) -> (StatusCode, Json<Healt
             status: if alive { "ok" } else { "unavailable" }.to_string(),
             provider: Some(state.model_info.provider.clone()),
             inference: Some(if alive { "running" } else { "stopped" }.to_string()),
+            datasets_down: state
+                .store
+                .faults()
+                .into_iter()
+                .map(|(name, f)| DatasetDown {
+                    name,
+                    reason: f.kind.describe().to_string(),
+                })
+                .collect(),
         }),
     )
 }
@@ -67,10 +78,14 @@ pub async fn model(State(state): State<SharedState>) -> Json<ModelInfo> {
     )
 )]
 pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
-    state
-        .metrics
-        .queue_rows
-        .set(state.batcher.queued_rows() as i64);
+    let m = &state.metrics;
+    m.queue_rows.set(state.batcher.queued_rows() as i64);
+    let stats = state.store.stats();
+    m.parquet_encode_seconds
+        .set(stats.parquet_encode.as_secs_f64());
+    m.encode_backlog_bytes
+        .set(stats.encode_backlog_bytes as i64);
+    m.datasets_down.set(state.store.faults().len() as i64);
     (
         [(
             header::CONTENT_TYPE,
