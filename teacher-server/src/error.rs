@@ -246,9 +246,13 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         let (_, code, field) = self.parts();
         let message = match self {
-            ApiError::Store(StoreError::Io { source, .. }) => {
-                format!("the label store failed: {source} (the server log names the file)")
-            }
+            ApiError::Store(e @ StoreError::Io { source, .. }) => match e.fault_kind() {
+                Some(k @ (FaultKind::NoSpace | FaultKind::ReadOnly)) => format!(
+                    "the label store cannot write: {} ({source}); nothing of this request was stored, retry once the disk has room (the server log names the file)",
+                    k.describe()
+                ),
+                _ => format!("the label store failed: {source} (the server log names the file)"),
+            },
             ApiError::Store(StoreError::Corrupt { .. }) => {
                 "the label store found a corrupt file (the server log names it)".to_string()
             }
