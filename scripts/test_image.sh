@@ -13,12 +13,21 @@
 #
 # Needs: podman + runc (Debian packages), debootstrap when BASE_IMAGE is missing; podman-compose
 # is installed into target/image-venv from PyPI.
-# Usage: scripts/test_image.sh [--keep]   (--keep leaves the container and work dir for a look)
+# Usage: scripts/test_image.sh [--keep] [--no-cargo]
+#   --keep      leave the container and the work dir for a look
+#   --no-cargo  use target/release/teacher-server as it is (no cargo build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 KEEP=0
-[ "${1:-}" = "--keep" ] && KEEP=1
+CARGO_BUILD=1
+for a in "$@"; do
+  case "$a" in
+    --keep) KEEP=1 ;;
+    --no-cargo) CARGO_BUILD=0 ;;
+    *) echo "unknown argument: $a (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
 BASE_IMAGE=${BASE_IMAGE:-localhost/debian:bookworm-slim}
 RUNTIME_IMAGE=${RUNTIME_IMAGE:-$BASE_IMAGE}
 IMAGE=localhost/distill/teacher-server:test
@@ -57,8 +66,11 @@ if ! podman image exists "$BASE_IMAGE"; then
   rm -rf "$WORK/rootfs"
 fi
 
-step "cargo build --release -p teacher-server"
-cargo build --release --locked -q -p teacher-server
+if [ "$CARGO_BUILD" = 1 ]; then
+  step "cargo build --release -p teacher-server"
+  cargo build --release --locked -q -p teacher-server
+fi
+[ -x target/release/teacher-server ] || fail "target/release/teacher-server is missing"
 SECRET=()
 [ -s /etc/ssl/certs/ca-certificates.crt ] && SECRET=(--secret id=pip_ca,src=/etc/ssl/certs/ca-certificates.crt)
 step "podman build (RUNTIME_IMAGE=$RUNTIME_IMAGE, BINARY_FROM=prebuilt)"
