@@ -21,11 +21,14 @@ import urllib.parse
 def dataset_of(entry):
     """The dataset a /v1/score request names (JSON body or Arrow query), or None."""
     req = entry["request"]
-    url = urllib.parse.urlsplit(req["url"])
-    q = urllib.parse.parse_qs(url.query)
-    if "dataset" in q:
-        return q["dataset"][0]
-    text = (req.get("postData") or {}).get("text") or ""
+    post = req.get("postData") or {}
+    headers = {h["name"].lower(): h["value"] for h in req.get("headers", [])}
+    mime = headers.get("content-type", post.get("mimeType", ""))
+    if "json" not in mime:
+        # Arrow IPC bodies name the dataset in the query (ignored for JSON bodies).
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(req["url"]).query)
+        return q["dataset"][0] if q.get("dataset") else None
+    text = post.get("text") or ""
     try:
         body = json.loads(text)
     except ValueError:

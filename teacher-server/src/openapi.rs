@@ -125,6 +125,16 @@ fn input_schema(spec: &distill_proto::api::TensorSpec, max_rows: usize) -> serde
         DType::Bool => "boolean",
     };
     let mut schema = serde_json::json!({ "type": leaf });
+    // Finite values of the element type only: a larger JSON number would round to infinity.
+    let bound = match spec.dtype {
+        DType::F32 => Some(f64::from(f32::MAX)),
+        DType::F16 => Some(f64::from(half::f16::MAX)),
+        _ => None,
+    };
+    if let Some(b) = bound {
+        schema["minimum"] = (-b).into();
+        schema["maximum"] = b.into();
+    }
     for (axis, dim) in spec.shape.iter().enumerate().rev() {
         let mut a = serde_json::json!({ "type": "array", "items": schema });
         match dim {

@@ -150,6 +150,8 @@ fn the_served_document_describes_this_model_and_its_example_is_accepted() {
         "{x}"
     );
     assert_eq!(x["items"]["items"]["type"], "number");
+    // f32 inputs: numbers beyond f32's range would round to infinity (refused as non-finite).
+    assert_eq!(x["items"]["items"]["maximum"].as_f64(), Some(f64::from(f32::MAX)));
     let r = s.score(&request["example"]).expect_status(200).json();
     assert_eq!(r["stored"], 2, "{r}");
 
