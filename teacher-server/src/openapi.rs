@@ -83,7 +83,10 @@ pub fn specialise(
                 let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
                     continue;
                 };
-                for p in params.iter_mut().filter(|p| p["name"] == "name" && p["in"] == "path") {
+                for p in params
+                    .iter_mut()
+                    .filter(|p| p["name"] == "name" && p["in"] == "path")
+                {
                     p["schema"]["pattern"] = json!(DATASET_NAME_PATTERN);
                 }
             }

@@ -116,7 +116,8 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         tokenizer: text.as_ref().map(|t| t.tokenizer.fingerprint().clone()),
     };
     let store = open_store(&args.data_dir, fingerprint, store_options(args)).await?;
-    let foreign_provider = foreign_provider_datasets(&store, &provider, args.allow_mixed_providers)?;
+    let foreign_provider =
+        foreign_provider_datasets(&store, &provider, args.allow_mixed_providers)?;
     let metrics = Arc::new(Metrics::new());
     metrics
         .provider_info

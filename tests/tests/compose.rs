@@ -213,7 +213,11 @@ fn dockerfile_base_images_are_build_arguments_with_the_default_images() {
     let path = repo_root().join("Dockerfile");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    for arg in ["BUILD_IMAGE=rust:", "RUNTIME_IMAGE=nvidia/cuda:", "BINARY_FROM=build"] {
+    for arg in [
+        "BUILD_IMAGE=rust:",
+        "RUNTIME_IMAGE=nvidia/cuda:",
+        "BINARY_FROM=build",
+    ] {
         assert!(
             text.lines().any(|l| l.starts_with(&format!("ARG {arg}"))),
             "Dockerfile lacks the global `ARG {arg}...`"
@@ -251,7 +255,10 @@ fn the_cpu_override_runs_on_the_cpu_without_a_gpu_reservation() {
         text.contains("h['provider'] == 'cpu'"),
         "its healthcheck must want provider cpu"
     );
-    assert!(text.contains("deploy: !reset"), "the GPU reservation must be reset");
+    assert!(
+        text.contains("deploy: !reset"),
+        "the GPU reservation must be reset"
+    );
 }
 
 #[test]

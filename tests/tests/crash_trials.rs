@@ -132,7 +132,8 @@ fn client(
         let v: Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(e) => {
-                log.unexpected.push(format!("200 with a non-JSON body ({e}): {text:.300}"));
+                log.unexpected
+                    .push(format!("200 with a non-JSON body ({e}): {text:.300}"));
                 return;
             }
         };
@@ -249,7 +250,14 @@ fn kill9_under_concurrent_writers_loses_no_acknowledged_row() {
     let mut rng = Rng::new(seed);
     let mut server = Server::start(
         &test_model("mlp.onnx"),
-        &["--ep", "cpu", "--shard-max-rows", SHARD_ROWS, "--max-wait-ms", "2"],
+        &[
+            "--ep",
+            "cpu",
+            "--shard-max-rows",
+            SHARD_ROWS,
+            "--max-wait-ms",
+            "2",
+        ],
     );
     let dir = server.dataset_dir(DATASET);
     let mut acked: BTreeMap<String, Vec<f32>> = BTreeMap::new();
@@ -337,20 +345,28 @@ fn kill9_under_concurrent_writers_loses_no_acknowledged_row() {
             }
         }
         let ours: BTreeSet<String> = stored.keys().cloned().collect();
-        assert_eq!(py_ids, ours, "round {round}: pyarrow and the project's reader disagree");
+        assert_eq!(
+            py_ids, ours,
+            "round {round}: pyarrow and the project's reader disagree"
+        );
         // The manifest agrees with the files (a glob over the folder reads each row once).
         let m = server
             .get(&format!("/v1/datasets/{DATASET}"))
             .expect_status(200)
             .json();
-        let manifest_rows = m["rows"].as_u64().unwrap_or(0) + m["pending_rows"].as_u64().unwrap_or(0);
+        let manifest_rows =
+            m["rows"].as_u64().unwrap_or(0) + m["pending_rows"].as_u64().unwrap_or(0);
         assert_eq!(
             manifest_rows as usize,
             stored.len() + duplicates,
             "round {round}: manifest {m} vs rows in the shard files"
         );
         let whole = DatasetReader::open(&dir).expect("the dataset opens with the project's reader");
-        assert_eq!(whole.rows() as usize, stored.len() + duplicates, "round {round}");
+        assert_eq!(
+            whole.rows() as usize,
+            stored.len() + duplicates,
+            "round {round}"
+        );
 
         let lost = acked.keys().filter(|id| !stored.contains_key(*id)).count();
         let mismatched = acked
@@ -361,12 +377,18 @@ fn kill9_under_concurrent_writers_loses_no_acknowledged_row() {
             .keys()
             .filter(|id| !acked.contains_key(*id) && !in_flight.contains(*id))
             .collect();
-        assert!(phantom.is_empty(), "round {round}: rows nobody sent: {phantom:?}");
+        assert!(
+            phantom.is_empty(),
+            "round {round}: rows nobody sent: {phantom:?}"
+        );
         let r = Round {
             killed_after,
             acked: round_acked,
             in_flight: round_in_flight.len(),
-            in_flight_stored: round_in_flight.iter().filter(|id| stored.contains_key(*id)).count(),
+            in_flight_stored: round_in_flight
+                .iter()
+                .filter(|id| stored.contains_key(*id))
+                .count(),
             reposts,
             lost,
             duplicates,
@@ -400,7 +422,10 @@ fn kill9_under_concurrent_writers_loses_no_acknowledged_row() {
         results.push(r);
     }
     let sum = |f: fn(&Round) -> usize| results.iter().map(f).sum::<usize>();
-    let mut rec: Vec<f64> = results.iter().map(|r| r.recover.as_secs_f64() * 1e3).collect();
+    let mut rec: Vec<f64> = results
+        .iter()
+        .map(|r| r.recover.as_secs_f64() * 1e3)
+        .collect();
     rec.sort_by(f64::total_cmp);
     println!(
         "crash trials total: {} rounds, {} acked rows (0 lost), {} in flight ({} stored), {} reposts, 0 duplicates, 0 unreadable of {} shards; recovery (start -> ready) median {:.0} ms, max {:.0} ms",
@@ -413,5 +438,8 @@ fn kill9_under_concurrent_writers_loses_no_acknowledged_row() {
         rec.get(rec.len() / 2).copied().unwrap_or(0.0),
         rec.last().copied().unwrap_or(0.0)
     );
-    assert!(sum(|r| r.acked) > 0, "no batch was acknowledged in any round");
+    assert!(
+        sum(|r| r.acked) > 0,
+        "no batch was acknowledged in any round"
+    );
 }

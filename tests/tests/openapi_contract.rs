@@ -145,14 +145,25 @@ fn the_served_document_describes_this_model_and_its_example_is_accepted() {
     let request = &doc["components"]["schemas"]["ScoreRequest"];
     let x = &request["properties"]["inputs"]["properties"]["x"];
     assert_eq!(
-        (&x["minItems"], &x["items"]["minItems"], &x["items"]["maxItems"]),
-        (&serde_json::json!(1), &serde_json::json!(16), &serde_json::json!(16)),
+        (
+            &x["minItems"],
+            &x["items"]["minItems"],
+            &x["items"]["maxItems"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(16),
+            &serde_json::json!(16)
+        ),
         "{x}"
     );
     assert_eq!(x["items"]["items"]["type"], "number");
     // f32 inputs: numbers beyond f32's range would round to infinity (refused as non-finite).
     let max = x["items"]["items"]["maximum"].as_f64().unwrap_or(0.0);
-    assert!((max / f64::from(f32::MAX) - 1.0).abs() < 1e-12, "maximum {max}");
+    assert!(
+        (max / f64::from(f32::MAX) - 1.0).abs() < 1e-12,
+        "maximum {max}"
+    );
     let r = s.score(&request["example"]).expect_status(200).json();
     assert_eq!(r["stored"], 2, "{r}");
 
@@ -162,12 +173,25 @@ fn the_served_document_describes_this_model_and_its_example_is_accepted() {
         .expect("a name pattern")
         .to_string();
     // `.` and `..` are refused too, but an HTTP client resolves them as path segments.
-    let names = ["example", "a.b-c_D9", "...", "a/b", "é", &"n".repeat(128), &"n".repeat(129)];
+    let names = [
+        "example",
+        "a.b-c_D9",
+        "...",
+        "a/b",
+        "é",
+        &"n".repeat(128),
+        &"n".repeat(129),
+    ];
     let code = "import json, re, sys\nprint(json.dumps([re.fullmatch(sys.argv[1], n) is not None for n in json.loads(sys.argv[2])]))";
     let names_json = serde_json::to_string(&names).expect("JSON");
     let matches = distill_tests::python_json(code, &[&pattern, &names_json]).expect("python re");
-    let dots = distill_tests::python_json(code, &[pattern.as_str(), r#"[".", ".."]"#]).expect("python re");
-    assert_eq!(dots, serde_json::json!([false, false]), "the pattern lets . or .. through");
+    let dots =
+        distill_tests::python_json(code, &[pattern.as_str(), r#"[".", ".."]"#]).expect("python re");
+    assert_eq!(
+        dots,
+        serde_json::json!([false, false]),
+        "the pattern lets . or .. through"
+    );
     for (i, name) in names.iter().enumerate() {
         let url = format!("/v1/datasets/{}", urlencode(name));
         let status = s.get(&url).status;

@@ -70,7 +70,13 @@ fn model_reports_the_node_placement_onnx_runtime_measured() {
     );
 }
 
-fn store(server: &Server, dataset: &str, prefix: &str, n: usize, seed: u64) -> distill_tests::Reply {
+fn store(
+    server: &Server,
+    dataset: &str,
+    prefix: &str,
+    n: usize,
+    seed: u64,
+) -> distill_tests::Reply {
     server.score(&json!({
         "dataset": dataset,
         "ids": ids(prefix, 0..n),
@@ -106,7 +112,8 @@ fn rows_of_another_provider_are_refused_unless_mixing_is_allowed() {
 
     // `gpu-set` as a GPU server would have left it: its manifest says the rows came from CUDA.
     let path = server.dataset_dir("gpu-set").join("_manifest.json");
-    let mut m: Value = serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("JSON");
+    let mut m: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("JSON");
     m["teacher"]["provider"] = json!("cuda");
     std::fs::write(&path, serde_json::to_vec_pretty(&m).expect("JSON")).expect("write manifest");
 
@@ -119,7 +126,11 @@ fn rows_of_another_provider_are_refused_unless_mixing_is_allowed() {
         "{refused:?}"
     );
     for word in ["cuda", "cpu", "--allow-mixed-providers"] {
-        assert!(e.message.contains(word), "message lacks {word}: {}", e.message);
+        assert!(
+            e.message.contains(word),
+            "message lacks {word}: {}",
+            e.message
+        );
     }
     assert_eq!(rows(&server, "gpu-set"), 4, "a refused request stored rows");
     // Other datasets, and new ones, take rows as before.
@@ -129,7 +140,13 @@ fn rows_of_another_provider_are_refused_unless_mixing_is_allowed() {
     server
         .restart_with(&model, &["--ep", "cpu", "--allow-mixed-providers"])
         .expect("restart with --allow-mixed-providers");
-    let r = store(&server, "gpu-set", "g", 8, 1).expect_status(200).json();
-    assert_eq!((r["stored"].as_u64(), r["duplicates"].as_u64()), (Some(4), Some(4)), "{r}");
+    let r = store(&server, "gpu-set", "g", 8, 1)
+        .expect_status(200)
+        .json();
+    assert_eq!(
+        (r["stored"].as_u64(), r["duplicates"].as_u64()),
+        (Some(4), Some(4)),
+        "{r}"
+    );
     assert_eq!(rows(&server, "gpu-set"), 8);
 }

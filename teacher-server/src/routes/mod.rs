@@ -49,7 +49,10 @@ pub fn router(state: SharedState) -> Router {
     // Serialising plain data cannot fail; should it, the route says so instead of panicking.
     let doc = Bytes::from(match serde_json::to_value(&doc) {
         Ok(mut doc) => {
-            let inputs = state.text.is_none().then_some(state.signature.inputs.as_slice());
+            let inputs = state
+                .text
+                .is_none()
+                .then_some(state.signature.inputs.as_slice());
             specialise(&mut doc, inputs, state.limits.max_request_rows);
             doc.to_string()
         }

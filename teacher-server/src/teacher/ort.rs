@@ -198,7 +198,8 @@ impl OrtTeacher {
         let provider = register_provider(&mut builder, ep)?;
         // Profiling is on for the warm-up run only (ending the profile turns it off): its
         // node events say which provider ran each node.
-        let profile = std::env::temp_dir().join(format!("distill-placement-{}", std::process::id()));
+        let profile =
+            std::env::temp_dir().join(format!("distill-placement-{}", std::process::id()));
         let mut builder = builder
             .with_profiling(&profile)
             .map_err(|e| TeacherError::Runtime(e.to_string().into()))?;
@@ -237,15 +238,20 @@ impl OrtTeacher {
     /// Runs one zero-filled row with profiling on, ends the profile and reads the node
     /// placement from it; an unmeasured placement (with the reason) when any step fails.
     fn measure_placement(&mut self) -> Placement {
-        let run = warmup_inputs(&self.signature.inputs)
-            .and_then(|inputs| self.run(&inputs, &[]).map_err(|e| format!("warm-up run: {e}")));
+        let run = warmup_inputs(&self.signature.inputs).and_then(|inputs| {
+            self.run(&inputs, &[])
+                .map_err(|e| format!("warm-up run: {e}"))
+        });
         // Ended whatever the run did, so the session does not keep profiling.
         let ended = self.session.end_profiling();
-        let read = ended.map_err(|e| format!("ending the profile: {e}")).and_then(|path| {
-            let bytes = std::fs::read(&path).map_err(|e| format!("reading the profile {path}: {e}"));
-            let _ = std::fs::remove_file(&path);
-            bytes
-        });
+        let read = ended
+            .map_err(|e| format!("ending the profile: {e}"))
+            .and_then(|path| {
+                let bytes =
+                    std::fs::read(&path).map_err(|e| format!("reading the profile {path}: {e}"));
+                let _ = std::fs::remove_file(&path);
+                bytes
+            });
         let placement = run.and(read).and_then(|bytes| parse_profile(&bytes));
         match placement {
             Ok(p) => {

@@ -49,8 +49,8 @@ pub fn warmup_inputs(inputs: &[TensorSpec]) -> Result<NamedTensors, String> {
 
 /// The placement of every node in an ONNX Runtime profile (a JSON array of trace events).
 pub fn parse_profile(json: &[u8]) -> Result<Placement, String> {
-    let events: Vec<serde_json::Value> =
-        serde_json::from_slice(json).map_err(|e| format!("the profile is not a JSON array: {e}"))?;
+    let events: Vec<serde_json::Value> = serde_json::from_slice(json)
+        .map_err(|e| format!("the profile is not a JSON array: {e}"))?;
     let mut nodes = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for e in &events {
@@ -140,8 +140,12 @@ mod tests {
 
     #[test]
     fn cuda_registered_but_unused_is_recorded_as_cpu() {
-        let p = parse_profile(PROFILE.replace(CUDA_PROVIDER, "CPUExecutionProvider").as_bytes())
-            .unwrap();
+        let p = parse_profile(
+            PROFILE
+                .replace(CUDA_PROVIDER, "CPUExecutionProvider")
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(computing_provider("cuda", &p), "cpu");
         assert_eq!(computing_provider("cuda", &unmeasured("x")), "cuda");
         assert_eq!(computing_provider("cpu", &p), "cpu");
@@ -150,7 +154,9 @@ mod tests {
     #[test]
     fn a_profile_without_nodes_is_an_error() {
         assert!(parse_profile(b"[]").unwrap_err().contains("no node"));
-        assert!(parse_profile(b"{").unwrap_err().contains("not a JSON array"));
+        assert!(parse_profile(b"{")
+            .unwrap_err()
+            .contains("not a JSON array"));
     }
 
     #[test]
@@ -158,7 +164,11 @@ mod tests {
         let spec = TensorSpec {
             name: "ids".into(),
             dtype: DType::I64,
-            shape: vec![Dim::Dynamic("batch".into()), Dim::Dynamic("seq".into()), Dim::Fixed(3)],
+            shape: vec![
+                Dim::Dynamic("batch".into()),
+                Dim::Dynamic("seq".into()),
+                Dim::Fixed(3),
+            ],
         };
         let t = warmup_inputs(&[spec]).unwrap();
         assert_eq!(t.get("ids").unwrap().shape(), &[1, 1, 3]);
