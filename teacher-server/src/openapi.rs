@@ -66,7 +66,8 @@ impl Modify for BearerScheme {
 /// What a dataset name may be (`distill_proto::store::validate_dataset_name`), as a pattern.
 pub const DATASET_NAME_PATTERN: &str = r"^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$";
 
-/// The document as this server serves it: dataset names carry their pattern, and on a server
+/// The document as this server serves it: dataset names carry their pattern, `return` lists
+/// the served outputs, and on a server
 /// without a tokenizer the score request's `inputs` are described by the model's own
 /// signature (input names, element types, fixed axes, at most `max_rows` rows) with an example
 /// this model accepts, so a client (or a fuzzer) generating from the document reaches the
@@ -74,6 +75,7 @@ pub const DATASET_NAME_PATTERN: &str = r"^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$";
 pub fn specialise(
     doc: &mut serde_json::Value,
     inputs: Option<&[distill_proto::api::TensorSpec]>,
+    outputs: &[String],
     max_rows: usize,
 ) {
     use serde_json::{json, Value};
@@ -96,6 +98,9 @@ pub fn specialise(
         return;
     };
     request["properties"]["dataset"]["pattern"] = json!(DATASET_NAME_PATTERN);
+    // Outputs to echo: only served ones; `columns: null` reads as no columns.
+    request["properties"]["return"]["items"] = json!({ "enum": outputs });
+    request["properties"]["columns"]["type"] = json!(["object", "null"]);
     let Some(inputs) = inputs else { return };
     let mut properties = serde_json::Map::new();
     let mut example = serde_json::Map::new();

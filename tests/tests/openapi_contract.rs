@@ -164,6 +164,11 @@ fn the_served_document_describes_this_model_and_its_example_is_accepted() {
         (max / f64::from(f32::MAX) - 1.0).abs() < 1e-12,
         "maximum {max}"
     );
+    assert_eq!(
+        request["properties"]["return"]["items"]["enum"],
+        serde_json::json!(["logits", "embedding"]),
+        "{request}"
+    );
     let r = s.score(&request["example"]).expect_status(200).json();
     assert_eq!(r["stored"], 2, "{r}");
 

@@ -53,7 +53,8 @@ pub fn router(state: SharedState) -> Router {
                 .text
                 .is_none()
                 .then_some(state.signature.inputs.as_slice());
-            specialise(&mut doc, inputs, state.limits.max_request_rows);
+            let outputs: Vec<String> = state.plan.specs.iter().map(|o| o.name.clone()).collect();
+            specialise(&mut doc, inputs, &outputs, state.limits.max_request_rows);
             doc.to_string()
         }
         Err(e) => {
