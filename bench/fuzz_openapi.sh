@@ -64,12 +64,13 @@ done
 echo "[fuzz] server on $ADDR; schemathesis $SCHEMATHESIS_VERSION for ${MAX_TIME}s, seed $SEED"
 
 set +e
-"$VENV/bin/schemathesis" run "http://$ADDR/openapi.json" \
+# Run from $OUT: schemathesis keeps its cache (.schemathesis/) in the working directory.
+(cd "$OUT" && "$VENV/bin/schemathesis" run "http://$ADDR/openapi.json" \
   -H "Authorization: Bearer $TOKEN" \
   --checks all --continue-on-failure --max-time "$MAX_TIME" --seed "$SEED" \
   --workers 2 --request-timeout 30 --suppress-health-check all \
   --report har --report-har-path "$OUT/requests.har" \
-  >"$OUT/schemathesis.txt" 2>&1
+  >"$OUT/schemathesis.txt" 2>&1)
 ST_RC=$?
 set -e
 echo "[fuzz] schemathesis exit $ST_RC (its check report: $OUT/schemathesis.txt)"
