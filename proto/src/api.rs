@@ -293,6 +293,38 @@ pub struct ModelInfo {
     /// The text input, when the server has a tokenizer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextInputInfo>,
+    /// Where ONNX Runtime placed the graph's nodes (measured at start-up).
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+/// Which execution provider ONNX Runtime ran each node of the graph on, read from the
+/// session's profile of one warm-up run at start-up (nodes are those of the optimised graph:
+/// a fused node appears once, under its fused name).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Placement {
+    /// Whether the placement was measured; when not, `error` says why and the lists are empty.
+    pub measured: bool,
+    /// Why the placement could not be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Nodes per execution provider, by ONNX Runtime's name (`CPUExecutionProvider`, ...).
+    pub providers: BTreeMap<String, usize>,
+    /// Every node run, in the order of the profile.
+    pub nodes: Vec<NodePlacement>,
+}
+
+/// One node of the optimised graph and the execution provider that ran it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodePlacement {
+    /// Node name.
+    pub node: String,
+    /// Operator (e.g. `Gemm`, `FusedGemm`).
+    pub op: String,
+    /// Execution provider, by ONNX Runtime's name.
+    pub provider: String,
 }
 
 /// `GET /health`: readiness (200 `ok`, or 503 `unavailable` once the server cannot score).

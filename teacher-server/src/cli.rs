@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// ONNX Runtime location.
     #[command(flatten)]
     pub ort: OrtArgs,
+    /// Let rows from this server's execution provider join datasets computed on another one
+    /// (refused with 409 `provider_mismatch` otherwise).
+    #[arg(long = "allow-mixed-providers", env = "DISTILL_ALLOW_MIXED_PROVIDERS")]
+    pub allow_mixed_providers: bool,
     /// Execution provider.
     #[arg(long, env = "DISTILL_EP", value_enum, default_value_t = EpChoice::Auto)]
     pub ep: EpChoice,

@@ -153,6 +153,16 @@ pub enum ApiError {
         /// Elements waiting.
         queued: usize,
     },
+    /// The dataset was computed on another execution provider than this server's.
+    #[error("dataset {dataset:?} was computed on {dataset_provider} and this server runs on {provider}: rows of two execution providers are not mixed in one dataset (use another dataset, or start the server with --allow-mixed-providers)")]
+    ProviderMismatch {
+        /// The dataset.
+        dataset: String,
+        /// The provider its rows were computed on.
+        dataset_provider: String,
+        /// This server's provider.
+        provider: String,
+    },
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -224,6 +234,11 @@ impl ApiError {
             ApiError::QueueFull { .. } | ApiError::QueueFullElements { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "queue_full", None)
             }
+            ApiError::ProviderMismatch { .. } => (
+                StatusCode::CONFLICT,
+                "provider_mismatch",
+                Some("dataset".into()),
+            ),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", None),
             ApiError::Store(e) => store_parts(e),
             ApiError::Teacher(e) => match e {

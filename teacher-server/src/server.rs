@@ -1,6 +1,7 @@
 //! `teacher-server serve`: load the runtime and model, open the store, start the batcher,
 //! bind, serve until SIGTERM/SIGINT, then drain and close.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::outputs::{self, OutputPlan};
 use crate::routes;
 use crate::state::AppState;
 use crate::teacher::ort::{init_runtime, ort_version, preload_cuda_libs, OrtTeacher};
+use crate::teacher::placement::computing_provider;
 use crate::teacher::{EpChoice, Signature, Teacher};
 use crate::text::{Batching, TextFront, TextTokenizer, TokenLayout, TEXT_INPUT};
 use crate::validate::Limits;
@@ -84,7 +86,11 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
     let model = load_model(&args.model, &args.taps)?;
     let teacher = OrtTeacher::load(&env, &model.session_bytes, args.ep, args.intra_threads)
         .with_context(|| format!("loading {}", args.model.display()))?;
-    let provider = teacher.provider().to_string();
+    let placement = teacher.placement().clone();
+    let provider = computing_provider(teacher.provider(), &placement).to_string();
+    if provider != teacher.provider() {
+        tracing::warn!(registered = %teacher.provider(), nodes = ?placement.providers, "the CUDA provider was registered but ONNX Runtime placed no node on it: rows are recorded as computed on cpu");
+    }
     tracing::info!(provider = %provider, ort_version = %ort_version, model = %args.model.display(), "session ready");
     let signature = teacher.signature().clone();
     check_dim_caps(&args.max_dims, &signature)?;
@@ -110,6 +116,8 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         tokenizer: text.as_ref().map(|t| t.tokenizer.fingerprint().clone()),
     };
     let store = open_store(&args.data_dir, fingerprint, store_options(args)).await?;
+    let foreign_provider =
+        foreign_provider_datasets(&store, &provider, args.allow_mixed_providers)?;
     let metrics = Arc::new(Metrics::new());
     metrics
         .provider_info
@@ -137,6 +145,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         max_batch_rows: args.max_batch_rows,
         max_request_rows: args.max_request_rows,
         text: text.as_deref().map(text_info),
+        placement,
     };
     let state = Arc::new(AppState {
         signature,
@@ -168,8 +177,40 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "teacher".to_string()),
         text,
+        foreign_provider,
     });
     Ok(Prepared { state })
+}
+
+/// The datasets whose rows were computed on another execution provider than `provider`, with
+/// theirs (none when mixing is allowed). The set is fixed for the life of the process: a
+/// dataset this server creates is computed on its own provider.
+fn foreign_provider_datasets(
+    store: &LabelStore,
+    provider: &str,
+    allow_mixed: bool,
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for d in store.list().context("listing the datasets")? {
+        // A dataset the store cannot describe answers its own error on every write.
+        let m = match store.manifest(&d.name) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(dataset = %d.name, error = %e, "cannot read the dataset's manifest");
+                continue;
+            }
+        };
+        if m.teacher.provider == provider {
+            continue;
+        }
+        if allow_mixed {
+            tracing::warn!(dataset = %d.name, dataset_provider = %m.teacher.provider, provider = %provider, "--allow-mixed-providers: rows computed on this provider join a dataset computed on another (the dataset keeps recording its first provider)");
+        } else {
+            tracing::warn!(dataset = %d.name, dataset_provider = %m.teacher.provider, provider = %provider, "dataset computed on another execution provider: writes to it are refused (start with --allow-mixed-providers to allow them)");
+            out.insert(d.name, m.teacher.provider);
+        }
+    }
+    Ok(out)
 }
 
 /// The tokenizer and token layout of a text teacher (`--tokenizer`): the ids and mask inputs

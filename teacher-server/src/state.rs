@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use distill_proto::api::ModelInfo;
@@ -41,6 +42,9 @@ pub struct AppState {
     pub model_name: String,
     /// The tokenizer of a text teacher.
     pub text: Option<Arc<TextFront>>,
+    /// Datasets computed on another execution provider than this server's, with theirs:
+    /// writes to them are refused (empty with `--allow-mixed-providers`).
+    pub foreign_provider: HashMap<String, String>,
 }
 
 /// Handle given to axum.

@@ -1,7 +1,7 @@
-//! Static checks of the deployment files: `docker-compose.yml` and `Dockerfile`.
-//! There is no Docker engine on the test machines, so the images are never built or run
-//! here; these tests pin down what the files promise (GPU reservation, volumes, healthcheck,
-//! the ONNX Runtime GPU build they load).
+//! Static checks of the deployment files: `docker-compose.yml`, `docker-compose.cpu.yml` and
+//! `Dockerfile`. `make test` builds and runs no image (that needs podman and root:
+//! `scripts/test_image.sh` does it); these tests pin down what the files promise (GPU
+//! reservation, volumes, healthcheck, the ONNX Runtime GPU build they load).
 
 use distill_tests::repo_root;
 use serde_yaml::Value;
@@ -186,24 +186,96 @@ fn compose_healthcheck_and_port() {
     );
 }
 
+/// The `FROM` lines with `${ARG}` replaced by the defaults of the global `ARG`s (those before
+/// the first `FROM`), i.e. what a build without `--build-arg` uses.
+fn resolved_froms(dockerfile: &str) -> Vec<String> {
+    let mut defaults: Vec<(String, String)> = Vec::new();
+    let mut froms = Vec::new();
+    for line in dockerfile.lines().map(str::trim_start) {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("FROM ") {
+            let mut l = line.to_string();
+            for (k, v) in &defaults {
+                l = l.replace(&format!("${{{k}}}"), v);
+            }
+            froms.push(l);
+        } else if froms.is_empty() && upper.starts_with("ARG ") {
+            if let Some((k, v)) = line[4..].trim().split_once('=') {
+                defaults.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    froms
+}
+
+#[test]
+fn dockerfile_base_images_are_build_arguments_with_the_default_images() {
+    let path = repo_root().join("Dockerfile");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    for arg in [
+        "BUILD_IMAGE=rust:",
+        "RUNTIME_IMAGE=nvidia/cuda:",
+        "BINARY_FROM=build",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("ARG {arg}"))),
+            "Dockerfile lacks the global `ARG {arg}...`"
+        );
+    }
+    let froms = resolved_froms(&text);
+    assert!(
+        froms.iter().any(|f| f.contains("scratch AS prebuilt")),
+        "no `prebuilt` stage: {froms:?}"
+    );
+    assert!(
+        text.contains("COPY --from=binary /usr/local/bin/teacher-server"),
+        "the runtime stage must take the binary from the chosen stage"
+    );
+}
+
+#[test]
+fn the_cpu_override_runs_on_the_cpu_without_a_gpu_reservation() {
+    let path = repo_root().join("docker-compose.cpu.yml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let doc: Value = serde_yaml::from_str(&text).expect("docker-compose.cpu.yml is YAML");
+    let svc = &doc["services"]["teacher-server"];
+    let cmd: Vec<&str> = svc["command"]
+        .as_sequence()
+        .expect("command list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        cmd.windows(2).any(|w| w == ["--ep", "cpu"]),
+        "the CPU override must run --ep cpu: {cmd:?}"
+    );
+    assert!(
+        text.contains("h['provider'] == 'cpu'"),
+        "its healthcheck must want provider cpu"
+    );
+    assert!(
+        text.contains("deploy: !reset"),
+        "the GPU reservation must be reset"
+    );
+}
+
 #[test]
 fn dockerfile_uses_the_onnxruntime_gpu_build() {
     let path = repo_root().join("Dockerfile");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let froms: Vec<&str> = text
-        .lines()
-        .filter(|l| l.trim_start().to_ascii_uppercase().starts_with("FROM "))
-        .collect();
+    let froms = resolved_froms(&text);
     assert!(
         froms.len() >= 2,
         "Dockerfile must be multi-stage (build + runtime): {froms:?}"
     );
     assert!(
         froms.iter().any(|f| f.contains("rust:")),
-        "the build stage must use a rust image: {froms:?}"
+        "the build stage must use a rust image by default: {froms:?}"
     );
-    let runtime = froms.last().copied().unwrap_or("");
+    let runtime = froms.last().map(String::as_str).unwrap_or("");
     assert!(
         runtime.contains("nvidia/cuda:13.")
             && runtime.contains("cudnn")

@@ -135,3 +135,86 @@ fn the_router_answers_exactly_the_documented_operations() {
         }
     }
 }
+
+#[test]
+fn the_served_document_describes_this_model_and_its_example_is_accepted() {
+    // Found by schemathesis (bench/fuzz_openapi.sh): the document's example and its free-form
+    // `inputs` described requests this model refuses, and dataset names had no pattern.
+    let s = Server::start(&test_model("mlp.onnx"), &["--ep", "cpu"]);
+    let doc = s.get("/openapi.json").expect_status(200).json();
+    let request = &doc["components"]["schemas"]["ScoreRequest"];
+    let x = &request["properties"]["inputs"]["properties"]["x"];
+    assert_eq!(
+        (
+            &x["minItems"],
+            &x["items"]["minItems"],
+            &x["items"]["maxItems"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(16),
+            &serde_json::json!(16)
+        ),
+        "{x}"
+    );
+    assert_eq!(x["items"]["items"]["type"], "number");
+    // f32 inputs: numbers beyond f32's range would round to infinity (refused as non-finite).
+    let max = x["items"]["items"]["maximum"].as_f64().unwrap_or(0.0);
+    assert!(
+        (max / f64::from(f32::MAX) - 1.0).abs() < 1e-12,
+        "maximum {max}"
+    );
+    assert_eq!(
+        request["properties"]["return"]["items"]["enum"],
+        serde_json::json!(["logits", "embedding"]),
+        "{request}"
+    );
+    let r = s.score(&request["example"]).expect_status(200).json();
+    assert_eq!(r["stored"], 2, "{r}");
+
+    // The name pattern says exactly what the server accepts.
+    let pattern = doc["paths"]["/v1/datasets/{name}"]["get"]["parameters"][0]["schema"]["pattern"]
+        .as_str()
+        .expect("a name pattern")
+        .to_string();
+    // `.` and `..` are refused too, but an HTTP client resolves them as path segments.
+    let names = [
+        "example",
+        "a.b-c_D9",
+        "...",
+        "a/b",
+        "é",
+        &"n".repeat(128),
+        &"n".repeat(129),
+    ];
+    let code = "import json, re, sys\nprint(json.dumps([re.fullmatch(sys.argv[1], n) is not None for n in json.loads(sys.argv[2])]))";
+    let names_json = serde_json::to_string(&names).expect("JSON");
+    let matches = distill_tests::python_json(code, &[&pattern, &names_json]).expect("python re");
+    let dots =
+        distill_tests::python_json(code, &[pattern.as_str(), r#"[".", ".."]"#]).expect("python re");
+    assert_eq!(
+        dots,
+        serde_json::json!([false, false]),
+        "the pattern lets . or .. through"
+    );
+    for (i, name) in names.iter().enumerate() {
+        let url = format!("/v1/datasets/{}", urlencode(name));
+        let status = s.get(&url).status;
+        let accepted = status != 400;
+        assert_eq!(
+            matches[i].as_bool(),
+            Some(accepted),
+            "name {name:?}: pattern says {}, server answered {status}",
+            matches[i]
+        );
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::metrics::{method_label, RequestLabels, RouteLabels};
-use crate::openapi::ApiDoc;
+use crate::openapi::{specialise, ApiDoc};
 use crate::state::SharedState;
 
 /// Every route with its OpenAPI operation: `routes!` registers the handler at the path of
@@ -47,9 +47,20 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 pub fn router(state: SharedState) -> Router {
     let (routes, doc) = api().split_for_parts();
     // Serialising plain data cannot fail; should it, the route says so instead of panicking.
-    let doc = Bytes::from(doc.to_json().unwrap_or_else(|e| {
-        serde_json::json!({ "error": format!("cannot render the document: {e}") }).to_string()
-    }));
+    let doc = Bytes::from(match serde_json::to_value(&doc) {
+        Ok(mut doc) => {
+            let inputs = state
+                .text
+                .is_none()
+                .then_some(state.signature.inputs.as_slice());
+            let outputs: Vec<String> = state.plan.specs.iter().map(|o| o.name.clone()).collect();
+            specialise(&mut doc, inputs, &outputs, state.limits.max_request_rows);
+            doc.to_string()
+        }
+        Err(e) => {
+            serde_json::json!({ "error": format!("cannot render the document: {e}") }).to_string()
+        }
+    });
     routes
         .layer(Extension(info::OpenApiJson(doc)))
         .fallback(not_found)

@@ -180,6 +180,18 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         source,
     })??;
 
+    // Refused before the teacher runs: nothing would be stored.
+    if let Some(dataset_provider) = job
+        .dataset
+        .as_ref()
+        .and_then(|d| state.foreign_provider.get(d))
+    {
+        return Err(ApiError::ProviderMismatch {
+            dataset: job.dataset.clone().unwrap_or_default(),
+            dataset_provider: dataset_provider.clone(),
+            provider: state.model_info.provider.clone(),
+        });
+    }
     let inputs = match job.tokens {
         Some(t) => JobInputs::Tokens(Arc::new(t)),
         None => JobInputs::Dense(Arc::new(job.inputs)),

@@ -2,6 +2,7 @@
 //! tensors. One module per runtime (`ort`); the rest of the server only sees [`Teacher`].
 
 pub mod ort;
+pub mod placement;
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use distill_proto::api::{Dim, TensorSpec};
+use distill_proto::api::{Dim, Placement, TensorSpec};
 use distill_proto::{DType, NamedTensors, Tensor, TensorData};
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
@@ -13,6 +13,7 @@ use ort::session::builder::SessionBuilder;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Outlet, TensorElementType, TensorRef, ValueType};
 
+use super::placement::{parse_profile, unmeasured, warmup_inputs};
 use super::{Cause, EpChoice, Signature, Teacher, TeacherError};
 
 /// The process-wide environment: ONNX Runtime allows one per process.
@@ -170,6 +171,7 @@ pub struct OrtTeacher {
     session: Session,
     signature: Signature,
     provider: String,
+    placement: Placement,
 }
 
 impl OrtTeacher {
@@ -194,6 +196,13 @@ impl OrtTeacher {
                 .map_err(|e| TeacherError::Runtime(e.to_string().into()))?;
         }
         let provider = register_provider(&mut builder, ep)?;
+        // Profiling is on for the warm-up run only (ending the profile turns it off): its
+        // node events say which provider ran each node.
+        let profile =
+            std::env::temp_dir().join(format!("distill-placement-{}", std::process::id()));
+        let mut builder = builder
+            .with_profiling(&profile)
+            .map_err(|e| TeacherError::Runtime(e.to_string().into()))?;
         let session = match builder.commit_from_memory(model) {
             Ok(s) => s,
             // CUDA can register yet fail when the session is built (a missing cuDNN, say):
@@ -211,11 +220,49 @@ impl OrtTeacher {
             Err(e) => return Err(TeacherError::Load(Cause::of(e))),
         };
         let signature = signature_of(&session)?;
-        Ok(Self {
+        let mut teacher = Self {
             session,
             signature,
             provider: provider.to_string(),
-        })
+            placement: Placement::default(),
+        };
+        teacher.placement = teacher.measure_placement();
+        Ok(teacher)
+    }
+
+    /// Where ONNX Runtime placed the nodes, measured by the warm-up run at load.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// Runs one zero-filled row with profiling on, ends the profile and reads the node
+    /// placement from it; an unmeasured placement (with the reason) when any step fails.
+    fn measure_placement(&mut self) -> Placement {
+        let run = warmup_inputs(&self.signature.inputs).and_then(|inputs| {
+            self.run(&inputs, &[])
+                .map_err(|e| format!("warm-up run: {e}"))
+        });
+        // Ended whatever the run did, so the session does not keep profiling.
+        let ended = self.session.end_profiling();
+        let read = ended
+            .map_err(|e| format!("ending the profile: {e}"))
+            .and_then(|path| {
+                let bytes =
+                    std::fs::read(&path).map_err(|e| format!("reading the profile {path}: {e}"));
+                let _ = std::fs::remove_file(&path);
+                bytes
+            });
+        let placement = run.and(read).and_then(|bytes| parse_profile(&bytes));
+        match placement {
+            Ok(p) => {
+                tracing::info!(providers = ?p.providers, "node placement measured");
+                p
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "node placement not measured");
+                unmeasured(e)
+            }
+        }
     }
 }
 
