@@ -578,7 +578,8 @@ struct Slot {
 
 /// A dataset taking writes, or one that failed and waits to be recovered from disk.
 enum Entry {
-    Ready(dataset::Dataset),
+    // Boxed: a dataset is hundreds of bytes and Down is small.
+    Ready(Box<dataset::Dataset>),
     Down {
         fault: Fault,
         /// When recovery was last tried (or the fault happened).
@@ -594,7 +595,7 @@ impl Slot {
         Arc::new(Slot {
             digest: ds.digest(),
             dir,
-            data: Mutex::new(Entry::Ready(ds)),
+            data: Mutex::new(Entry::Ready(Box::new(ds))),
         })
     }
 }
@@ -812,7 +813,7 @@ impl LabelStore {
             match dataset::Dataset::recover(&slot.dir, name, &self.options, self.counters.clone()) {
                 Ok(ds) => {
                     tracing::info!(dataset = %name, "recovered the dataset in place");
-                    *entry = Entry::Ready(ds);
+                    *entry = Entry::Ready(Box::new(ds));
                 }
                 Err(e) => {
                     tracing::warn!(dataset = %name, error = %e, "the dataset is still down");
