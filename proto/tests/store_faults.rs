@@ -16,12 +16,7 @@ use distill_proto::store::{FaultKind, FaultPoint, LabelStore, StoreError};
 use store_common::*;
 
 fn no_space() -> std::io::Error {
-    std::io::Error::from_raw_os_error(libc_enospc())
-}
-
-/// ENOSPC, without a libc dependency in the tests.
-fn libc_enospc() -> i32 {
-    28
+    std::io::Error::from_raw_os_error(libc::ENOSPC)
 }
 
 /// A hook that fails `point` while `on` is set.

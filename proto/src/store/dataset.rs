@@ -27,8 +27,8 @@ use super::commit::{Counters, FaultPoint, GroupCommit};
 use super::digest::{DigestAlgorithm, RowDigest, DIGEST_LEN};
 use super::encoder::Encoder;
 use super::manifest::{
-    corrupt, fingerprint_differences, io_err, read_manifest, sync_dir, write_manifest,
-    ShardMetadata, MANIFEST_FILE,
+    corrupt, fingerprint_differences, io_err, read_manifest, shard_metadata, sync_dir,
+    write_manifest, MANIFEST_FILE,
 };
 use super::rows::Prepared;
 use super::shard::{shard_index, shard_name, ShardWriter};
@@ -236,18 +236,6 @@ impl Rebuilt {
         self.next_shard = self.next_shard.max(index + 1);
         Ok(())
     }
-}
-
-/// The JSON every shard of a dataset carries about itself.
-fn shard_metadata(m: &Manifest, dir: &Path) -> Result<String, StoreError> {
-    serde_json::to_string(&ShardMetadata {
-        schema_version: SCHEMA_VERSION,
-        dataset: m.dataset.clone(),
-        teacher: m.teacher.clone(),
-        columns: m.columns.clone(),
-        input_digest: m.input_digest,
-    })
-    .map_err(|e| corrupt(dir, e.to_string()))
 }
 
 impl Dataset {

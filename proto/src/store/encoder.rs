@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 
 use super::commit::Counters;
-use super::manifest::{corrupt, sync_dir, write_manifest, ShardMetadata};
+use super::manifest::{corrupt, shard_metadata, sync_dir, write_manifest};
 use super::shard::ShardWriter;
 use super::wal::remove_segment;
-use super::{Fault, Manifest, StoreError, StoreOptions, SCHEMA_VERSION};
+use super::{Fault, Manifest, StoreError, StoreOptions};
 
 /// Work for the encoder, in log order.
 enum Job {
@@ -200,14 +200,7 @@ fn run(s: &Shared, ctx: &Context) {
                 batch,
                 bytes,
             } => {
-                if lock(&s.failed).is_none() {
-                    let t0 = Instant::now();
-                    let r = write_rows(s, ctx, &mut open, shard, &batch);
-                    s.counters.encoded(t0.elapsed());
-                    if let Err(e) = r {
-                        fail(s, &mut open, &e);
-                    }
-                }
+                step(s, &mut open, |open| write_rows(s, ctx, open, shard, &batch));
                 drop(batch);
                 let mut q = lock(&s.queue);
                 q.bytes = q.bytes.saturating_sub(bytes);
@@ -215,14 +208,9 @@ fn run(s: &Shared, ctx: &Context) {
                 s.popped.notify_all();
             }
             Job::Finish { shard, segment } => {
-                if lock(&s.failed).is_none() {
-                    let t0 = Instant::now();
-                    let r = finish_shard(s, ctx, &mut open, shard, &segment);
-                    s.counters.encoded(t0.elapsed());
-                    if let Err(e) = r {
-                        fail(s, &mut open, &e);
-                    }
-                }
+                step(s, &mut open, |open| {
+                    finish_shard(s, ctx, open, shard, &segment)
+                });
             }
             Job::Barrier(tx) => {
                 let r = match lock(&s.failed).clone() {
@@ -232,6 +220,24 @@ fn run(s: &Shared, ctx: &Context) {
                 let _ = tx.send(r);
             }
         }
+    }
+}
+
+/// Runs one encoding step unless the encoder has already failed, timing it; a failure abandons
+/// the open shard and is kept.
+fn step(
+    s: &Shared,
+    open: &mut Option<ShardWriter>,
+    f: impl FnOnce(&mut Option<ShardWriter>) -> Result<(), StoreError>,
+) {
+    if lock(&s.failed).is_some() {
+        return;
+    }
+    let t0 = Instant::now();
+    let r = f(open);
+    s.counters.encoded(t0.elapsed());
+    if let Err(e) = r {
+        fail(s, open, &e);
     }
 }
 
@@ -266,15 +272,7 @@ fn write_rows(
         None => {
             let (metadata, columns) = {
                 let m = lock(&s.manifest);
-                let meta = serde_json::to_string(&ShardMetadata {
-                    schema_version: SCHEMA_VERSION,
-                    dataset: m.dataset.clone(),
-                    teacher: m.teacher.clone(),
-                    columns: m.columns.clone(),
-                    input_digest: m.input_digest,
-                })
-                .map_err(|e| corrupt(&ctx.dir, e.to_string()))?;
-                (meta, m.columns.clone())
+                (shard_metadata(&m, &ctx.dir)?, m.columns.clone())
             };
             open.insert(ShardWriter::create(
                 &ctx.dir,

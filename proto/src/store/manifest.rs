@@ -33,6 +33,18 @@ pub struct ShardMetadata {
     pub input_digest: DigestAlgorithm,
 }
 
+/// The [`ShardMetadata`] JSON every shard of the dataset described by `m` (in `dir`) carries.
+pub(crate) fn shard_metadata(m: &Manifest, dir: &Path) -> Result<String, StoreError> {
+    serde_json::to_string(&ShardMetadata {
+        schema_version: super::SCHEMA_VERSION,
+        dataset: m.dataset.clone(),
+        teacher: m.teacher.clone(),
+        columns: m.columns.clone(),
+        input_digest: m.input_digest,
+    })
+    .map_err(|e| corrupt(dir, e.to_string()))
+}
+
 /// An I/O error naming `path`.
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::Io {
