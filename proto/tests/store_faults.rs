@@ -19,11 +19,20 @@ fn no_space() -> std::io::Error {
     std::io::Error::from_raw_os_error(libc::ENOSPC)
 }
 
-/// A hook that fails `point` while `on` is set.
+/// A hook that fails `point` with a full disk while `on` is set.
 fn failing(point: FaultPoint, on: Arc<AtomicBool>) -> distill_proto::store::FaultHook {
+    failing_with(point, on, libc::ENOSPC)
+}
+
+/// A hook that fails `point` with OS error `errno` while `on` is set.
+fn failing_with(
+    point: FaultPoint,
+    on: Arc<AtomicBool>,
+    errno: i32,
+) -> distill_proto::store::FaultHook {
     Arc::new(move |p| {
         if p == point && on.load(Ordering::SeqCst) {
-            Err(no_space())
+            Err(std::io::Error::from_raw_os_error(errno))
         } else {
             Ok(())
         }
@@ -149,6 +158,42 @@ fn a_full_disk_during_a_shard_write_keeps_acknowledged_rows_and_recovers_in_plac
     assert_eq!(stored_ids(&dir.path().join("d")), acked);
     // And it takes writes again.
     assert_eq!(store.append("d", rows(100..102)).unwrap().stored, 2);
+    store.close().unwrap();
+}
+
+#[test]
+fn a_disk_turned_read_only_while_finishing_a_shard_is_reported_as_read_only_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LabelStore::open(dir.path(), teacher(), options(4)).unwrap();
+    let on = Arc::new(AtomicBool::new(true));
+    store.inject_faults(Some(failing_with(
+        FaultPoint::ShardFinish,
+        on.clone(),
+        libc::EROFS,
+    )));
+    // 6 rows: shard 0 (4 rows) is finished in the background and fails; the call itself was
+    // durable in the log, so it is acknowledged.
+    assert_eq!(store.append("d", rows(0..6)).unwrap().stored, 6);
+    // Drains the encoder (which fails); the manifest on disk still answers, without the shard.
+    assert_eq!(store.manifest("d").unwrap().shards.len(), 0);
+    let down = store.faults();
+    assert_eq!(down.len(), 1);
+    assert_eq!(down[0].1.kind, FaultKind::ReadOnly);
+    let e = store.append("d", rows(6..8)).unwrap_err();
+    assert!(matches!(e, StoreError::Unavailable { .. }), "{e}");
+    assert_eq!(e.fault_kind(), Some(FaultKind::ReadOnly), "{e}");
+    assert!(
+        e.to_string().contains("read-only"),
+        "the message says what is wrong: {e}"
+    );
+    // Other datasets are not affected by this dataset's fault (the hook is store-wide, so
+    // switch it off first: what matters is that "d" stays down until its retry time).
+    on.store(false, Ordering::SeqCst);
+    assert_eq!(store.append("other", rows(0..2)).unwrap().stored, 2);
+    wait_for_retry();
+    let m = store.seal("d").unwrap();
+    assert_eq!((m.rows, m.pending_rows), (6, 0));
+    assert_eq!(stored_ids(&dir.path().join("d")), ids_of(0..6));
     store.close().unwrap();
 }
 
