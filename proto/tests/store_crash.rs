@@ -143,3 +143,66 @@ fn a_crash_after_the_manifest_update_drops_the_stale_log() {
     assert_eq!(read_ids(&ds).len(), 5);
     assert!(wal_files(&ds).is_empty());
 }
+
+/// The provider each shard's `distill.manifest` metadata names.
+fn shard_providers(ds: &Path) -> Vec<String> {
+    use distill_proto::store::{ShardMetadata, SHARD_METADATA_KEY};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut shards: Vec<_> = fs::read_dir(ds)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    shards.sort();
+    shards
+        .iter()
+        .map(|p| {
+            let r = SerializedFileReader::new(fs::File::open(p).unwrap()).unwrap();
+            let kv = r.metadata().file_metadata().key_value_metadata().unwrap();
+            let json = kv
+                .iter()
+                .find(|k| k.key == SHARD_METADATA_KEY)
+                .and_then(|k| k.value.clone())
+                .unwrap();
+            let m: ShardMetadata = serde_json::from_str(&json).unwrap();
+            m.teacher.provider
+        })
+        .collect()
+}
+
+#[test]
+fn each_shard_names_the_provider_that_computed_it_even_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("d");
+    let mut cuda = teacher();
+    cuda.provider = "cuda".into();
+    // A CUDA server stores 6 rows (one finished shard of 4, 2 in the log) and is killed.
+    let store = LabelStore::open(dir.path(), cuda.clone(), options(4)).unwrap();
+    store.append("d", rows(0..6)).unwrap();
+    store.manifest("d").unwrap();
+    drop(store);
+    // A CPU server (mixed providers allowed by its operator) opens the data dir, replays the
+    // CUDA rows, stores 3 rows of its own (still in the log) and is killed too.
+    let store = LabelStore::open(dir.path(), teacher(), options(4)).unwrap();
+    store.append("d", rows(6..9)).unwrap();
+    drop(store);
+    // The CUDA server again: the CPU rows it replays from the log are filed as CPU rows,
+    // though the manifest says the dataset is CUDA's.
+    let store = LabelStore::open(dir.path(), cuda, options(4)).unwrap();
+    store.append("d", rows(9..11)).unwrap();
+    let m = store.seal("d").unwrap();
+    assert_eq!(m.rows, 11);
+    assert_eq!(
+        m.teacher.provider, "cuda",
+        "the dataset keeps its first provider"
+    );
+    assert_eq!(
+        m.shards.iter().map(|s| s.rows).collect::<Vec<_>>(),
+        [4, 2, 3, 2]
+    );
+    assert_eq!(shard_providers(&ds), ["cuda", "cuda", "cpu", "cuda"]);
+    assert_eq!(
+        read_ids(&ds),
+        (0..11).map(|i| format!("row-{i}")).collect::<Vec<_>>()
+    );
+}

@@ -32,7 +32,9 @@ use super::manifest::{
 };
 use super::rows::Prepared;
 use super::shard::{shard_index, shard_name, ShardWriter};
-use super::wal::{read_segment, remove_segment, segment_index, segment_name, WalSegment};
+use super::wal::{
+    read_segment, remove_segment, segment_index, segment_name, WalSegment, PROVIDER_KEY,
+};
 use super::{
     AppendOutcome, ColumnInfo, Fault, Manifest, StoreError, StoreOptions, TeacherFingerprint,
     DIGEST_COLUMN, SCHEMA_VERSION,
@@ -44,6 +46,8 @@ struct OpenSegment {
     wal: WalSegment,
     rows: u64,
     bytes: u64,
+    /// Execution provider of its rows: a shard holds rows of one provider only.
+    provider: Arc<str>,
 }
 
 /// A dataset folder and what is known about it in memory.
@@ -166,6 +170,12 @@ impl Rebuilt {
         let mut writer: Option<ShardWriter> = None;
         let mut rows = 0u64;
         let torn = read_segment(path, |batch| {
+            let provider = batch
+                .schema_ref()
+                .metadata()
+                .get(PROVIDER_KEY)
+                .cloned()
+                .unwrap_or_else(|| self.manifest.teacher.provider.clone());
             let pairs = ids_and_digests(&batch).map_err(|m| corrupt(path, m))?;
             // Ids already stored are skipped (a log never repeats one, but be safe).
             let keep: Vec<bool> = pairs
@@ -198,7 +208,7 @@ impl Rebuilt {
                     index,
                     schema,
                     options,
-                    shard_metadata(&self.manifest, dir)?,
+                    shard_metadata(&self.manifest, dir, &provider)?,
                     &self.manifest.columns,
                     counters.clone(),
                 )?),
@@ -503,11 +513,17 @@ impl Dataset {
 
         // Split at shard row limits: chunk j goes to shard first + j.
         let max = options.shard_max_rows.max(1) as u64;
-        let first = self.open.as_ref().map_or(self.next_shard, |o| o.index);
-        let mut room = self
+        // Rows of another provider than the open shard's start a new shard.
+        let open = self
             .open
             .as_ref()
-            .map_or(max, |o| max.saturating_sub(o.rows).max(1));
+            .filter(|o| *o.provider == *teacher.provider);
+        let first = match (&self.open, open) {
+            (_, Some(o)) => o.index,
+            (Some(o), None) => o.index + 1,
+            (None, None) => self.next_shard,
+        };
+        let mut room = open.map_or(max, |o| max.saturating_sub(o.rows).max(1));
         let mut chunks: Vec<(u64, RecordBatch)> = Vec::new();
         let mut off = 0usize;
         let mut idx = first;
@@ -520,7 +536,8 @@ impl Dataset {
         }
 
         let t0 = Instant::now();
-        let (ticket, sizes) = self.log(&chunks)?;
+        let provider: Arc<str> = Arc::from(teacher.provider.as_str());
+        let (ticket, sizes) = self.log(&chunks, &provider)?;
         let wal_write = t0.elapsed();
         for ((id, d), k) in prepared.ids.into_iter().zip(prepared.digests).zip(keep) {
             if k {
@@ -531,7 +548,7 @@ impl Dataset {
             self.schema = Some(strip_metadata(batch.schema_ref()));
         }
         // The rows are in the log now; from here on nothing can fail the call but its fsync.
-        let backlog_wait = self.enqueue(chunks, sizes, options);
+        let backlog_wait = self.enqueue(chunks, sizes, &provider, options);
         Ok(Logged {
             outcome: AppendOutcome { stored, duplicates },
             ticket,
@@ -600,7 +617,11 @@ impl Dataset {
     /// Writes every chunk to its log segment (made durable by the group commit, not here);
     /// on failure undoes what it wrote. Returns the group-commit ticket of the writes and
     /// the bytes each chunk took in the log.
-    fn log(&mut self, chunks: &[(u64, RecordBatch)]) -> Result<(u64, Vec<u64>), StoreError> {
+    fn log(
+        &mut self,
+        chunks: &[(u64, RecordBatch)],
+        provider: &str,
+    ) -> Result<(u64, Vec<u64>), StoreError> {
         let mut before: Vec<(u64, u64)> = Vec::new();
         let mut created: Vec<u64> = Vec::new();
         let mut wrote: Vec<(u64, u64)> = Vec::new();
@@ -612,7 +633,16 @@ impl Dataset {
                 counters
                     .fault(FaultPoint::WalAppend)
                     .map_err(|e| io_err(seg.path(), e))?;
-                let n = seg.append(b)?;
+                // The record names its provider, so replay stamps the shard right.
+                let schema = b
+                    .schema_ref()
+                    .as_ref()
+                    .clone()
+                    .with_metadata(HashMap::from([(
+                        PROVIDER_KEY.to_string(),
+                        provider.to_string(),
+                    )]));
+                let n = seg.append(&b.clone().with_schema(Arc::new(schema))?)?;
                 wrote.push((*idx, n));
             }
             if !created.is_empty() {
@@ -691,6 +721,7 @@ impl Dataset {
         &mut self,
         chunks: Vec<(u64, RecordBatch)>,
         sizes: Vec<u64>,
+        provider: &Arc<str>,
         options: &StoreOptions,
     ) -> Duration {
         let mut waited = Duration::ZERO;
@@ -710,10 +741,11 @@ impl Dataset {
                     wal,
                     rows: 0,
                     bytes: 0,
+                    provider: provider.clone(),
                 });
             }
             let rows = b.num_rows() as u64;
-            waited += self.encoder.rows(idx, b, n);
+            waited += self.encoder.rows(idx, b, n, provider.clone());
             if let Some(o) = self.open.as_mut() {
                 o.rows += rows;
                 o.bytes += n;

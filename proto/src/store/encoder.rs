@@ -27,6 +27,8 @@ enum Job {
         shard: u64,
         batch: RecordBatch,
         bytes: u64,
+        /// Execution provider that computed the rows (stamped into the shard's metadata).
+        provider: Arc<str>,
     },
     /// Shard `shard` gets no more rows: finish it, list it, then remove `segment`.
     Finish { shard: u64, segment: PathBuf },
@@ -108,9 +110,16 @@ impl Encoder {
         })
     }
 
-    /// Queues logged rows for shard `shard`; waits while the backlog is over its bound (one
-    /// batch larger than the bound still goes in alone). Returns the time spent waiting.
-    pub(crate) fn rows(&self, shard: u64, batch: RecordBatch, bytes: u64) -> Duration {
+    /// Queues logged rows for shard `shard`, computed on `provider`; waits while the backlog
+    /// is over its bound (one batch larger than the bound still goes in alone). Returns the
+    /// time spent waiting.
+    pub(crate) fn rows(
+        &self,
+        shard: u64,
+        batch: RecordBatch,
+        bytes: u64,
+        provider: Arc<str>,
+    ) -> Duration {
         let t0 = Instant::now();
         let mut q = lock(&self.shared.queue);
         while q.bytes > 0 && q.bytes + bytes > self.limit && !q.stop {
@@ -126,6 +135,7 @@ impl Encoder {
             shard,
             batch,
             bytes,
+            provider,
         });
         self.shared.pushed.notify_one();
         t0.elapsed()
@@ -199,8 +209,11 @@ fn run(s: &Shared, ctx: &Context) {
                 shard,
                 batch,
                 bytes,
+                provider,
             } => {
-                step(s, &mut open, |open| write_rows(s, ctx, open, shard, &batch));
+                step(s, &mut open, |open| {
+                    write_rows(s, ctx, open, shard, &batch, &provider)
+                });
                 drop(batch);
                 let mut q = lock(&s.queue);
                 q.bytes = q.bytes.saturating_sub(bytes);
@@ -255,6 +268,7 @@ fn write_rows(
     open: &mut Option<ShardWriter>,
     shard: u64,
     batch: &RecordBatch,
+    provider: &str,
 ) -> Result<(), StoreError> {
     if let Some(w) = open.as_ref() {
         if w.index() != shard {
@@ -272,7 +286,7 @@ fn write_rows(
         None => {
             let (metadata, columns) = {
                 let m = lock(&s.manifest);
-                (shard_metadata(&m, &ctx.dir)?, m.columns.clone())
+                (shard_metadata(&m, &ctx.dir, provider)?, m.columns.clone())
             };
             open.insert(ShardWriter::create(
                 &ctx.dir,

@@ -33,12 +33,20 @@ pub struct ShardMetadata {
     pub input_digest: DigestAlgorithm,
 }
 
-/// The [`ShardMetadata`] JSON every shard of the dataset described by `m` (in `dir`) carries.
-pub(crate) fn shard_metadata(m: &Manifest, dir: &Path) -> Result<String, StoreError> {
+/// The [`ShardMetadata`] JSON a shard of the dataset described by `m` (in `dir`) carries;
+/// `provider` is the execution provider that computed the shard's rows (a dataset's shards
+/// may differ there when the server ran with mixed providers allowed).
+pub(crate) fn shard_metadata(
+    m: &Manifest,
+    dir: &Path,
+    provider: &str,
+) -> Result<String, StoreError> {
+    let mut teacher = m.teacher.clone();
+    teacher.provider = provider.to_string();
     serde_json::to_string(&ShardMetadata {
         schema_version: super::SCHEMA_VERSION,
         dataset: m.dataset.clone(),
-        teacher: m.teacher.clone(),
+        teacher,
         columns: m.columns.clone(),
         input_digest: m.input_digest,
     })

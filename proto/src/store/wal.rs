@@ -19,6 +19,10 @@ use super::manifest::{corrupt, io_err};
 use super::StoreError;
 
 const MAGIC: &[u8; 8] = b"DSTLWAL1";
+
+/// Schema metadata key of a log record naming the execution provider that computed its rows
+/// (records written before it existed have none: the manifest's provider applies).
+pub(crate) const PROVIDER_KEY: &str = "distill.provider";
 const HEADER: usize = 12;
 
 /// The segment file name for shard `index`.
