@@ -123,6 +123,19 @@ warmup_epochs = $WARMUP
 $TEACHER"
   train "online-ts-s$seed"
 
+  step "seed $seed: the same, the teacher without dropout (are noisy train-mode targets the cost?)"
+  cfg "online-ts-nodrop-s$seed" "$seed" "$MLP800" '[[loss]]
+kind = "ce"
+weight = 0.1' "[online]
+mode = \"teacher_student\"
+temperature = 4.0
+warmup_epochs = $WARMUP
+
+[online.teacher]
+arch = \"mlp\"
+hidden = [1200, 1200]"
+  train "online-ts-nodrop-s$seed"
+
   step "seed $seed: mutual learning of two 2x800 students (T = 1)"
   cfg "mutual-s$seed" "$seed" "$MLP800" "$CE" "[online]
 mode = \"mutual\"
@@ -140,6 +153,14 @@ temperature = 3.0
 kd_weight = 0.5
 hint_weight = 0.1"
   train "sd-s$seed"
+
+  step "seed $seed: the same exits with ce only (kd_weight = 0, no hint): the multi-exit baseline"
+  cfg "sd-ce-s$seed" "$seed" 'arch = "mlp"
+hidden = [800, 800, 800]' "$CE" "[self_distill]
+exits = [0, 1]
+kd_weight = 0.0
+hint_weight = 0.0"
+  train "sd-ce-s$seed"
 
   step "seed $seed: the truncated networks trained alone (1x800, 3x800; 2x800 is alone-s$seed)"
   cfg "alone1-s$seed" "$seed" 'arch = "mlp"
@@ -173,12 +194,17 @@ rows = [
     ("2x800 offline KD (stored teacher)", "kd", "student"),
     ("2x800 online teacher-student: student", "online-ts", "student"),
     ("2x1200 online teacher-student: teacher", "online-ts", "teacher"),
+    ("2x800 online teacher-student, teacher without dropout: student", "online-ts-nodrop", "student"),
+    ("2x1200 online teacher-student, teacher without dropout: teacher", "online-ts-nodrop", "teacher"),
     ("2x800 mutual learning: student", "mutual", "student"),
     ("2x800 mutual learning: peer", "mutual", "peer"),
     ("1x800 alone", "alone1", "student"),
     ("3x800 self-distilled: exit0 (1x800 truncated)", "sd", "exit0"),
     ("3x800 self-distilled: exit1 (2x800 truncated)", "sd", "exit1"),
     ("3x800 self-distilled: full network", "sd", "student"),
+    ("3x800 multi-exit, ce only: exit0", "sd-ce", "exit0"),
+    ("3x800 multi-exit, ce only: exit1", "sd-ce", "exit1"),
+    ("3x800 multi-exit, ce only: full network", "sd-ce", "student"),
     ("3x800 alone", "alone3", "student"),
 ]
 lines = ["| model | " + " | ".join(f"errors s{s}" for s in seeds) + " | mean | ORT rows/s (s%s) | params | run wall s (s%s) |" % (seeds[0], seeds[0]),

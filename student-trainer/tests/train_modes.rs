@@ -244,6 +244,35 @@ fn teacher_student_warms_up_the_teacher_and_detaches_targets() {
     }
 }
 
+#[test]
+fn exit_losses_train_the_exits_and_the_shared_layers_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_cfg, setup) = setup(
+        dir.path(),
+        SELF_DISTILL,
+        "arch = \"mlp\"\nhidden = [32, 24]",
+    );
+    let sd = setup.self_distill.as_ref().expect("exits");
+    assert_eq!(sd.labels(), ["exit0:ce", "exit0:kd", "exit0:hint"]);
+    let (x, y, _) = first_batch(&setup);
+    let out = setup.student.forward(&x, true).expect("forward");
+    let (loss, values) = sd
+        .loss(&out, y.as_ref().expect("labels"))
+        .expect("exit loss");
+    assert_eq!(values.len(), 3);
+    for (name, g) in gradient_norms(&setup, &loss) {
+        // The exit after layer 0 reaches layer 0 and its own head (and hint projection); the
+        // deepest exit's logits and features are detached targets, so deeper layers and the
+        // network's own head get nothing from it.
+        let reaches = name.starts_with("fc0.") || name.starts_with("__exit0.");
+        if reaches {
+            assert!(g.is_some_and(|g| g > 0.0), "no gradient reaches {name}");
+        } else {
+            assert!(g.is_none(), "the exit loss reaches {name}");
+        }
+    }
+}
+
 fn write_run(
     dir: &Path,
     name: &str,

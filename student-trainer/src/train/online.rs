@@ -219,9 +219,9 @@ impl OnlineNets {
         };
         let mut total: Option<Tensor> = None;
         let mut values = Vec::new();
-        for i in 0..n {
+        for (i, out) in outs.iter().enumerate() {
             let base_len = self.base_labels(setup, i).len();
-            let Some(out) = &outs[i] else {
+            let Some(out) = out else {
                 values.extend(std::iter::repeat_n(0.0, base_len + 2));
                 continue;
             };
