@@ -3,12 +3,15 @@
 # deep mutual learning of two 2x800 students vs each trained alone, and self-distillation
 # (each exit's test errors and ONNX Runtime rows/s vs the same truncated network trained alone).
 #
-#   scripts/modes.sh [--epochs E] [--seeds "1 2"] [--out runs/modes]
+#   scripts/modes.sh [--epochs E] [--seeds "1 2"] [--out runs/modes] [--score-only]
 #
 # Needs the built binaries (target/debug) and MNIST (.deps/mnist, scripts/fetch_deps.sh).
 # Writes OUT/modes.md (the table), OUT/rows.json and every run folder. The teacher of offline
 # KD is trained for warm-up + E epochs (the online teacher's budget), labelled through
-# teacher-server into OUT/labels; every student gets E epochs.
+# teacher-server into OUT/labels; every student gets E epochs. --score-only re-scores the runs
+# already in OUT. Rows/s: SPEED_ROUNDS (3) interleaved rounds over all models, each the median
+# of TIMING_ROUNDS (5) passes over the 10k test images, one thread pool per process as
+# ONNX Runtime's default; the table gives the median round (the machine is shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,11 +23,14 @@ SEEDS="1 2"
 OUT=runs/modes
 WARMUP=1
 TIMING_ROUNDS=${TIMING_ROUNDS:-5}
+SPEED_ROUNDS=${SPEED_ROUNDS:-3}
+SCORE_ONLY=
 while [ $# -gt 0 ]; do
   case $1 in
     --epochs) EPOCHS=$2; shift 2 ;;
     --seeds) SEEDS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --score-only) SCORE_ONLY=1; shift ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -80,6 +86,7 @@ dropout = 0.3
 input_dropout = 0.1'
 CE='[[loss]]
 kind = "ce"'
+if [ -z "$SCORE_ONLY" ]; then
 : >"$OUT/wall.txt"
 
 step "offline teacher: 2x1200, $((WARMUP + EPOCHS)) epochs (the online teacher's budget), hard labels"
@@ -171,23 +178,33 @@ hidden = [800, 800, 800]' "$CE" ""
   train "alone3-s$seed"
 done
 
-step "scoring every exported model with ONNX Runtime ($TIMING_ROUNDS timed passes over the 10k test images)"
+fi
+
+step "scoring every exported model with ONNX Runtime ($SPEED_ROUNDS rounds of $TIMING_ROUNDS timed passes over the 10k test images)"
 : >"$OUT/evals.jsonl"
-for m in "$OUT"/runs/*/*.onnx; do
-  run=$(basename "$(dirname "$m")")
-  json=$("$BIN/student-trainer" eval --model "$m" --data data/mnist-test.parquet --json \
-    --timing-rounds "$TIMING_ROUNDS")
-  python3 -c 'import json,sys; d=json.loads(sys.argv[3]); d["run"]=sys.argv[1]; d["model"]=sys.argv[2]; print(json.dumps(d))' \
-    "$run" "$(basename "$m" .onnx)" "$json" >>"$OUT/evals.jsonl"
+for round in $(seq 1 "$SPEED_ROUNDS"); do
+  echo "round $round: load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
+  for m in "$OUT"/runs/*/*.onnx; do
+    run=$(basename "$(dirname "$m")")
+    json=$("$BIN/student-trainer" eval --model "$m" --data data/mnist-test.parquet --json \
+      --timing-rounds "$TIMING_ROUNDS")
+    python3 -c 'import json,sys; d=json.loads(sys.argv[3]); d["run"]=sys.argv[1]; d["model"]=sys.argv[2]; d["round"]=int(sys.argv[4]); print(json.dumps(d))' \
+      "$run" "$(basename "$m" .onnx)" "$json" "$round" >>"$OUT/evals.jsonl"
+  done
 done
 
 python3 - "$OUT" "$EPOCHS" "$SEEDS" <<'PY'
 import json, sys, collections
 out, epochs, seeds = sys.argv[1], sys.argv[2], sys.argv[3].split()
-ev = {}
+ev, speed = {}, collections.defaultdict(list)
 for line in open(f"{out}/evals.jsonl"):
     d = json.loads(line)
-    ev[(d["run"], d["model"])] = d
+    ev.setdefault((d["run"], d["model"]), d)
+    if d.get("infer_rows_per_s"):
+        speed[(d["run"], d["model"])].append(d["infer_rows_per_s"])
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else None
 wall = dict(l.split() for l in open(f"{out}/wall.txt"))
 rows = [
     ("2x800 alone (ce)", "alone", "student"),
@@ -220,7 +237,7 @@ for label, run, model in rows:
     params = summ["param_count"] if model == "student" else summ["networks"][model]["param_count"]
     known = [e for e in errs if e is not None]
     mean = sum(known) / len(known) if known else None
-    rps = d0.get("infer_rows_per_s") if d0 else None
+    rps = median(speed.get((f"{run}-s{seeds[0]}", model), []))
     w = float(wall.get(f"{run}-s{seeds[0]}", "nan"))
     table.append(dict(model=label, run=run, network=model, errors=errs, mean=mean, ort_rows_per_s=rps, params=params, wall_s=w))
     lines.append(f"| {label} | " + " | ".join(str(e) for e in errs) + f" | {mean:.1f} | {rps:,.0f} | {params:,} | {w:.0f} |")
