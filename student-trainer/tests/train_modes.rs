@@ -392,6 +392,9 @@ fn mutual_run_logs_evaluates_and_exports_every_network_and_resumes() {
     let mut names: Vec<_> = st.keys().cloned().collect();
     names.sort();
     assert_eq!(names, ["fc0.bias", "fc0.weight", "out.bias", "out.weight"]);
+    // `plot` redraws the [student]'s curves from a metrics file holding every network's lines.
+    let png = student_trainer::cli::plot(&out).expect("plot");
+    assert!(png.is_file());
 }
 
 #[test]
