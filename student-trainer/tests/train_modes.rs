@@ -466,6 +466,43 @@ fn self_distill_run_logs_each_exit_and_resumes() {
     );
 }
 
+#[test]
+fn cnn_self_distill_run_exports_a_truncated_exit_that_scores_as_trained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cnn = "arch = \"cnn\"\nchannels = [4, 6]\nhidden = 16\ninput_shape = [1, 8, 8]";
+    let (cfg, eval) = write_run(
+        dir.path(),
+        "cnn.toml",
+        &SELF_DISTILL.replace("exits = [0]", "exits = [0, 1]"),
+        cnn,
+        2,
+    );
+    let out = dir.path().join("run");
+    let s = finished(run(&opts(Some(&cfg), &out)).expect("cnn run"));
+    let eval = EvalData::load(
+        &eval.display().to_string(),
+        "pixels",
+        "label",
+        None,
+        false,
+        None,
+        None,
+    )
+    .expect("eval set");
+    for name in ["exit0", "exit1"] {
+        let errors = ort_errors(&out.join(format!("{name}.onnx")), &eval);
+        assert_eq!(Some(errors), s.networks[name].test_errors, "{name}");
+    }
+    // exit0: conv0 (1→4) + head on the 4x4x4 map (64→16→10).
+    let exit0 = &s.networks["exit0"];
+    assert_eq!(exit0.param_count, 4 * 9 + 4 + 64 * 16 + 16 + 16 * 10 + 10);
+    assert_eq!(
+        numbers(&out).len(),
+        2 * 3,
+        "student, exit0, exit1 per epoch"
+    );
+}
+
 fn ort_errors(model: &Path, eval: &EvalData) -> usize {
     let mut clf = OnnxClassifier::load(model, Some(&ort_lib())).expect("ort load");
     let rows = eval.labels.len();
