@@ -576,7 +576,9 @@ fn onnx_logits(
 /// Redraws `curves.png` of a run folder (e.g. one trained before the charts changed).
 pub fn plot(run: &Path) -> anyhow::Result<PathBuf> {
     let cfg = RunConfig::load(&run.join("config.toml"))?;
-    let history = crate::metrics::read_epochs(&run.join("metrics.jsonl"))?;
+    // The [student]'s lines: online and self-distillation runs also log their other networks.
+    let history =
+        crate::train::student_lines(crate::metrics::read_epochs(&run.join("metrics.jsonl"))?);
     let steps = crate::metrics::steps::read_steps(&run.join("steps.jsonl"))?;
     let sp = run.join("summary.json");
     let text = std::fs::read_to_string(&sp)
@@ -635,6 +637,7 @@ pub fn report(a: &ReportArgs) -> anyhow::Result<String> {
             .map_err(|e| anyhow::anyhow!("run {name:?}: cannot read {}: {e}", cp.display()))?;
         let config = RunConfig::load(&cp).map_err(|e| anyhow::anyhow!("run {name:?}: {e}"))?;
         let history = crate::metrics::read_epochs(&dir.join("metrics.jsonl"))
+            .map(crate::train::student_lines)
             .map_err(|e| anyhow::anyhow!("run {name:?}: {e}"))?;
         let curves_png = std::fs::read(dir.join("curves.png")).ok();
         let onnx = dir.join("student.onnx");

@@ -1,4 +1,5 @@
-//! Every example run config in `examples/` (and the demo's), and `examples/text/`, parses and
+//! Every example run config in `examples/` (and the demo's), `examples/text/` and
+//! `examples/modes/`, parses and
 //! passes validation.
 
 use student_trainer::config::RunConfig;
@@ -7,7 +8,12 @@ use student_trainer::config::RunConfig;
 fn example_configs_parse() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut seen = 0;
-    for dir in [root.clone(), root.join("demo"), root.join("text")] {
+    for dir in [
+        root.clone(),
+        root.join("demo"),
+        root.join("text"),
+        root.join("modes"),
+    ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

@@ -11,7 +11,10 @@ use crate::model::StudentConfig;
 mod keys;
 mod kind;
 pub mod legacy;
+pub mod modes;
 mod validate;
+
+pub use modes::{exit_name, OnlineConfig, SelfDistillConfig};
 
 /// Errors reading or checking a run configuration; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,12 @@ pub struct RunConfig {
     pub losses: Vec<LossTerm>,
     /// Optimisation settings.
     pub train: TrainConfig,
+    /// Online distillation: more networks trained in the same loop ([`OnlineConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<OnlineConfig>,
+    /// Self-distillation: auxiliary exits taught by the deepest one ([`SelfDistillConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_distill: Option<SelfDistillConfig>,
 }
 
 /// The `[data]` table.

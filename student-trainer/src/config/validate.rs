@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 
 use super::{
-    DataConfig, DistanceConfig, LossTerm, OptimizerConfig, RunConfig, ScheduleConfig, TrainConfig,
+    DataConfig, DistanceConfig, LossTerm, OnlineConfig, OptimizerConfig, RunConfig, ScheduleConfig,
+    SelfDistillConfig, TrainConfig,
 };
 use crate::model::StudentConfig;
 
@@ -29,6 +30,17 @@ fn non_negative(x: f64) -> bool {
 /// All checks of a run config, table by table.
 pub fn run_config(cfg: &RunConfig) -> Check {
     if cfg.student.is_text() {
+        if cfg.online.is_some() || cfg.self_distill.is_some() {
+            let key = if cfg.online.is_some() {
+                "online"
+            } else {
+                "self_distill"
+            };
+            return fail(
+                key,
+                "applies to the image students only (student.arch = \"mlp\" or \"cnn\")",
+            );
+        }
         return text_run(cfg);
     }
     for (key, set) in [
@@ -49,7 +61,142 @@ pub fn run_config(cfg: &RunConfig) -> Check {
     optimizer(&cfg.train.optimizer)?;
     schedule(&cfg.train.schedule, cfg.train.lr)?;
     data(&cfg.data)?;
-    losses(&cfg.losses, cfg.data.label.is_some())
+    losses(&cfg.losses, cfg.data.label.is_some())?;
+    modes(cfg)
+}
+
+/// `[online]` and `[self_distill]`: one mode at a time, hard labels present, sane weights.
+fn modes(cfg: &RunConfig) -> Check {
+    let (key, set) = match (&cfg.online, &cfg.self_distill) {
+        (None, None) => return Ok(()),
+        (Some(_), Some(_)) => {
+            return fail(
+                "self_distill",
+                "give [online] or [self_distill], not both in one run",
+            )
+        }
+        (Some(_), None) => ("online", true),
+        (None, Some(_)) => ("self_distill", true),
+    };
+    if set && cfg.data.label.is_none() {
+        return fail(
+            key,
+            "needs data.label: the other networks or exits learn from the hard labels",
+        );
+    }
+    if cfg.train.early_stopping.is_some() {
+        return fail(
+            "train.early_stopping",
+            format!("is not supported with [{key}] (every network's eval is logged per epoch in metrics.jsonl)"),
+        );
+    }
+    match (&cfg.online, &cfg.self_distill) {
+        (Some(o), _) => online(o),
+        (_, Some(sd)) => self_distill(sd, &cfg.student),
+        _ => Ok(()),
+    }
+}
+
+fn online(o: &OnlineConfig) -> Check {
+    if !positive(o.temperature()) {
+        return fail("online.temperature", "must be positive");
+    }
+    let (weight, others_key) = match o {
+        OnlineConfig::Mutual { weight, peers, .. } => {
+            if peers.is_empty() {
+                return fail(
+                    "online.peers",
+                    "mutual learning needs at least one peer beside [student]: add [online.peers.NAME] with arch = ...",
+                );
+            }
+            (*weight, "online.peers")
+        }
+        OnlineConfig::TeacherStudent {
+            weight,
+            teacher_weight,
+            ..
+        } => {
+            if !non_negative(*teacher_weight) {
+                return fail("online.teacher_weight", "must be >= 0");
+            }
+            (*weight, "online.teacher")
+        }
+    };
+    if !non_negative(weight) {
+        return fail("online.weight", "must be >= 0");
+    }
+    for (name, net) in o.others() {
+        let key = match o {
+            OnlineConfig::Mutual { .. } => format!("{others_key}.{name}"),
+            OnlineConfig::TeacherStudent { .. } => others_key.to_string(),
+        };
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid || name == "student" {
+            return fail(
+                key,
+                format!("network name {name:?} must be letters, digits, '_' or '-', and not \"student\""),
+            );
+        }
+        if net.is_text() {
+            return fail(
+                format!("{key}.arch"),
+                "online networks must be image students (\"mlp\" or \"cnn\")",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn self_distill(sd: &SelfDistillConfig, student: &StudentConfig) -> Check {
+    let (deepest, what) = match student {
+        StudentConfig::Mlp { hidden, .. } => (hidden.len().saturating_sub(1), "hidden layers"),
+        StudentConfig::Cnn { channels, .. } => (channels.len(), "conv blocks"),
+        _ => return fail("self_distill", "applies to mlp and cnn students"),
+    };
+    if sd.exits.is_empty() {
+        return fail(
+            "self_distill.exits",
+            "name at least one layer to attach an exit to, e.g. exits = [0]",
+        );
+    }
+    for (i, &l) in sd.exits.iter().enumerate() {
+        if l >= deepest {
+            let allowed = if deepest == 0 {
+                "none: the student has no layer before its own head".to_string()
+            } else {
+                format!("0..={}", deepest - 1)
+            };
+            return fail(
+                format!("self_distill.exits[{i}]"),
+                format!(
+                    "exit after layer {l}, but the {} student's deepest exit is its own head; {what} that can take an exit: {allowed}",
+                    student.arch_name()
+                ),
+            );
+        }
+        if sd.exits[..i].contains(&l) {
+            return fail(
+                format!("self_distill.exits[{i}]"),
+                format!("layer {l} is listed twice"),
+            );
+        }
+    }
+    if sd.head_hidden == Some(0) {
+        return fail("self_distill.head_hidden", "must be at least 1");
+    }
+    if !positive(sd.temperature) {
+        return fail("self_distill.temperature", "must be positive");
+    }
+    if !(sd.kd_weight.is_finite() && (0.0..=1.0).contains(&sd.kd_weight)) {
+        return fail("self_distill.kd_weight", "must be in [0, 1]");
+    }
+    if !non_negative(sd.hint_weight) {
+        return fail("self_distill.hint_weight", "must be >= 0");
+    }
+    Ok(())
 }
 
 /// The checks of a text run: embedding losses only, its own data keys.

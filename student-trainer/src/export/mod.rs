@@ -3,6 +3,7 @@
 //! classifier to evaluate exported models.
 //!
 //! - [`onnx_graph`]: candle weights → ONNX `ModelProto` (logits plus `hidden{i}` outputs).
+//! - [`exit_onnx`]: a self-distillation exit as a truncated model that stops at that exit.
 //! - [`checkpoint`]: strict safetensors save/load of a `VarMap`.
 //! - [`ort_runtime`]: the process-wide ONNX Runtime environment and [`OnnxClassifier`].
 //! - [`text_onnx`]: text students → ONNX (`input_ids`, `attention_mask` → `embedding`);
@@ -12,6 +13,7 @@
 //! readers never see a half-written file.
 
 pub mod checkpoint;
+pub mod exit_onnx;
 pub mod onnx_graph;
 pub mod ort_runtime;
 pub mod ort_text;
@@ -20,6 +22,7 @@ pub mod text_onnx;
 use std::path::PathBuf;
 
 pub use checkpoint::{load_safetensors, save_safetensors};
+pub use exit_onnx::{exit_to_onnx, export_exit_onnx};
 pub use onnx_graph::{export_onnx, student_to_onnx, HIDDEN_OUTPUT_PREFIX};
 pub use ort_runtime::{ort_environment, resolve_ort_lib, NamedOutput, OnnxClassifier};
 pub use ort_text::{OnnxTextEncoder, TokenBatch};

@@ -170,7 +170,11 @@ fn check_names(input: &str, output: &str, hidden: &[String]) -> Result<(), Expor
 
 /// After building: the caller's names must not coincide with an internal tensor (`fc0.out`,
 /// `conv1.weight`, …): the input is produced by nothing, the logits by the head alone.
-fn check_no_clash(model: &ModelProto, input: &str, output: &str) -> Result<(), ExportError> {
+pub(crate) fn check_no_clash(
+    model: &ModelProto,
+    input: &str,
+    output: &str,
+) -> Result<(), ExportError> {
     let Some(g) = model.graph.as_ref() else {
         return Ok(());
     };
@@ -193,7 +197,7 @@ fn check_no_clash(model: &ModelProto, input: &str, output: &str) -> Result<(), E
 }
 
 /// `y = x · Wᵀ + b` as `Gemm(transB=1)` with initializers `{prefix}.weight`, `{prefix}.bias`.
-fn gemm_node(
+pub(crate) fn gemm_node(
     g: &mut GraphBuilder,
     layer: &Linear,
     prefix: &str,
@@ -213,7 +217,7 @@ fn gemm_node(
 }
 
 /// A 3x3 stride-1 `Conv` with padding 1 on every side, as candle's `Conv2dConfig{padding: 1}`.
-fn conv_node(
+pub(crate) fn conv_node(
     g: &mut GraphBuilder,
     conv: &Conv2d,
     prefix: &str,
@@ -244,11 +248,11 @@ fn conv_node(
 }
 
 /// The tensor's values in row-major order as f32 (weights may live in another dtype).
-fn to_f32_vec(t: &Tensor) -> Result<Vec<f32>, ExportError> {
+pub(crate) fn to_f32_vec(t: &Tensor) -> Result<Vec<f32>, ExportError> {
     Ok(t.to_dtype(CDType::F32)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
-fn prop(key: &str, value: &str) -> StringStringEntryProto {
+pub(crate) fn prop(key: &str, value: &str) -> StringStringEntryProto {
     StringStringEntryProto {
         key: key.to_string(),
         value: value.to_string(),

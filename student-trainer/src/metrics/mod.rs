@@ -38,6 +38,37 @@ pub struct EpochMetrics {
     /// Held-out metrics of a text student (loss terms and teacher fidelity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_eval: Option<TextEvalMetrics>,
+    /// Which network of an online or self-distillation run the line is about (`student`,
+    /// a peer's name, `teacher`, `exit0`, …); absent in a plain run's single line per epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+}
+
+impl EpochMetrics {
+    /// Whether the line is about the `[student]` itself (a plain run's line, or `student`).
+    pub fn is_student(&self) -> bool {
+        self.network.as_deref().is_none_or(|n| n == STUDENT_NETWORK)
+    }
+}
+
+/// The `network` name of the `[student]` in runs with several networks or exits.
+pub const STUDENT_NETWORK: &str = "student";
+
+/// One more network of an online run, or an exit of a self-distilled one, in `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkSummary {
+    /// `peer`, `teacher` or `exit`.
+    pub role: String,
+    /// Held-out metrics of the exported weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalMetrics>,
+    /// Held-out misclassifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_errors: Option<usize>,
+    /// Trainable scalars of the exported network (an exit: the truncated network).
+    pub param_count: usize,
+    /// Its files in the run folder.
+    pub files: Vec<String>,
 }
 
 /// A text student on held-out rows: the loss terms and how close it is to the teacher.
@@ -116,6 +147,9 @@ pub struct Summary {
     /// Warnings about the run (e.g. a teacher that is not clearly better than the student).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The other networks of an online run, or the exits of a self-distilled one, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, NetworkSummary>,
 }
 
 /// Errors writing metrics files.
@@ -147,8 +181,9 @@ pub fn append_epoch(path: &Path, m: &EpochMetrics) -> Result<(), MetricsError> {
     f.sync_data().map_err(|e| io_err(path, e))
 }
 
-/// Reads `metrics.jsonl`, keeping the first `keep` epochs and rewriting the file with only
-/// those (a killed run may have logged an epoch its checkpoint does not hold).
+/// Reads `metrics.jsonl`, keeping the lines of the first `keep` epochs (one line per epoch, or
+/// one per network in runs with several) and rewriting the file with only those (a killed run
+/// may have logged an epoch its checkpoint does not hold).
 pub fn truncate_epochs(path: &Path, keep: usize) -> Result<Vec<EpochMetrics>, MetricsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -156,18 +191,20 @@ pub fn truncate_epochs(path: &Path, keep: usize) -> Result<Vec<EpochMetrics>, Me
         Err(e) => return Err(io_err(path, e)),
     };
     let mut out = Vec::new();
+    let mut last = 0;
     for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
-        if out.len() == keep {
-            break;
-        }
         let m: EpochMetrics = serde_json::from_str(line)
             .map_err(|e| io_err(path, format!("line {} does not parse: {e}", i + 1)))?;
+        if m.epoch > keep {
+            break;
+        }
+        last = last.max(m.epoch);
         out.push(m);
     }
-    if out.len() < keep {
+    if last < keep {
         return Err(io_err(
             path,
-            format!("holds {} epochs, the checkpoint {keep}", out.len()),
+            format!("holds {last} epochs, the checkpoint {keep}"),
         ));
     }
     let mut body = String::new();

@@ -2,7 +2,7 @@
 //!
 //! - [`config`]: the `[student]` TOML table ([`StudentConfig`]).
 //! - [`mlp`], [`cnn`]: one file per architecture family.
-//! - [`dropout`]: seeded dropout used by both.
+//! - [`dropout`]: seeded dropout used by both; [`exits`]: self-distillation exit heads.
 //! - [`linear`]: the fully connected layer as one fused autograd node (the CPU hot path);
 //!   [`fused`]: LayerNorm and softmax likewise.
 //! - Text students: [`static_embed`], [`transformer`] (BERT-style), behind [`text`]
@@ -22,6 +22,7 @@
 pub mod cnn;
 pub mod config;
 pub mod dropout;
+pub mod exits;
 pub mod fused;
 pub mod linear;
 pub mod mlp;
@@ -40,6 +41,7 @@ use candle_nn::VarBuilder;
 pub use cnn::Cnn;
 pub use config::StudentConfig;
 pub use dropout::Dropout;
+pub use exits::{ExitHead, Exits};
 pub use mlp::Mlp;
 pub use text::{TextOutput, TextStudent};
 pub use text_config::{StaticConfig, TransformerConfig};

@@ -278,6 +278,7 @@ mod tests {
                 infer_rows_per_s: None,
             }),
             text_eval: None,
+            network: None,
         }
     }
 

@@ -6,7 +6,7 @@
 //! (write + rename) only after that file is complete. Randomness needs no saved generator
 //! state: shuffling, jitter and dropout are re-seeded from `(seed, epoch)` each epoch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -44,6 +44,10 @@ pub struct CheckpointState {
     pub train_samples: u64,
     /// Seconds spent in training steps so far.
     pub train_s: f64,
+    /// Online runs: optimizer updates of each network beside the `[student]` (whose count is
+    /// `optimizer_steps`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub network_steps: BTreeMap<String, u64>,
 }
 
 impl CheckpointState {
@@ -58,6 +62,7 @@ impl CheckpointState {
             wall_s: 0.0,
             train_samples: 0,
             train_s: 0.0,
+            network_steps: BTreeMap::new(),
         }
     }
 }
@@ -79,11 +84,25 @@ pub fn save(
     run: &Path,
     vars: &VarMap,
     opt: &Optimizer,
+    state: CheckpointState,
+) -> Result<(), TrainError> {
+    save_all(run, vars, &[opt], state)
+}
+
+/// Writes a checkpoint of `vars` and several optimizers over disjoint subsets of them (an
+/// online run's networks); the step counts travel in `state`.
+pub fn save_all(
+    run: &Path,
+    vars: &VarMap,
+    opts: &[&Optimizer],
     mut state: CheckpointState,
 ) -> Result<(), TrainError> {
     let d = dir(run);
     std::fs::create_dir_all(&d).map_err(|e| ck_err(&d, e))?;
-    let mut tensors: HashMap<String, Tensor> = opt.state_tensors()?;
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    for opt in opts {
+        tensors.extend(opt.state_tensors()?);
+    }
     {
         let data = vars
             .data()
@@ -135,6 +154,17 @@ pub fn restore(
     vars: &VarMap,
     opt: &mut Optimizer,
 ) -> Result<(), TrainError> {
+    restore_all(run, state, vars, &mut [(opt, state.optimizer_steps)])
+}
+
+/// Restores variables and several optimizers (each with its step count) from the checkpoint
+/// `state` names.
+pub fn restore_all(
+    run: &Path,
+    state: &CheckpointState,
+    vars: &VarMap,
+    opts: &mut [(&mut Optimizer, u64)],
+) -> Result<(), TrainError> {
     let path = dir(run).join(&state.tensors);
     let tensors =
         candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| ck_err(&path, e))?;
@@ -159,8 +189,11 @@ pub fn restore(
         var.set(t).map_err(|e| ck_err(&path, e))?;
     }
     drop(data);
-    opt.load_state(&tensors, state.optimizer_steps)
-        .map_err(|e| ck_err(&path, e))
+    for (opt, steps) in opts.iter_mut() {
+        opt.load_state(&tensors, *steps)
+            .map_err(|e| ck_err(&path, e))?;
+    }
+    Ok(())
 }
 
 /// Saves the named variables (those passing `keep`) as a safetensors file.
@@ -169,14 +202,23 @@ pub fn save_vars(
     path: &Path,
     keep: impl Fn(&str) -> bool,
 ) -> Result<(), TrainError> {
+    save_vars_renamed(vars, path, |n| keep(n).then(|| n.to_string()))
+}
+
+/// Saves the variables `name` maps to `Some(new name)` as a safetensors file, under the new
+/// names (an online run's other networks lose their `online.NAME.` prefix).
+pub fn save_vars_renamed(
+    vars: &VarMap,
+    path: &Path,
+    rename: impl Fn(&str) -> Option<String>,
+) -> Result<(), TrainError> {
     let data = vars
         .data()
         .lock()
         .map_err(|_| ck_err(path, "variable map lock poisoned"))?;
     let tensors: HashMap<String, Tensor> = data
         .iter()
-        .filter(|(n, _)| keep(n))
-        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .filter_map(|(n, v)| rename(n).map(|m| (m, v.as_tensor().clone())))
         .collect();
     drop(data);
     let tmp = path.with_extension("safetensors.tmp");

@@ -8,12 +8,11 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::objective::{Objective, TargetTensors};
+use super::objective::TargetTensors;
 use super::TrainError;
 use crate::config::TrainConfig;
 use crate::data::loader::{mix_seed, streams};
 use crate::data::{Batch, Loader};
-use crate::model::Student;
 use crate::optim::{lr_at, Optimizer};
 
 use super::setup::Setup;
@@ -122,7 +121,8 @@ pub fn optimizer_step(
     Ok((lv, lr))
 }
 
-fn progress(quiet: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
+/// The epoch's progress bar (hidden when `quiet`).
+pub(crate) fn progress(quiet: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
@@ -155,11 +155,11 @@ pub fn train_epoch(
         setup.jitter,
     );
     let pb = progress(quiet, loader.steps(), epoch + 1, tcfg.epochs);
-    let mut totals = EpochTotals::new(setup.objective.labels().len(), tcfg.lr);
+    let mut totals = EpochTotals::new(setup.labels().len(), tcfg.lr);
     for (i, batch) in loader.enumerate() {
         let t0 = Instant::now();
         let rows = batch.rows;
-        let (loss, values) = step_loss(&setup.student, &setup.objective, batch, setup.input_dim)?;
+        let (loss, values) = step_loss(setup, batch)?;
         let step = StepAt {
             epoch,
             step: i,
@@ -182,27 +182,45 @@ pub fn train_epoch(
     Ok(totals)
 }
 
-/// The forward pass and loss of one host batch.
-fn step_loss(
-    student: &Student,
-    objective: &Objective,
-    batch: Batch,
-    input_dim: usize,
-) -> Result<(Tensor, Vec<f32>), TrainError> {
+/// The forward pass and loss of one host batch: the `[[loss]]` terms, plus the exits' under
+/// self-distillation.
+fn step_loss(setup: &Setup, batch: Batch) -> Result<(Tensor, Vec<f32>), TrainError> {
     let dev = Device::Cpu;
     let rows = batch.rows;
-    let x = Tensor::from_vec(batch.x, (rows, input_dim), &dev)?;
+    let (x, labels, targets) = batch_tensors(batch, setup.input_dim, &dev)?;
+    let output = setup.student.forward(&x, true)?;
+    let (loss, mut values) = setup.objective.loss(&output, labels.as_ref(), &targets)?;
+    let Some(sd) = &setup.self_distill else {
+        return Ok((loss, values));
+    };
+    let labels = labels.ok_or_else(|| {
+        TrainError::Config(format!(
+            "self_distill needs hard labels, the batch of {rows} rows has none"
+        ))
+    })?;
+    let (exit_loss, exit_values) = sd.loss(&output, &labels)?;
+    values.extend(exit_values);
+    Ok(((loss + exit_loss)?, values))
+}
+
+/// A host batch as tensors on `dev`: inputs `[rows, input_dim]`, labels, teacher targets.
+pub fn batch_tensors(
+    batch: Batch,
+    input_dim: usize,
+    dev: &Device,
+) -> Result<(Tensor, Option<Tensor>, Vec<TargetTensors>), TrainError> {
+    let rows = batch.rows;
+    let x = Tensor::from_vec(batch.x, (rows, input_dim), dev)?;
     let labels = match batch.labels {
-        Some(l) => Some(Tensor::from_vec(l, rows, &dev)?),
+        Some(l) => Some(Tensor::from_vec(l, rows, dev)?),
         None => None,
     };
     let targets = batch
         .targets
         .into_iter()
-        .map(|t| TargetTensors::from_batch(t, rows, &dev))
+        .map(|t| TargetTensors::from_batch(t, rows, dev))
         .collect::<candle_core::Result<Vec<_>>>()?;
-    let output = student.forward(&x, true)?;
-    objective.loss(&output, labels.as_ref(), &targets)
+    Ok((x, labels, targets))
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! [`setup`] (data, student, objective), [`epoch`] (one pass over the rows), [`early_stop`],
 //! [`checkpoint`], [`evaluate`], [`outputs`] (what a finished run writes). Text students
 //! (`static`, `transformer`) train in [`text`] with the terms of [`text_objective`].
+//! `[self_distill]` adds the exits of [`self_distill`] to this loop; `[online]` runs several
+//! networks in the loop of [`online`].
 
 pub mod checkpoint;
 pub mod early_stop;
@@ -15,8 +17,10 @@ mod error;
 pub mod evaluate;
 pub mod init;
 pub mod objective;
+pub mod online;
 pub mod outputs;
 pub mod run_folder;
+pub mod self_distill;
 pub mod setup;
 pub mod text;
 pub mod text_objective;
@@ -116,11 +120,16 @@ fn starting_state(
         if let Some(s) = checkpoint::load_state(out)? {
             checkpoint::restore(out, &s, &setup.varmap, opt)?;
             let history = metrics::truncate_epochs(&metrics_path, s.epoch)?;
-            return Ok((s, history));
+            return Ok((s, student_lines(history)));
         }
         let _ = std::fs::remove_file(&metrics_path);
     }
     Ok((CheckpointState::fresh(), Vec::new()))
+}
+
+/// The `[student]`'s lines of a `metrics.jsonl` (all of a plain run's).
+pub fn student_lines(history: Vec<EpochMetrics>) -> Vec<EpochMetrics> {
+    history.into_iter().filter(|m| m.is_student()).collect()
 }
 
 /// Feeds an epoch's eval metrics to early stopping; saves the best weights on improvement.
@@ -175,6 +184,7 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
 /// [`Setup`], e.g. one whose data a sweep shares between runs; with `opts.resume` it
 /// continues from the folder's checkpoint when there is one. `started` is when this session
 /// began (for the summary's wall time). Prints nothing but the per-epoch lines (`!quiet`).
+/// An `[online]` config trains in [`online::train`].
 pub fn train_with_setup(
     cfg: &RunConfig,
     out: &Path,
@@ -182,6 +192,9 @@ pub fn train_with_setup(
     opts: &TrainOptions,
     started: Instant,
 ) -> Result<RunOutcome, TrainError> {
+    if cfg.online.is_some() {
+        return online::train(cfg, out, setup, opts, started);
+    }
     let wall = started;
     let out = out.to_path_buf();
     let tcfg = &cfg.train;
@@ -192,7 +205,7 @@ pub fn train_with_setup(
         .early_stopping
         .map(|es| EarlyStopper::new(es.patience, state.best));
     let metrics_path = out.join("metrics.jsonl");
-    let labels = setup.objective.labels();
+    let labels = setup.labels();
     let mut step_log = metrics::steps::StepLog::open(
         &out.join(outputs::STEPS_FILE),
         labels.clone(),
@@ -229,11 +242,34 @@ pub fn train_with_setup(
             epoch_wall_s: t_epoch.elapsed().as_secs_f64(),
             eval: eval_m.clone(),
             text_eval: None,
+            network: setup
+                .self_distill
+                .as_ref()
+                .map(|_| metrics::STUDENT_NETWORK.to_string()),
         };
         if !opts.quiet {
             eprintln!("{}", epoch_line(&m));
         }
         metrics::append_epoch(&metrics_path, &m)?;
+        if let (Some(sd), Some(e)) = (&setup.self_distill, setup.eval.as_deref()) {
+            let exits = sd.evaluate(
+                &setup.student,
+                e,
+                cfg.train.eval_batch_size,
+                kd_temperature(&cfg.losses),
+            )?;
+            for (name, em) in exits {
+                let mut line = m.clone();
+                let own = format!("{name}:");
+                line.train_terms.retain(|k, _| k.starts_with(&own));
+                line.eval = Some(em);
+                line.network = Some(name);
+                if !opts.quiet {
+                    eprintln!("{}", epoch_line(&line));
+                }
+                metrics::append_epoch(&metrics_path, &line)?;
+            }
+        }
         history.push(m);
         if let (Some(es), Some(stopper), Some(em)) = (&tcfg.early_stopping, &mut stopper, &eval_m) {
             if early_stopping_step(es, stopper, em, state.epoch, setup, &out)? {
@@ -256,7 +292,7 @@ pub fn train_with_setup(
         prior_wall_s: prior_wall,
         started: wall,
     };
-    let summary = outputs::write(cfg, setup, &out, opts, &finished)?;
+    let summary = outputs::write(cfg, setup, &out, opts, &finished, Default::default())?;
     Ok(RunOutcome::Finished(summary))
 }
 
@@ -266,6 +302,9 @@ pub fn epoch_line(m: &EpochMetrics) -> String {
         "epoch {:>3}  loss {:.4}  lr {:.2e}  {:.0} samples/s",
         m.epoch, m.train_loss, m.lr, m.train_samples_per_s
     );
+    if let Some(n) = &m.network {
+        s = format!("{n:<8} {s}");
+    }
     if let Some(e) = &m.eval {
         s.push_str(&format!(
             "  eval errors {}/{} ({:.2}%)",

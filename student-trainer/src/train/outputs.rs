@@ -5,18 +5,24 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::checkpoint::{self, BestState, CheckpointState};
-use super::objective::PROJECTOR_PREFIX;
 use super::setup::Setup;
 use super::{evaluate_opt, run_folder, TrainError, TrainOptions};
 use crate::config::RunConfig;
 use crate::metrics::teacher::{teacher_eval, Baseline, TeacherCheck};
-use crate::metrics::{self, EpochMetrics, EvalMetrics, Summary};
+use crate::metrics::{self, EpochMetrics, EvalMetrics, NetworkSummary, Summary};
+use std::collections::BTreeMap;
 
 /// Per-step training losses of a run (`metrics::steps`).
 pub const STEPS_FILE: &str = "steps.jsonl";
 /// The early-stopping copy of the best weights.
 pub fn best_path(out: &Path) -> PathBuf {
     checkpoint::dir(out).join("best.safetensors")
+}
+
+/// Whether variable `name` belongs in `student.safetensors`: not a projector (`__proj…`), an
+/// exit head (`__exit…`) or another network of an online run (`online.NAME.…`).
+pub fn is_student_var(name: &str) -> bool {
+    !name.starts_with("__") && !name.starts_with(super::online::VAR_PREFIX)
 }
 
 /// Where the loop ended.
@@ -33,13 +39,16 @@ pub struct Finished<'a> {
     pub started: Instant,
 }
 
-/// Restores the weights to export and writes the run folder's outputs and summary.
+/// Restores the weights to export and writes the run folder's outputs and summary; `networks`
+/// are an online run's other networks (already written), and a self-distilled run's exits are
+/// added to them here.
 pub fn write(
     cfg: &RunConfig,
     setup: &Setup,
     out: &Path,
     opts: &TrainOptions,
     end: &Finished,
+    mut networks: BTreeMap<String, NetworkSummary>,
 ) -> Result<Summary, TrainError> {
     let state = end.state;
     let exported_epoch = match end.best {
@@ -57,14 +66,49 @@ pub fn write(
         "metrics.jsonl".into(),
         STEPS_FILE.into(),
     ];
-    checkpoint::save_vars(&setup.varmap, &out.join("student.safetensors"), |n| {
-        !n.starts_with(PROJECTOR_PREFIX)
-    })?;
+    checkpoint::save_vars(
+        &setup.varmap,
+        &out.join("student.safetensors"),
+        is_student_var,
+    )?;
     files.push("student.safetensors".into());
     if opts.export_onnx {
         let path = out.join("student.onnx");
         crate::export::export_onnx(&setup.student, &cfg.data.input, "logits", &path)?;
         files.push("student.onnx".into());
+    }
+    if let Some(sd) = &setup.self_distill {
+        let evals = match setup.eval.as_deref() {
+            Some(e) => sd.evaluate(
+                &setup.student,
+                e,
+                cfg.train.eval_batch_size,
+                super::kd_temperature(&cfg.losses),
+            )?,
+            None => Vec::new(),
+        };
+        let exits = sd.export(
+            &setup.student,
+            &cfg.data.input,
+            out,
+            opts.export_onnx,
+            &evals,
+        )?;
+        checkpoint::save_vars(&setup.varmap, &out.join("exits.safetensors"), |n| {
+            n.starts_with(crate::model::exits::EXIT_PREFIX) && !n.contains(".hint.")
+        })?;
+        files.push("exits.safetensors".into());
+        for n in exits.values() {
+            files.extend(n.files.iter().cloned());
+        }
+        networks.extend(exits);
+    }
+    for n in networks.values() {
+        for f in &n.files {
+            if !files.contains(f) {
+                files.push(f.clone());
+            }
+        }
     }
     if opts.plot {
         let path = out.join("curves.png");
@@ -100,6 +144,7 @@ pub fn write(
         text: None,
         teacher_check,
         warnings,
+        networks,
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(summary)

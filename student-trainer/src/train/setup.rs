@@ -1,12 +1,13 @@
 //! Everything a run builds from its config before the first epoch: the data in memory, the
-//! eval set, jitter, the seeded student, its loss terms and their variables.
+//! eval set, jitter, the seeded student, its loss terms, self-distillation exits and their
+//! variables.
 
 use std::sync::Arc;
 
 use candle_core::{Device, Var};
 use candle_nn::VarMap;
 
-use super::{init, objective::Objective, TrainError};
+use super::{init, objective::Objective, self_distill::SelfDistill, TrainError};
 use crate::config::{LossTerm, RunConfig};
 use crate::data::jitter::Jitter;
 use crate::data::{EvalData, TrainData};
@@ -26,6 +27,8 @@ pub struct Setup {
     pub student: Student,
     /// The loss terms (with projectors).
     pub objective: Objective,
+    /// Self-distillation exits, when `[self_distill]` is set.
+    pub self_distill: Option<SelfDistill>,
     /// All variables: student and projectors.
     pub varmap: VarMap,
 }
@@ -61,6 +64,11 @@ impl Setup {
         let vb = init::seeded_var_builder(&varmap, cfg.train.seed, &Device::Cpu);
         let student = Student::new(&cfg.student, input_dim, data.num_classes, vb.clone())?;
         let objective = Objective::new(&cfg.losses, &data, &student, &vb)?;
+        let self_distill = cfg
+            .self_distill
+            .as_ref()
+            .map(|sd| SelfDistill::new(sd, &student, &vb))
+            .transpose()?;
         Ok(Self {
             data,
             input_dim,
@@ -68,8 +76,18 @@ impl Setup {
             jitter,
             student,
             objective,
+            self_distill,
             varmap,
         })
+    }
+
+    /// Metric labels of every loss term of a step: the `[[loss]]` terms, then the exits'.
+    pub fn labels(&self) -> Vec<String> {
+        let mut l = self.objective.labels();
+        if let Some(sd) = &self.self_distill {
+            l.extend(sd.labels());
+        }
+        l
     }
 
     /// The variables, named, for the optimizer.

@@ -431,6 +431,7 @@ pub fn run(
             epoch_wall_s: t_epoch.elapsed().as_secs_f64(),
             eval: None,
             text_eval,
+            network: None,
         };
         if !opts.quiet {
             let mut line = format!(
@@ -502,6 +503,7 @@ pub fn run(
         // Text runs have no teacher logits to score the teacher with.
         teacher_check: None,
         warnings: Vec::new(),
+        networks: Default::default(),
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(RunOutcome::Finished(summary))

@@ -1,0 +1,143 @@
+//! Auxiliary exits for self-distillation: a small classification head after a chosen hidden
+//! layer (MLP) or conv block (CNN) of a [`Student`], plus the learned projection the feature
+//! hint uses. The heads read [`StudentOutput::hidden`], so the backbone is run once for all
+//! exits.
+//!
+//! Weight names: `__exit{L}.fc.*` (the optional hidden layer of the head), `__exit{L}.out.*`
+//! and `__exit{L}.hint.*` (the hint projection, training only). The `__` prefix keeps them out
+//! of `student.safetensors`.
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use super::linear::linear;
+use super::{Network, Student, StudentOutput};
+use crate::config::{exit_name, SelfDistillConfig};
+
+/// Variable-name prefix of exit heads (`__exit0.out.weight`, …).
+pub const EXIT_PREFIX: &str = "__exit";
+
+/// One exit: the layer it reads and its head.
+#[derive(Debug)]
+pub struct ExitHead {
+    layer: usize,
+    fc: Option<Linear>,
+    out: Linear,
+    hint: Option<Linear>,
+}
+
+impl ExitHead {
+    /// The hidden layer (MLP) or conv block (CNN) whose output the head reads.
+    pub fn layer(&self) -> usize {
+        self.layer
+    }
+
+    /// The exit's name (`exit{layer}`).
+    pub fn name(&self) -> String {
+        exit_name(self.layer)
+    }
+
+    /// The head's optional ReLU hidden layer.
+    pub fn fc(&self) -> Option<&Linear> {
+        self.fc.as_ref()
+    }
+
+    /// The head's classification layer.
+    pub fn out(&self) -> &Linear {
+        &self.out
+    }
+
+    /// The exit's logits from its layer's activation `h` (`[batch, width]`).
+    pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
+        match &self.fc {
+            Some(fc) => linear(&self.out, &linear(fc, h)?.relu()?),
+            None => linear(&self.out, h),
+        }
+    }
+
+    /// The exit's features projected to the deepest representation's width (for the hint).
+    pub fn hint(&self, h: &Tensor) -> Option<Result<Tensor>> {
+        self.hint.as_ref().map(|p| linear(p, h))
+    }
+
+    /// Trainable scalars of the head (the hint projection excluded: it is not exported).
+    pub fn param_count(&self) -> usize {
+        let count = |l: &Linear| l.weight().elem_count() + l.bias().map_or(0, |b| b.elem_count());
+        self.fc.as_ref().map_or(0, count) + count(&self.out)
+    }
+}
+
+/// The exits of a self-distilled student, shallowest first.
+#[derive(Debug)]
+pub struct Exits {
+    heads: Vec<ExitHead>,
+}
+
+impl Exits {
+    /// Creates the heads of `cfg` for `student` under `vb` (the student's variable map).
+    pub fn new(cfg: &SelfDistillConfig, student: &Student, vb: &VarBuilder) -> Result<Self> {
+        let dims = student.feature_dims();
+        let deepest = dims.last().copied().unwrap_or(0);
+        let mut layers = cfg.exits.clone();
+        layers.sort_unstable();
+        let mut heads = Vec::with_capacity(layers.len());
+        for layer in layers {
+            let width = dims.get(layer).copied().ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "self_distill exit after layer {layer}: the student has {} layers",
+                    dims.len()
+                ))
+            })?;
+            let p = vb.pp(format!("{EXIT_PREFIX}{layer}"));
+            let (fc, head_in) = match cfg.head_hidden {
+                Some(h) => (Some(candle_nn::linear(width, h, p.pp("fc"))?), h),
+                None => (None, width),
+            };
+            let out = candle_nn::linear(head_in, student.num_classes(), p.pp("out"))?;
+            let hint = if cfg.hint_weight > 0.0 {
+                Some(candle_nn::linear(width, deepest, p.pp("hint"))?)
+            } else {
+                None
+            };
+            heads.push(ExitHead {
+                layer,
+                fc,
+                out,
+                hint,
+            });
+        }
+        Ok(Self { heads })
+    }
+
+    /// The heads, shallowest first.
+    pub fn heads(&self) -> &[ExitHead] {
+        &self.heads
+    }
+
+    /// Each exit's logits from one forward pass of the student.
+    pub fn logits(&self, out: &StudentOutput) -> Result<Vec<Tensor>> {
+        self.heads
+            .iter()
+            .map(|h| {
+                let a = out.hidden.get(h.layer).ok_or_else(|| {
+                    candle_core::Error::Msg(format!("no hidden layer {}", h.layer))
+                })?;
+                h.logits(a)
+            })
+            .collect()
+    }
+}
+
+/// Trainable scalars of the truncated network that stops at `head`: the backbone layers up
+/// to its layer plus the head.
+pub fn truncated_param_count(student: &Student, head: &ExitHead) -> usize {
+    let linear = |l: &Linear| l.weight().elem_count() + l.bias().map_or(0, |b| b.elem_count());
+    let backbone: usize = match student.network() {
+        Network::Mlp(m) => m.hidden_layers()[..=head.layer].iter().map(linear).sum(),
+        Network::Cnn(c) => c.convs()[..=head.layer]
+            .iter()
+            .map(|cv| cv.weight().elem_count() + cv.bias().map_or(0, |b| b.elem_count()))
+            .sum(),
+    };
+    backbone + head.param_count()
+}
