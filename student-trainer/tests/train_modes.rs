@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use data_support::{write_config, write_sets};
+use data_support::{finished, numbers, write_config, write_sets};
 use distill_tests::paths::ort_lib;
 use student_trainer::config::{RunConfig, SelfDistillConfig};
 use student_trainer::data::{EvalData, Loader};
 use student_trainer::export::{export_exit_onnx, OnnxClassifier};
-use student_trainer::metrics::{EpochMetrics, Summary};
+use student_trainer::metrics::Summary;
 use student_trainer::model::{Exits, Student, StudentConfig};
 use student_trainer::train::epoch::batch_tensors;
 use student_trainer::train::online::OnlineNets;
@@ -96,29 +96,6 @@ fn opts(config: Option<&Path>, out: &Path) -> TrainOptions {
         export_onnx: true,
         plot: false,
     }
-}
-
-fn finished(o: RunOutcome) -> Summary {
-    match o {
-        RunOutcome::Finished(s) => s,
-        other => panic!("expected a finished run, got {other:?}"),
-    }
-}
-
-/// `metrics.jsonl` without the timing fields.
-fn numbers(out: &Path) -> Vec<EpochMetrics> {
-    let text = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics.jsonl");
-    text.lines()
-        .map(|l| {
-            let mut m: EpochMetrics = serde_json::from_str(l).expect("metrics line");
-            m.train_samples_per_s = 0.0;
-            m.epoch_wall_s = 0.0;
-            if let Some(e) = m.eval.as_mut() {
-                e.infer_rows_per_s = None;
-            }
-            m
-        })
-        .collect()
 }
 
 fn setup(dir: &Path, extra: &str, student: &str) -> (RunConfig, Setup) {

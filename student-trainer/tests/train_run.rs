@@ -5,8 +5,7 @@ mod data_support;
 
 use std::path::Path;
 
-use data_support::{kd_config, write_config, write_sets};
-use student_trainer::metrics::{EpochMetrics, Summary};
+use data_support::{finished, kd_config, numbers, write_config, write_sets};
 use student_trainer::train::{run, RunOutcome, TrainOptions};
 
 fn opts(config: &Path, out: &Path) -> TrainOptions {
@@ -19,26 +18,6 @@ fn opts(config: &Path, out: &Path) -> TrainOptions {
         export_onnx: true,
         plot: true,
     }
-}
-
-fn finished(o: RunOutcome) -> Summary {
-    match o {
-        RunOutcome::Finished(s) => s,
-        other => panic!("expected a finished run, got {other:?}"),
-    }
-}
-
-/// Metrics without the timing fields, which differ between runs.
-fn numbers(out: &Path) -> Vec<EpochMetrics> {
-    let text = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics.jsonl");
-    text.lines()
-        .map(|l| {
-            let mut m: EpochMetrics = serde_json::from_str(l).expect("metrics line");
-            m.train_samples_per_s = 0.0;
-            m.epoch_wall_s = 0.0;
-            m
-        })
-        .collect()
 }
 
 #[test]

@@ -14,7 +14,7 @@ use distill_proto::atomic::write_atomic;
 use distill_proto::onnx::{attr_int, attr_ints, encode_model, GraphBuilder, ModelProto};
 use distill_proto::DType;
 
-use super::onnx_graph::{check_no_clash, conv_node, gemm_node, prop};
+use super::onnx_graph::{check_no_clash, conv_node, gemm_node, prop, shape_props};
 use super::ExportError;
 use crate::model::{ExitHead, Network, Student};
 
@@ -116,17 +116,8 @@ pub fn exit_to_onnx(
         student.config().arch_name(),
         exit.name()
     );
-    model.metadata_props = vec![
-        prop("distill.student.exit", &exit.name()),
-        prop(
-            "distill.student.input_dim",
-            &student.input_dim().to_string(),
-        ),
-        prop(
-            "distill.student.num_classes",
-            &student.num_classes().to_string(),
-        ),
-    ];
+    model.metadata_props = vec![prop("distill.student.exit", &exit.name())];
+    model.metadata_props.extend(shape_props(student));
     Ok(model)
 }
 

@@ -121,8 +121,14 @@ pub fn student_to_onnx(
     // (Informational only; serialising this plain enum cannot fail, but never fail the export on it.)
     let config = serde_json::to_string(student.config())
         .unwrap_or_else(|e| format!("unserialisable config: {e}"));
-    model.metadata_props = vec![
-        prop("distill.student.config", &config),
+    model.metadata_props = vec![prop("distill.student.config", &config)];
+    model.metadata_props.extend(shape_props(student));
+    Ok(model)
+}
+
+/// The metadata every exported student model carries about its input and class counts.
+pub(crate) fn shape_props(student: &Student) -> [StringStringEntryProto; 2] {
+    [
         prop(
             "distill.student.input_dim",
             &student.input_dim().to_string(),
@@ -131,8 +137,7 @@ pub fn student_to_onnx(
             "distill.student.num_classes",
             &student.num_classes().to_string(),
         ),
-    ];
-    Ok(model)
+    ]
 }
 
 /// Writes `student` as an ONNX file at `path` (atomically: temporary file, then rename).

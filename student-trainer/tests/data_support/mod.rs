@@ -192,3 +192,28 @@ seed = 3
         eval.display()
     )
 }
+
+/// The summary of a run that finished (panics on a paused or stopped one).
+pub fn finished(o: student_trainer::train::RunOutcome) -> student_trainer::metrics::Summary {
+    match o {
+        student_trainer::train::RunOutcome::Finished(s) => s,
+        other => panic!("expected a finished run, got {other:?}"),
+    }
+}
+
+/// `metrics.jsonl` of the run in `out` without its timing fields, which differ between runs.
+pub fn numbers(out: &Path) -> Vec<student_trainer::metrics::EpochMetrics> {
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics.jsonl");
+    text.lines()
+        .map(|l| {
+            let mut m: student_trainer::metrics::EpochMetrics =
+                serde_json::from_str(l).expect("metrics line");
+            m.train_samples_per_s = 0.0;
+            m.epoch_wall_s = 0.0;
+            if let Some(e) = m.eval.as_mut() {
+                e.infer_rows_per_s = None;
+            }
+            m
+        })
+        .collect()
+}
