@@ -115,10 +115,11 @@ impl ScoreClient {
         self.retries.load(Ordering::Relaxed)
     }
 
-    /// `POST /v1/score?dataset=NAME` with an Arrow IPC stream body.
+    /// `POST /v1/score?dataset=NAME&return=A,B` with an Arrow IPC stream body.
     pub fn score_arrow(
         &self,
         dataset: Option<&str>,
+        returning: Option<&str>,
         body: &Bytes,
         what: &str,
     ) -> Result<ScoreResponse, ClientError> {
@@ -131,6 +132,9 @@ impl ScoreClient {
                 .body(body.clone());
             if let Some(d) = dataset {
                 req = req.query(&[("dataset", d)]);
+            }
+            if let Some(r) = returning {
+                req = req.query(&[("return", r)]);
             }
             req
         })?;

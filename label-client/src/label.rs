@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::body::{arrow_ipc_body, BodyError};
 use crate::client::{ClientConfig, ClientError, ScoreClient};
 use crate::source::{InputMapping, ParquetSource, SourceError, SourceSpec};
+use crate::views::{ViewError, ViewOptions};
 
 /// What to label and how.
 #[derive(Debug, Clone)]
@@ -44,13 +45,17 @@ pub struct LabelOptions {
     pub seal: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Label K seeded augmented views of each row instead of the row itself.
+    pub views: Option<ViewOptions>,
 }
 
 /// What a label run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelSummary {
-    /// Rows sent and acknowledged.
+    /// Rows sent and acknowledged (views, when labelling views).
     pub rows: u64,
+    /// Views labelled per source row (1 without `--views`).
+    pub views: u32,
     /// Rows newly stored.
     pub stored: u64,
     /// Rows the dataset already held.
@@ -78,8 +83,17 @@ impl std::fmt::Display for LabelSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "rows {}  stored {}  duplicates {}  retries {}  seconds {:.2}  rows/s {:.0}",
+            "rows {}{}  stored {}  duplicates {}  retries {}  seconds {:.2}  rows/s {:.0}",
             self.rows,
+            if self.views > 1 {
+                format!(
+                    " ({} views of {} rows)",
+                    self.views,
+                    self.rows / self.views as u64
+                )
+            } else {
+                String::new()
+            },
             self.stored,
             self.duplicates,
             self.retries,
@@ -101,6 +115,9 @@ pub enum LabelError {
     /// Encoding a batch failed.
     #[error(transparent)]
     Body(#[from] BodyError),
+    /// The rows cannot be expanded into augmented views.
+    #[error(transparent)]
+    Views(#[from] ViewError),
     /// The server refused a request or could not be reached.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -144,15 +161,21 @@ pub fn label(options: &LabelOptions) -> Result<LabelSummary, LabelError> {
     } else {
         options.inputs.clone()
     };
+    let k = options.views.map_or(1, |v| v.count.max(1));
     let spec = SourceSpec {
         id_column: options.id_column.clone(),
         inputs,
         columns: options.columns.clone(),
-        batch_rows: options.batch_rows,
+        // A request carries about `batch_rows` rows, views included.
+        batch_rows: (options.batch_rows / k as usize).max(1),
     };
     let source = ParquetSource::open(&options.data, &spec)?;
+    let layout = match &options.views {
+        Some(v) => Some(crate::views::check(&source.schema(), spec.inputs.len(), v)?),
+        None => None,
+    };
     let bar = if options.progress {
-        let bar = ProgressBar::new(source.rows());
+        let bar = ProgressBar::new(source.rows() * k as u64);
         if let Ok(style) = ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows  {rows_per_sec}  eta {eta}",
         ) {
@@ -192,7 +215,7 @@ pub fn label(options: &LabelOptions) -> Result<LabelSummary, LabelError> {
                 if stop.load(Ordering::SeqCst) {
                     continue; // drain without sending so the reader never blocks
                 }
-                match client.score_arrow(Some(&options.dataset), &job.body, &job.what) {
+                match client.score_arrow(Some(&options.dataset), None, &job.body, &job.what) {
                     Ok(resp) if resp.rows == job.rows => {
                         rows.fetch_add(job.rows as u64, Ordering::Relaxed);
                         stored.fetch_add(resp.stored as u64, Ordering::Relaxed);
@@ -213,9 +236,13 @@ pub fn label(options: &LabelOptions) -> Result<LabelSummary, LabelError> {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let job = batch
-                .map_err(LabelError::from)
-                .and_then(|b| encode_job(index, offset, &b).map_err(LabelError::from));
+            let job = batch.map_err(LabelError::from).and_then(|b| {
+                let b = match (&options.views, layout) {
+                    (Some(v), Some(layout)) => crate::views::expand(&b, v, layout)?,
+                    _ => b,
+                };
+                encode_job(index, offset, &b).map_err(LabelError::from)
+            });
             match job {
                 Ok(job) => {
                     offset += job.rows as u64;
@@ -243,6 +270,7 @@ pub fn label(options: &LabelOptions) -> Result<LabelSummary, LabelError> {
     };
     Ok(LabelSummary {
         rows: rows.into_inner(),
+        views: k,
         stored: stored.into_inner(),
         duplicates: duplicates.into_inner(),
         retries: client.retries(),

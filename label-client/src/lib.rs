@@ -15,6 +15,7 @@
 //! - [`label`]: the `label` command.
 //! - [`loadgen`]: the `bench-load` command.
 //! - [`raw_ort`]: the raw ONNX Runtime baseline of the benchmark.
+//! - [`views`]: seeded augmented views of each row (`label --views K --augment ...`).
 
 pub mod bbc;
 pub mod body;
@@ -28,6 +29,7 @@ pub mod retry;
 pub mod source;
 pub mod text;
 pub mod text_import;
+pub mod views;
 pub mod wordnet;
 
 pub use client::{ClientConfig, ClientError, ScoreClient};

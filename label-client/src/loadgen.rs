@@ -128,7 +128,7 @@ pub fn run_load(options: &LoadOptions) -> Result<LoadReport, LabelError> {
                 let what = format!("request {i}");
                 let result = match options.format {
                     BodyFormat::Arrow => {
-                        client.score_arrow(options.dataset.as_deref(), body, &what)
+                        client.score_arrow(options.dataset.as_deref(), None, body, &what)
                     }
                     BodyFormat::Json => client.score_json(body, &what),
                 };

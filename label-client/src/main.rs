@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use distill_proto::views::Augment;
 use label_client::bbc::import_bbc;
 use label_client::client::ClientConfig;
 use label_client::import::import_mnist;
@@ -13,6 +14,7 @@ use label_client::loadgen::{run_load, BodyFormat, LoadOptions};
 use label_client::retry::RetryPolicy;
 use label_client::source::InputMapping;
 use label_client::text_import::{import_text, TextFormat, TextImportOptions};
+use label_client::views::ViewOptions;
 use label_client::wordnet::import_wordnet;
 
 #[derive(Parser)]
@@ -171,6 +173,18 @@ struct LabelArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Label K seeded augmented views of each row (ids ID#v0..ID#vK-1, with view_of, view,
+    /// view_seed and augment columns) instead of the row itself; needs --augment.
+    #[arg(long, requires = "augment")]
+    views: Option<u32>,
+    /// The augmentation of the views: jitter=P (±P-pixel shifts, zero fill; a square
+    /// single-channel image) or jitter=P,shape=HxW / CxHxW.
+    #[arg(long, requires = "views")]
+    augment: Option<Augment>,
+    /// Base seed of the view seeds (the trainer's `data.served.view_seed` must match to
+    /// see the same views).
+    #[arg(long, default_value_t = 0, requires = "views")]
+    view_seed: u64,
 }
 
 #[derive(Args)]
@@ -268,6 +282,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 concurrency: a.concurrency,
                 seal: a.seal,
                 progress: !a.quiet,
+                views: match (a.views, a.augment) {
+                    (Some(count), Some(augment)) => Some(ViewOptions {
+                        count,
+                        augment,
+                        seed: a.view_seed,
+                    }),
+                    _ => None,
+                },
             };
             let summary = label(&options).map_err(|e| e.to_string())?;
             println!("{summary}");

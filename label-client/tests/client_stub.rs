@@ -210,6 +210,7 @@ fn label_streams_every_row_as_arrow_and_seals() {
         concurrency: 3,
         seal: true,
         progress: false,
+        views: None,
     };
     let summary = label(&options).unwrap();
     assert_eq!(summary.rows, 103);
@@ -291,6 +292,7 @@ fn label_stops_at_the_first_rejection_and_names_the_batch() {
         concurrency: 1,
         seal: true,
         progress: false,
+        views: None,
     };
     let err = label(&options).unwrap_err();
     let msg = err.to_string();
@@ -323,6 +325,7 @@ fn label_checks_columns_and_names_before_sending() {
         concurrency: 1,
         seal: false,
         progress: false,
+        views: None,
     };
     let msg = label(&options).unwrap_err().to_string();
     assert!(

@@ -40,6 +40,7 @@ fn options(url: String, data: std::path::PathBuf, input: &str) -> LabelOptions {
         concurrency: 2,
         seal: false,
         progress: false,
+        views: None,
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`tensor`]: dense tensors of the dtypes ONNX models take and give.
 //! - [`onnx`]: the ONNX protobuf messages, model editing (taps) and graph building (export).
 //! - [`store`]: the Parquet label store: schema, manifest, write-ahead log, writer, reader.
+//! - [`views`]: seeded augmented views of rows, labelled by `distill-label` and replayed by the
+//!   trainer.
 
 pub mod api;
 pub mod arrow_codec;
@@ -15,5 +17,6 @@ pub mod onnx;
 pub mod openai;
 pub mod store;
 pub mod tensor;
+pub mod views;
 
 pub use tensor::{DType, NamedTensors, Tensor, TensorData, TensorError};

@@ -106,6 +106,14 @@ pub struct DataConfig {
     /// Extra teacher datasets joined to the training rows by `id`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub teachers: Vec<TeacherSource>,
+    /// Teacher outputs stored per augmented view (`distill-label label --views K`), replayed
+    /// so the student sees the inputs the teacher scored ([`ViewsConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<ViewsConfig>,
+    /// A running teacher-server asked for the teacher's outputs of every augmented batch
+    /// ([`ServedConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<ServedConfig>,
     /// Number of classes; inferred from the teacher logits width or the labels when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_classes: Option<usize>,
@@ -160,6 +168,46 @@ pub struct TeacherSource {
 
 fn one() -> f64 {
     1.0
+}
+
+/// `[data.views]`: the teacher's outputs of K seeded augmented views of each training row.
+///
+/// Epoch `e` trains every row on its view `e mod K`: the input is rebuilt from the row's
+/// un-augmented input (`data.train`) and the view's stored seed, and the loss terms' teacher
+/// columns are read from that view's row, so student and teacher see the same input.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ViewsConfig {
+    /// The label-store dataset folder (or Parquet file / glob) holding the views.
+    pub path: String,
+    /// Use views `0..count` only (default: all K the dataset holds for every row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+}
+
+/// `[data.served]`: the frozen teacher served online. Each training batch is augmented
+/// (epoch `e` uses view `e` of each row, the seeds `distill-label label --views` uses), sent
+/// to the server, and the loss terms' teacher columns are the server's outputs of that batch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServedConfig {
+    /// Base URL of the teacher-server, e.g. `http://127.0.0.1:8080` (token: `DISTILL_API_TOKEN`).
+    pub server: String,
+    /// The augmentation, e.g. `"jitter=2"` (as `distill-label label --augment`).
+    pub augment: distill_proto::views::Augment,
+    /// Base seed of the view seeds (`distill-label label --view-seed`).
+    #[serde(default)]
+    pub view_seed: u64,
+    /// The model input the batch is sent as (default: `data.input`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_input: Option<String>,
+    /// Seconds one request may take before it is retried.
+    #[serde(default = "default_served_timeout")]
+    pub timeout_secs: f64,
+}
+
+fn default_served_timeout() -> f64 {
+    60.0
 }
 
 /// Distance of a `feature` loss term; the parameter travels with the variant that uses it.
@@ -597,6 +645,9 @@ impl RunConfig {
         }
         for t in &mut self.data.teachers {
             abs(&mut t.path);
+        }
+        if let Some(v) = self.data.views.as_mut() {
+            abs(&mut v.path);
         }
     }
 }

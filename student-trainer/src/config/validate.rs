@@ -62,7 +62,64 @@ pub fn run_config(cfg: &RunConfig) -> Check {
     schedule(&cfg.train.schedule, cfg.train.lr)?;
     data(&cfg.data)?;
     losses(&cfg.losses, cfg.data.label.is_some())?;
+    views(cfg)?;
     modes(cfg)
+}
+
+/// `[data.views]` and `[data.served]`: one teacher source that brings its own augmentation.
+fn views(cfg: &RunConfig) -> Check {
+    let d = &cfg.data;
+    let key = match (&d.views, &d.served) {
+        (None, None) => return Ok(()),
+        (Some(_), Some(_)) => return fail(
+            "data.served",
+            "give [data.views] (stored views) or [data.served] (teacher asked per batch), not both",
+        ),
+        (Some(v), None) => {
+            if v.count == Some(0) {
+                return fail("data.views.count", "must be at least 1");
+            }
+            "data.views"
+        }
+        (None, Some(s)) => {
+            if !positive(s.timeout_secs) {
+                return fail("data.served.timeout_secs", "must be positive");
+            }
+            if !s.server.starts_with("http://") {
+                return fail(
+                    "data.served.server",
+                    format!(
+                        "{:?} must start with http:// (no TLS in this build)",
+                        s.server
+                    ),
+                );
+            }
+            "data.served"
+        }
+    };
+    if cfg.train.jitter > 0 {
+        return fail(
+            "train.jitter",
+            format!(
+                "{key} brings its own augmentation (the one the teacher saw); set train.jitter = 0"
+            ),
+        );
+    }
+    if !d.teachers.is_empty() {
+        return fail(
+            "data.teachers",
+            format!(
+                "{key} is the teacher source of this run; data.teachers cannot be joined to it"
+            ),
+        );
+    }
+    if !cfg.losses.iter().any(|t| t.teacher().is_some()) {
+        return fail(
+            key,
+            "no [[loss]] term reads a teacher column (kd, soft_bce, feature, ...); the views would go unused",
+        );
+    }
+    Ok(())
 }
 
 /// `[online]` and `[self_distill]`: one mode at a time, hard labels present, sane weights.
@@ -222,6 +279,8 @@ fn text_run(cfg: &RunConfig) -> Check {
         ("data.num_classes", d.num_classes.is_some()),
         ("data.image_shape", d.image_shape.is_some()),
         ("data.teachers", !d.teachers.is_empty()),
+        ("data.views", d.views.is_some()),
+        ("data.served", d.served.is_some()),
     ] {
         if set {
             return fail(

@@ -231,3 +231,29 @@ pub fn append_ids(
     out.extend(string_values(column, arr).map_err(|e| from_column(path, first_row, e))?);
     Ok(())
 }
+
+/// Appends a UInt64 column (view seeds) as is; nulls are refused.
+pub fn append_u64s(
+    column: &str,
+    path: &Path,
+    arr: &dyn Array,
+    first_row: usize,
+    out: &mut Vec<u64>,
+) -> Result<(), DataError> {
+    let a: &PrimitiveArray<UInt64Type> = arr.as_primitive_opt().ok_or_else(|| {
+        bad(
+            column,
+            path,
+            format!("expected UInt64, found {}", arr.data_type()),
+        )
+    })?;
+    if let Some(i) = (0..a.len()).find(|&i| a.is_null(i)) {
+        return Err(DataError::NullValue {
+            column: column.into(),
+            source_path: path.display().to_string(),
+            row: first_row + i,
+        });
+    }
+    out.extend_from_slice(a.values());
+    Ok(())
+}

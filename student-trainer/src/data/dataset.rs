@@ -8,14 +8,17 @@
 //! batch by batch, never as a whole.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 
 use super::columns::{
     append_f32_scalars, append_float_rows, append_ids, append_index_rows, append_labels,
-    float_list_width, is_int_scalar,
+    append_u64s, float_list_width, is_int_scalar,
 };
+use super::served::ServedTeacher;
 use super::source::ParquetSource;
+use super::views::Views;
 use super::DataError;
 use crate::config::{DataConfig, LossTerm};
 
@@ -51,6 +54,13 @@ pub enum Target {
         /// Log-sum-exp of all logits, one per row.
         logsumexp: Vec<f32>,
     },
+    /// Asked of a running teacher-server for every batch (`[data.served]`).
+    Served {
+        /// The server's output name.
+        output: String,
+        /// Values per row.
+        width: usize,
+    },
 }
 
 impl Target {
@@ -59,13 +69,16 @@ impl Target {
         match self {
             Target::Dense(m) => m.cols,
             Target::TopK { values, .. } => values.cols,
+            Target::Served { width, .. } => *width,
         }
     }
 
-    fn rows(&self) -> usize {
+    /// Rows held (`None` when served per batch).
+    fn rows(&self) -> Option<usize> {
         match self {
-            Target::Dense(m) => m.rows,
-            Target::TopK { values, .. } => values.rows,
+            Target::Dense(m) => Some(m.rows),
+            Target::TopK { values, .. } => Some(values.rows),
+            Target::Served { .. } => None,
         }
     }
 
@@ -100,6 +113,7 @@ impl Target {
                     logsumexp: order.iter().map(|&r| logsumexp[r]).collect(),
                 }
             }
+            Target::Served { .. } => self.clone(),
         }
     }
 }
@@ -120,6 +134,10 @@ pub struct TrainData {
     /// [`super::text::id_hash`] of each row's `id`, when the source has ids: the epoch order
     /// sorts by a seeded key of these, so it does not depend on the order rows were stored in.
     pub row_hashes: Option<Vec<u64>>,
+    /// Stored augmented views (`[data.views]`): the targets hold `rows × K` entries.
+    pub views: Option<Views>,
+    /// The teacher asked per batch (`[data.served]`).
+    pub served: Option<Arc<ServedTeacher>>,
 }
 
 /// The held-out rows evaluated each epoch.
@@ -134,24 +152,30 @@ pub struct EvalData {
 }
 
 /// What one column read yields.
-enum Acc {
+pub(super) enum Acc {
     Floats { width: usize, buf: Vec<f32> },
     Labels(Vec<u32>),
     Ids(Vec<String>),
     Indices { k: usize, buf: Vec<u32> },
     Scalars(Vec<f32>),
+    U64s(Vec<u64>),
 }
 
-enum Want {
+/// How to read one column.
+pub(super) enum Want {
     Floats,
     Labels,
     Ids,
     Indices,
     Scalars,
+    U64s,
 }
 
 /// Reads the named columns of a source in one streaming pass.
-fn read_columns(src: &ParquetSource, wants: &[(&str, Want)]) -> Result<Vec<Acc>, DataError> {
+pub(super) fn read_columns(
+    src: &ParquetSource,
+    wants: &[(&str, Want)],
+) -> Result<Vec<Acc>, DataError> {
     let mut accs = Vec::with_capacity(wants.len());
     for (name, want) in wants {
         let dt = src.column_type(name)?;
@@ -187,6 +211,7 @@ fn read_columns(src: &ParquetSource, wants: &[(&str, Want)]) -> Result<Vec<Acc>,
                 }
             },
             Want::Scalars => Acc::Scalars(Vec::new()),
+            Want::U64s => Acc::U64s(Vec::new()),
         };
         accs.push(acc);
     }
@@ -208,6 +233,7 @@ fn read_columns(src: &ParquetSource, wants: &[(&str, Want)]) -> Result<Vec<Acc>,
                 Acc::Ids(buf) => append_ids(name, file, col, row, buf)?,
                 Acc::Indices { k, buf } => append_index_rows(name, file, col, *k, row, buf)?,
                 Acc::Scalars(buf) => append_f32_scalars(name, file, col, row, buf)?,
+                Acc::U64s(buf) => append_u64s(name, file, col, row, buf)?,
             }
         }
         row += batch.num_rows();
@@ -231,7 +257,7 @@ fn take_floats(acc: Acc, rows: usize) -> Matrix {
     }
 }
 
-fn take_u32(acc: Acc) -> Vec<u32> {
+pub(super) fn take_u32(acc: Acc) -> Vec<u32> {
     match acc {
         Acc::Labels(v) | Acc::Indices { buf: v, .. } => v,
         _ => Vec::new(),
@@ -245,7 +271,7 @@ fn take_scalars(acc: Acc) -> Vec<f32> {
     }
 }
 
-fn take_ids(acc: Acc) -> Vec<String> {
+pub(super) fn take_ids(acc: Acc) -> Vec<String> {
     match acc {
         Acc::Ids(v) => v,
         _ => Vec::new(),
@@ -339,7 +365,14 @@ fn read_target(
     Ok((target, ids))
 }
 
-fn internal() -> DataError {
+pub(super) fn take_u64s(acc: Acc) -> Vec<u64> {
+    match acc {
+        Acc::U64s(v) => v,
+        _ => Vec::new(),
+    }
+}
+
+pub(super) fn internal() -> DataError {
     DataError::Join {
         message: "internal: column read count mismatch".into(),
     }
@@ -352,6 +385,10 @@ enum Origin {
     Teacher(usize, Layout),
     /// All extra teachers, averaged (kd / soft_bce only).
     Average(String),
+    /// The stored views, one entry per (row, view).
+    Views(Layout),
+    /// The served teacher's output of that name.
+    Served(String),
 }
 
 /// Row order that brings `teacher_ids` into the order of `train_ids`.
@@ -425,11 +462,12 @@ pub fn average_soft_targets(mats: &[(f64, Matrix)], temperature: f64, sigmoid: b
     }
 }
 
-/// The sources a run reads: the training rows and the extra teacher datasets.
+/// The sources a run reads: the training rows, the extra teacher datasets, the stored views.
 struct Sources<'a> {
     cfg: &'a DataConfig,
     train: ParquetSource,
     teachers: Vec<ParquetSource>,
+    views: Option<ParquetSource>,
 }
 
 impl<'a> Sources<'a> {
@@ -442,6 +480,11 @@ impl<'a> Sources<'a> {
                 .iter()
                 .map(|t| ParquetSource::open(&t.path))
                 .collect::<Result<_, _>>()?,
+            views: cfg
+                .views
+                .as_ref()
+                .map(|v| ParquetSource::open(&v.path))
+                .transpose()?,
         })
     }
 
@@ -452,7 +495,11 @@ impl<'a> Sources<'a> {
         };
         let key = || format!("loss[{i}].teacher");
         let teachers = &self.teachers;
-        let origin = if let Some((name, col)) = tref.split_once(':') {
+        let origin = if let Some(views) = &self.views {
+            Origin::Views(locate(views, tref)?)
+        } else if self.cfg.served.is_some() {
+            Origin::Served(tref.to_string())
+        } else if let Some((name, col)) = tref.split_once(':') {
             let j = self
                 .cfg
                 .teachers
@@ -474,8 +521,9 @@ impl<'a> Sources<'a> {
         } else {
             Origin::Train(locate(&self.train, tref)?)
         };
-        if let Origin::Train(Layout::TopK { .. }) | Origin::Teacher(_, Layout::TopK { .. }) =
-            &origin
+        if let Origin::Train(Layout::TopK { .. })
+        | Origin::Teacher(_, Layout::TopK { .. })
+        | Origin::Views(Layout::TopK { .. }) = &origin
         {
             if !matches!(term, LossTerm::Kd { .. }) {
                 return Err(DataError::Config {
@@ -552,6 +600,9 @@ struct TrainColumns {
 struct TargetBuilder<'s, 'a> {
     sources: &'s Sources<'a>,
     train_ids: &'s [String],
+    /// For each (row, view) entry, its row in the views dataset.
+    view_order: &'s [usize],
+    served: Option<&'s ServedTeacher>,
     targets: Vec<Target>,
     keys: Vec<String>,
     /// Joined dense columns of single teachers, reused by averages at other temperatures.
@@ -559,10 +610,17 @@ struct TargetBuilder<'s, 'a> {
 }
 
 impl<'s, 'a> TargetBuilder<'s, 'a> {
-    fn new(sources: &'s Sources<'a>, train_ids: &'s [String]) -> Self {
+    fn new(
+        sources: &'s Sources<'a>,
+        train_ids: &'s [String],
+        view_order: &'s [usize],
+        served: Option<&'s ServedTeacher>,
+    ) -> Self {
         Self {
             sources,
             train_ids,
+            view_order,
+            served,
             targets: Vec::new(),
             keys: Vec::new(),
             joined: HashMap::new(),
@@ -582,8 +640,32 @@ impl<'s, 'a> TargetBuilder<'s, 'a> {
                 t.gather(&self.join(*j, &ids)?)
             }
             Origin::Average(col) => Target::Dense(self.average(term, col)?),
+            Origin::Views(layout) => {
+                let views = self.sources.views.as_ref().ok_or_else(internal)?;
+                read_target(views, layout, false)?.0.gather(self.view_order)
+            }
+            Origin::Served(col) => {
+                let served = self.served.ok_or_else(internal)?;
+                let width = served
+                    .outputs
+                    .iter()
+                    .find(|(o, _)| o == col)
+                    .map(|(_, w)| *w)
+                    .ok_or_else(internal)?;
+                Target::Served {
+                    output: col.clone(),
+                    width,
+                }
+            }
         };
-        debug_assert_eq!(target.rows(), self.sources.train.rows);
+        let entries = if self.sources.views.is_some() {
+            self.view_order.len()
+        } else {
+            self.sources.train.rows
+        };
+        if target.rows().is_some_and(|n| n != entries) {
+            return Err(internal());
+        }
         self.keys.push(key);
         self.targets.push(target);
         Ok(self.targets.len() - 1)
@@ -651,8 +733,11 @@ impl TrainData {
             .enumerate()
             .map(|(i, term)| sources.origin(i, term))
             .collect::<Result<Vec<_>, _>>()?;
-        // Joining needs ids; they also fix the epoch order when the source has them.
+        // Joining needs ids (so do view seeds); they also fix the epoch order when the source
+        // has them.
         let need_ids = sources.train.has_column("id")
+            || cfg.views.is_some()
+            || cfg.served.is_some()
             || origins
                 .iter()
                 .any(|o| matches!(o, Some(Origin::Teacher(..)) | Some(Origin::Average(_))));
@@ -662,7 +747,43 @@ impl TrainData {
             ids: train_ids,
         } = sources.train_columns(need_ids)?;
 
-        let mut builder = TargetBuilder::new(&sources, &train_ids);
+        let (views, view_order) = match (&sources.views, &cfg.views) {
+            (Some(src), Some(vc)) => {
+                let shape = cfg.image_shape.as_deref();
+                let (mut views, order) =
+                    super::views::join(src, &train_ids, &input, shape, vc.count)?;
+                views.verified =
+                    super::views::verify(src, &cfg.input, &views, &order, &input, &train_ids)?;
+                (Some(views), order)
+            }
+            _ => (None, Vec::new()),
+        };
+        let served = match &cfg.served {
+            Some(sc) => {
+                let mut outputs: Vec<String> = Vec::new();
+                for o in origins.iter().flatten() {
+                    if let Origin::Served(col) = o {
+                        if !outputs.contains(col) {
+                            outputs.push(col.clone());
+                        }
+                    }
+                }
+                let probe = input
+                    .data
+                    .get(..input.cols)
+                    .ok_or_else(|| DataError::Empty {
+                        source_path: sources.train.spec.clone(),
+                        message: "no training rows to send the served teacher".into(),
+                    })?;
+                let shape = cfg.image_shape.as_deref();
+                Some(Arc::new(ServedTeacher::connect(
+                    sc, &cfg.input, probe, shape, &outputs,
+                )?))
+            }
+            None => None,
+        };
+
+        let mut builder = TargetBuilder::new(&sources, &train_ids, &view_order, served.as_deref());
         let term_target = losses
             .iter()
             .zip(&origins)
@@ -690,6 +811,8 @@ impl TrainData {
             term_target,
             num_classes,
             row_hashes,
+            views,
+            served,
         };
         data.check_classes(cfg, losses, &sources.train.spec)?;
         Ok(data)
@@ -712,6 +835,7 @@ impl TrainData {
                     values,
                     logsumexp,
                 } => (indices.len() + values.data.len() + logsumexp.len()) * 4,
+                Target::Served { .. } => 0,
             })
             .sum();
         self.input.data.len() * 4 + self.labels.as_ref().map_or(0, |l| l.len() * 4) + targets
@@ -730,15 +854,16 @@ impl TrainData {
             let Some(t) = t else { continue };
             let col = term.teacher().unwrap_or_default();
             match (&self.targets[*t], term) {
-                (Target::Dense(m), LossTerm::Kd { .. } | LossTerm::SoftBce { .. })
-                    if m.cols != self.num_classes =>
-                {
+                (
+                    Target::Dense(Matrix { cols, .. }) | Target::Served { width: cols, .. },
+                    LossTerm::Kd { .. } | LossTerm::SoftBce { .. },
+                ) if *cols != self.num_classes => {
                     return Err(DataError::BadColumn {
                         column: col.into(),
                         source_path: spec.into(),
                         message: format!(
                             "teacher logits have width {} but the student has {} classes",
-                            m.cols, self.num_classes
+                            cols, self.num_classes
                         ),
                     });
                 }
@@ -805,8 +930,10 @@ fn decide_num_classes(
     }
     for (term, t) in losses.iter().zip(term_target) {
         if let (LossTerm::Kd { .. } | LossTerm::SoftBce { .. }, Some(t)) = (term, t) {
-            if let Target::Dense(m) = &targets[*t] {
-                return Ok(m.cols);
+            match &targets[*t] {
+                Target::Dense(m) => return Ok(m.cols),
+                Target::Served { width, .. } => return Ok(*width),
+                Target::TopK { .. } => {}
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Shuffled mini-batches prepared on a background thread and handed over through a bounded
-//! channel, so gathering rows (and jitter) overlaps with the forward/backward pass.
+//! channel, so gathering rows (jitter, replayed views, the served teacher's answers) overlaps
+//! with the forward/backward pass.
 //!
 //! Every random choice derives from `(seed, epoch)`, so an epoch's batches are the same
 //! whether the run was resumed or not. Rows with ids are ordered by a seeded hash of the id
@@ -16,6 +17,7 @@ use rand::SeedableRng;
 
 use super::dataset::{Target, TrainData};
 use super::jitter::Jitter;
+use super::DataError;
 
 /// Batches in flight between the loader thread and the trainer.
 const QUEUE_DEPTH: usize = 4;
@@ -56,15 +58,7 @@ pub struct Batch {
     pub targets: Vec<BatchTarget>,
 }
 
-/// SplitMix64 finaliser: a well-mixed 64-bit value from `(seed, a, b)`.
-pub fn mix_seed(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(a.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(b.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use distill_proto::views::mix_seed;
 
 /// Stream ids for [`mix_seed`].
 pub mod streams {
@@ -98,21 +92,61 @@ pub fn hashed_order(hashes: &[u64], seed: u64, epoch: usize) -> Vec<usize> {
     keyed.into_iter().map(|(_, i)| i).collect()
 }
 
-fn make_batch(data: &TrainData, rows: &[usize], jitter: Option<(&Jitter, &mut StdRng)>) -> Batch {
+/// Row `r`'s teacher targets in `epoch`: its entry of the stored views, else row `r`.
+fn target_rows(data: &TrainData, rows: &[usize], epoch: usize) -> Vec<usize> {
+    match &data.views {
+        Some(v) => rows.iter().map(|&r| v.entry(r, epoch)).collect(),
+        None => rows.to_vec(),
+    }
+}
+
+/// The inputs of `rows`: replayed views, served-teacher augmentation, random jitter or as
+/// stored.
+fn batch_inputs(
+    data: &TrainData,
+    rows: &[usize],
+    epoch: usize,
+    jitter: Option<(&Jitter, &mut StdRng)>,
+) -> Vec<f32> {
     let d = data.input.cols;
     let mut x = vec![0f32; rows.len() * d];
-    match jitter {
-        Some((j, rng)) => {
-            for (dst, &r) in x.chunks_exact_mut(d).zip(rows) {
-                j.apply(data.input.row(r), dst, rng);
-            }
+    let pairs = x.chunks_exact_mut(d).zip(rows);
+    if let Some(v) = &data.views {
+        for (dst, &r) in pairs {
+            v.input(v.entry(r, epoch), data.input.row(r), dst);
         }
-        None => {
-            for (dst, &r) in x.chunks_exact_mut(d).zip(rows) {
-                dst.copy_from_slice(data.input.row(r));
-            }
+    } else if let (Some(s), Some(hashes)) = (&data.served, &data.row_hashes) {
+        for (dst, &r) in pairs {
+            let seed = s.seed(hashes[r], epoch);
+            s.augment.apply(s.layout, seed, data.input.row(r), dst);
+        }
+    } else if let Some((j, rng)) = jitter {
+        for (dst, &r) in pairs {
+            j.apply(data.input.row(r), dst, rng);
+        }
+    } else {
+        for (dst, &r) in pairs {
+            dst.copy_from_slice(data.input.row(r));
         }
     }
+    x
+}
+
+fn make_batch(
+    data: &TrainData,
+    rows: &[usize],
+    epoch: usize,
+    jitter: Option<(&Jitter, &mut StdRng)>,
+) -> Result<Batch, DataError> {
+    let x = batch_inputs(data, rows, epoch, jitter);
+    let served = match &data.served {
+        Some(s) => {
+            let what = format!("epoch {} batch of {} rows", epoch + 1, rows.len());
+            Some(s.ask(&x, rows.len(), &what)?)
+        }
+        None => None,
+    };
+    let trows = target_rows(data, rows, epoch);
     let labels = data
         .labels
         .as_ref()
@@ -122,14 +156,14 @@ fn make_batch(data: &TrainData, rows: &[usize], jitter: Option<(&Jitter, &mut St
         .iter()
         .map(|t| match t {
             Target::Dense(m) => {
-                let mut out = Vec::with_capacity(rows.len() * m.cols);
-                for &r in rows {
+                let mut out = Vec::with_capacity(trows.len() * m.cols);
+                for &r in &trows {
                     out.extend_from_slice(m.row(r));
                 }
-                BatchTarget::Dense {
+                Ok(BatchTarget::Dense {
                     width: m.cols,
                     data: out,
-                }
+                })
             }
             Target::TopK {
                 indices,
@@ -137,32 +171,47 @@ fn make_batch(data: &TrainData, rows: &[usize], jitter: Option<(&Jitter, &mut St
                 logsumexp,
             } => {
                 let k = values.cols;
-                let mut idx = Vec::with_capacity(rows.len() * k);
-                let mut vals = Vec::with_capacity(rows.len() * k);
-                for &r in rows {
+                let mut idx = Vec::with_capacity(trows.len() * k);
+                let mut vals = Vec::with_capacity(trows.len() * k);
+                for &r in &trows {
                     idx.extend_from_slice(&indices[r * k..(r + 1) * k]);
                     vals.extend_from_slice(values.row(r));
                 }
-                BatchTarget::TopK {
+                Ok(BatchTarget::TopK {
                     k,
                     indices: idx,
                     values: vals,
-                    logsumexp: rows.iter().map(|&r| logsumexp[r]).collect(),
-                }
+                    logsumexp: trows.iter().map(|&r| logsumexp[r]).collect(),
+                })
+            }
+            Target::Served { output, width } => {
+                let (s, answer) =
+                    data.served
+                        .as_ref()
+                        .zip(served.as_ref())
+                        .ok_or_else(|| DataError::Config {
+                            key: "data.served".into(),
+                            message: format!("target {output:?} is served but no teacher is set"),
+                        })?;
+                let i = s.outputs.iter().position(|(o, _)| o == output).unwrap_or(0);
+                Ok(BatchTarget::Dense {
+                    width: *width,
+                    data: answer[i].clone(),
+                })
             }
         })
-        .collect();
-    Batch {
+        .collect::<Result<_, DataError>>()?;
+    Ok(Batch {
         rows: rows.len(),
         x,
         labels,
         targets,
-    }
+    })
 }
 
 /// The batches of one epoch, produced on a background thread.
 pub struct Loader {
-    rx: Option<Receiver<Batch>>,
+    rx: Option<Receiver<Result<Batch, DataError>>>,
     handle: Option<JoinHandle<()>>,
     steps: usize,
 }
@@ -186,9 +235,11 @@ impl Loader {
             };
             let mut jrng = StdRng::seed_from_u64(mix_seed(seed, streams::JITTER, epoch as u64));
             for chunk in order.chunks(batch_size) {
-                let batch = make_batch(&data, chunk, jitter.as_ref().map(|j| (j, &mut jrng)));
-                if tx.send(batch).is_err() {
-                    return; // the trainer stopped early
+                let batch =
+                    make_batch(&data, chunk, epoch, jitter.as_ref().map(|j| (j, &mut jrng)));
+                let failed = batch.is_err();
+                if tx.send(batch).is_err() || failed {
+                    return; // the trainer stopped early, or must stop
                 }
             }
         });
@@ -206,9 +257,9 @@ impl Loader {
 }
 
 impl Iterator for Loader {
-    type Item = Batch;
+    type Item = Result<Batch, DataError>;
 
-    fn next(&mut self) -> Option<Batch> {
+    fn next(&mut self) -> Option<Self::Item> {
         self.rx.as_ref()?.recv().ok()
     }
 }

@@ -1,6 +1,7 @@
 //! The data pipeline: Parquet sources ([`source`]), column decoding ([`columns`]), the
 //! in-memory training/eval sets ([`dataset`]), and the shuffled background batch loader
-//! with image jitter ([`loader`], [`jitter`]). Text students: ragged token columns
+//! with image jitter ([`loader`], [`jitter`]); stored augmented views ([`views`]) and the
+//! teacher asked per batch ([`served`]). Text students: ragged token columns
 //! ([`tokens`]), rows streamed in shuffle windows keyed by id hash ([`text`]), padded
 //! (optionally length-bucketed) batches on a background thread ([`text_loader`]).
 
@@ -8,10 +9,12 @@ pub mod columns;
 pub mod dataset;
 pub mod jitter;
 pub mod loader;
+pub mod served;
 pub mod source;
 pub mod text;
 pub mod text_loader;
 pub mod tokens;
+pub mod views;
 
 use std::path::PathBuf;
 

@@ -38,8 +38,6 @@ pub const ID_COLUMN: &str = "id";
 
 /// Stream ids for [`mix_seed`] specific to text rows (disjoint from `loader::streams`).
 pub mod streams {
-    /// The id hash itself.
-    pub const ID: u64 = 11;
     /// The held-out split (seed-independent).
     pub const HOLDOUT: u64 = 12;
     /// Epoch order keys.
@@ -50,13 +48,7 @@ pub mod streams {
     pub const SUBSET: u64 = 15;
 }
 
-/// The 64-bit identity of a row: FNV-1a of the id's bytes, finalised by SplitMix64.
-pub fn id_hash(id: &str) -> u64 {
-    let fnv = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
-    });
-    mix_seed(fnv, streams::ID, 0)
-}
+pub use distill_proto::views::id_hash;
 
 /// Whether the row with hash `h` belongs to the held-out `fraction` (the same rows for every
 /// seed, so runs with different seeds evaluate on the same text).

@@ -98,7 +98,8 @@ pub fn score_logits(
                     agree += 1;
                 }
             }
-            None => {}
+            // Eval targets come from the eval set, never from a served teacher.
+            Some(Target::Served { .. }) | None => {}
         }
     }
     let n = rows.max(1) as f64;

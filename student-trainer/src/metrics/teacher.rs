@@ -77,6 +77,8 @@ pub fn teacher_eval(eval: &EvalData) -> Option<TeacherEval> {
         Target::TopK {
             indices, values, ..
         } => indices[r * values.cols + argmax(values.row(r))] as usize,
+        // Eval targets are read from the eval set, never served; no class matches.
+        Target::Served { .. } => usize::MAX,
     };
     let errors = (0..rows)
         .filter(|&r| top(r) != eval.labels[r] as usize)

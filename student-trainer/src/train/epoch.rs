@@ -157,6 +157,7 @@ pub fn train_epoch(
     let pb = progress(quiet, loader.steps(), epoch + 1, tcfg.epochs);
     let mut totals = EpochTotals::new(setup.labels().len(), tcfg.lr);
     for (i, batch) in loader.enumerate() {
+        let batch = batch?;
         let t0 = Instant::now();
         let rows = batch.rows;
         let (loss, values) = step_loss(setup, batch)?;

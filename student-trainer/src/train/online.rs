@@ -376,6 +376,7 @@ pub fn train(
         let pb = progress(opts.quiet, loader.steps(), epoch + 1, total_epochs);
         let mut totals = EpochTotals::new(labels.len(), tcfg.lr);
         for (step, batch) in loader.enumerate() {
+            let batch = batch?;
             let t0 = Instant::now();
             let rows = batch.rows;
             let (x, y, targets) = batch_tensors(batch, setup.input_dim, &Device::Cpu)?;

@@ -45,6 +45,22 @@ impl Setup {
                 data.num_classes,
                 data.host_bytes() as f64 / 1e6
             );
+            if let Some(v) = &data.views {
+                let checked = match v.verified {
+                    Some(n) => format!("{n} stored view inputs equal their replay"),
+                    None => "the dataset stores no inputs to check the replay against".into(),
+                };
+                eprintln!(
+                    "views: {} per row ({}), epoch e trains on view e mod {}; {checked}",
+                    v.count, v.augment, v.count
+                );
+            }
+            if let Some(s) = &data.served {
+                eprintln!(
+                    "served teacher: {s:?}; epoch e sends view e of each row ({})",
+                    s.augment
+                );
+            }
         }
         let eval = load_eval(cfg, &data)?.map(Arc::new);
         Self::with_data(cfg, data, eval)
