@@ -86,7 +86,9 @@ fn retries_429_honouring_retry_after_then_succeeds() {
     let client = ScoreClient::new(&config(stub.url(), 3)).unwrap();
     let body = Bytes::from(arrow_ipc_body(&batch(0, 4)).unwrap());
     let t = Instant::now();
-    let resp = client.score_arrow(Some("ds"), &body, "batch 0").unwrap();
+    let resp = client
+        .score_arrow(Some("ds"), None, &body, "batch 0")
+        .unwrap();
     let waited = t.elapsed();
     assert_eq!((resp.rows, resp.stored), (4, 4));
     assert_eq!(client.retries(), 1);
@@ -150,7 +152,7 @@ fn other_4xx_fail_fast_with_the_server_message() {
     let client = ScoreClient::new(&config(stub.url(), 5)).unwrap();
     let body = Bytes::from(arrow_ipc_body(&batch(0, 4)).unwrap());
     let err = client
-        .score_arrow(Some("ds"), &body, "batch 0")
+        .score_arrow(Some("ds"), None, &body, "batch 0")
         .unwrap_err();
     match &err {
         ClientError::Rejected {

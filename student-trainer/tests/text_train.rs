@@ -360,7 +360,9 @@ fn image_batches_do_not_depend_on_the_order_rows_were_stored() {
         let cfg = data_support::kd_config(train, train, 1, "");
         let cfg = RunConfig::parse(&cfg, Path::new("t.toml")).unwrap();
         let data = Arc::new(TrainData::load(&cfg.data, &cfg.losses).unwrap());
-        Loader::epoch(data, 16, 3, 2, None).collect::<Vec<_>>()
+        Loader::epoch(data, 16, 3, 2, None)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("batches")
     };
     let (ba, bb) = (batches(&a), batches(&bdir));
     assert_eq!(ba.len(), 6);

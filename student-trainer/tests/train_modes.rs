@@ -136,7 +136,8 @@ fn first_batch(
 ) {
     let batch = Loader::epoch(setup.data.clone(), 32, 5, 0, None)
         .next()
-        .expect("a batch");
+        .expect("a batch")
+        .expect("batch assembled");
     batch_tensors(batch, setup.input_dim, &Device::Cpu).expect("tensors")
 }
 
