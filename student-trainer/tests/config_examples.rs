@@ -1,6 +1,5 @@
-//! Every example run config in `examples/` (and the demo's), `examples/text/` and
-//! `examples/modes/`, parses and
-//! passes validation.
+//! Every example run config in `examples/` (and the demo's), `examples/text/`,
+//! `examples/modes/` and `examples/views/` parses and passes validation.
 
 use student_trainer::config::RunConfig;
 
@@ -13,6 +12,7 @@ fn example_configs_parse() {
         root.join("demo"),
         root.join("text"),
         root.join("modes"),
+        root.join("views"),
     ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;

@@ -271,3 +271,75 @@ fn old_flat_layout_says_how_to_convert() {
         assert!(msg.contains(want), "{want:?} missing from: {msg}");
     }
 }
+
+#[test]
+fn views_and_served_teacher_configs_are_checked() {
+    let good = GOOD.replace("jitter = 2\n", "");
+    let views = good.replace(
+        "label = \"label\"\n",
+        "label = \"label\"\n\n[data.views]\npath = \"data/labels/views\"\ncount = 4\n",
+    );
+    let cfg = parse(&views).expect("a views config parses");
+    assert_eq!(cfg.data.views.as_ref().and_then(|v| v.count), Some(4));
+    let served = good.replace(
+        "label = \"label\"\n",
+        "label = \"label\"\n\n[data.served]\nserver = \"http://127.0.0.1:8080\"\naugment = \"jitter=2,shape=28x28\"\n",
+    );
+    let cfg = parse(&served).expect("a served config parses");
+    let s = cfg.data.served.as_ref().expect("served");
+    assert_eq!((s.augment.pixels, s.augment.shape), (2, Some([1, 28, 28])));
+    assert_eq!((s.view_seed, s.timeout_secs), (0, 60.0));
+
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            views.replace("seed = 0", "seed = 0\njitter = 2"),
+            &["train.jitter", "brings its own augmentation"],
+        ),
+        (views.replace("count = 4", "count = 0"), &["data.views.count", "at least 1"]),
+        (views.replace("count = 4", "cont = 4"), &["data.views", "cont"]),
+        (
+            format!("{views}\n").replace(
+                "[student]",
+                "[data.served]\nserver = \"http://x\"\naugment = \"jitter=1\"\n\n[student]",
+            ),
+            &["data.served", "not both"],
+        ),
+        (
+            served.replace("jitter=2,shape=28x28", "crop=2"),
+            &["data.served.augment", "expected jitter=P"],
+        ),
+        (
+            served.replace("http://127.0.0.1:8080", "https://teacher"),
+            &["data.served.server", "http://"],
+        ),
+        (
+            served.replace(
+                "augment = \"jitter=2,shape=28x28\"",
+                "augment = \"jitter=2\"\ntimeout_secs = 0",
+            ),
+            &["data.served.timeout_secs", "positive"],
+        ),
+        (
+            views
+                .replace("kind = \"kd\"\nteacher = \"logits\"\ntemperature = 20.0\nweight = 1.0\n", "kind = \"ce\"\n")
+                .replace(
+                    "[[loss]]\nkind = \"feature\"\nteacher = \"embedding\"\nstudent_layer = 0\ndistance = { kind = \"smooth_l1\", beta = 0.5 }\n",
+                    "",
+                ),
+            &["data.views", "no [[loss]] term reads a teacher column"],
+        ),
+        (
+            views.replace(
+                "[student]",
+                "[[data.teachers]]\nname = \"t\"\npath = \"x\"\n\n[student]",
+            ),
+            &["data.teachers", "cannot be joined"],
+        ),
+    ];
+    for (text, needles) in cases {
+        let e = err(&text);
+        for n in needles {
+            assert!(e.contains(n), "error {e:?} lacks {n:?}");
+        }
+    }
+}
