@@ -61,23 +61,8 @@ impl ServedTeacher {
         image_shape: Option<&[usize]>,
         outputs: &[String],
     ) -> Result<Self, DataError> {
-        let layout = cfg
-            .augment
-            .layout(probe.len())
-            .map_err(|e| served_error(format!("{e} (the training inputs)")))?;
-        if let Some(shape) = image_shape {
-            let want = match shape {
-                [h, w] => [1, *h, *w],
-                [c, h, w] => [*c, *h, *w],
-                _ => layout,
-            };
-            if want != layout {
-                return Err(served_error(format!(
-                    "augment {} reads the rows as {layout:?} ([C, H, W]) but data.image_shape is {shape:?}",
-                    cfg.augment
-                )));
-            }
-        }
+        let layout = super::views::image_layout(&cfg.augment, probe.len(), image_shape)
+            .map_err(served_error)?;
         let client = ScoreClient::new(&ClientConfig {
             server: cfg.server.clone(),
             api_token: std::env::var("DISTILL_API_TOKEN").ok(),

@@ -40,6 +40,29 @@ impl Views {
     }
 }
 
+/// The `[C, H, W]` layout `augment` reads training rows of `width` values as, checked against
+/// `data.image_shape` when given.
+pub fn image_layout(
+    augment: &Augment,
+    width: usize,
+    image_shape: Option<&[usize]>,
+) -> Result<[usize; 3], String> {
+    let layout = augment
+        .layout(width)
+        .map_err(|e| format!("{e} (the training inputs)"))?;
+    let given = match image_shape {
+        Some([h, w]) => Some([1, *h, *w]),
+        Some([c, h, w]) => Some([*c, *h, *w]),
+        _ => None,
+    };
+    match given {
+        Some(g) if g != layout => Err(format!(
+            "augmentation {augment} reads the rows as {layout:?} ([C, H, W]) but data.image_shape is {g:?}"
+        )),
+        _ => Ok(layout),
+    }
+}
+
 fn views_error(src: &ParquetSource, message: String) -> DataError {
     DataError::Config {
         key: "data.views".into(),
@@ -85,22 +108,7 @@ pub fn join(
         ));
     }
     let parsed: Augment = spec.parse().map_err(|e| views_error(src, format!("{e}")))?;
-    let layout = parsed
-        .layout(input.cols)
-        .map_err(|e| views_error(src, format!("{e} (the training inputs)")))?;
-    if let Some(shape) = image_shape {
-        let want = match shape {
-            [h, w] => [1, *h, *w],
-            [c, h, w] => [*c, *h, *w],
-            _ => layout,
-        };
-        if want != layout {
-            return Err(views_error(
-                src,
-                format!("the views were made on images of {layout:?} ([C, H, W]) but data.image_shape is {shape:?}"),
-            ));
-        }
-    }
+    let layout = image_layout(&parsed, input.cols, image_shape).map_err(|m| views_error(src, m))?;
 
     let stored = view.iter().max().map_or(0, |m| *m as usize + 1);
     let count = match count {
