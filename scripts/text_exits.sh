@@ -8,6 +8,9 @@
 # A small budget: ROWS (default 16000) WordNet rows, spread over the corpus, are labelled by the
 # f32 teacher through teacher-server; 5% are held out; 1 epoch.
 # Needs what `make demo-text` fetches (.deps: the MiniLM teacher, WordNet, BBC, the eval sets).
+# Idempotent: a finished run, eval or speed measurement in OUT is kept (delete it to redo it).
+# Speed: after the evals, every model's `--suite speed` once more, back to back, in two rounds
+# (the table shows the faster round: the machine is shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -76,6 +79,7 @@ config l1 1 "[0]" 0
 config l2 2 "[0, 2]" 0
 config l3 3 "[0, 2, 4]" 0
 for run in sd l1 l2 l3; do
+  [ -f "$OUT/$run/summary.json" ] && continue
   step "training $run"
   t0=$(date +%s)
   "$BIN/student-trainer" train --config "$OUT/$run.toml" --out "$OUT/$run" $QUIET
@@ -84,6 +88,7 @@ done
 
 evaluate() {
   local name=$1 model=$2
+  [ -f "$OUT/eval/$name.json" ] && return
   "$BIN/student-trainer" eval-text --model "$model" --tokenizer $M/tokenizer.json \
     --suite lee,wordsim,bbc,fidelity,speed --bbc-train "$OUT/bbc-train.parquet" \
     --bbc-test "$OUT/bbc-test.parquet" --teacher "$OUT/teacher-f32.onnx" \
@@ -99,6 +104,19 @@ evaluate l1 "$OUT/l1/student.onnx"
 evaluate l2 "$OUT/l2/student.onnx"
 evaluate l3 "$OUT/l3/student.onnx"
 
+step "speed, every model back to back, two rounds"
+MODELS="sd-exit0=sd/exit0 l1=l1/student sd-exit1=sd/exit1 l2=l2/student sd-student=sd/student l3=l3/student"
+for round in 1 2; do
+  for m in $MODELS; do
+    name=${m%%=*}
+    f="$OUT/eval/$name-speed$round.json"
+    [ -f "$f" ] && continue
+    "$BIN/student-trainer" eval-text --model "$OUT/${m#*=}.onnx" --tokenizer $M/tokenizer.json \
+      --suite speed --bbc-train "$OUT/bbc-train.parquet" --bbc-test "$OUT/bbc-test.parquet" \
+      --out "$f" >/dev/null
+  done
+done
+
 step "report"
-.venv/bin/python scripts/text_exits_report.py "$OUT" | tee "$OUT/REPORT.md"
+.venv/bin/python scripts/text_exits_report.py "$OUT" sd | tee "$OUT/REPORT.md"
 echo "total $(( $(date +%s) - START )) s; $(uptime)"

@@ -1005,17 +1005,10 @@ fn an_eval_source_is_read_whole_and_scored_before_and_after() {
     );
 }
 
-const TRANSFORMER3: &str = r#"
-[student]
-arch = "transformer"
-layers = 3
-hidden = 16
-heads = 2
-ffn = 32
-vocab = 48
-max_positions = 16
-project_to = 8
-"#;
+/// [`TRANSFORMER`] with three blocks.
+fn transformer3() -> String {
+    TRANSFORMER.replace("layers = 2", "layers = 3")
+}
 
 const EXITS: &str = r#"
 [self_distill]
@@ -1029,7 +1022,7 @@ hint_weight = 0.1
 fn exit_losses_reach_every_exit_head_and_the_shared_blocks_only() {
     use student_trainer::train::text_exits::TextSelfDistill;
     use student_trainer::train::text_objective::TextObjective;
-    let body = run_config(Path::new("x"), TRANSFORMER3, COSINE_AND_NCE, 1, "") + EXITS;
+    let body = run_config(Path::new("x"), &transformer3(), COSINE_AND_NCE, 1, "") + EXITS;
     let cfg = RunConfig::parse(&body, Path::new("t.toml")).expect("parses");
     let vm = candle_nn::VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
@@ -1101,6 +1094,48 @@ fn exit_losses_reach_every_exit_head_and_the_shared_blocks_only() {
     }
 }
 
+#[test]
+fn a_linear_exit_head_starts_as_the_students_own_output_map() {
+    use student_trainer::model::text::TextNetwork;
+    use student_trainer::train::text_exits::TextSelfDistill;
+    use student_trainer::train::text_objective::TextObjective;
+    let body = run_config(Path::new("x"), &transformer3(), COSINE_AND_NCE, 1, "")
+        + "\n[self_distill]\nexits = [0, 1]\n";
+    let cfg = RunConfig::parse(&body, Path::new("t.toml")).expect("parses");
+    let vm = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let student = TextStudent::new(&cfg.student, vb.clone()).unwrap();
+    let objective =
+        TextObjective::new(&cfg.losses, &["embedding".into()], &[EMB], &student, &vb).unwrap();
+    let sd = TextSelfDistill::new(cfg.self_distill.as_ref().unwrap(), &student, &vb).unwrap();
+    sd.init_heads(&student, &vm).unwrap();
+    let TextNetwork::Transformer(t) = student.network() else {
+        panic!("a transformer")
+    };
+    let projector = t.projector.as_ref().expect("project_to = 8");
+    let (ids, mask) =
+        student_trainer::model::text::pad_batch(&[vec![3, 9, 17], vec![5]], 0).unwrap();
+    let out = student.forward(&ids, &mask, None).unwrap();
+    let target = Tensor::zeros((2, EMB), DType::F32, &Device::Cpu).unwrap();
+    for (l, exit) in sd
+        .terms(&out, &[target], &objective)
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let want = student_trainer::model::linear::linear(projector, &out.hidden[l]).unwrap();
+        let d = (&exit.embedding - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0, "exit{l} starts {d} away from the truncated student");
+    }
+}
+
 fn onnx_counts(path: &Path) -> (usize, usize, Vec<String>) {
     let model = distill_proto::onnx::decode_model(&std::fs::read(path).unwrap()).unwrap();
     let g = model.graph.expect("graph");
@@ -1120,7 +1155,7 @@ fn transformer_exits_train_log_and_export_truncated_onnx() {
     let store = write_store(&tmp.path().join("store"), &rows(400, 8), 256);
     let body = run_config(
         &store,
-        TRANSFORMER3,
+        &transformer3(),
         COSINE_AND_NCE,
         3,
         "token_types = \"token_type_ids\"",
@@ -1204,16 +1239,17 @@ fn text_self_distill_configs_are_checked() {
     let base = |student: &str, sd: &str| {
         run_config(Path::new("x"), student, COSINE_AND_NCE, 1, "") + "\n[self_distill]\n" + sd
     };
+    let t3 = transformer3();
     let cases = [
         (TRANSFORMER, "exits = [1]", "self_distill.exits[0]", "0..=0"),
         (
-            TRANSFORMER3,
+            t3.as_str(),
             "exits = [0, 2]",
             "self_distill.exits[1]",
             "0..=1",
         ),
         (
-            TRANSFORMER3,
+            t3.as_str(),
             "exits = [1, 1]",
             "self_distill.exits[1]",
             "twice",

@@ -132,6 +132,9 @@ impl TextSetup {
             .as_ref()
             .map(|sd| TextSelfDistill::new(sd, &student, &vb))
             .transpose()?;
+        if let Some(sd) = &exits {
+            sd.init_heads(&student, &varmap)?;
+        }
         let fidelity = match fidelity_column(cfg) {
             Some(c) => {
                 let j = data
@@ -316,6 +319,16 @@ pub struct TextEval {
     /// Each exit's own terms (`[[loss]]` terms on its embedding, `kd`, `hint`), its weighted
     /// exit loss and its fidelity.
     pub exits: Vec<(String, TextEvalMetrics)>,
+}
+
+impl TextEval {
+    /// The student's metrics and the exits', from an eval that may not have run.
+    fn split(eval: Option<Self>) -> (Option<TextEvalMetrics>, Vec<(String, TextEvalMetrics)>) {
+        match eval {
+            Some(e) => (Some(e.student), e.exits),
+            None => (None, Vec::new()),
+        }
+    }
 }
 
 /// The loss terms and teacher fidelity of the student (and its exits) on `eval`, in chunks of
@@ -515,10 +528,7 @@ pub fn run(
             steps_per_epoch,
             &mut step_log,
         )?;
-        let (text_eval, exit_evals) = match eval(&setup)? {
-            Some(e) => (Some(e.student), e.exits),
-            None => (None, Vec::new()),
-        };
+        let (text_eval, exit_evals) = TextEval::split(eval(&setup)?);
         state.epoch += 1;
         state.optimizer_steps = opt.steps();
         state.train_samples += t.rows;
@@ -577,10 +587,7 @@ pub fn run(
         state.wall_s = prior_wall + wall.elapsed().as_secs_f64();
         checkpoint::save(&out, &setup.varmap, &opt, state.clone())?;
     }
-    let (final_eval, exit_evals) = match eval(&setup)? {
-        Some(e) => (Some(e.student), e.exits),
-        None => (None, Vec::new()),
-    };
+    let (final_eval, exit_evals) = TextEval::split(eval(&setup)?);
     let mut files = vec![
         run_folder::CONFIG_FILE.to_string(),
         "metrics.jsonl".into(),

@@ -2,7 +2,9 @@
 //! loss on a batch, their per-epoch eval and their export as truncated text ONNX models.
 //!
 //! An exit after block `L` pools block `L`'s states as the student pools its own output
-//! (`hidden{L}`, the masked mean) and maps them with its head to the embedding width. It learns
+//! (`hidden{L}`, the masked mean) and maps them with its head to the embedding width; a linear
+//! head starts as the student's own output map (projector or identity), so the exit starts as
+//! the student with the deeper blocks removed. It learns
 //! `(1 - kd_weight)·task + kd_weight·kd + hint_weight·hint`, where `task` is the run's
 //! `[[loss]]` terms on the pooled embedding (against the same teacher columns; terms with a
 //! `student_layer` train the shared blocks once, through the deepest output), `kd` is the
@@ -10,14 +12,16 @@
 //! learned projection of `hidden{L}` toward the deepest pooled block output (detached). The
 //! deepest output learns from the `[[loss]]` terms alone.
 
-use candle_core::Tensor;
-use candle_nn::VarBuilder;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
 
 use super::self_distill::{hint, named};
 use super::text_objective::TextObjective;
 use super::TrainError;
 use crate::config::SelfDistillConfig;
 use crate::loss::{self, FeatureDistance};
+use crate::model::exits::EXIT_PREFIX;
+use crate::model::text::TextNetwork;
 use crate::model::{ExitHead, Exits, TextOutput, TextStudent};
 
 /// One exit's terms on one forward pass.
@@ -54,6 +58,43 @@ impl TextSelfDistill {
             cfg: cfg.clone(),
             exits: Exits::for_layers(cfg, &dims, student.output_dim(), vb)?,
         })
+    }
+
+    /// Starts each linear head (no `head_hidden`) as the student's own output map, its
+    /// projector (the identity without `project_to`), so that exit `L` starts as the student
+    /// with the blocks after `L` removed. `varmap` holds the heads' variables.
+    pub fn init_heads(&self, student: &TextStudent, varmap: &VarMap) -> Result<(), TrainError> {
+        let TextNetwork::Transformer(t) = student.network() else {
+            return Ok(());
+        };
+        let d = t.config().hidden;
+        let dev = Device::Cpu;
+        let (weight, bias) = match &t.projector {
+            Some(p) => (
+                p.weight().clone(),
+                match p.bias() {
+                    Some(b) => b.clone(),
+                    None => Tensor::zeros(p.weight().dim(0)?, DType::F32, &dev)?,
+                },
+            ),
+            None => (
+                Tensor::eye(d, DType::F32, &dev)?,
+                Tensor::zeros(d, DType::F32, &dev)?,
+            ),
+        };
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| TrainError::Config("variable map lock poisoned".into()))?;
+        for h in self.heads().iter().filter(|h| h.fc().is_none()) {
+            for (part, value) in [("weight", &weight), ("bias", &bias)] {
+                let name = format!("{EXIT_PREFIX}{}.out.{part}", h.layer());
+                data.get(&name)
+                    .ok_or_else(|| TrainError::Config(format!("no exit variable `{name}`")))?
+                    .set(value)?;
+            }
+        }
+        Ok(())
     }
 
     /// The exit heads, shallowest first.
