@@ -37,6 +37,9 @@ pub enum ExportError {
     /// An input/output name that cannot be used in the graph.
     #[error("invalid graph tensor name: {0}")]
     InvalidName(String),
+    /// A self-distillation exit the student cannot be truncated at.
+    #[error("cannot export the exit: {0}")]
+    InvalidExit(String),
     /// Reading weights out of candle failed.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),

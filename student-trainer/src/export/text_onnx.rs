@@ -107,7 +107,7 @@ fn text_model(
             (Vec::new(), student.param_count())
         }
         (TextNetwork::Static(_), Some(e)) => {
-            return Err(ExportError::InvalidName(format!(
+            return Err(ExportError::InvalidExit(format!(
                 "{}: the static student has no layers to take an exit",
                 e.name()
             )))
@@ -117,7 +117,7 @@ fn text_model(
             let blocks = match exit {
                 Some(e) if e.layer() + 1 < t.blocks.len() => e.layer() + 1,
                 Some(e) => {
-                    return Err(ExportError::InvalidName(format!(
+                    return Err(ExportError::InvalidExit(format!(
                         "{}: the student has {} blocks; an exit must sit before the last",
                         e.name(),
                         t.blocks.len()
