@@ -1,7 +1,8 @@
 //! Text students trained from a token column against stored embeddings: the streamed, ragged
 //! data path (per-batch padding, bucketing, shuffle windows, order independence, bounded
 //! memory), tiny static and transformer runs whose fidelity rises, resume, ONNX parity on a
-//! padded mixed-length batch, and the bad inputs. The store is written here with the label
+//! padded mixed-length batch, the bad inputs, and a transformer's self-distillation exits
+//! (gradients, truncated ONNX parity, config checks, resume). The store is written here with the label
 //! store's text schema (`id`, `input_ids`/`token_type_ids` as List<Int32>, `embedding` and a
 //! tapped layer as FixedSizeList<f32>).
 
@@ -17,13 +18,13 @@ use arrow::array::{
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use data_support::{fsl, write_config, write_parquet, Rng};
-use student_trainer::config::RunConfig;
+use student_trainer::config::{RunConfig, SelfDistillConfig};
 use student_trainer::data::text::{TextColumns, TextTrainData};
 use student_trainer::data::text_loader::{EpochPlan, TextBatch, TextLoader};
 use student_trainer::data::tokens::TokenRule;
 use student_trainer::export::{OnnxTextEncoder, TokenBatch};
 use student_trainer::metrics::Summary;
-use student_trainer::model::{StudentConfig, TextStudent};
+use student_trainer::model::{Exits, StudentConfig, TextStudent};
 use student_trainer::train::{self, RunOutcome, TrainOptions};
 
 const VOCAB: usize = 48;
@@ -495,10 +496,28 @@ fn a_static_student_distils_and_exports() {
 /// Runs the exported ONNX and candle (from `student.safetensors`) on one padded batch of mixed
 /// lengths; returns the largest difference over `embedding` and every `hidden{i}`.
 fn onnx_vs_candle(run: &Path, cfg: &StudentConfig, token_types: bool) -> f32 {
-    let tensors = candle_core::safetensors::load(run.join("student.safetensors"), &Device::Cpu)
+    onnx_vs_candle_at(run, cfg, None, token_types)
+}
+
+/// [`onnx_vs_candle`] for `student.onnx` (`exit` = `None`) or the truncated `exit{L}.onnx` of
+/// `(L, its [self_distill] table)`, whose `embedding` is compared with the exit head's output
+/// (heads from `exits.safetensors`) and which must have exactly `hidden0..=hidden{L}`.
+fn onnx_vs_candle_at(
+    run: &Path,
+    cfg: &StudentConfig,
+    exit: Option<(usize, &SelfDistillConfig)>,
+    token_types: bool,
+) -> f32 {
+    let mut tensors = candle_core::safetensors::load(run.join("student.safetensors"), &Device::Cpu)
         .expect("weights");
+    if exit.is_some() {
+        tensors.extend(
+            candle_core::safetensors::load(run.join("exits.safetensors"), &Device::Cpu)
+                .expect("exit weights"),
+        );
+    }
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-    let student = TextStudent::new(cfg, vb).expect("student from its weights");
+    let student = TextStudent::new(cfg, vb.clone()).expect("student from its weights");
     let rows: Vec<Vec<u32>> = vec![
         vec![3, 9, 17, 2, 40],
         vec![5],
@@ -506,7 +525,23 @@ fn onnx_vs_candle(run: &Path, cfg: &StudentConfig, token_types: bool) -> f32 {
         vec![47, 1],
     ];
     let (ids, mask) = student_trainer::model::text::pad_batch(&rows, 0).unwrap();
-    let out = student.forward(&ids, &mask, None).unwrap();
+    let mut out = student.forward(&ids, &mask, None).unwrap();
+    let model = match exit {
+        None => "student.onnx".to_string(),
+        Some((layer, sd)) => {
+            // The hint projection is training-only: not in exits.safetensors.
+            let sd = SelfDistillConfig {
+                exits: vec![layer],
+                hint_weight: 0.0,
+                ..sd.clone()
+            };
+            let heads = Exits::for_layers(&sd, &student.feature_dims(), student.output_dim(), &vb)
+                .expect("exit head from its weights");
+            out.embedding = heads.outputs(&out.hidden).unwrap().remove(0);
+            out.hidden.truncate(layer + 1);
+            format!("exit{layer}.onnx")
+        }
+    };
     let ids_i64: Vec<i64> = ids
         .flatten_all()
         .unwrap()
@@ -531,9 +566,14 @@ fn onnx_vs_candle(run: &Path, cfg: &StudentConfig, token_types: bool) -> f32 {
         attention_mask: mask_i64,
     };
     let lib = distill_tests::ort_lib();
-    let mut enc = OnnxTextEncoder::load(&run.join("student.onnx"), Some(&lib)).expect("onnx loads");
+    let mut enc = OnnxTextEncoder::load(&run.join(&model), Some(&lib)).expect("onnx loads");
     assert_eq!(enc.has_token_types(), token_types);
     let got = enc.run(&batch, &[]).expect("onnx runs");
+    assert_eq!(
+        got.len(),
+        out.hidden.len() + 1,
+        "{model}: embedding + hidden{{i}}"
+    );
     let mut worst = 0f32;
     for o in got {
         let want = if o.name == "embedding" {
@@ -603,11 +643,30 @@ fn resume_gives_the_weights_of_an_uninterrupted_run() {
         3,
         "shuffle_window = 100",
     );
-    train_run(tmp.path(), "whole", &body, TrainOptions::default()).expect("uninterrupted");
-    let cfg = write_config(tmp.path(), "split.toml", &body);
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    assert_resume_is_bit_identical(&plain, &body, &["student.safetensors"], 3);
+    // With an exit: its head and hint projection are in the checkpoint too; a metrics line
+    // per network and epoch.
+    let body = body + "\n[self_distill]\nexits = [0]\nhint_weight = 0.1\n";
+    let exits = tmp.path().join("exits");
+    std::fs::create_dir_all(&exits).unwrap();
+    assert_resume_is_bit_identical(
+        &exits,
+        &body,
+        &["student.safetensors", "exits.safetensors"],
+        6,
+    );
+}
+
+/// Trains `body` uninterrupted and as 1 epoch + `--resume`; `files` (safetensors) must be
+/// bit-identical and the resumed `metrics.jsonl` must hold `lines` lines.
+fn assert_resume_is_bit_identical(dir: &Path, body: &str, files: &[&str], lines: usize) {
+    train_run(dir, "whole", body, TrainOptions::default()).expect("uninterrupted");
+    let cfg = write_config(dir, "split.toml", body);
     let o = TrainOptions {
         config: Some(cfg),
-        out: Some(tmp.path().join("split")),
+        out: Some(dir.join("split")),
         quiet: true,
         stop_after: Some(1),
         ..Default::default()
@@ -623,32 +682,30 @@ fn resume_gives_the_weights_of_an_uninterrupted_run() {
         ..o
     };
     assert!(matches!(train::run(&o), Ok(RunOutcome::Finished(_))));
-    let load = |name: &str| {
-        candle_core::safetensors::load(
-            tmp.path().join(name).join("student.safetensors"),
-            &Device::Cpu,
-        )
-        .unwrap()
-    };
-    let (a, b) = (load("whole"), load("split"));
-    assert_eq!(a.len(), b.len());
-    for (name, t) in &a {
-        let u = &b[name];
-        let d = t
-            .sub(u)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(d, 0.0, "{name} differs by {d}");
+    for file in files {
+        let load = |name: &str| {
+            candle_core::safetensors::load(dir.join(name).join(file), &Device::Cpu).unwrap()
+        };
+        let (a, b) = (load("whole"), load("split"));
+        assert_eq!(a.len(), b.len());
+        for (name, t) in &a {
+            let u = &b[name];
+            let d = t
+                .sub(u)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert_eq!(d, 0.0, "{file}: {name} differs by {d}");
+        }
     }
-    let m = student_trainer::metrics::read_epochs(&tmp.path().join("split/metrics.jsonl")).unwrap();
-    assert_eq!(m.len(), 3);
+    let m = student_trainer::metrics::read_epochs(&dir.join("split/metrics.jsonl")).unwrap();
+    assert_eq!(m.len(), lines);
 }
 
 #[test]
@@ -959,4 +1016,292 @@ fn an_eval_source_is_read_whole_and_scored_before_and_after() {
         before.fidelity,
         after.fidelity
     );
+}
+
+/// [`TRANSFORMER`] with three blocks.
+fn transformer3() -> String {
+    TRANSFORMER.replace("layers = 2", "layers = 3")
+}
+
+const EXITS: &str = r#"
+[self_distill]
+exits = [1, 0]
+head_hidden = 8
+kd_weight = 0.5
+hint_weight = 0.1
+"#;
+
+#[test]
+fn exit_losses_reach_every_exit_head_and_the_shared_blocks_only() {
+    use student_trainer::train::text_exits::TextSelfDistill;
+    use student_trainer::train::text_objective::TextObjective;
+    let body = run_config(Path::new("x"), &transformer3(), COSINE_AND_NCE, 1, "") + EXITS;
+    let cfg = RunConfig::parse(&body, Path::new("t.toml")).expect("parses");
+    let vm = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let student = TextStudent::new(&cfg.student, vb.clone()).unwrap();
+    let objective =
+        TextObjective::new(&cfg.losses, &["embedding".into()], &[EMB], &student, &vb).unwrap();
+    let sd = TextSelfDistill::new(cfg.self_distill.as_ref().unwrap(), &student, &vb).unwrap();
+    assert_eq!(
+        sd.labels(&objective),
+        [
+            "exit0:feature:embedding",
+            "exit0:infonce:embedding",
+            "exit0:kd",
+            "exit0:hint",
+            "exit1:feature:embedding",
+            "exit1:infonce:embedding",
+            "exit1:kd",
+            "exit1:hint"
+        ]
+    );
+    let rs = rows(8, 3);
+    let toks: Vec<Vec<u32>> = rs
+        .iter()
+        .map(|r| r.tokens.iter().map(|&t| t as u32).collect())
+        .collect();
+    let (ids, mask) = student_trainer::model::text::pad_batch(&toks, 0).unwrap();
+    let emb: Vec<f32> = rs.iter().flat_map(|r| r.emb.clone()).collect();
+    let target = Tensor::from_vec(emb, (8, EMB), &Device::Cpu).unwrap();
+    let out = student.forward(&ids, &mask, None).unwrap();
+    let (loss, values) = sd.loss(&out, &[target], &objective).unwrap();
+    assert_eq!(values.len(), 8);
+    assert!(
+        values.iter().all(|v| v.is_finite() && *v > 0.0),
+        "{values:?}"
+    );
+    let grads = loss.backward().unwrap();
+    let vars = vm.data().lock().unwrap();
+    assert!(vars.keys().any(|k| k == "__exit1.fc.weight"));
+    for (name, var) in vars.iter() {
+        let g = grads
+            .get(var.as_tensor())
+            .map(|g| {
+                g.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            })
+            .unwrap_or(0.0);
+        // Softmax ignores a per-query constant, so the key bias gets no gradient anywhere.
+        if name.ends_with("attention.self.key.bias") {
+            continue;
+        }
+        let shared = [
+            "__exit",
+            "embeddings.",
+            "encoder.layer.0.",
+            "encoder.layer.1.",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p));
+        if shared {
+            assert!(g > 0.0, "{name}: no gradient from the exits");
+        } else {
+            // The deepest block and the projector only feed the detached targets.
+            assert_eq!(g, 0.0, "{name}: gradient {g} from the exits");
+        }
+    }
+}
+
+#[test]
+fn a_linear_exit_head_starts_as_the_students_own_output_map() {
+    use student_trainer::model::text::TextNetwork;
+    use student_trainer::train::text_exits::TextSelfDistill;
+    use student_trainer::train::text_objective::TextObjective;
+    let body = run_config(Path::new("x"), &transformer3(), COSINE_AND_NCE, 1, "")
+        + "\n[self_distill]\nexits = [0, 1]\n";
+    let cfg = RunConfig::parse(&body, Path::new("t.toml")).expect("parses");
+    let vm = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let student = TextStudent::new(&cfg.student, vb.clone()).unwrap();
+    let objective =
+        TextObjective::new(&cfg.losses, &["embedding".into()], &[EMB], &student, &vb).unwrap();
+    let sd = TextSelfDistill::new(cfg.self_distill.as_ref().unwrap(), &student, &vb).unwrap();
+    sd.init_heads(&student, &vm).unwrap();
+    let TextNetwork::Transformer(t) = student.network() else {
+        panic!("a transformer")
+    };
+    let projector = t.projector.as_ref().expect("project_to = 8");
+    let (ids, mask) =
+        student_trainer::model::text::pad_batch(&[vec![3, 9, 17], vec![5]], 0).unwrap();
+    let out = student.forward(&ids, &mask, None).unwrap();
+    let target = Tensor::zeros((2, EMB), DType::F32, &Device::Cpu).unwrap();
+    for (l, exit) in sd
+        .terms(&out, &[target], &objective)
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let want = student_trainer::model::linear::linear(projector, &out.hidden[l]).unwrap();
+        let d = (&exit.embedding - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0, "exit{l} starts {d} away from the truncated student");
+    }
+}
+
+fn onnx_counts(path: &Path) -> (usize, usize, Vec<String>) {
+    let model = distill_proto::onnx::decode_model(&std::fs::read(path).unwrap()).unwrap();
+    let g = model.graph.expect("graph");
+    let matmuls = g.node.iter().filter(|n| n.op_type == "MatMul").count();
+    let floats = g
+        .initializer
+        .iter()
+        .map(|t| t.float_data.len() + t.raw_data.len() / 4)
+        .sum();
+    let names = g.initializer.iter().map(|t| t.name.clone()).collect();
+    (matmuls, floats, names)
+}
+
+#[test]
+fn transformer_exits_train_log_and_export_truncated_onnx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = write_store(&tmp.path().join("store"), &rows(400, 8), 256);
+    let body = run_config(
+        &store,
+        &transformer3(),
+        COSINE_AND_NCE,
+        3,
+        "token_types = \"token_type_ids\"",
+    ) + EXITS;
+    let s = train_run(
+        tmp.path(),
+        "sd",
+        &body,
+        TrainOptions {
+            export_onnx: true,
+            ..Default::default()
+        },
+    )
+    .expect("trains");
+    let run = tmp.path().join("sd");
+    let lines = student_trainer::metrics::read_epochs(&run.join("metrics.jsonl")).unwrap();
+    let nets: Vec<&str> = lines.iter().filter_map(|m| m.network.as_deref()).collect();
+    assert_eq!(nets, ["student", "exit0", "exit1"].repeat(3));
+    for m in lines
+        .iter()
+        .filter(|m| m.network.as_deref() != Some("student"))
+    {
+        let name = m.network.clone().unwrap();
+        let e = m.text_eval.as_ref().expect("exit eval");
+        for k in ["feature:embedding", "infonce:embedding", "kd", "hint"] {
+            assert!(e.terms.contains_key(k), "{name}: {:?}", e.terms);
+        }
+        assert!(e.fidelity.is_finite() && e.loss.is_finite());
+        assert!(!m.train_terms.is_empty());
+        assert!(m
+            .train_terms
+            .keys()
+            .all(|k| k.starts_with(&format!("{name}:"))));
+    }
+    let first = lines[1].text_eval.as_ref().unwrap().fidelity;
+    let last = lines[7].text_eval.as_ref().unwrap().fidelity;
+    assert!(last > first, "exit0 fidelity {first} -> {last}");
+    for f in ["exits.safetensors", "exit0.onnx", "exit1.onnx"] {
+        assert!(s.files.contains(&f.to_string()), "{:?}", s.files);
+    }
+    let student_w =
+        candle_core::safetensors::load(run.join("student.safetensors"), &Device::Cpu).unwrap();
+    assert!(student_w.keys().all(|k| !k.starts_with("__")));
+    let exit_w =
+        candle_core::safetensors::load(run.join("exits.safetensors"), &Device::Cpu).unwrap();
+    assert!(exit_w
+        .keys()
+        .all(|k| k.starts_with("__exit") && !k.contains(".hint.")));
+    assert!(exit_w.contains_key("__exit0.out.weight"));
+    let cfg = RunConfig::parse(&body, Path::new("sd.toml")).unwrap();
+    let sd = cfg.self_distill.as_ref().unwrap();
+    let (full_mm, full_floats, _) = onnx_counts(&run.join("student.onnx"));
+    assert_eq!(full_mm, 6);
+    for layer in [0usize, 1] {
+        let worst = onnx_vs_candle_at(&run, &cfg.student, Some((layer, sd)), true);
+        assert!(
+            worst < 1e-5,
+            "exit{layer}: ONNX vs candle max |diff| {worst}"
+        );
+        let n = format!("exit{layer}");
+        let summary = &s.networks[&n];
+        assert_eq!(summary.role, "exit");
+        assert_eq!(summary.files, [format!("{n}.onnx")]);
+        assert!(summary.text_eval.is_some());
+        let (mm, floats, names) = onnx_counts(&run.join(format!("{n}.onnx")));
+        assert_eq!(mm, 2 * (layer + 1), "{n}: two attention MatMuls per block");
+        assert!(floats < full_floats, "{n}: {floats} vs {full_floats}");
+        assert!(summary.param_count < s.param_count);
+        for deeper in layer + 1..3 {
+            let p = format!("encoder.layer.{deeper}.");
+            assert!(names.iter().all(|i| !i.starts_with(&p)), "{n} holds {p}");
+        }
+        assert!(names.iter().all(|i| !i.starts_with("projector")));
+    }
+    assert!(onnx_vs_candle(&run, &cfg.student, true) < 1e-4);
+}
+
+#[test]
+fn text_self_distill_configs_are_checked() {
+    let p = Path::new("t.toml");
+    let base = |student: &str, sd: &str| {
+        run_config(Path::new("x"), student, COSINE_AND_NCE, 1, "") + "\n[self_distill]\n" + sd
+    };
+    let t3 = transformer3();
+    let cases = [
+        (TRANSFORMER, "exits = [1]", "self_distill.exits[0]", "0..=0"),
+        (
+            t3.as_str(),
+            "exits = [0, 2]",
+            "self_distill.exits[1]",
+            "0..=1",
+        ),
+        (
+            t3.as_str(),
+            "exits = [1, 1]",
+            "self_distill.exits[1]",
+            "twice",
+        ),
+        (
+            TRANSFORMER,
+            "exits = []",
+            "self_distill.exits",
+            "at least one",
+        ),
+        (STATIC, "exits = [0]", "self_distill", "static student"),
+        (
+            TRANSFORMER,
+            "exits = [0]\ntemperature = 2.0",
+            "self_distill.temperature",
+            "cosine",
+        ),
+        (
+            TRANSFORMER,
+            "exits = [0]\nkd_weight = 1.5",
+            "self_distill.kd_weight",
+            "[0, 1]",
+        ),
+        (
+            TRANSFORMER,
+            "exits = [0]\nhead_hidden = 0",
+            "self_distill.head_hidden",
+            "at least 1",
+        ),
+    ];
+    for (student, sd, key, says) in cases {
+        let e = RunConfig::parse(&base(student, sd), p)
+            .expect_err(key)
+            .to_string();
+        assert!(
+            e.contains(&format!("key `{key}`")) && e.contains(says),
+            "{sd}: {e}"
+        );
+    }
+    RunConfig::parse(&base(TRANSFORMER, "exits = [0]\nhint_weight = 0.1"), p)
+        .expect("a valid text self_distill config");
 }

@@ -577,7 +577,7 @@ fn truncated_mlp_exits_match_the_full_model_in_onnx_runtime() {
         let sd = SelfDistillConfig {
             exits: vec![1, 0],
             head_hidden,
-            temperature: 3.0,
+            temperature: Some(3.0),
             kd_weight: 0.5,
             hint_weight: 0.1,
         };
@@ -596,7 +596,7 @@ fn truncated_cnn_exits_match_the_full_model_in_onnx_runtime() {
     let sd = SelfDistillConfig {
         exits: vec![0, 1],
         head_hidden: Some(8),
-        temperature: 3.0,
+        temperature: Some(3.0),
         kd_weight: 0.5,
         hint_weight: 0.0,
     };

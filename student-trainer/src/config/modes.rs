@@ -62,10 +62,6 @@ fn default_kd_weight() -> f64 {
     0.5
 }
 
-fn default_sd_temperature() -> f64 {
-    3.0
-}
-
 impl OnlineConfig {
     /// The `mode` name as written in the config.
     pub fn mode(&self) -> &'static str {
@@ -108,30 +104,46 @@ impl OnlineConfig {
 ///
 /// ```toml
 /// [self_distill]
-/// exits = [0]          # a head after hidden layer 0 (MLP) / conv block 0 (CNN)
-/// temperature = 3.0
-/// kd_weight = 0.5      # exit loss: (1 - kd_weight)·ce + kd_weight·KD(deepest exit)
+/// exits = [0]          # a head after hidden layer 0 (MLP) / conv / transformer block 0
+/// temperature = 3.0    # image students only
+/// kd_weight = 0.5      # exit loss: (1 - kd_weight)·task + kd_weight·KD(deepest exit)
 /// hint_weight = 0.0    # + hint_weight·MSE(projected exit features, deepest features)
 /// ```
+///
+/// Image students: the task loss is `ce`, KD the softened KL (`temperature`, default 3).
+/// Transformer students: the task loss is the run's `[[loss]]` terms on the pooled embedding,
+/// KD the cosine distance to the deepest embedding, which has no temperature (the key is
+/// refused).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SelfDistillConfig {
-    /// Hidden layers (MLP) or conv blocks (CNN) after which an exit head sits; the deepest
-    /// exit is the network's own head.
+    /// Hidden layers (MLP), conv blocks (CNN) or encoder blocks (transformer) after which an
+    /// exit head sits; the deepest exit is the network's own head.
     pub exits: Vec<usize>,
     /// Width of a ReLU hidden layer inside each exit head (absent: a linear head).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_hidden: Option<usize>,
-    /// Softmax temperature of the KD term from the deepest exit (scaled by T²).
-    #[serde(default = "default_sd_temperature")]
-    pub temperature: f64,
-    /// Share of KD in an exit's response loss: `(1 - kd_weight)·ce + kd_weight·kd`.
+    /// Softmax temperature of the KD term from the deepest exit (scaled by T²; image students
+    /// only, absent: [`SelfDistillConfig::DEFAULT_TEMPERATURE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Share of KD in an exit's loss: `(1 - kd_weight)·task + kd_weight·kd`.
     #[serde(default = "default_kd_weight")]
     pub kd_weight: f64,
     /// Weight of the feature hint: MSE between a learned projection of the exit's features
     /// and the deepest hidden representation (0 = no hint).
     #[serde(default)]
     pub hint_weight: f64,
+}
+
+impl SelfDistillConfig {
+    /// The image exits' KD temperature when `temperature` is absent.
+    pub const DEFAULT_TEMPERATURE: f64 = 3.0;
+
+    /// The image exits' KD temperature.
+    pub fn temperature(&self) -> f64 {
+        self.temperature.unwrap_or(Self::DEFAULT_TEMPERATURE)
+    }
 }
 
 /// Name of exit `layer` in metrics, files and variable names (`exit0`, `exit1`, …).

@@ -30,16 +30,14 @@ fn non_negative(x: f64) -> bool {
 /// All checks of a run config, table by table.
 pub fn run_config(cfg: &RunConfig) -> Check {
     if cfg.student.is_text() {
-        if cfg.online.is_some() || cfg.self_distill.is_some() {
-            let key = if cfg.online.is_some() {
-                "online"
-            } else {
-                "self_distill"
-            };
+        if cfg.online.is_some() {
             return fail(
-                key,
+                "online",
                 "applies to the image students only (student.arch = \"mlp\" or \"cnn\")",
             );
+        }
+        if let Some(sd) = &cfg.self_distill {
+            self_distill(sd, &cfg.student)?;
         }
         return text_run(cfg);
     }
@@ -211,7 +209,13 @@ fn self_distill(sd: &SelfDistillConfig, student: &StudentConfig) -> Check {
     let (deepest, what) = match student {
         StudentConfig::Mlp { hidden, .. } => (hidden.len().saturating_sub(1), "hidden layers"),
         StudentConfig::Cnn { channels, .. } => (channels.len(), "conv blocks"),
-        _ => return fail("self_distill", "applies to mlp and cnn students"),
+        StudentConfig::Transformer(c) => (c.layers.saturating_sub(1), "encoder blocks"),
+        StudentConfig::Static(_) => {
+            return fail(
+                "self_distill",
+                "the static student has no layers to put an exit after (self-distillation applies to mlp, cnn and transformer students)",
+            )
+        }
     };
     if sd.exits.is_empty() {
         return fail(
@@ -244,8 +248,15 @@ fn self_distill(sd: &SelfDistillConfig, student: &StudentConfig) -> Check {
     if sd.head_hidden == Some(0) {
         return fail("self_distill.head_hidden", "must be at least 1");
     }
-    if !positive(sd.temperature) {
-        return fail("self_distill.temperature", "must be positive");
+    match sd.temperature {
+        Some(_) if student.is_text() => {
+            return fail(
+                "self_distill.temperature",
+                "a transformer exit's KD term is the cosine distance to the deepest embedding, which has no temperature; remove the key",
+            )
+        }
+        Some(t) if !positive(t) => return fail("self_distill.temperature", "must be positive"),
+        _ => {}
     }
     if !(sd.kd_weight.is_finite() && (0.0..=1.0).contains(&sd.kd_weight)) {
         return fail("self_distill.kd_weight", "must be in [0, 1]");

@@ -45,7 +45,7 @@ pub fn exit_to_onnx(
     let features = match student.network() {
         Network::Mlp(m) => {
             let layers = m.hidden_layers().get(..=layer).ok_or_else(|| {
-                ExportError::InvalidName(format!("the student has no hidden layer {layer}"))
+                ExportError::InvalidExit(format!("the student has no hidden layer {layer}"))
             })?;
             let mut prev = input_name.to_string();
             for (i, l) in layers.iter().enumerate() {
@@ -59,7 +59,7 @@ pub fn exit_to_onnx(
         }
         Network::Cnn(c) => {
             let convs = c.convs().get(..=layer).ok_or_else(|| {
-                ExportError::InvalidName(format!("the student has no conv block {layer}"))
+                ExportError::InvalidExit(format!("the student has no conv block {layer}"))
             })?;
             let [ch, h, w] = c.input_shape();
             g.initializer_i64("input.shape", &[4], &[-1, ch as i64, h as i64, w as i64]);

@@ -6,7 +6,8 @@
 //! - [`exit_onnx`]: a self-distillation exit as a truncated model that stops at that exit.
 //! - [`checkpoint`]: strict safetensors save/load of a `VarMap`.
 //! - [`ort_runtime`]: the process-wide ONNX Runtime environment and [`OnnxClassifier`].
-//! - [`text_onnx`]: text students → ONNX (`input_ids`, `attention_mask` → `embedding`);
+//! - [`text_onnx`]: text students → ONNX (`input_ids`, `attention_mask` → `embedding`), and a
+//!   transformer's self-distillation exit truncated the same way;
 //!   [`ort_text`]: [`OnnxTextEncoder`] runs such a model (or any BERT-style ONNX).
 //!
 //! Files are written with [`distill_proto::atomic`] (tmp + fsync + rename + folder fsync), so
@@ -26,7 +27,9 @@ pub use exit_onnx::{exit_to_onnx, export_exit_onnx};
 pub use onnx_graph::{export_onnx, student_to_onnx, HIDDEN_OUTPUT_PREFIX};
 pub use ort_runtime::{ort_environment, resolve_ort_lib, NamedOutput, OnnxClassifier};
 pub use ort_text::{OnnxTextEncoder, TokenBatch};
-pub use text_onnx::{export_text_onnx, text_student_to_onnx};
+pub use text_onnx::{
+    export_text_exit_onnx, export_text_onnx, text_exit_to_onnx, text_student_to_onnx,
+};
 
 /// What can go wrong exporting, checkpointing or running a student.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,9 @@ pub enum ExportError {
     /// An input/output name that cannot be used in the graph.
     #[error("invalid graph tensor name: {0}")]
     InvalidName(String),
+    /// A self-distillation exit the student cannot be truncated at.
+    #[error("cannot export the exit: {0}")]
+    InvalidExit(String),
     /// Reading weights out of candle failed.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),

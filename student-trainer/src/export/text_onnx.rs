@@ -10,6 +10,10 @@
 //! `[batch, heads, sequence, dh]`, adds `-10000 * (1 - mask)` to the scores, `Softmax` on the
 //! last axis. LayerNorm is `LayerNormalization` (opset 17), GELU `0.5 x (1 + Erf(x / √2))`.
 //! Initializers carry the student's weight names.
+//!
+//! A self-distillation exit after block `L` ([`text_exit_to_onnx`]) has the same inputs and
+//! outputs, built from blocks `0..=L` only: `embedding` is the exit head (`exit.fc.*` Gemm →
+//! Relu if configured, `exit.out.*` Gemm) on `hidden{L}`.
 
 use std::path::Path;
 
@@ -17,15 +21,15 @@ use candle_core::Tensor;
 use candle_nn::Linear;
 use distill_proto::api::Dim;
 use distill_proto::onnx::{
-    attr_float, attr_int, attr_ints, encode_model, GraphBuilder, ModelProto, StringStringEntryProto,
+    attr_float, attr_int, attr_ints, encode_model, GraphBuilder, ModelProto,
 };
 use distill_proto::DType;
 
-use super::onnx_graph::HIDDEN_OUTPUT_PREFIX;
+use super::onnx_graph::{prop, HIDDEN_OUTPUT_PREFIX};
 use super::ExportError;
 use crate::model::text::TextNetwork;
 use crate::model::transformer::{Norm, Transformer, MASK_VALUE};
-use crate::model::TextStudent;
+use crate::model::{ExitHead, TextStudent};
 use distill_proto::atomic::write_atomic;
 
 /// Token ids input.
@@ -46,13 +50,38 @@ pub fn text_student_to_onnx(
     student: &TextStudent,
     token_type_ids: bool,
 ) -> Result<ModelProto, ExportError> {
+    text_model(student, token_type_ids, None)
+}
+
+/// Builds a transformer student's self-distillation exit as a standalone, truncated ONNX
+/// model: the embeddings, blocks `0..=exit.layer()` (nothing deeper is in the graph) and the
+/// exit head on `hidden{L}`, with the inputs and outputs of [`text_student_to_onnx`]
+/// (`embedding` is the exit's; `hidden0..=hidden{L}`).
+pub fn text_exit_to_onnx(
+    student: &TextStudent,
+    exit: &ExitHead,
+    token_type_ids: bool,
+) -> Result<ModelProto, ExportError> {
+    text_model(student, token_type_ids, Some(exit))
+}
+
+/// The full student (`exit` = `None`) or the model truncated at `exit`.
+fn text_model(
+    student: &TextStudent,
+    token_type_ids: bool,
+    exit: Option<&ExitHead>,
+) -> Result<ModelProto, ExportError> {
     let tokens = || {
         [
             Dim::Dynamic("batch".into()),
             Dim::Dynamic("sequence".into()),
         ]
     };
-    let mut g = GraphBuilder::new(&format!("distill_student_{}", student.arch_name()));
+    let mut name = format!("distill_student_{}", student.arch_name());
+    if let Some(e) = exit {
+        name.push_str(&format!("_{}", e.name()));
+    }
+    let mut g = GraphBuilder::new(&name);
     g.input(INPUT_IDS, DType::I64, &tokens());
     g.input(ATTENTION_MASK, DType::I64, &tokens());
     let with_types = token_type_ids && matches!(student.network(), TextNetwork::Transformer(_));
@@ -61,8 +90,8 @@ pub fn text_student_to_onnx(
     }
     let mut b = Builder { g };
     b.pooling_inputs();
-    let (pooled, projector, hidden_dims) = match student.network() {
-        TextNetwork::Static(s) => {
+    let (hidden_dims, params) = match (student.network(), exit) {
+        (TextNetwork::Static(s), None) => {
             b.init("embeddings.weight", &s.table)?;
             b.g.node(
                 "Gather",
@@ -71,19 +100,57 @@ pub fn text_student_to_onnx(
                 vec![],
             );
             b.masked_mean("tokens", "pooled")?;
-            ("pooled".to_string(), s.projector.as_ref(), Vec::new())
+            match &s.projector {
+                Some(p) => b.gemm(p, "projector", "pooled", EMBEDDING)?,
+                None => b.g.node("Identity", &["pooled"], &[EMBEDDING], vec![]),
+            }
+            (Vec::new(), student.param_count())
         }
-        TextNetwork::Transformer(t) => {
-            let names = b.transformer(t, with_types)?;
-            let last = names.last().cloned().unwrap_or_default();
+        (TextNetwork::Static(_), Some(e)) => {
+            return Err(ExportError::InvalidExit(format!(
+                "{}: the static student has no layers to take an exit",
+                e.name()
+            )))
+        }
+        (TextNetwork::Transformer(t), exit) => {
             let c = t.config();
-            (last, t.projector.as_ref(), vec![c.hidden; c.layers])
+            let blocks = match exit {
+                Some(e) if e.layer() + 1 < t.blocks.len() => e.layer() + 1,
+                Some(e) => {
+                    return Err(ExportError::InvalidExit(format!(
+                        "{}: the student has {} blocks; an exit must sit before the last",
+                        e.name(),
+                        t.blocks.len()
+                    )))
+                }
+                None => t.blocks.len(),
+            };
+            let names = b.transformer(t, blocks, with_types)?;
+            let last = names.last().cloned().unwrap_or_default();
+            let params = match exit {
+                Some(e) => {
+                    let head_in = match e.fc() {
+                        Some(fc) => {
+                            b.gemm(fc, "exit.fc", &last, "exit.fc.out")?;
+                            b.g.node("Relu", &["exit.fc.out"], &["exit.fc.relu"], vec![]);
+                            "exit.fc.relu".to_string()
+                        }
+                        None => last.clone(),
+                    };
+                    b.gemm(e.out(), "exit.out", &head_in, EMBEDDING)?;
+                    student.exit_param_count(e)
+                }
+                None => {
+                    match &t.projector {
+                        Some(p) => b.gemm(p, "projector", &last, EMBEDDING)?,
+                        None => b.g.node("Identity", &[&last], &[EMBEDDING], vec![]),
+                    }
+                    student.param_count()
+                }
+            };
+            (vec![c.hidden; blocks], params)
         }
     };
-    match projector {
-        Some(p) => b.gemm(p, "projector", &pooled, EMBEDDING)?,
-        None => b.g.node("Identity", &[&pooled], &[EMBEDDING], vec![]),
-    }
     let batch = || Dim::Dynamic("batch".into());
     let mut g = b.g;
     g.output(
@@ -99,11 +166,17 @@ pub fn text_student_to_onnx(
         );
     }
     let mut model = g.finish();
-    model.doc_string = format!(
-        "distill text student ({}), {} parameters",
-        student.arch_name(),
-        student.param_count()
-    );
+    model.doc_string = match exit {
+        Some(e) => format!(
+            "distill text student ({}) truncated at {}, {params} parameters",
+            student.arch_name(),
+            e.name()
+        ),
+        None => format!(
+            "distill text student ({}), {params} parameters",
+            student.arch_name()
+        ),
+    };
     let config = match student.network() {
         TextNetwork::Static(s) => serde_json::to_string(s.config()),
         TextNetwork::Transformer(t) => serde_json::to_string(t.config()),
@@ -117,6 +190,11 @@ pub fn text_student_to_onnx(
             &student.output_dim().to_string(),
         ),
     ];
+    if let Some(e) = exit {
+        model
+            .metadata_props
+            .push(prop("distill.student.exit", &e.name()));
+    }
     Ok(model)
 }
 
@@ -127,6 +205,17 @@ pub fn export_text_onnx(
     path: &Path,
 ) -> Result<(), ExportError> {
     let model = text_student_to_onnx(student, token_type_ids)?;
+    Ok(write_atomic(path, &encode_model(&model))?)
+}
+
+/// Writes a transformer student's exit as a truncated ONNX file at `path` (atomically).
+pub fn export_text_exit_onnx(
+    student: &TextStudent,
+    exit: &ExitHead,
+    token_type_ids: bool,
+    path: &Path,
+) -> Result<(), ExportError> {
+    let model = text_exit_to_onnx(student, exit, token_type_ids)?;
     Ok(write_atomic(path, &encode_model(&model))?)
 }
 
@@ -223,10 +312,11 @@ impl Builder {
         Ok(())
     }
 
-    /// The encoder; returns the `hidden{i}` names.
+    /// The embeddings and the first `blocks` encoder blocks; returns the `hidden{i}` names.
     fn transformer(
         &mut self,
         t: &Transformer,
+        blocks: usize,
         with_types: bool,
     ) -> Result<Vec<String>, ExportError> {
         let c = t.config();
@@ -338,7 +428,7 @@ impl Builder {
 
         let mut x = "x.0".to_string();
         let mut names = Vec::with_capacity(t.blocks.len());
-        for (i, blk) in t.blocks.iter().enumerate() {
+        for (i, blk) in t.blocks.iter().take(blocks).enumerate() {
             let p = format!("encoder.layer.{i}");
             let n = |s: &str| format!("{p}.{s}");
             for (lin, which, perm) in [
@@ -473,12 +563,5 @@ impl Builder {
             names.push("pooled".to_string());
         }
         Ok(names)
-    }
-}
-
-fn prop(key: &str, value: &str) -> StringStringEntryProto {
-    StringStringEntryProto {
-        key: key.to_string(),
-        value: value.to_string(),
     }
 }

@@ -65,6 +65,9 @@ pub struct NetworkSummary {
     /// Held-out misclassifications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_errors: Option<usize>,
+    /// A text exit's held-out loss terms and teacher fidelity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_eval: Option<TextEvalMetrics>,
     /// Trainable scalars of the exported network (an exit: the truncated network).
     pub param_count: usize,
     /// Its files in the run folder.

@@ -1,7 +1,8 @@
-//! Auxiliary exits for self-distillation: a small classification head after a chosen hidden
-//! layer (MLP) or conv block (CNN) of a [`Student`], plus the learned projection the feature
-//! hint uses. The heads read [`StudentOutput::hidden`], so the backbone is run once for all
-//! exits.
+//! Auxiliary exits for self-distillation: a small head after a chosen hidden layer (MLP),
+//! conv block (CNN) or encoder block (transformer text student), plus the learned projection
+//! the feature hint uses. An image exit's head gives class logits, a text exit's head the
+//! sentence embedding (from the block's masked-mean pooled states). The heads read the
+//! forward pass's per-layer outputs, so the backbone is run once for all exits.
 //!
 //! Weight names: `__exit{L}.fc.*` (the optional hidden layer of the head), `__exit{L}.out.*`
 //! and `__exit{L}.hint.*` (the hint projection, training only). The `__` prefix keeps them out
@@ -27,7 +28,7 @@ pub struct ExitHead {
 }
 
 impl ExitHead {
-    /// The hidden layer (MLP) or conv block (CNN) whose output the head reads.
+    /// The hidden layer (MLP), conv block (CNN) or encoder block whose output the head reads.
     pub fn layer(&self) -> usize {
         self.layer
     }
@@ -42,13 +43,14 @@ impl ExitHead {
         self.fc.as_ref()
     }
 
-    /// The head's classification layer.
+    /// The head's output layer (to the class logits or the embedding).
     pub fn out(&self) -> &Linear {
         &self.out
     }
 
-    /// The exit's logits from its layer's activation `h` (`[batch, width]`).
-    pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
+    /// The exit's output (logits, or a text exit's embedding) from its layer's activation
+    /// `h` (`[batch, width]`).
+    pub fn forward(&self, h: &Tensor) -> Result<Tensor> {
         match &self.fc {
             Some(fc) => linear(&self.out, &linear(fc, h)?.relu()?),
             None => linear(&self.out, h),
@@ -76,7 +78,17 @@ pub struct Exits {
 impl Exits {
     /// Creates the heads of `cfg` for `student` under `vb` (the student's variable map).
     pub fn new(cfg: &SelfDistillConfig, student: &Student, vb: &VarBuilder) -> Result<Self> {
-        let dims = student.feature_dims();
+        Self::for_layers(cfg, &student.feature_dims(), student.num_classes(), vb)
+    }
+
+    /// Creates the heads of `cfg` for a network whose layer `i` is `dims[i]` wide and whose
+    /// output is `out_dim` wide, under `vb`.
+    pub fn for_layers(
+        cfg: &SelfDistillConfig,
+        dims: &[usize],
+        out_dim: usize,
+        vb: &VarBuilder,
+    ) -> Result<Self> {
         let deepest = dims.last().copied().unwrap_or(0);
         let mut layers = cfg.exits.clone();
         layers.sort_unstable();
@@ -93,7 +105,7 @@ impl Exits {
                 Some(h) => (Some(candle_nn::linear(width, h, p.pp("fc"))?), h),
                 None => (None, width),
             };
-            let out = candle_nn::linear(head_in, student.num_classes(), p.pp("out"))?;
+            let out = candle_nn::linear(head_in, out_dim, p.pp("out"))?;
             let hint = if cfg.hint_weight > 0.0 {
                 Some(candle_nn::linear(width, deepest, p.pp("hint"))?)
             } else {
@@ -116,13 +128,18 @@ impl Exits {
 
     /// Each exit's logits from one forward pass of the student.
     pub fn logits(&self, out: &StudentOutput) -> Result<Vec<Tensor>> {
+        self.outputs(&out.hidden)
+    }
+
+    /// Each exit's output from the per-layer activations of one forward pass.
+    pub fn outputs(&self, hidden: &[Tensor]) -> Result<Vec<Tensor>> {
         self.heads
             .iter()
             .map(|h| {
-                let a = out.hidden.get(h.layer).ok_or_else(|| {
+                let a = hidden.get(h.layer).ok_or_else(|| {
                     candle_core::Error::Msg(format!("no hidden layer {}", h.layer))
                 })?;
-                h.logits(a)
+                h.forward(a)
             })
             .collect()
     }

@@ -6,7 +6,7 @@ use candle_nn::{VarBuilder, VarMap};
 
 use super::static_embed::StaticEmbed;
 use super::transformer::Transformer;
-use super::{weights, ModelError, StudentConfig};
+use super::{weights, ExitHead, ModelError, StudentConfig};
 
 /// What one forward pass of a text student gives.
 #[derive(Debug, Clone)]
@@ -172,6 +172,16 @@ impl TextStudent {
             TextNetwork::Static(s) => s.param_count(),
             TextNetwork::Transformer(t) => t.param_count(),
         }
+    }
+
+    /// Trainable scalars of the model truncated at a self-distillation `exit`: embeddings,
+    /// the blocks up to the exit's and the exit head (the projector excluded).
+    pub fn exit_param_count(&self, exit: &ExitHead) -> usize {
+        let encoder = match &self.network {
+            TextNetwork::Static(_) => 0,
+            TextNetwork::Transformer(t) => t.encoder_param_count(exit.layer() + 1),
+        };
+        encoder + exit.param_count()
     }
 
     /// The architecture's name (`static`, `transformer`).

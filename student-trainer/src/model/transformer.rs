@@ -209,10 +209,18 @@ impl Transformer {
     /// Number of trainable scalars.
     pub fn param_count(&self) -> usize {
         let lin = |l: &Linear| l.weight().elem_count() + l.bias().map_or(0, |b| b.elem_count());
+        self.encoder_param_count(self.blocks.len()) + self.projector.as_ref().map_or(0, lin)
+    }
+
+    /// Trainable scalars of the embeddings and the first `blocks` encoder blocks (what a
+    /// model truncated after block `blocks - 1` keeps; the projector excluded).
+    pub fn encoder_param_count(&self, blocks: usize) -> usize {
+        let lin = |l: &Linear| l.weight().elem_count() + l.bias().map_or(0, |b| b.elem_count());
         let nrm = |n: &Norm| n.weight.elem_count() + n.bias.elem_count();
         let blocks: usize = self
             .blocks
             .iter()
+            .take(blocks)
             .map(|b| {
                 lin(&b.query)
                     + lin(&b.key)
@@ -229,7 +237,6 @@ impl Transformer {
             + self.token_type_embeddings.elem_count()
             + nrm(&self.embeddings_norm)
             + blocks
-            + self.projector.as_ref().map_or(0, lin)
     }
 }
 

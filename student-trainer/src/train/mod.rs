@@ -23,6 +23,7 @@ pub mod run_folder;
 pub mod self_distill;
 pub mod setup;
 pub mod text;
+pub mod text_exits;
 pub mod text_objective;
 
 use std::path::{Path, PathBuf};

@@ -508,6 +508,7 @@ fn export_others(
         map.insert(
             o.name.clone(),
             NetworkSummary {
+                text_eval: None,
                 role: o.role.to_string(),
                 test_errors: eval.as_ref().map(|e| e.errors),
                 eval,

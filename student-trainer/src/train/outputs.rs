@@ -25,6 +25,12 @@ pub fn is_student_var(name: &str) -> bool {
     !name.starts_with("__") && !name.starts_with(super::online::VAR_PREFIX)
 }
 
+/// Whether `name` is an exit head's exported weight (`__exit{L}.fc.*`, `__exit{L}.out.*`;
+/// the training-only hint projection excluded).
+pub fn is_exit_var(name: &str) -> bool {
+    name.starts_with(crate::model::exits::EXIT_PREFIX) && !name.contains(".hint.")
+}
+
 /// Where the loop ended.
 pub struct Finished<'a> {
     /// The final loop state.
@@ -94,9 +100,7 @@ pub fn write(
             opts.export_onnx,
             &evals,
         )?;
-        checkpoint::save_vars(&setup.varmap, &out.join("exits.safetensors"), |n| {
-            n.starts_with(crate::model::exits::EXIT_PREFIX) && !n.contains(".hint.")
-        })?;
+        checkpoint::save_vars(&setup.varmap, &out.join("exits.safetensors"), is_exit_var)?;
         files.push("exits.safetensors".into());
         for n in exits.values() {
             files.extend(n.files.iter().cloned());

@@ -17,12 +17,42 @@ use crate::config::SelfDistillConfig;
 use crate::data::EvalData;
 use crate::loss::{self, FeatureDistance};
 use crate::metrics::{score_logits, EvalMetrics, NetworkSummary};
-use crate::model::{exits::truncated_param_count, Exits, Student, StudentOutput};
+use crate::model::{exits::truncated_param_count, ExitHead, Exits, Student, StudentOutput};
 
 /// The exits of a run and their settings.
 pub struct SelfDistill {
     cfg: SelfDistillConfig,
     exits: Exits,
+}
+
+/// A loss term's value, its failure labelled `label`.
+pub(crate) fn named(
+    label: String,
+    r: Result<Tensor, loss::LossError>,
+) -> Result<Tensor, TrainError> {
+    r.map_err(|source| TrainError::Loss {
+        term: label,
+        source: Box::new(source.into()),
+    })
+}
+
+/// Exit `h`'s feature hint: the MSE of its projection of `hidden[h.layer()]` toward `target`
+/// (the deepest representation, detached).
+pub(crate) fn hint(
+    h: &ExitHead,
+    hidden: &[Tensor],
+    target: Option<&Tensor>,
+) -> Result<Tensor, TrainError> {
+    let n = h.name();
+    let (Some(target), Some(proj)) = (target, hidden.get(h.layer()).and_then(|a| h.hint(a))) else {
+        return Err(TrainError::Config(format!(
+            "{n}: the feature hint needs a layer output and its projection"
+        )));
+    };
+    named(
+        format!("{n}:hint"),
+        loss::feature(&proj?, target, FeatureDistance::Mse),
+    )
 }
 
 impl SelfDistill {
@@ -68,33 +98,18 @@ impl SelfDistill {
         let alpha = self.cfg.kd_weight;
         let mut total: Option<Tensor> = None;
         let mut values = Vec::new();
-        let term = |label: String, r: Result<Tensor, loss::LossError>| {
-            r.map_err(|source| TrainError::Loss {
-                term: label,
-                source: Box::new(source.into()),
-            })
-        };
         for (h, z) in self.exits.heads().iter().zip(self.exits.logits(out)?) {
             let n = h.name();
-            let ce = term(format!("{n}:ce"), loss::ce(&z, labels))?;
-            let kd = term(
+            let ce = named(format!("{n}:ce"), loss::ce(&z, labels))?;
+            let kd = named(
                 format!("{n}:kd"),
-                loss::kd(&z, &deep_logits, self.cfg.temperature),
+                loss::kd(&z, &deep_logits, self.cfg.temperature()),
             )?;
             values.push(ce.to_scalar::<f32>()?);
             values.push(kd.to_scalar::<f32>()?);
             let mut l = (ce.affine(1.0 - alpha, 0.0)? + kd.affine(alpha, 0.0)?)?;
             if self.cfg.hint_weight > 0.0 {
-                let (Some(target), Some(proj)) = (&deep_features, h.hint(&out.hidden[h.layer()]))
-                else {
-                    return Err(TrainError::Config(format!(
-                        "{n}: the feature hint needs a hidden layer and its projection"
-                    )));
-                };
-                let hint = term(
-                    format!("{n}:hint"),
-                    loss::feature(&proj?, target, FeatureDistance::Mse),
-                )?;
+                let hint = hint(h, &out.hidden, deep_features.as_ref())?;
                 values.push(hint.to_scalar::<f32>()?);
                 l = (l + hint.affine(self.cfg.hint_weight, 0.0)?)?;
             }
@@ -191,6 +206,7 @@ impl SelfDistill {
             map.insert(
                 name,
                 NetworkSummary {
+                    text_eval: None,
                     role: "exit".into(),
                     test_errors: eval.as_ref().map(|e| e.errors),
                     eval,

@@ -8,6 +8,10 @@
 //! `text.initial_eval`), so a run shows what distillation changed. At the end
 //! `student.safetensors` (projectors excluded) and `student.onnx` (`input_ids`,
 //! `attention_mask`, and `token_type_ids` when `data.token_types` is set) are written.
+//!
+//! `[self_distill]` (transformer students) adds the exits of [`super::text_exits`]: their
+//! terms join each step's loss, each exit's eval is a `metrics.jsonl` line of its own
+//! (`network = "exit{L}"`) and the run ends with `exits.safetensors` and `exit{L}.onnx`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,14 +23,14 @@ use candle_nn::VarMap;
 
 use super::checkpoint::{self, CheckpointState};
 use super::epoch::{optimizer_step, StepAt};
-use super::objective::PROJECTOR_PREFIX;
+use super::text_exits::TextSelfDistill;
 use super::text_objective::TextObjective;
 use super::{init, outputs, run_folder, RunOutcome, TrainError, TrainOptions};
 use crate::config::{LossTerm, RunConfig};
 use crate::data::text::{self, TextColumns, TextRows, TextTrainData, DEFAULT_SHUFFLE_WINDOW};
 use crate::data::text_loader::{make_text_batch, EpochPlan, TextBatch, TextLoader};
 use crate::data::tokens::TokenRule;
-use crate::metrics::{self, EpochMetrics, Summary, TextEvalMetrics, TextSummary};
+use crate::metrics::{self, EpochMetrics, NetworkSummary, Summary, TextEvalMetrics, TextSummary};
 use crate::model::text::TextNetwork;
 use crate::model::TextStudent;
 use crate::optim::Optimizer;
@@ -45,6 +49,8 @@ pub struct TextSetup {
     pub varmap: VarMap,
     /// Index of the fidelity column among the targets, and its name.
     pub fidelity: Option<(usize, String)>,
+    /// Self-distillation exits, when `[self_distill]` is set.
+    pub exits: Option<TextSelfDistill>,
 }
 
 /// The column teacher fidelity is measured against: `data.eval_teacher`, else the first term
@@ -121,6 +127,14 @@ impl TextSetup {
             &student,
             &vb,
         )?;
+        let exits = cfg
+            .self_distill
+            .as_ref()
+            .map(|sd| TextSelfDistill::new(sd, &student, &vb))
+            .transpose()?;
+        if let Some(sd) = &exits {
+            sd.init_heads(&student, &varmap)?;
+        }
         let fidelity = match fidelity_column(cfg) {
             Some(c) => {
                 let j = data
@@ -165,7 +179,17 @@ impl TextSetup {
             objective,
             varmap,
             fidelity,
+            exits,
         })
+    }
+
+    /// Metric labels of every training term: the `[[loss]]` terms, then the exits'.
+    pub fn labels(&self) -> Vec<String> {
+        let mut labels = self.objective.labels();
+        if let Some(sd) = &self.exits {
+            labels.extend(sd.labels(&self.objective));
+        }
+        labels
     }
 
     /// The variables, named, for the optimizer.
@@ -206,11 +230,17 @@ pub fn batch_tensors(b: TextBatch, widths: &[usize]) -> candle_core::Result<Batc
     Ok((ids, mask, types, targets))
 }
 
-/// The forward pass and loss of one host batch.
+/// The forward pass and loss of one host batch: the `[[loss]]` terms, plus the exits'.
 pub fn step_loss(setup: &TextSetup, batch: TextBatch) -> Result<(Tensor, Vec<f32>), TrainError> {
     let (ids, mask, types, targets) = batch_tensors(batch, &setup.data.widths)?;
     let out = setup.student.forward(&ids, &mask, types.as_ref())?;
-    setup.objective.loss(&out, &targets)
+    let (loss, mut values) = setup.objective.loss(&out, &targets)?;
+    let Some(sd) = &setup.exits else {
+        return Ok((loss, values));
+    };
+    let (exit_loss, exit_values) = sd.loss(&out, &targets, &setup.objective)?;
+    values.extend(exit_values);
+    Ok(((loss + exit_loss)?, values))
 }
 
 /// Row-wise cosine similarities of two `[rows, d]` row-major buffers, summed.
@@ -229,14 +259,87 @@ fn cosine_sum(a: &[f32], b: &[f32], d: usize) -> f64 {
         .sum()
 }
 
-/// The loss terms and teacher fidelity of the student on `eval`, in chunks of `chunk` rows.
+/// Row-weighted sums of one network's eval over the chunks.
+struct EvalSums {
+    loss: f64,
+    terms: Vec<f64>,
+    cos: f64,
+}
+
+impl EvalSums {
+    fn new(terms: usize) -> Self {
+        Self {
+            loss: 0.0,
+            terms: vec![0.0; terms],
+            cos: 0.0,
+        }
+    }
+
+    /// Adds a chunk of `rows` rows: its mean `loss`, term `values`, and the cosine sum of
+    /// `embedding` with the `teacher` rows (`width` wide).
+    fn add(
+        &mut self,
+        rows: usize,
+        loss: f64,
+        values: &[f32],
+        embedding: &Tensor,
+        teacher: &[f32],
+        width: usize,
+    ) -> Result<(), TrainError> {
+        let r = rows as f64;
+        self.loss += loss * r;
+        for (s, v) in self.terms.iter_mut().zip(values) {
+            *s += *v as f64 * r;
+        }
+        let emb = embedding.flatten_all()?.to_vec1::<f32>()?;
+        self.cos += cosine_sum(&emb, teacher, width);
+        Ok(())
+    }
+
+    fn finish(self, rows: usize, labels: &[String], fidelity_column: &str) -> TextEvalMetrics {
+        let nf = rows as f64;
+        TextEvalMetrics {
+            rows,
+            loss: self.loss / nf,
+            terms: labels
+                .iter()
+                .zip(&self.terms)
+                .map(|(l, s)| (l.clone(), s / nf))
+                .collect::<BTreeMap<_, _>>(),
+            fidelity_column: fidelity_column.to_string(),
+            fidelity: self.cos / nf,
+        }
+    }
+}
+
+/// A text run's eval: the student's, and each exit's by name.
+pub struct TextEval {
+    /// The student (its deepest output).
+    pub student: TextEvalMetrics,
+    /// Each exit's own terms (`[[loss]]` terms on its embedding, `kd`, `hint`), its weighted
+    /// exit loss and its fidelity.
+    pub exits: Vec<(String, TextEvalMetrics)>,
+}
+
+impl TextEval {
+    /// The student's metrics and the exits', from an eval that may not have run.
+    fn split(eval: Option<Self>) -> (Option<TextEvalMetrics>, Vec<(String, TextEvalMetrics)>) {
+        match eval {
+            Some(e) => (Some(e.student), e.exits),
+            None => (None, Vec::new()),
+        }
+    }
+}
+
+/// The loss terms and teacher fidelity of the student (and its exits) on `eval`, in chunks of
+/// `chunk` rows.
 pub fn evaluate(
     setup: &TextSetup,
     eval: &TextRows,
     chunk: usize,
     labels: &[String],
     weights: &[f64],
-) -> Result<Option<TextEvalMetrics>, TrainError> {
+) -> Result<Option<TextEval>, TrainError> {
     let Some((fid, fid_col)) = &setup.fidelity else {
         return Ok(None);
     };
@@ -244,33 +347,48 @@ pub fn evaluate(
     if n == 0 {
         return Ok(None);
     }
-    let (mut loss, mut terms, mut cos) = (0f64, vec![0f64; labels.len()], 0f64);
+    let exit_labels = setup
+        .exits
+        .as_ref()
+        .map(|sd| sd.term_labels(&setup.objective))
+        .unwrap_or_default();
+    let mut student = EvalSums::new(labels.len());
+    let heads = setup.exits.as_ref().map_or(0, |sd| sd.heads().len());
+    let mut exits: Vec<EvalSums> = (0..heads)
+        .map(|_| EvalSums::new(exit_labels.len()))
+        .collect();
+    let width = setup.data.widths[*fid];
     let idx: Vec<usize> = (0..n).collect();
     for part in idx.chunks(chunk.max(1)) {
         let batch = make_text_batch(eval, part);
         let (ids, mask, types, targets) = batch_tensors(batch, &setup.data.widths)?;
         let out = setup.student.forward(&ids, &mask, types.as_ref())?;
         let (_, values) = setup.objective.loss(&out, &targets)?;
-        let r = part.len() as f64;
-        for ((s, v), w) in terms.iter_mut().zip(&values).zip(weights) {
-            *s += *v as f64 * r;
-            loss += *v as f64 * r * w;
-        }
-        let emb = out.embedding.flatten_all()?.to_vec1::<f32>()?;
+        let loss: f64 = values.iter().zip(weights).map(|(v, w)| *v as f64 * w).sum();
         let teacher = targets[*fid].flatten_all()?.to_vec1::<f32>()?;
-        cos += cosine_sum(&emb, &teacher, setup.data.widths[*fid]);
+        student.add(part.len(), loss, &values, &out.embedding, &teacher, width)?;
+        if let Some(sd) = &setup.exits {
+            for (sums, t) in exits
+                .iter_mut()
+                .zip(sd.terms(&out, &targets, &setup.objective)?)
+            {
+                let loss = t.loss.to_scalar::<f32>()? as f64;
+                sums.add(part.len(), loss, &t.values, &t.embedding, &teacher, width)?;
+            }
+        }
     }
-    let nf = n as f64;
-    Ok(Some(TextEvalMetrics {
-        rows: n,
-        loss: loss / nf,
-        terms: labels
-            .iter()
-            .zip(&terms)
-            .map(|(l, s)| (l.clone(), s / nf))
-            .collect::<BTreeMap<_, _>>(),
-        fidelity_column: fid_col.clone(),
-        fidelity: cos / nf,
+    let names = setup
+        .exits
+        .as_ref()
+        .map(|sd| sd.heads().iter().map(|h| h.name()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    Ok(Some(TextEval {
+        student: student.finish(n, labels, fid_col),
+        exits: names
+            .into_iter()
+            .zip(exits)
+            .map(|(name, sums)| (name, sums.finish(n, &exit_labels, fid_col)))
+            .collect(),
     }))
 }
 
@@ -303,7 +421,7 @@ fn train_epoch(
         epoch,
     };
     let mut loader = TextLoader::epoch(setup.data.clone(), plan);
-    let n_terms = setup.objective.labels().len();
+    let n_terms = setup.labels().len();
     let mut t = Totals {
         loss: 0.0,
         terms: vec![0.0; n_terms],
@@ -359,14 +477,15 @@ pub fn run(
 ) -> Result<RunOutcome, TrainError> {
     let tcfg = &cfg.train;
     let setup = TextSetup::build(&cfg, opts.quiet)?;
-    let labels = setup.objective.labels();
+    let objective_labels = setup.objective.labels();
+    let labels = setup.labels();
     let weights: Vec<f64> = cfg.losses.iter().map(LossTerm::weight).collect();
     let eval = |s: &TextSetup| match &s.eval {
-        Some(e) => evaluate(s, e, tcfg.eval_batch_size, &labels, &weights),
+        Some(e) => evaluate(s, e, tcfg.eval_batch_size, &objective_labels, &weights),
         None => Ok(None),
     };
     // Weights are seeded and `init` is deterministic, so this is the same on resume.
-    let initial_eval = eval(&setup)?;
+    let initial_eval = eval(&setup)?.map(|e| e.student);
     if let (false, Some(e)) = (opts.quiet, &initial_eval) {
         eprintln!("{}", eval_line("initialised student", e));
     }
@@ -409,7 +528,7 @@ pub fn run(
             steps_per_epoch,
             &mut step_log,
         )?;
-        let text_eval = eval(&setup)?;
+        let (text_eval, exit_evals) = TextEval::split(eval(&setup)?);
         state.epoch += 1;
         state.optimizer_steps = opt.steps();
         state.train_samples += t.rows;
@@ -431,7 +550,10 @@ pub fn run(
             epoch_wall_s: t_epoch.elapsed().as_secs_f64(),
             eval: None,
             text_eval,
-            network: None,
+            network: setup
+                .exits
+                .as_ref()
+                .map(|_| metrics::STUDENT_NETWORK.to_string()),
         };
         if !opts.quiet {
             let mut line = format!(
@@ -447,24 +569,76 @@ pub fn run(
             eprintln!("{line}");
         }
         metrics::append_epoch(&metrics_path, &m)?;
+        for (name, e) in exit_evals {
+            let mut line = m.clone();
+            let own = format!("{name}:");
+            line.train_terms.retain(|k, _| k.starts_with(&own));
+            if !opts.quiet {
+                eprintln!(
+                    "{}",
+                    eval_line(&format!("epoch {:>3}  {name}", m.epoch), &e)
+                );
+            }
+            line.text_eval = Some(e);
+            line.network = Some(name);
+            metrics::append_epoch(&metrics_path, &line)?;
+        }
         history.push(m);
         state.wall_s = prior_wall + wall.elapsed().as_secs_f64();
         checkpoint::save(&out, &setup.varmap, &opt, state.clone())?;
     }
-    let final_eval = eval(&setup)?;
+    let (final_eval, exit_evals) = TextEval::split(eval(&setup)?);
     let mut files = vec![
         run_folder::CONFIG_FILE.to_string(),
         "metrics.jsonl".into(),
         outputs::STEPS_FILE.into(),
     ];
-    checkpoint::save_vars(&setup.varmap, &out.join("student.safetensors"), |n| {
-        !n.starts_with(PROJECTOR_PREFIX)
-    })?;
+    checkpoint::save_vars(
+        &setup.varmap,
+        &out.join("student.safetensors"),
+        outputs::is_student_var,
+    )?;
     files.push("student.safetensors".into());
     if opts.export_onnx {
         let path = out.join("student.onnx");
         crate::export::export_text_onnx(&setup.student, setup.token_types(), &path)?;
         files.push("student.onnx".into());
+    }
+    let mut networks = BTreeMap::new();
+    if let Some(sd) = &setup.exits {
+        checkpoint::save_vars(
+            &setup.varmap,
+            &out.join("exits.safetensors"),
+            outputs::is_exit_var,
+        )?;
+        files.push("exits.safetensors".into());
+        let mut exit_evals = exit_evals.into_iter().collect::<BTreeMap<_, _>>();
+        for h in sd.heads() {
+            let name = h.name();
+            let mut exit_files = Vec::new();
+            if opts.export_onnx {
+                let file = format!("{name}.onnx");
+                crate::export::export_text_exit_onnx(
+                    &setup.student,
+                    h,
+                    setup.token_types(),
+                    &out.join(&file),
+                )?;
+                files.push(file.clone());
+                exit_files.push(file);
+            }
+            networks.insert(
+                name.clone(),
+                NetworkSummary {
+                    role: "exit".into(),
+                    eval: None,
+                    test_errors: None,
+                    text_eval: exit_evals.remove(&name),
+                    param_count: setup.student.exit_param_count(h),
+                    files: exit_files,
+                },
+            );
+        }
     }
     if opts.plot {
         let path = out.join("curves.png");
@@ -503,7 +677,7 @@ pub fn run(
         // Text runs have no teacher logits to score the teacher with.
         teacher_check: None,
         warnings: Vec::new(),
-        networks: Default::default(),
+        networks,
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(RunOutcome::Finished(summary))

@@ -115,6 +115,15 @@ impl TextObjective {
         self.terms.iter().map(|t| t.label.clone()).collect()
     }
 
+    /// Labels of the terms on the pooled embedding (those a self-distillation exit learns).
+    pub fn embedding_labels(&self) -> Vec<String> {
+        self.embedding_terms().map(|t| t.label.clone()).collect()
+    }
+
+    fn embedding_terms(&self) -> impl Iterator<Item = &Term> {
+        self.terms.iter().filter(|t| t.layer.is_none())
+    }
+
     /// The weighted total loss and each term's unweighted value; `targets[j]` is
     /// `[batch, widths[j]]`.
     pub fn loss(
@@ -122,34 +131,58 @@ impl TextObjective {
         out: &TextOutput,
         targets: &[Tensor],
     ) -> Result<(Tensor, Vec<f32>), TrainError> {
-        let mut total: Option<Tensor> = None;
-        let mut values = Vec::with_capacity(self.terms.len());
-        for t in &self.terms {
-            let value = term_value(t, out, targets).map_err(|source| TrainError::Loss {
-                term: t.label.clone(),
-                source: Box::new(source),
-            })?;
-            values.push(value.to_scalar::<f32>()?);
-            let w = t.term.weight();
-            if w == 0.0 {
-                continue;
-            }
-            let weighted = if w == 1.0 {
-                value
-            } else {
-                value.affine(w, 0.0)?
-            };
-            total = Some(match total {
-                None => weighted,
-                Some(acc) => (acc + weighted)?,
-            });
-        }
-        let total = match total {
-            Some(t) => t,
-            None => Tensor::new(0f32, out.embedding.device())?,
-        };
-        Ok((total, values))
+        weighted(self.terms.iter(), out, targets)
     }
+
+    /// [`TextObjective::loss`] of the terms on the pooled embedding only, with `embedding` in
+    /// the student's place (a self-distillation exit's output).
+    pub fn embedding_loss(
+        &self,
+        embedding: &Tensor,
+        targets: &[Tensor],
+    ) -> Result<(Tensor, Vec<f32>), TrainError> {
+        let out = TextOutput {
+            embedding: embedding.clone(),
+            hidden: Vec::new(),
+            tokens: Vec::new(),
+        };
+        weighted(self.embedding_terms(), &out, targets)
+    }
+}
+
+/// The weighted sum of `terms` on `out` and each term's unweighted value.
+fn weighted<'a>(
+    terms: impl Iterator<Item = &'a Term>,
+    out: &TextOutput,
+    targets: &[Tensor],
+) -> Result<(Tensor, Vec<f32>), TrainError> {
+    let mut total: Option<Tensor> = None;
+    let mut values = Vec::new();
+    for t in terms {
+        let value = term_value(t, out, targets).map_err(|source| TrainError::Loss {
+            term: t.label.clone(),
+            source: Box::new(source),
+        })?;
+        values.push(value.to_scalar::<f32>()?);
+        let w = t.term.weight();
+        if w == 0.0 {
+            continue;
+        }
+        let weighted = if w == 1.0 {
+            value
+        } else {
+            value.affine(w, 0.0)?
+        };
+        total = Some(match total {
+            None => weighted,
+            Some(acc) => (acc + weighted)?,
+        });
+    }
+    let total = match total {
+        Some(t) => t,
+        None => Tensor::new(0f32, out.embedding.device())?,
+    };
+    Ok((total, values))
 }
 
 fn term_value(t: &Term, out: &TextOutput, targets: &[Tensor]) -> Result<Tensor, TermError> {
