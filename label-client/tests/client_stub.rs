@@ -186,15 +186,23 @@ fn label_streams_every_row_as_arrow_and_seals() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("rows.parquet");
     write_parquet(&data, 103);
-    let stub = Stub::start(|n, req| {
+    let bodies = std::sync::Mutex::new(std::collections::HashSet::new());
+    let stub = Stub::start(move |_, req| {
         if req.target.ends_with("/seal") {
             return Response::json(
                 200,
                 r#"{"rows":103,"shards":[{"file":"shard-000000.parquet","rows":103,"bytes":1}]}"#,
             );
         }
-        // Every third request is throttled once to exercise retries inside a run.
-        if n % 3 == 1 {
+        // The first attempt of every third batch is throttled, to exercise retries inside a
+        // run. Keyed by the batch, not the request count: with a global count, concurrent
+        // workers' retries could keep landing on throttled slots until one gave up (seen once
+        // in CI under load).
+        let first_of = bodies
+            .lock()
+            .ok()
+            .and_then(|mut seen| seen.insert(req.body.clone()).then(|| seen.len()));
+        if first_of.is_some_and(|k| k % 3 == 1) {
             return Response::json(429, "busy").with_header("retry-after", "0");
         }
         let reader = StreamReader::try_new(Cursor::new(req.body.clone()), None).unwrap();
