@@ -33,6 +33,24 @@ pub struct ServedTeacher {
     pub outputs: Vec<(String, usize)>,
 }
 
+impl std::fmt::Display for ServedTeacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let outputs: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|(n, w)| format!("{n} ({w} values)"))
+            .collect();
+        write!(
+            f,
+            "{} (input {:?}, outputs {}, {})",
+            self.server,
+            self.input,
+            outputs.join(", "),
+            self.augment
+        )
+    }
+}
+
 impl std::fmt::Debug for ServedTeacher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServedTeacher")

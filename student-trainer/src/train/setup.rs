@@ -56,10 +56,7 @@ impl Setup {
                 );
             }
             if let Some(s) = &data.served {
-                eprintln!(
-                    "served teacher: {s:?}; epoch e sends view e of each row ({})",
-                    s.augment
-                );
+                eprintln!("served teacher: {s}; epoch e sends view e of each row");
             }
         }
         let eval = load_eval(cfg, &data)?.map(Arc::new);
