@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int32Array, StringArray,
-    UInt32Array, UInt64Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, Field, Float32Type, Schema};
 use arrow::record_batch::RecordBatch;
+use distill_proto::arrow_codec::tensor_to_column;
 use distill_proto::views::{
     id_hash, view_id, view_seed, Augment, AUGMENT_COLUMN, VIEW_COLUMN, VIEW_OF_COLUMN,
     VIEW_SEED_COLUMN,
 };
+use distill_proto::{DType, Tensor, TensorData};
 
 /// How many views of each row to label, and how they are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,20 +133,16 @@ pub fn expand(
         }
     }
     let schema = batch.schema();
-    let item = match schema.field(1).data_type() {
-        DataType::FixedSizeList(item, _) => item.clone(),
-        _ => Arc::new(Field::new_list_field(DataType::Float32, false)),
-    };
-    let augmented = FixedSizeListArray::try_new(
-        item,
-        width as i32,
-        Arc::new(Float32Array::from(pixels)),
-        None,
-    )?;
+    let augmented = Tensor::new(vec![rows * k, width], TensorData::F32(pixels))
+        .map_err(|e| ViewError::Setup(e.to_string()))
+        .and_then(|t| {
+            tensor_to_column(schema.field(1).name(), &t, DType::F32, &[])
+                .map_err(|e| ViewError::Setup(e.to_string()))
+        })?;
+    let input_type = augmented.data_type().clone();
     let repeat =
         UInt32Array::from_iter_values((0..rows as u32).flat_map(|r| std::iter::repeat_n(r, k)));
-    let mut columns: Vec<ArrayRef> =
-        vec![Arc::new(StringArray::from(view_ids)), Arc::new(augmented)];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(view_ids)), augmented];
     for c in batch.columns().iter().skip(2) {
         columns.push(arrow::compute::take(c.as_ref(), &repeat, None)?);
     }
@@ -157,7 +152,7 @@ pub fn expand(
     columns.push(Arc::new(UInt64Array::from(seeds)));
     columns.push(Arc::new(StringArray::from(vec![spec.as_str(); rows * k])));
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields[1] = fields[1].clone().with_nullable(false);
+    fields[1] = Field::new(fields[1].name(), input_type, false);
     fields.push(Field::new(VIEW_OF_COLUMN, DataType::Utf8, false));
     fields.push(Field::new(VIEW_COLUMN, DataType::Int32, false));
     fields.push(Field::new(VIEW_SEED_COLUMN, DataType::UInt64, false));
@@ -171,6 +166,7 @@ pub fn expand(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{FixedSizeListArray, Float32Array};
 
     fn batch() -> RecordBatch {
         let ids = StringArray::from(vec!["a", "b"]);

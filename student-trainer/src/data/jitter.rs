@@ -1,7 +1,7 @@
 //! Random translation of image rows by up to ±N pixels (zero fill), as Hinton et al. used
 //! for their MNIST teacher.
 
-use distill_proto::views::shift;
+use distill_proto::views::{shift, Augment};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -22,16 +22,12 @@ impl Jitter {
     /// The image layout for `image_shape` (`[H, W]` or `[C, H, W]`), or a square
     /// single-channel image when absent; `None` when `dim` does not fit it.
     pub fn new(pixels: usize, image_shape: Option<&[usize]>, dim: usize) -> Option<Self> {
-        let (channels, height, width) = match image_shape {
-            Some([h, w]) => (1, *h, *w),
-            Some([c, h, w]) => (*c, *h, *w),
-            Some(_) => return None,
-            None => {
-                let side = (dim as f64).sqrt().round() as usize;
-                (1, side, side)
-            }
+        let shape = match image_shape {
+            Some(s) => Some(chw(s)?),
+            None => None,
         };
-        (channels * height * width == dim && dim > 0).then_some(Self {
+        let [channels, height, width] = Augment { pixels, shape }.layout(dim).ok()?;
+        Some(Self {
             pixels,
             channels,
             height,
@@ -45,5 +41,14 @@ impl Jitter {
         let dy = rng.random_range(-p..=p);
         let dx = rng.random_range(-p..=p);
         shift(src, dst, [self.channels, self.height, self.width], dy, dx);
+    }
+}
+
+/// `data.image_shape` (`[H, W]` or `[C, H, W]`) as `[C, H, W]`; `None` for other lengths.
+pub fn chw(shape: &[usize]) -> Option<[usize; 3]> {
+    match shape {
+        [h, w] => Some([1, *h, *w]),
+        [c, h, w] => Some([*c, *h, *w]),
+        _ => None,
     }
 }

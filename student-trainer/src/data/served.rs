@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, FixedSizeListArray, Float32Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
+use distill_proto::arrow_codec::tensor_to_column;
 use distill_proto::views::{view_seed, Augment};
+use distill_proto::{DType, Tensor, TensorData};
 use label_client::body::arrow_ipc_body;
 use label_client::{ClientConfig, RetryPolicy, ScoreClient};
 use serde_json::Value;
@@ -133,20 +134,16 @@ impl ServedTeacher {
 
     fn ask_raw(&self, x: &[f32], rows: usize, what: &str) -> Result<Vec<Vec<f32>>, DataError> {
         let width = x.len() / rows.max(1);
-        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
-        let column = FixedSizeListArray::try_new(
-            item,
-            width as i32,
-            Arc::new(Float32Array::from(x.to_vec())),
-            None,
-        )
-        .map_err(|e| served_error(format!("{what}: {e}")))?;
+        let tensor = Tensor::new(vec![rows, width], TensorData::F32(x.to_vec()))
+            .map_err(|e| served_error(format!("{what}: {e}")))?;
+        let column = tensor_to_column(&self.input, &tensor, DType::F32, &[])
+            .map_err(|e| served_error(format!("{what}: {e}")))?;
         let schema = Schema::new(vec![Field::new(
             self.input.as_str(),
             column.data_type().clone(),
             false,
         )]);
-        let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(column)])
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![column])
             .map_err(|e| served_error(format!("{what}: {e}")))?;
         let body = arrow_ipc_body(&batch).map_err(|e| served_error(format!("{what}: {e}")))?;
         let names: Vec<&str> = self.outputs.iter().map(|(n, _)| n.as_str()).collect();

@@ -50,12 +50,7 @@ pub fn image_layout(
     let layout = augment
         .layout(width)
         .map_err(|e| format!("{e} (the training inputs)"))?;
-    let given = match image_shape {
-        Some([h, w]) => Some([1, *h, *w]),
-        Some([c, h, w]) => Some([*c, *h, *w]),
-        _ => None,
-    };
-    match given {
+    match image_shape.and_then(super::jitter::chw) {
         Some(g) if g != layout => Err(format!(
             "augmentation {augment} reads the rows as {layout:?} ([C, H, W]) but data.image_shape is {g:?}"
         )),
