@@ -3,8 +3,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use student_trainer::export::{load_safetensors, save_safetensors, ExportError};
-use student_trainer::model::{Student, StudentConfig};
+use trainer_core::export::{load_safetensors, save_safetensors, ExportError};
+use trainer_core::model::{Student, StudentConfig};
 
 fn build(cfg: &StudentConfig, input_dim: usize) -> (VarMap, Student) {
     let vm = VarMap::new();

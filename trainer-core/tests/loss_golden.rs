@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::Value;
-use student_trainer::loss::{self, BceTarget, FeatureDistance};
+use trainer_core::loss::{self, BceTarget, FeatureDistance};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/golden/losses.json");
 

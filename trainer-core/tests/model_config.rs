@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use student_trainer::model::{ModelError, Student, StudentConfig};
+use trainer_core::model::{ModelError, Student, StudentConfig};
 
 fn parse(s: &str) -> Result<StudentConfig, toml::de::Error> {
     toml::from_str(s)

@@ -1,10 +1,10 @@
 //! Candle-side behaviour of the students: weight names, shapes, hidden activations, dropout,
 //! gradients, and errors (not panics) for bad inputs. Numerical parity with ONNX Runtime is in
-//! `export_parity.rs`.
+//! `trainer-eval/tests/export_parity.rs`.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Module, VarBuilder, VarMap};
-use student_trainer::model::{ModelError, Student, StudentConfig};
+use trainer_core::model::{ModelError, Student, StudentConfig};
 
 fn build(cfg: &StudentConfig, input_dim: usize, classes: usize) -> (VarMap, Student) {
     let vm = VarMap::new();
@@ -205,7 +205,7 @@ fn dropout_only_in_training_and_reproducible_with_a_seed() {
 #[test]
 fn dropout_zeroes_about_p_and_rescales_the_rest() {
     // Input dropout on a constant input: every kept value must be exactly 1/(1-p).
-    use student_trainer::model::Dropout;
+    use trainer_core::model::Dropout;
     let d = Dropout::new(3);
     let x = Tensor::ones((200, 100), DType::F32, &Device::Cpu).unwrap();
     let y: Vec<f32> = d

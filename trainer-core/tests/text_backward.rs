@@ -14,9 +14,10 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde_json::Value;
-use student_trainer::loss::{feature, FeatureDistance};
-use student_trainer::model::text_config::{StaticInit, TransformerInit};
-use student_trainer::model::{weights, StudentConfig, TextStudent};
+use trainer_core::loss::{feature, FeatureDistance};
+use trainer_core::model::text::config::{StaticInit, TransformerInit};
+use trainer_core::model::text::weights;
+use trainer_core::model::{StudentConfig, TextStudent};
 
 /// Per element: `|candle - torch| <= RTOL * |torch| + ATOL * max|torch tensor|`. f32 autograd
 /// against a float64 reference; PyTorch's own f32 gradients land ~1e-6 (relative to each

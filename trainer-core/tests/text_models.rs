@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde_json::Value;
-use student_trainer::model::text_config::{StaticInit, TransformerInit};
-use student_trainer::model::{ModelError, StudentConfig, TextStudent};
+use trainer_core::model::text::config::{StaticInit, TransformerInit};
+use trainer_core::model::{ModelError, StudentConfig, TextStudent};
 
 const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -293,7 +293,7 @@ fn bad_weights_files_name_the_file_and_tensor() {
     assert!(err.to_string().contains("absent.safetensors"), "{err}");
 
     // A static table of the wrong width without PCA.
-    let cfg = StudentConfig::Static(student_trainer::model::StaticConfig {
+    let cfg = StudentConfig::Static(trainer_core::model::StaticConfig {
         vocab: 13,
         dim: 4,
         project_to: None,
@@ -313,7 +313,7 @@ fn bad_weights_files_name_the_file_and_tensor() {
 fn static_init_by_pca() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_weights(dir.path(), None, None);
-    let cfg = StudentConfig::Static(student_trainer::model::StaticConfig {
+    let cfg = StudentConfig::Static(trainer_core::model::StaticConfig {
         vocab: 13,
         dim: 3,
         project_to: None,

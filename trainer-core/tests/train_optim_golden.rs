@@ -3,7 +3,7 @@
 //! Also checks that checkpointed optimizer state continues identically.
 
 use candle_core::{Device, Tensor, Var};
-use student_trainer::optim::{Hyper, Optimizer};
+use trainer_core::optim::{Hyper, Optimizer};
 
 const ADAMW: [[f64; 6]; 3] = [
     [

@@ -1,26 +1,27 @@
-//! The data pipeline: Parquet sources ([`source`]), column decoding ([`columns`]), the
-//! in-memory training/eval sets ([`dataset`]), and the shuffled background batch loader
-//! with image jitter ([`loader`], [`jitter`]); stored augmented views ([`views`]) and the
-//! teacher asked per batch ([`served`]). Text students: ragged token columns
-//! ([`tokens`]), rows streamed in shuffle windows keyed by id hash ([`text`]), padded
-//! (optionally length-bucketed) batches on a background thread ([`text_loader`]).
+//! The trainer's data layer: Parquet sources ([`source`]), column decoding ([`columns`],
+//! [`table`]), every seeded draw's stream ([`seeds`]), the in-memory training/eval sets
+//! ([`dataset`]) and the shuffled background batch loader ([`loader`]). Image students
+//! ([`image`]): jitter, stored augmented views and the teacher asked per batch. Text students
+//! ([`text`]): ragged token columns, rows streamed in shuffle windows keyed by id hash, padded
+//! (optionally length-bucketed) batches on a background thread. The `[data]` table is
+//! [`config::DataConfig`].
 
 pub mod columns;
+pub mod config;
 pub mod dataset;
-pub mod jitter;
+pub mod image;
 pub mod loader;
-pub mod served;
+pub mod seeds;
 pub mod source;
+pub mod table;
 pub mod text;
-pub mod text_loader;
-pub mod tokens;
-pub mod views;
 
 use std::path::PathBuf;
 
-pub use dataset::{EvalData, Matrix, Target, TrainData};
+pub use dataset::{EvalData, Target, TrainData};
 pub use loader::{Batch, BatchTarget, Loader};
 pub use source::ParquetSource;
+pub use table::Matrix;
 
 /// Errors reading training or eval data; each names the file or source and the column.
 #[derive(Debug, thiserror::Error)]

@@ -15,9 +15,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::dataset::{Target, TrainData};
-use super::jitter::Jitter;
-use super::DataError;
+use crate::dataset::{Target, TrainData};
+use crate::image::jitter::Jitter;
+use crate::seeds::{mix_seed, order_key, streams};
+use crate::DataError;
 
 /// Batches in flight between the loader thread and the trainer.
 const QUEUE_DEPTH: usize = 4;
@@ -58,20 +59,6 @@ pub struct Batch {
     pub targets: Vec<BatchTarget>,
 }
 
-pub use distill_proto::views::mix_seed;
-
-/// Stream ids for [`mix_seed`].
-pub mod streams {
-    /// Epoch permutation.
-    pub const SHUFFLE: u64 = 1;
-    /// Jitter offsets.
-    pub const JITTER: u64 = 2;
-    /// Dropout masks.
-    pub const DROPOUT: u64 = 3;
-    /// Weight initialisation.
-    pub const INIT: u64 = 4;
-}
-
 /// The permutation of row indices used in `epoch`.
 pub fn epoch_order(rows: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..rows).collect();
@@ -81,12 +68,12 @@ pub fn epoch_order(rows: usize, seed: u64, epoch: usize) -> Vec<usize> {
 }
 
 /// The row order of `epoch` for rows known by id hashes: sorted by a seeded key of each hash
-/// ([`super::text::order_key`]), so the same rows stored in any order give the same batches.
+/// ([`crate::seeds::order_key`]), so the same rows stored in any order give the same batches.
 pub fn hashed_order(hashes: &[u64], seed: u64, epoch: usize) -> Vec<usize> {
     let mut keyed: Vec<(u64, usize)> = hashes
         .iter()
         .enumerate()
-        .map(|(i, &h)| (super::text::order_key(seed, epoch, h), i))
+        .map(|(i, &h)| (order_key(seed, epoch, h), i))
         .collect();
     keyed.sort_unstable();
     keyed.into_iter().map(|(_, i)| i).collect()

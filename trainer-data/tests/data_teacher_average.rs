@@ -2,8 +2,8 @@
 //! reproduce the weighted average of the teachers' probabilities computed by numpy
 //! (`data_teacher_average.py`, output pasted below).
 
-use student_trainer::data::dataset::average_soft_targets;
-use student_trainer::data::Matrix;
+use trainer_data::dataset::average_soft_targets;
+use trainer_data::Matrix;
 
 const SOFTMAX_AVG: [f64; 6] = [
     4.598343600251e-01,

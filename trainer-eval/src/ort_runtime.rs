@@ -8,20 +8,20 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-use super::ExportError;
+use crate::RuntimeError;
 
 /// The environment, once built. Only a success is kept, so a bad path can be retried with a
 /// good one; ort allows a single environment per process, hence the global.
 static ORT_ENV: Mutex<Option<Environment>> = Mutex::new(None);
 
 /// The ONNX Runtime library to load: `explicit` (e.g. `--ort-lib`), else `$ORT_DYLIB_PATH`.
-pub fn resolve_ort_lib(explicit: Option<&Path>) -> Result<PathBuf, ExportError> {
+pub fn resolve_ort_lib(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => match std::env::var_os("ORT_DYLIB_PATH") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
             _ => {
-                return Err(ExportError::OrtInit(
+                return Err(RuntimeError::OrtInit(
                     "no ONNX Runtime library given: pass --ort-lib PATH or set ORT_DYLIB_PATH \
                      (scripts/fetch_deps.sh puts one at .deps/onnxruntime/libonnxruntime.so.1.31.1)"
                         .to_string(),
@@ -30,7 +30,7 @@ pub fn resolve_ort_lib(explicit: Option<&Path>) -> Result<PathBuf, ExportError> 
         },
     };
     if !path.is_file() {
-        return Err(ExportError::OrtInit(format!(
+        return Err(RuntimeError::OrtInit(format!(
             "ONNX Runtime library {} does not exist (run scripts/fetch_deps.sh to fetch it)",
             path.display()
         )));
@@ -40,18 +40,18 @@ pub fn resolve_ort_lib(explicit: Option<&Path>) -> Result<PathBuf, ExportError> 
 
 /// The process's ONNX Runtime environment, loading the library on first use (see
 /// [`resolve_ort_lib`]). Later calls return the same environment whatever `lib` says.
-pub fn ort_environment(lib: Option<&Path>) -> Result<Environment, ExportError> {
+pub fn ort_environment(lib: Option<&Path>) -> Result<Environment, RuntimeError> {
     let mut slot = ORT_ENV.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(env) = slot.as_ref() {
         return Ok(env.clone());
     }
     let path = resolve_ort_lib(lib)?;
     let env = ort::init_from(&path)
-        .map_err(|e| ExportError::OrtInit(e.to_string()))?
+        .map_err(|e| RuntimeError::OrtInit(e.to_string()))?
         .with_name("distill-student")
         .build()
         .map_err(|e| {
-            ExportError::OrtInit(format!(
+            RuntimeError::OrtInit(format!(
                 "building the environment from {}: {e} (if this process already made one, \
                  pass it to OnnxClassifier::load_with_env)",
                 path.display()
@@ -97,21 +97,21 @@ impl std::fmt::Debug for OnnxClassifier {
 impl OnnxClassifier {
     /// Loads the model at `path`, initialising ONNX Runtime from `ort_lib` or `$ORT_DYLIB_PATH`
     /// if this process has not yet. The logits are the output named `logits`, else the first.
-    pub fn load(path: &Path, ort_lib: Option<&Path>) -> Result<Self, ExportError> {
+    pub fn load(path: &Path, ort_lib: Option<&Path>) -> Result<Self, RuntimeError> {
         let env = ort_environment(ort_lib)?;
         Self::load_with_env(path, &env)
     }
 
     /// Loads the model at `path` into an environment the caller already holds.
-    pub fn load_with_env(path: &Path, env: &Environment) -> Result<Self, ExportError> {
+    pub fn load_with_env(path: &Path, env: &Environment) -> Result<Self, RuntimeError> {
         if !path.is_file() {
-            return Err(ExportError::Io {
+            return Err(RuntimeError::Io {
                 op: "reading model",
                 path: path.to_path_buf(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let ort_err = |e: ort::Error| ExportError::Ort {
+        let ort_err = |e: ort::Error| RuntimeError::Ort {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
@@ -119,7 +119,7 @@ impl OnnxClassifier {
             .map_err(ort_err)?
             .commit_from_file(path)
             .map_err(ort_err)?;
-        let unsupported = |reason: String| ExportError::UnsupportedModel {
+        let unsupported = |reason: String| RuntimeError::UnsupportedModel {
             path: path.to_path_buf(),
             reason,
         };
@@ -175,9 +175,9 @@ impl OnnxClassifier {
     }
 
     /// Chooses which output [`run`](Self::run) returns.
-    pub fn with_logits_output(mut self, name: &str) -> Result<Self, ExportError> {
+    pub fn with_logits_output(mut self, name: &str) -> Result<Self, RuntimeError> {
         if !self.output_names.iter().any(|n| n == name) {
-            return Err(ExportError::UnsupportedModel {
+            return Err(RuntimeError::UnsupportedModel {
                 path: self.path.clone(),
                 reason: format!(
                     "no output named `{name}` (outputs: {})",
@@ -205,7 +205,7 @@ impl OnnxClassifier {
     }
 
     /// Runs `rows` rows (`x` is row-major `[rows, input_dim]`) and returns the logits, row-major.
-    pub fn run(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>, ExportError> {
+    pub fn run(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>, RuntimeError> {
         let name = self.logits_name.clone();
         let mut outs = self.run_outputs(x, rows, &[name.as_str()])?;
         Ok(outs.pop().map(|o| o.data).unwrap_or_default())
@@ -218,12 +218,12 @@ impl OnnxClassifier {
         x: &[f32],
         rows: usize,
         names: &[&str],
-    ) -> Result<Vec<NamedOutput>, ExportError> {
+    ) -> Result<Vec<NamedOutput>, RuntimeError> {
         if rows == 0 {
-            return Err(ExportError::Input("zero rows".to_string()));
+            return Err(RuntimeError::Input("zero rows".to_string()));
         }
         if !x.len().is_multiple_of(rows) {
-            return Err(ExportError::Input(format!(
+            return Err(RuntimeError::Input(format!(
                 "{} values do not split into {rows} rows",
                 x.len()
             )));
@@ -231,7 +231,7 @@ impl OnnxClassifier {
         let width = x.len() / rows;
         if let Some(d) = self.input_dim {
             if width != d {
-                return Err(ExportError::Input(format!(
+                return Err(RuntimeError::Input(format!(
                     "rows have {width} features, model {} takes {d}",
                     self.path.display()
                 )));
@@ -242,7 +242,7 @@ impl OnnxClassifier {
         } else {
             for n in names {
                 if !self.output_names.iter().any(|o| o == n) {
-                    return Err(ExportError::Input(format!(
+                    return Err(RuntimeError::Input(format!(
                         "model {} has no output `{n}` (outputs: {})",
                         self.path.display(),
                         self.output_names.join(", ")
@@ -252,7 +252,7 @@ impl OnnxClassifier {
             names.iter().map(|s| s.to_string()).collect()
         };
         let path = self.path.clone();
-        let ort_err = |e: ort::Error| ExportError::Ort {
+        let ort_err = |e: ort::Error| RuntimeError::Ort {
             path: path.clone(),
             message: e.to_string(),
         };
@@ -263,7 +263,7 @@ impl OnnxClassifier {
             .map_err(ort_err)?;
         let mut result = Vec::with_capacity(wanted.len());
         for name in wanted {
-            let value = outputs.get(&name).ok_or_else(|| ExportError::Ort {
+            let value = outputs.get(&name).ok_or_else(|| RuntimeError::Ort {
                 path: path.clone(),
                 message: format!("run returned no output `{name}`"),
             })?;

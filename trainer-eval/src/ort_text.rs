@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use ort::session::Session;
 use ort::value::{Tensor as OrtTensor, TensorElementType, ValueType};
 
-use super::ort_runtime::{ort_environment, NamedOutput};
-use super::ExportError;
+use crate::ort_runtime::{ort_environment, NamedOutput};
+use crate::RuntimeError;
 
 /// A padded batch of token rows, row-major `[rows, seq]` int64.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +46,7 @@ impl std::fmt::Debug for OnnxTextEncoder {
 impl OnnxTextEncoder {
     /// Loads the model at `path` (ONNX Runtime from `ort_lib` or `$ORT_DYLIB_PATH`) and checks
     /// its inputs.
-    pub fn load(path: &Path, ort_lib: Option<&Path>) -> Result<Self, ExportError> {
+    pub fn load(path: &Path, ort_lib: Option<&Path>) -> Result<Self, RuntimeError> {
         Self::load_with_threads(path, ort_lib, None)
     }
 
@@ -56,16 +56,16 @@ impl OnnxTextEncoder {
         path: &Path,
         ort_lib: Option<&Path>,
         intra_threads: Option<usize>,
-    ) -> Result<Self, ExportError> {
+    ) -> Result<Self, RuntimeError> {
         let env = ort_environment(ort_lib)?;
         if !path.is_file() {
-            return Err(ExportError::Io {
+            return Err(RuntimeError::Io {
                 op: "reading model",
                 path: path.to_path_buf(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let ort_err = |e: ort::Error| ExportError::Ort {
+        let ort_err = |e: ort::Error| RuntimeError::Ort {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
@@ -76,7 +76,7 @@ impl OnnxTextEncoder {
                 .map_err(|e| ort_err(e.into()))?;
         }
         let session = builder.commit_from_file(path).map_err(ort_err)?;
-        let unsupported = |reason: String| ExportError::UnsupportedModel {
+        let unsupported = |reason: String| RuntimeError::UnsupportedModel {
             path: path.to_path_buf(),
             reason,
         };
@@ -137,14 +137,14 @@ impl OnnxTextEncoder {
         &mut self,
         batch: &TokenBatch,
         names: &[&str],
-    ) -> Result<Vec<NamedOutput>, ExportError> {
+    ) -> Result<Vec<NamedOutput>, RuntimeError> {
         let n = batch.rows * batch.seq;
         if n == 0
             || batch.input_ids.len() != n
             || batch.attention_mask.len() != n
             || batch.token_type_ids.len() != n
         {
-            return Err(ExportError::Input(format!(
+            return Err(RuntimeError::Input(format!(
                 "token batch of {} x {} needs {n} ids, mask and type values; got {}, {}, {}",
                 batch.rows,
                 batch.seq,
@@ -155,7 +155,7 @@ impl OnnxTextEncoder {
         }
         for name in names {
             if !self.output_names.iter().any(|o| o == name) {
-                return Err(ExportError::Input(format!(
+                return Err(RuntimeError::Input(format!(
                     "model {} has no output `{name}` (outputs: {})",
                     self.path.display(),
                     self.output_names.join(", ")
@@ -168,7 +168,7 @@ impl OnnxTextEncoder {
             names.iter().map(|s| s.to_string()).collect()
         };
         let path = self.path.clone();
-        let ort_err = |e: ort::Error| ExportError::Ort {
+        let ort_err = |e: ort::Error| RuntimeError::Ort {
             path: path.clone(),
             message: e.to_string(),
         };
@@ -184,7 +184,7 @@ impl OnnxTextEncoder {
         let outputs = self.session.run(inputs).map_err(ort_err)?;
         let mut result = Vec::with_capacity(wanted.len());
         for name in wanted {
-            let value = outputs.get(&name).ok_or_else(|| ExportError::Ort {
+            let value = outputs.get(&name).ok_or_else(|| RuntimeError::Ort {
                 path: path.clone(),
                 message: format!("run returned no output `{name}`"),
             })?;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Target;
+use trainer_data::Target;
 
 /// Held-out metrics.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{EvalData, Target};
+use trainer_data::{EvalData, Target};
 
 /// The warning's fixed opening, so logs and tests can look for it.
 pub const WEAK_TEACHER: &str =
@@ -158,7 +158,7 @@ fn fmt_errors(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Matrix;
+    use trainer_data::Matrix;
 
     fn eval_with(logits: Vec<f32>, labels: Vec<u32>) -> EvalData {
         let rows = labels.len();

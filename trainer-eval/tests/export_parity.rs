@@ -14,8 +14,9 @@ use candle_nn::{VarBuilder, VarMap};
 use distill_tests::paths::{ort_lib, python_bin as python, repo_root};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use student_trainer::export::{export_onnx, ExportError, NamedOutput, OnnxClassifier};
-use student_trainer::model::{Student, StudentConfig};
+use trainer_core::export::{export_onnx, ExportError};
+use trainer_core::model::{Student, StudentConfig};
+use trainer_eval::{NamedOutput, OnnxClassifier, RuntimeError};
 
 const TOL: f32 = 1e-5;
 
@@ -393,14 +394,14 @@ fn classifier_rejects_bad_input_and_bad_files() {
     std::fs::write(&junk, b"not a model").unwrap();
     let e = OnnxClassifier::load(&junk, Some(&ort_lib())).unwrap_err();
     assert!(
-        matches!(e, ExportError::Ort { .. }) && e.to_string().contains("junk.onnx"),
+        matches!(e, RuntimeError::Ort { .. }) && e.to_string().contains("junk.onnx"),
         "{e}"
     );
 }
 
 #[test]
 fn missing_ort_library_is_a_clear_error() {
-    use student_trainer::export::resolve_ort_lib;
+    use trainer_eval::resolve_ort_lib;
     let e = resolve_ort_lib(Some(Path::new("/nonexistent/libonnxruntime.so"))).unwrap_err();
     let msg = e.to_string();
     assert!(

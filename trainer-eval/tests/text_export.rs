@@ -11,9 +11,10 @@ use std::process::Command;
 
 use candle_core::{Device, Tensor};
 use serde_json::Value;
-use student_trainer::export::{export_text_onnx, OnnxTextEncoder, TokenBatch};
-use student_trainer::model::text_config::TransformerInit;
-use student_trainer::model::{StudentConfig, TextStudent, TransformerConfig};
+use trainer_core::export::export_text_onnx;
+use trainer_core::model::text::config::TransformerInit;
+use trainer_core::model::{StudentConfig, TextStudent, TransformerConfig};
+use trainer_eval::{OnnxTextEncoder, TokenBatch};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -1,14 +1,12 @@
 //! Getting a trained student out of candle: an ONNX graph (so ONNX Runtime, the teacher server
-//! or a next distillation round can run it), safetensors checkpoints, and an ONNX Runtime
-//! classifier to evaluate exported models.
+//! or a next distillation round can run it) and safetensors checkpoints. Running exported
+//! models through ONNX Runtime is `trainer-eval`'s job.
 //!
 //! - [`onnx_graph`]: candle weights → ONNX `ModelProto` (logits plus `hidden{i}` outputs).
 //! - [`exit_onnx`]: a self-distillation exit as a truncated model that stops at that exit.
 //! - [`checkpoint`]: strict safetensors save/load of a `VarMap`.
-//! - [`ort_runtime`]: the process-wide ONNX Runtime environment and [`OnnxClassifier`].
 //! - [`text_onnx`]: text students → ONNX (`input_ids`, `attention_mask` → `embedding`), and a
-//!   transformer's self-distillation exit truncated the same way;
-//!   [`ort_text`]: [`OnnxTextEncoder`] runs such a model (or any BERT-style ONNX).
+//!   transformer's self-distillation exit truncated the same way.
 //!
 //! Files are written with [`distill_proto::atomic`] (tmp + fsync + rename + folder fsync), so
 //! readers never see a half-written file.
@@ -16,8 +14,6 @@
 pub mod checkpoint;
 pub mod exit_onnx;
 pub mod onnx_graph;
-pub mod ort_runtime;
-pub mod ort_text;
 pub mod text_onnx;
 
 use std::path::PathBuf;
@@ -25,13 +21,11 @@ use std::path::PathBuf;
 pub use checkpoint::{load_safetensors, save_safetensors};
 pub use exit_onnx::{exit_to_onnx, export_exit_onnx};
 pub use onnx_graph::{export_onnx, student_to_onnx, HIDDEN_OUTPUT_PREFIX};
-pub use ort_runtime::{ort_environment, resolve_ort_lib, NamedOutput, OnnxClassifier};
-pub use ort_text::{OnnxTextEncoder, TokenBatch};
 pub use text_onnx::{
     export_text_exit_onnx, export_text_onnx, text_exit_to_onnx, text_student_to_onnx,
 };
 
-/// What can go wrong exporting, checkpointing or running a student.
+/// What can go wrong exporting or checkpointing a student.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// An input/output name that cannot be used in the graph.
@@ -83,28 +77,6 @@ pub enum ExportError {
         /// The extra names, comma separated.
         names: String,
     },
-    /// ONNX Runtime could not be found or loaded.
-    #[error("ONNX Runtime: {0}")]
-    OrtInit(String),
-    /// ONNX Runtime failed to load or run a model.
-    #[error("ONNX Runtime, model {path}: {message}")]
-    Ort {
-        /// The model file.
-        path: PathBuf,
-        /// ONNX Runtime's message.
-        message: String,
-    },
-    /// The model's inputs or outputs are not those of a classifier distill can drive.
-    #[error("model {path} is not a usable classifier: {reason}")]
-    UnsupportedModel {
-        /// The model file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The rows passed to a classifier do not match its input.
-    #[error("classifier input: {0}")]
-    Input(String),
 }
 
 /// A failed atomic write keeps its step, file and OS error.

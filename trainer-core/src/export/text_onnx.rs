@@ -27,8 +27,9 @@ use distill_proto::DType;
 
 use super::onnx_graph::{prop, HIDDEN_OUTPUT_PREFIX};
 use super::ExportError;
+use crate::model::text::static_embed::StaticEmbed;
+use crate::model::text::transformer::{Block, Norm, Transformer, MASK_VALUE};
 use crate::model::text::TextNetwork;
-use crate::model::transformer::{Norm, Transformer, MASK_VALUE};
 use crate::model::{ExitHead, TextStudent};
 use distill_proto::atomic::write_atomic;
 
@@ -71,39 +72,11 @@ fn text_model(
     token_type_ids: bool,
     exit: Option<&ExitHead>,
 ) -> Result<ModelProto, ExportError> {
-    let tokens = || {
-        [
-            Dim::Dynamic("batch".into()),
-            Dim::Dynamic("sequence".into()),
-        ]
-    };
-    let mut name = format!("distill_student_{}", student.arch_name());
-    if let Some(e) = exit {
-        name.push_str(&format!("_{}", e.name()));
-    }
-    let mut g = GraphBuilder::new(&name);
-    g.input(INPUT_IDS, DType::I64, &tokens());
-    g.input(ATTENTION_MASK, DType::I64, &tokens());
     let with_types = token_type_ids && matches!(student.network(), TextNetwork::Transformer(_));
-    if with_types {
-        g.input(TOKEN_TYPE_IDS, DType::I64, &tokens());
-    }
-    let mut b = Builder { g };
-    b.pooling_inputs();
+    let mut b = Builder::with_inputs(student, exit, with_types);
     let (hidden_dims, params) = match (student.network(), exit) {
         (TextNetwork::Static(s), None) => {
-            b.init("embeddings.weight", &s.table)?;
-            b.g.node(
-                "Gather",
-                &["embeddings.weight", INPUT_IDS],
-                &["tokens"],
-                vec![],
-            );
-            b.masked_mean("tokens", "pooled")?;
-            match &s.projector {
-                Some(p) => b.gemm(p, "projector", "pooled", EMBEDDING)?,
-                None => b.g.node("Identity", &["pooled"], &[EMBEDDING], vec![]),
-            }
+            b.static_body(s)?;
             (Vec::new(), student.param_count())
         }
         (TextNetwork::Static(_), Some(e)) => {
@@ -113,31 +86,12 @@ fn text_model(
             )))
         }
         (TextNetwork::Transformer(t), exit) => {
-            let c = t.config();
-            let blocks = match exit {
-                Some(e) if e.layer() + 1 < t.blocks.len() => e.layer() + 1,
-                Some(e) => {
-                    return Err(ExportError::InvalidExit(format!(
-                        "{}: the student has {} blocks; an exit must sit before the last",
-                        e.name(),
-                        t.blocks.len()
-                    )))
-                }
-                None => t.blocks.len(),
-            };
+            let blocks = exported_blocks(t, exit)?;
             let names = b.transformer(t, blocks, with_types)?;
             let last = names.last().cloned().unwrap_or_default();
             let params = match exit {
                 Some(e) => {
-                    let head_in = match e.fc() {
-                        Some(fc) => {
-                            b.gemm(fc, "exit.fc", &last, "exit.fc.out")?;
-                            b.g.node("Relu", &["exit.fc.out"], &["exit.fc.relu"], vec![]);
-                            "exit.fc.relu".to_string()
-                        }
-                        None => last.clone(),
-                    };
-                    b.gemm(e.out(), "exit.out", &head_in, EMBEDDING)?;
+                    b.exit_head(e, &last)?;
                     student.exit_param_count(e)
                 }
                 None => {
@@ -148,11 +102,36 @@ fn text_model(
                     student.param_count()
                 }
             };
-            (vec![c.hidden; blocks], params)
+            (vec![t.config().hidden; blocks], params)
         }
     };
+    Ok(finish_model(b.g, student, exit, &hidden_dims, params))
+}
+
+/// How many encoder blocks the graph holds: all, or those up to `exit`'s (which must sit
+/// before the last block).
+fn exported_blocks(t: &Transformer, exit: Option<&ExitHead>) -> Result<usize, ExportError> {
+    match exit {
+        Some(e) if e.layer() + 1 < t.blocks.len() => Ok(e.layer() + 1),
+        Some(e) => Err(ExportError::InvalidExit(format!(
+            "{}: the student has {} blocks; an exit must sit before the last",
+            e.name(),
+            t.blocks.len()
+        ))),
+        None => Ok(t.blocks.len()),
+    }
+}
+
+/// Declares the `embedding` and `hidden{i}` outputs and stamps the model's description and
+/// `distill.student.*` metadata.
+fn finish_model(
+    mut g: GraphBuilder,
+    student: &TextStudent,
+    exit: Option<&ExitHead>,
+    hidden_dims: &[usize],
+    params: usize,
+) -> ModelProto {
     let batch = || Dim::Dynamic("batch".into());
-    let mut g = b.g;
     g.output(
         EMBEDDING,
         DType::F32,
@@ -195,7 +174,7 @@ fn text_model(
             .metadata_props
             .push(prop("distill.student.exit", &e.name()));
     }
-    Ok(model)
+    model
 }
 
 /// Writes a text student as an ONNX file at `path` (atomically).
@@ -224,6 +203,61 @@ struct Builder {
 }
 
 impl Builder {
+    /// A graph named after the student (and exit) with the token inputs and the mask
+    /// tensors pooling needs.
+    fn with_inputs(student: &TextStudent, exit: Option<&ExitHead>, with_types: bool) -> Self {
+        let tokens = || {
+            [
+                Dim::Dynamic("batch".into()),
+                Dim::Dynamic("sequence".into()),
+            ]
+        };
+        let mut name = format!("distill_student_{}", student.arch_name());
+        if let Some(e) = exit {
+            name.push_str(&format!("_{}", e.name()));
+        }
+        let mut g = GraphBuilder::new(&name);
+        g.input(INPUT_IDS, DType::I64, &tokens());
+        g.input(ATTENTION_MASK, DType::I64, &tokens());
+        if with_types {
+            g.input(TOKEN_TYPE_IDS, DType::I64, &tokens());
+        }
+        let mut b = Builder { g };
+        b.pooling_inputs();
+        b
+    }
+
+    /// The static student: table lookup, masked mean, optional projector → `embedding`.
+    fn static_body(&mut self, s: &StaticEmbed) -> Result<(), ExportError> {
+        self.init("embeddings.weight", &s.table)?;
+        self.g.node(
+            "Gather",
+            &["embeddings.weight", INPUT_IDS],
+            &["tokens"],
+            vec![],
+        );
+        self.masked_mean("tokens", "pooled")?;
+        match &s.projector {
+            Some(p) => self.gemm(p, "projector", "pooled", EMBEDDING)?,
+            None => self.g.node("Identity", &["pooled"], &[EMBEDDING], vec![]),
+        }
+        Ok(())
+    }
+
+    /// A transformer exit's head on its block's pooled states `last` → `embedding`.
+    fn exit_head(&mut self, e: &ExitHead, last: &str) -> Result<(), ExportError> {
+        let head_in = match e.fc() {
+            Some(fc) => {
+                self.gemm(fc, "exit.fc", last, "exit.fc.out")?;
+                self.g
+                    .node("Relu", &["exit.fc.out"], &["exit.fc.relu"], vec![]);
+                "exit.fc.relu".to_string()
+            }
+            None => last.to_string(),
+        };
+        self.gemm(e.out(), "exit.out", &head_in, EMBEDDING)
+    }
+
     fn init(&mut self, name: &str, t: &Tensor) -> Result<(), ExportError> {
         let data = t
             .to_dtype(candle_core::DType::F32)?
@@ -323,32 +357,63 @@ impl Builder {
         let (d, h) = (c.hidden, c.heads);
         let dh = d / h;
         let eps = c.layer_norm_eps as f32;
-        {
-            let g = &mut self.g;
-            g.node("Shape", &[INPUT_IDS], &["shape.bs"], vec![]);
-            g.node(
-                "Shape",
-                &[INPUT_IDS],
-                &["shape.s"],
-                vec![attr_int("start", 1), attr_int("end", 2)],
-            );
-            g.initializer_i64("shape.hd", &[2], &[h as i64, dh as i64]);
-            g.initializer_i64("shape.d", &[1], &[d as i64]);
-            g.initializer_i64("shape.rows", &[2], &[-1, d as i64]);
-            g.initializer_i64("zero.1", &[1], &[0]);
-            g.node(
-                "Concat",
-                &["shape.bs", "shape.hd"],
-                &["shape.bshd"],
-                vec![attr_int("axis", 0)],
-            );
-            g.node(
-                "Concat",
-                &["shape.bs", "shape.d"],
-                &["shape.bsd"],
-                vec![attr_int("axis", 0)],
-            );
+        self.shape_constants(d, h, dh);
+        self.embeddings(t, with_types, eps)?;
+        self.attention_constants(dh);
+        let mut x = "x.0".to_string();
+        let mut names = Vec::with_capacity(t.blocks.len());
+        for (i, blk) in t.blocks.iter().take(blocks).enumerate() {
+            let out = self.encoder_block(i, blk, &x, eps)?;
+            let hidden = format!("{HIDDEN_OUTPUT_PREFIX}{i}");
+            self.masked_mean(&format!("encoder.layer.{i}.tokens"), &hidden)?;
+            names.push(hidden);
+            x = out;
         }
+        if names.is_empty() {
+            self.g
+                .node("Reshape", &[&x, "shape.bsd"], &["tokens"], vec![]);
+            self.masked_mean("tokens", "pooled")?;
+            names.push("pooled".to_string());
+        }
+        Ok(names)
+    }
+
+    /// The runtime shapes the blocks reshape with: `[b, s, heads, dh]`, `[b, s, d]` and the
+    /// flat `[b·s, d]` rows.
+    fn shape_constants(&mut self, d: usize, h: usize, dh: usize) {
+        let g = &mut self.g;
+        g.node("Shape", &[INPUT_IDS], &["shape.bs"], vec![]);
+        g.node(
+            "Shape",
+            &[INPUT_IDS],
+            &["shape.s"],
+            vec![attr_int("start", 1), attr_int("end", 2)],
+        );
+        g.initializer_i64("shape.hd", &[2], &[h as i64, dh as i64]);
+        g.initializer_i64("shape.d", &[1], &[d as i64]);
+        g.initializer_i64("shape.rows", &[2], &[-1, d as i64]);
+        g.initializer_i64("zero.1", &[1], &[0]);
+        g.node(
+            "Concat",
+            &["shape.bs", "shape.hd"],
+            &["shape.bshd"],
+            vec![attr_int("axis", 0)],
+        );
+        g.node(
+            "Concat",
+            &["shape.bs", "shape.d"],
+            &["shape.bsd"],
+            vec![attr_int("axis", 0)],
+        );
+    }
+
+    /// Word + position + token-type embeddings, LayerNorm, as flat rows `x.0 [b·s, d]`.
+    fn embeddings(
+        &mut self,
+        t: &Transformer,
+        with_types: bool,
+        eps: f32,
+    ) -> Result<(), ExportError> {
         self.init("embeddings.word_embeddings.weight", &t.word_embeddings)?;
         self.init(
             "embeddings.position_embeddings.weight",
@@ -407,8 +472,11 @@ impl Builder {
         )?;
         self.g
             .node("Reshape", &["emb.norm", "shape.rows"], &["x.0"], vec![]);
+        Ok(())
+    }
 
-        // [b, 1, 1, s] additive mask, shared by every block.
+    /// The scalars the blocks share and the `[b, 1, 1, s]` additive attention mask.
+    fn attention_constants(&mut self, dh: usize) {
         self.scalar("one", 1.0);
         self.scalar("mask.value", MASK_VALUE);
         self.scalar("attn.scale", (1.0 / (dh as f64).sqrt()) as f32);
@@ -425,143 +493,152 @@ impl Builder {
             &["mask.add"],
             vec![],
         );
+    }
 
-        let mut x = "x.0".to_string();
-        let mut names = Vec::with_capacity(t.blocks.len());
-        for (i, blk) in t.blocks.iter().take(blocks).enumerate() {
-            let p = format!("encoder.layer.{i}");
-            let n = |s: &str| format!("{p}.{s}");
-            for (lin, which, perm) in [
-                (&blk.query, "query", [0i64, 2, 1, 3]),
-                (&blk.key, "key", [0, 2, 3, 1]),
-                (&blk.value, "value", [0, 2, 1, 3]),
-            ] {
-                let base = n(&format!("attention.self.{which}"));
-                self.gemm(lin, &base, &x, &format!("{base}.out"))?;
-                self.g.node(
-                    "Reshape",
-                    &[&format!("{base}.out"), "shape.bshd"],
-                    &[&format!("{base}.bshd")],
-                    vec![],
-                );
-                self.g.node(
-                    "Transpose",
-                    &[&format!("{base}.bshd")],
-                    &[&format!("{base}.heads")],
-                    vec![attr_ints("perm", &perm)],
-                );
-            }
-            let q = n("attention.self.query.heads");
-            let k = n("attention.self.key.heads");
-            let v = n("attention.self.value.heads");
-            let g = &mut self.g;
-            g.node("MatMul", &[&q, &k], &[&n("attn.scores.raw")], vec![]);
-            g.node(
-                "Mul",
-                &[&n("attn.scores.raw"), "attn.scale"],
-                &[&n("attn.scores.scaled")],
-                vec![],
-            );
-            g.node(
-                "Add",
-                &[&n("attn.scores.scaled"), "mask.add"],
-                &[&n("attn.scores")],
-                vec![],
-            );
-            g.node(
-                "Softmax",
-                &[&n("attn.scores")],
-                &[&n("attn.probs")],
-                vec![attr_int("axis", -1)],
-            );
-            g.node(
-                "MatMul",
-                &[&n("attn.probs"), &v],
-                &[&n("attn.ctx.heads")],
-                vec![],
-            );
-            g.node(
-                "Transpose",
-                &[&n("attn.ctx.heads")],
-                &[&n("attn.ctx.bshd")],
-                vec![attr_ints("perm", &[0, 2, 1, 3])],
-            );
-            g.node(
-                "Reshape",
-                &[&n("attn.ctx.bshd"), "shape.rows"],
-                &[&n("attn.ctx")],
-                vec![],
-            );
-            self.gemm(
-                &blk.attn_out,
-                &n("attention.output.dense"),
-                &n("attn.ctx"),
-                &n("attn.proj"),
-            )?;
-            self.g
-                .node("Add", &[&n("attn.proj"), &x], &[&n("attn.res")], vec![]);
-            self.layer_norm(
-                &blk.attn_norm,
-                &n("attention.output.LayerNorm"),
-                &n("attn.res"),
-                &n("attn.norm"),
-                eps,
-            )?;
-            self.gemm(
-                &blk.ffn_in,
-                &n("intermediate.dense"),
-                &n("attn.norm"),
-                &n("ffn.up"),
-            )?;
-            let g = &mut self.g;
-            g.node(
-                "Div",
-                &[&n("ffn.up"), "gelu.sqrt2"],
-                &[&n("gelu.scaled")],
-                vec![],
-            );
-            g.node("Erf", &[&n("gelu.scaled")], &[&n("gelu.erf")], vec![]);
-            g.node("Add", &[&n("gelu.erf"), "one"], &[&n("gelu.erf1")], vec![]);
-            g.node("Mul", &[&n("ffn.up"), "half"], &[&n("gelu.half")], vec![]);
-            g.node(
-                "Mul",
-                &[&n("gelu.half"), &n("gelu.erf1")],
-                &[&n("ffn.act")],
-                vec![],
-            );
-            self.gemm(
-                &blk.ffn_out,
-                &n("output.dense"),
-                &n("ffn.act"),
-                &n("ffn.down"),
-            )?;
+    /// Encoder block `i` on the flat rows `x`: attention, feed-forward, each with its residual
+    /// and LayerNorm. Returns the output rows' name (`x.{i+1}`); the block's `[b, s, d]` token
+    /// states are `encoder.layer.{i}.tokens`.
+    fn encoder_block(
+        &mut self,
+        i: usize,
+        blk: &Block,
+        x: &str,
+        eps: f32,
+    ) -> Result<String, ExportError> {
+        let p = format!("encoder.layer.{i}");
+        let n = |s: &str| format!("{p}.{s}");
+        self.attention(&p, blk, x)?;
+        self.g
+            .node("Add", &[&n("attn.proj"), x], &[&n("attn.res")], vec![]);
+        self.layer_norm(
+            &blk.attn_norm,
+            &n("attention.output.LayerNorm"),
+            &n("attn.res"),
+            &n("attn.norm"),
+            eps,
+        )?;
+        self.feed_forward(&p, blk)?;
+        self.g.node(
+            "Add",
+            &[&n("ffn.down"), &n("attn.norm")],
+            &[&n("ffn.res")],
+            vec![],
+        );
+        let out = format!("x.{}", i + 1);
+        self.layer_norm(
+            &blk.ffn_norm,
+            &n("output.LayerNorm"),
+            &n("ffn.res"),
+            &out,
+            eps,
+        )?;
+        self.g
+            .node("Reshape", &[&out, "shape.bsd"], &[&n("tokens")], vec![]);
+        Ok(out)
+    }
+
+    /// Multi-head self-attention of block `p` on rows `x`, projected: `{p}.attn.proj`.
+    fn attention(&mut self, p: &str, blk: &Block, x: &str) -> Result<(), ExportError> {
+        let n = |s: &str| format!("{p}.{s}");
+        for (lin, which, perm) in [
+            (&blk.query, "query", [0i64, 2, 1, 3]),
+            (&blk.key, "key", [0, 2, 3, 1]),
+            (&blk.value, "value", [0, 2, 1, 3]),
+        ] {
+            let base = n(&format!("attention.self.{which}"));
+            self.gemm(lin, &base, x, &format!("{base}.out"))?;
             self.g.node(
-                "Add",
-                &[&n("ffn.down"), &n("attn.norm")],
-                &[&n("ffn.res")],
+                "Reshape",
+                &[&format!("{base}.out"), "shape.bshd"],
+                &[&format!("{base}.bshd")],
                 vec![],
             );
-            let out = format!("x.{}", i + 1);
-            self.layer_norm(
-                &blk.ffn_norm,
-                &n("output.LayerNorm"),
-                &n("ffn.res"),
-                &out,
-                eps,
-            )?;
-            self.g
-                .node("Reshape", &[&out, "shape.bsd"], &[&n("tokens")], vec![]);
-            let hidden = format!("{HIDDEN_OUTPUT_PREFIX}{i}");
-            self.masked_mean(&n("tokens"), &hidden)?;
-            names.push(hidden);
-            x = out;
+            self.g.node(
+                "Transpose",
+                &[&format!("{base}.bshd")],
+                &[&format!("{base}.heads")],
+                vec![attr_ints("perm", &perm)],
+            );
         }
-        if names.is_empty() {
-            self.g
-                .node("Reshape", &[&x, "shape.bsd"], &["tokens"], vec![]);
-            self.masked_mean("tokens", "pooled")?;
-            names.push("pooled".to_string());
-        }
-        Ok(names)
+        let q = n("attention.self.query.heads");
+        let k = n("attention.self.key.heads");
+        let v = n("attention.self.value.heads");
+        let g = &mut self.g;
+        g.node("MatMul", &[&q, &k], &[&n("attn.scores.raw")], vec![]);
+        g.node(
+            "Mul",
+            &[&n("attn.scores.raw"), "attn.scale"],
+            &[&n("attn.scores.scaled")],
+            vec![],
+        );
+        g.node(
+            "Add",
+            &[&n("attn.scores.scaled"), "mask.add"],
+            &[&n("attn.scores")],
+            vec![],
+        );
+        g.node(
+            "Softmax",
+            &[&n("attn.scores")],
+            &[&n("attn.probs")],
+            vec![attr_int("axis", -1)],
+        );
+        g.node(
+            "MatMul",
+            &[&n("attn.probs"), &v],
+            &[&n("attn.ctx.heads")],
+            vec![],
+        );
+        g.node(
+            "Transpose",
+            &[&n("attn.ctx.heads")],
+            &[&n("attn.ctx.bshd")],
+            vec![attr_ints("perm", &[0, 2, 1, 3])],
+        );
+        g.node(
+            "Reshape",
+            &[&n("attn.ctx.bshd"), "shape.rows"],
+            &[&n("attn.ctx")],
+            vec![],
+        );
+        self.gemm(
+            &blk.attn_out,
+            &n("attention.output.dense"),
+            &n("attn.ctx"),
+            &n("attn.proj"),
+        )
+    }
+
+    /// The exact-erf GELU feed-forward of block `p` on `{p}.attn.norm`: `{p}.ffn.down`.
+    fn feed_forward(&mut self, p: &str, blk: &Block) -> Result<(), ExportError> {
+        let n = |s: &str| format!("{p}.{s}");
+        self.gemm(
+            &blk.ffn_in,
+            &n("intermediate.dense"),
+            &n("attn.norm"),
+            &n("ffn.up"),
+        )?;
+        let g = &mut self.g;
+        g.node(
+            "Div",
+            &[&n("ffn.up"), "gelu.sqrt2"],
+            &[&n("gelu.scaled")],
+            vec![],
+        );
+        g.node("Erf", &[&n("gelu.scaled")], &[&n("gelu.erf")], vec![]);
+        g.node("Add", &[&n("gelu.erf"), "one"], &[&n("gelu.erf1")], vec![]);
+        g.node("Mul", &[&n("ffn.up"), "half"], &[&n("gelu.half")], vec![]);
+        g.node(
+            "Mul",
+            &[&n("gelu.half"), &n("gelu.erf1")],
+            &[&n("ffn.act")],
+            vec![],
+        );
+        self.gemm(
+            &blk.ffn_out,
+            &n("output.dense"),
+            &n("ffn.act"),
+            &n("ffn.down"),
+        )
     }
 }

@@ -17,6 +17,7 @@
 //! device, index or parameter is a [`LossError`] naming what was wrong (and both
 //! shapes for a mismatch), never a panic.
 
+pub mod config;
 pub mod feature;
 mod ops;
 pub mod relation;
@@ -26,6 +27,7 @@ mod check;
 #[cfg(test)]
 mod tests;
 
+pub use config::{DistanceConfig, LossTerm};
 pub use feature::{feature, FeatureDistance};
 pub use relation::{rkd, rkd_angle, rkd_distance, sp};
 pub use response::{ce, infonce, kd, kd_topk, soft_bce, BceTarget};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::text_config::{StaticConfig, TransformerConfig};
+use super::text::config::{StaticConfig, TransformerConfig};
 use super::ModelError;
 
 /// A student architecture and its hyper-parameters (the `[student]` table, tagged by `arch`).

@@ -1,13 +1,14 @@
 //! Student architectures as candle modules with named, stable weight names.
 //!
 //! - [`config`]: the `[student]` TOML table ([`StudentConfig`]).
-//! - [`mlp`], [`cnn`]: one file per architecture family.
+//! - [`image`]: the image students, [`image::mlp`] and [`image::cnn`], one file per family.
 //! - [`dropout`]: seeded dropout used by both; [`exits`]: self-distillation exit heads.
 //! - [`linear`]: the fully connected layer as one fused autograd node (the CPU hot path);
 //!   [`fused`]: LayerNorm and softmax likewise.
-//! - Text students: [`static_embed`], [`transformer`] (BERT-style), behind [`text`]
-//!   ([`TextStudent`]); their config in [`text_config`], starting weights from BERT
-//!   safetensors in [`weights`], the static table's PCA in [`pca`].
+//! - [`text`]: the text students, [`text::static_embed`] and [`text::transformer`]
+//!   (BERT-style), behind [`TextStudent`]; their config in [`text::config`], starting weights
+//!   from BERT safetensors in [`text::weights`], the static table's PCA in [`text::pca`].
+//! - [`vars`]: which variable names belong to the exported student.
 //!
 //! Weight names (the keys in the `VarMap` and in checkpoints):
 //! - MLP: `fc0.weight`, `fc0.bias`, `fc1.…`, `out.weight`, `out.bias`.
@@ -19,32 +20,25 @@
 //!
 //! Linear weights are `[out, in]`, conv weights `[out, in, 3, 3]` (PyTorch's layouts).
 
-pub mod cnn;
 pub mod config;
 pub mod dropout;
 pub mod exits;
 pub mod fused;
+pub mod image;
 pub mod linear;
-pub mod mlp;
-pub mod pca;
-pub mod static_embed;
 pub mod text;
-pub mod text_config;
-pub mod transformer;
-pub mod weights;
+pub mod vars;
 
 use std::path::PathBuf;
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
-pub use cnn::Cnn;
 pub use config::StudentConfig;
 pub use dropout::Dropout;
-pub use exits::{ExitHead, Exits};
-pub use mlp::Mlp;
-pub use text::{TextOutput, TextStudent};
-pub use text_config::{StaticConfig, TransformerConfig};
+pub use exits::{ExitHead, Exits, SelfDistillConfig};
+pub use image::{Cnn, Mlp};
+pub use text::{StaticConfig, TextOutput, TextStudent, TransformerConfig};
 
 /// What can go wrong building or running a student.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 //! it; these optimizers keep their state in plain `Vec<f32>`s and update each parameter in
 //! place with one fused pass (no temporaries), see [`fused`].
 
+pub mod config;
 pub mod fused;
 pub mod schedule;
 
@@ -12,10 +13,10 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 
-use crate::config::OptimizerConfig;
 use fused::{AdamWStep, SgdStep};
 
-pub use schedule::lr_at;
+pub use config::{OptimizerConfig, ScheduleConfig};
+pub use schedule::{lr_at, Schedule};
 
 /// Errors of the optimizer.
 #[derive(Debug, thiserror::Error)]

@@ -16,8 +16,8 @@ use label_client::body::arrow_ipc_body;
 use label_client::{ClientConfig, RetryPolicy, ScoreClient};
 use serde_json::Value;
 
-use super::DataError;
 use crate::config::ServedConfig;
+use crate::DataError;
 
 /// A connection to the teacher-server and what to ask it.
 pub struct ServedTeacher {

@@ -8,10 +8,12 @@ use distill_proto::views::{
     view_id, Augment, AUGMENT_COLUMN, VIEW_COLUMN, VIEW_OF_COLUMN, VIEW_SEED_COLUMN,
 };
 
-use super::columns::append_float_rows;
-use super::dataset::{internal, read_columns, take_ids, take_u32, take_u64s, Matrix, Want};
-use super::source::ParquetSource;
-use super::DataError;
+use crate::columns::append_float_rows;
+use crate::source::ParquetSource;
+use crate::table::{
+    read_columns, read_count_mismatch, take_ids, take_u32, take_u64s, ColumnKind, Matrix,
+};
+use crate::DataError;
 
 /// The views of every training row: row `r`'s view `v` is entry `r * count + v`.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,17 +80,17 @@ pub fn join(
     let mut accs = read_columns(
         src,
         &[
-            (VIEW_OF_COLUMN, Want::Ids),
-            (VIEW_COLUMN, Want::Labels),
-            (VIEW_SEED_COLUMN, Want::U64s),
-            (AUGMENT_COLUMN, Want::Ids),
+            (VIEW_OF_COLUMN, ColumnKind::Ids),
+            (VIEW_COLUMN, ColumnKind::Labels),
+            (VIEW_SEED_COLUMN, ColumnKind::U64s),
+            (AUGMENT_COLUMN, ColumnKind::Ids),
         ],
     )?
     .into_iter();
-    let view_of = take_ids(accs.next().ok_or_else(internal)?);
-    let view = take_u32(accs.next().ok_or_else(internal)?);
-    let seed = take_u64s(accs.next().ok_or_else(internal)?);
-    let augment = take_ids(accs.next().ok_or_else(internal)?);
+    let view_of = take_ids(accs.next().ok_or_else(read_count_mismatch)?);
+    let view = take_u32(accs.next().ok_or_else(read_count_mismatch)?);
+    let seed = take_u64s(accs.next().ok_or_else(read_count_mismatch)?);
+    let augment = take_ids(accs.next().ok_or_else(read_count_mismatch)?);
 
     let spec = augment
         .first()

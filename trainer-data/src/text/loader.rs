@@ -1,6 +1,6 @@
 //! Padded token batches of one epoch, assembled on a background thread.
 //!
-//! Per shuffle window: rows sorted by their seeded order key ([`super::text::order_key`]),
+//! Per shuffle window: rows sorted by their seeded order key ([`crate::seeds::order_key`]),
 //! cut into batches of `batch_size`; with `bucket_by_length`, the window is first sorted by
 //! token count (ties in key order), cut into batches of similar length, and the batches are
 //! shuffled. Each batch is padded to its own longest row, never to a global maximum. The last
@@ -15,9 +15,9 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::loader::mix_seed;
-use super::text::{order_key, streams, TextRows, TextTrainData};
-use super::DataError;
+use super::rows::{TextRows, TextTrainData};
+use crate::seeds::{mix_seed, order_key, streams};
+use crate::DataError;
 
 /// Batches in flight between the loader thread and the trainer.
 const QUEUE_DEPTH: usize = 4;
@@ -202,8 +202,8 @@ impl Drop for TextLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::tokens::Ragged;
-    use crate::data::Matrix;
+    use crate::text::tokens::Ragged;
+    use crate::Matrix;
 
     fn rows(lens: &[usize]) -> TextRows {
         let mut tokens = Ragged::new();

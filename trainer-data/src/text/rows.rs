@@ -16,18 +16,18 @@
 //!   `W = ceil(rows / shuffle_window)` windows by a seeded hash of the id and streams the
 //!   source `W` times, each pass keeping the rows of one window (about `rows / W`, a hash
 //!   partition: within a few percent for large windows);
-//! - plus the loader's queue of prepared batches ([`super::text_loader`]).
+//! - plus the loader's queue of prepared batches ([`super::loader`]).
 //!
 //! Per row that is `4 × tokens` bytes of ids (twice with token types), `4 × width` per target
 //! column, and 8 bytes of hash.
 
 use std::path::Path;
 
-use super::columns::{append_float_rows, float_list_width};
-use super::loader::mix_seed;
-use super::source::ParquetSource;
 use super::tokens::{append_token_rows, check_token_type, Ragged, TokenRule};
-use super::{DataError, Matrix};
+use crate::columns::{append_float_rows, float_list_width};
+use crate::seeds::{id_hash, in_subset, is_held_out, order_key};
+use crate::source::ParquetSource;
+use crate::{DataError, Matrix};
 use distill_proto::arrow_codec::string_values;
 
 /// Default `data.shuffle_window`: rows held per shuffle window.
@@ -35,39 +35,6 @@ pub const DEFAULT_SHUFFLE_WINDOW: usize = 262_144;
 
 /// The id column every label-store row has.
 pub const ID_COLUMN: &str = "id";
-
-/// Stream ids for [`mix_seed`] specific to text rows (disjoint from `loader::streams`).
-pub mod streams {
-    /// The held-out split (seed-independent).
-    pub const HOLDOUT: u64 = 12;
-    /// Epoch order keys.
-    pub const ORDER: u64 = 13;
-    /// Shuffling the batches of a bucketed window.
-    pub const BUCKETS: u64 = 14;
-    /// The training subset (`data.train_fraction`, seed-independent).
-    pub const SUBSET: u64 = 15;
-}
-
-pub use distill_proto::views::id_hash;
-
-/// Whether the row with hash `h` belongs to the held-out `fraction` (the same rows for every
-/// seed, so runs with different seeds evaluate on the same text).
-pub fn is_held_out(h: u64, fraction: f64) -> bool {
-    let u = (mix_seed(h, streams::HOLDOUT, 0) >> 11) as f64 / (1u64 << 53) as f64;
-    u < fraction
-}
-
-/// Whether the row with hash `h` is in the training subset `fraction` (`data.train_fraction`;
-/// independent of the held-out split's draw and of the seed).
-pub fn in_subset(h: u64, fraction: f64) -> bool {
-    let u = (mix_seed(h, streams::SUBSET, 0) >> 11) as f64 / (1u64 << 53) as f64;
-    u < fraction
-}
-
-/// The sort key of the row with hash `h` in `epoch`: a seeded permutation of the ids.
-pub fn order_key(seed: u64, epoch: usize, h: u64) -> u64 {
-    mix_seed(mix_seed(seed, streams::ORDER, epoch as u64), h, 0)
-}
 
 /// Which columns a text run reads, and the limits their values must respect.
 #[derive(Debug, Clone)]
@@ -440,28 +407,4 @@ pub fn load_eval(spec: &str, columns: &TextColumns) -> Result<TextRows, DataErro
     let widths = check_columns(&source, columns)?;
     let (kept, _, _) = read_pass(&source, columns, &widths, |_| Route::Keep)?;
     Ok(kept.sorted_by_hash())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn holdout_is_close_to_its_fraction_and_seed_free() {
-        let n = 20_000;
-        let held = (0..n)
-            .filter(|i| is_held_out(id_hash(&format!("row-{i}")), 0.1))
-            .count();
-        assert!((1700..2300).contains(&held), "{held}");
-        assert!(!is_held_out(id_hash("x"), 0.0));
-        assert!(is_held_out(id_hash("x"), 1.0));
-    }
-
-    #[test]
-    fn order_keys_change_with_seed_and_epoch() {
-        let h = id_hash("a");
-        assert_ne!(order_key(0, 0, h), order_key(1, 0, h));
-        assert_ne!(order_key(0, 0, h), order_key(0, 1, h));
-        assert_eq!(order_key(3, 2, h), order_key(3, 2, id_hash("a")));
-    }
 }

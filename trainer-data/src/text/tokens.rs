@@ -11,7 +11,7 @@ use std::path::Path;
 use arrow::array::{Array, AsArray, GenericListArray, OffsetSizeTrait, PrimitiveArray};
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Int32Type, Int64Type};
 
-use super::DataError;
+use crate::DataError;
 
 fn bad(column: &str, path: &str, message: String) -> DataError {
     DataError::BadColumn {

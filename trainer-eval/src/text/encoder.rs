@@ -12,7 +12,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use super::metrics::Embeddings;
 use super::TextEvalError;
-use crate::export::{OnnxTextEncoder, TokenBatch};
+use crate::ort_text::{OnnxTextEncoder, TokenBatch};
 
 /// A tokenizer with truncation at `max_seq_len` (special tokens included) and no padding
 /// (padding and truncation settings stored in the file are replaced).

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::export::ExportError;
+use crate::RuntimeError;
 use encoder::{Embedder, EvalTokenizer, Pooling};
 use metrics::Embeddings;
 use probe::ProbeConfig;
@@ -77,7 +77,7 @@ pub enum TextEvalError {
     },
     /// Loading or running the model in ONNX Runtime failed.
     #[error(transparent)]
-    Export(#[from] ExportError),
+    Runtime(#[from] RuntimeError),
     /// Inconsistent inputs or options.
     #[error("{0}")]
     Input(String),
@@ -101,7 +101,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, TextEvalError> {
 }
 
 /// One benchmark of `--suite`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Suite {
     /// Lee-50 document similarity (Pearson).
@@ -457,40 +457,4 @@ pub fn render_table(r: &TextEvalReport) -> String {
     }
     let _ = writeln!(s, "({:.1} s)", r.seconds);
     s
-}
-
-/// `eval-text` from its flags: runs, prints the table, writes `--out`.
-pub fn run_cli(a: &crate::cli::EvalTextArgs) -> anyhow::Result<()> {
-    let threads = match a.threads {
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, usize::from),
-    };
-    let report = run(&TextEvalOptions {
-        model: a.model.clone(),
-        output: a.output.clone(),
-        tokenizer: a.tokenizer.clone(),
-        max_seq_len: a.max_seq_len,
-        normalize: !a.no_normalize,
-        suites: a.suite.clone(),
-        eval_dir: a.eval_dir.clone(),
-        bbc_train: a.bbc_train.clone(),
-        bbc_test: a.bbc_test.clone(),
-        teacher: a.teacher.clone(),
-        teacher_output: a.teacher_output.clone(),
-        threads,
-        batch: a.batch,
-        ort_lib: a.ort_lib.clone(),
-        probe: ProbeConfig {
-            epochs: a.probe_epochs,
-            l2: a.probe_l2,
-            ..ProbeConfig::default()
-        },
-    })?;
-    print!("{}", render_table(&report));
-    if let Some(p) = &a.out {
-        let json = serde_json::to_string_pretty(&report)?;
-        distill_proto::atomic::write_atomic(p, json.as_bytes())
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
-    }
-    Ok(())
 }

@@ -4,8 +4,8 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, Module, VarBuilder};
 
-use super::dropout::Dropout;
-use super::linear::linear;
+use crate::model::dropout::Dropout;
+use crate::model::linear::linear;
 
 /// A small CNN reading flat rows as `[C, H, W]` images. Weights: `conv{i}.weight [out, in, 3, 3]`,
 /// `conv{i}.bias [out]`, `fc.weight [hidden, flat]`, `fc.bias`, `out.weight [classes, hidden]`,

@@ -3,8 +3,8 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::dropout::Dropout;
-use super::linear::linear;
+use crate::model::dropout::Dropout;
+use crate::model::linear::linear;
 
 /// A multi-layer perceptron. Weights: `fc{i}.weight [out, in]`, `fc{i}.bias [out]`, `out.weight`,
 /// `out.bias` (PyTorch's `nn.Linear` layout, so ONNX `Gemm(transB=1)` takes them as they are).

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::ModelError;
+use crate::model::ModelError;
 
 /// The Hugging Face name of a BERT-family word-embedding table.
 pub const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";

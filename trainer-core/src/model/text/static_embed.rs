@@ -7,9 +7,9 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
 
-use super::linear::linear;
-use super::text::{masked_mean, TextOutput};
-use super::text_config::StaticConfig;
+use super::config::StaticConfig;
+use super::output::{masked_mean, TextOutput};
+use crate::model::linear::linear;
 
 /// A token-embedding table with masked mean pooling.
 #[derive(Debug)]

@@ -3,8 +3,8 @@
 //! and a GELU (erf) feed-forward, then masked mean pooling and an optional projector.
 //!
 //! The residual stream is kept as `[batch * seq, hidden]` rows, so every dense layer is one
-//! fused linear node ([`super::linear`]); only attention reshapes to `[batch, heads, seq, dh]`.
-//! LayerNorm, softmax and GELU are single nodes too ([`super::fused`]).
+//! fused linear node ([`crate::model::linear`]); only attention reshapes to `[batch, heads, seq, dh]`.
+//! LayerNorm, softmax and GELU are single nodes too ([`crate::model::fused`]).
 //!
 //! Weight names are Hugging Face's (`embeddings.word_embeddings.weight`,
 //! `encoder.layer.N.attention.self.query.weight`, ...), so BERT safetensors load as they are;
@@ -13,10 +13,10 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
 
-use super::fused;
-use super::linear::linear;
-use super::text::{masked_mean, TextOutput};
-use super::text_config::TransformerConfig;
+use super::config::TransformerConfig;
+use super::output::{masked_mean, TextOutput};
+use crate::model::fused;
+use crate::model::linear::linear;
 
 /// Added to the attention scores of padded keys: `exp` of it underflows to exactly 0 in f32.
 pub const MASK_VALUE: f32 = -10000.0;

@@ -8,9 +8,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
+use super::config::{StaticConfig, StaticInit, TransformerConfig, TransformerInit};
 use super::pca::pca_reduce;
-use super::text_config::{StaticConfig, StaticInit, TransformerConfig, TransformerInit};
-use super::ModelError;
+use crate::model::ModelError;
 
 /// All tensors of a safetensors file, on the CPU.
 pub fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
