@@ -98,66 +98,14 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<EvalMetrics> {
         None,
         None,
     )?;
-    let rows = data.rows();
-    let dim = data.input.cols;
-    let mut rows_per_s = None;
-    let (logits, classes) = if is_onnx(&a.model) {
-        let mut clf = trainer_eval::OnnxClassifier::load(&a.model, a.ort_lib.as_deref())?;
-        if let Some(d) = clf.input_dim() {
-            anyhow::ensure!(
-                d == dim,
-                "model {} takes {d} inputs, column {input:?} of {} has width {dim}",
-                a.model.display(),
-                a.data
-            );
-        }
-        // The first pass scores and warms the session up; timed passes follow.
-        let logits = onnx_logits(&mut clf, &data.input.data, rows, dim, a.batch_rows)?;
-        let mut secs = Vec::with_capacity(a.timing_rounds);
-        for _ in 0..a.timing_rounds {
-            let t = std::time::Instant::now();
-            onnx_logits(&mut clf, &data.input.data, rows, dim, a.batch_rows)?;
-            secs.push(t.elapsed().as_secs_f64());
-        }
-        secs.sort_by(f64::total_cmp);
-        rows_per_s = secs.get(secs.len() / 2).map(|s| rows as f64 / s.max(1e-9));
-        anyhow::ensure!(
-            rows > 0 && logits.len() % rows == 0,
-            "model {} returned {} logits for {rows} rows",
-            a.model.display(),
-            logits.len()
-        );
-        let classes = logits.len() / rows;
-        (logits, classes)
+    let (logits, classes, rows_per_s) = if is_onnx(&a.model) {
+        onnx_scores(a, &data, &input)?
     } else {
         let cfg = cfg.ok_or_else(|| {
             anyhow::anyhow!("a safetensors model needs --config (the run config naming the student architecture)")
         })?;
-        let tensors = candle_core::safetensors::load(&a.model, &Device::Cpu)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", a.model.display()))?;
-        let classes = match cfg.data.num_classes {
-            Some(c) => c,
-            None => tensors
-                .get("out.weight")
-                .and_then(|t| t.dims().first().copied())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{} has no out.weight; set data.num_classes",
-                        a.model.display()
-                    )
-                })?,
-        };
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let student = Student::new(&cfg.student, dim, classes, vb).map_err(|e| {
-            anyhow::anyhow!(
-                "{} does not fit the config's student: {e}",
-                a.model.display()
-            )
-        })?;
-        (
-            evaluate::student_logits(&student, &data.input.data, dim, a.batch_rows)?,
-            classes,
-        )
+        let (logits, classes) = safetensors_logits(a, &cfg, &data)?;
+        (logits, classes, None)
     };
     if let Some((col, trainer_data::Target::Dense(m))) = &data.teacher {
         anyhow::ensure!(
@@ -178,6 +126,79 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<EvalMetrics> {
     );
     m.infer_rows_per_s = rows_per_s;
     Ok(m)
+}
+
+/// The ONNX model's logits and class count on `data`, and its median rows/s over
+/// `--timing-rounds` extra passes (when asked).
+fn onnx_scores(
+    a: &EvalArgs,
+    data: &EvalData,
+    input: &str,
+) -> anyhow::Result<(Vec<f32>, usize, Option<f64>)> {
+    let rows = data.rows();
+    let dim = data.input.cols;
+    let mut clf = trainer_eval::OnnxClassifier::load(&a.model, a.ort_lib.as_deref())?;
+    if let Some(d) = clf.input_dim() {
+        anyhow::ensure!(
+            d == dim,
+            "model {} takes {d} inputs, column {input:?} of {} has width {dim}",
+            a.model.display(),
+            a.data
+        );
+    }
+    // The first pass scores and warms the session up; timed passes follow.
+    let logits = onnx_logits(&mut clf, &data.input.data, rows, dim, a.batch_rows)?;
+    let mut secs = Vec::with_capacity(a.timing_rounds);
+    for _ in 0..a.timing_rounds {
+        let t = std::time::Instant::now();
+        onnx_logits(&mut clf, &data.input.data, rows, dim, a.batch_rows)?;
+        secs.push(t.elapsed().as_secs_f64());
+    }
+    secs.sort_by(f64::total_cmp);
+    let rows_per_s = secs.get(secs.len() / 2).map(|s| rows as f64 / s.max(1e-9));
+    anyhow::ensure!(
+        rows > 0 && logits.len() % rows == 0,
+        "model {} returned {} logits for {rows} rows",
+        a.model.display(),
+        logits.len()
+    );
+    let classes = logits.len() / rows;
+    Ok((logits, classes, rows_per_s))
+}
+
+/// A safetensors student, rebuilt from the run config's architecture, and its logits and
+/// class count on `data`.
+fn safetensors_logits(
+    a: &EvalArgs,
+    cfg: &RunConfig,
+    data: &EvalData,
+) -> anyhow::Result<(Vec<f32>, usize)> {
+    let dim = data.input.cols;
+    let tensors = candle_core::safetensors::load(&a.model, &Device::Cpu)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", a.model.display()))?;
+    let classes = match cfg.data.num_classes {
+        Some(c) => c,
+        None => tensors
+            .get("out.weight")
+            .and_then(|t| t.dims().first().copied())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} has no out.weight; set data.num_classes",
+                    a.model.display()
+                )
+            })?,
+    };
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let student = Student::new(&cfg.student, dim, classes, vb).map_err(|e| {
+        anyhow::anyhow!(
+            "{} does not fit the config's student: {e}",
+            a.model.display()
+        )
+    })?;
+    Ok((
+        evaluate::student_logits(&student, &data.input.data, dim, a.batch_rows)?,
+        classes,
+    ))
 }
 
 /// Logits of `rows` rows of width `dim` through an ONNX model, `batch_rows` at a time.

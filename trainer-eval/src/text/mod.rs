@@ -317,34 +317,11 @@ pub fn run(o: &TextEvalOptions) -> Result<TextEvalReport, TextEvalError> {
     }
     report.pooling = model.pooling();
     if let Some(teacher_path) = &o.teacher {
-        let mut teacher = Embedder::load(
-            teacher_path,
-            o.teacher_output.as_deref(),
-            o.normalize,
-            tok.pad_id(),
-            o.threads,
-            ort_lib,
-        )?;
-        let mut sets = Vec::new();
-        if let (Some(t), Some(se)) = (&inputs.bbc_test, &test_emb) {
-            sets.push(fidelity::compare(
-                "bbc_test",
-                se,
-                &embed(&mut teacher, &t.texts)?,
-            )?);
-        }
-        if let (Some(l), Some(se)) = (&inputs.lee, &lee_emb) {
-            sets.push(fidelity::compare(
-                "lee",
-                se,
-                &embed(&mut teacher, &l.docs)?,
-            )?);
-        }
-        report.fidelity = Some(fidelity::combine(
-            &teacher_path.display().to_string(),
-            teacher.output(),
-            sets,
-        ));
+        let student = StudentEmbeddings {
+            lee: lee_emb.as_ref(),
+            bbc_test: test_emb.as_ref(),
+        };
+        report.fidelity = Some(fidelity_suite(&o, teacher_path, &tok, &inputs, &student)?);
     }
     if o.suites.contains(&Suite::Speed) {
         if let Some(t) = &inputs.bbc_test {
@@ -358,6 +335,44 @@ pub fn run(o: &TextEvalOptions) -> Result<TextEvalReport, TextEvalError> {
     }
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The student's embeddings of the texts the fidelity suite compares on.
+struct StudentEmbeddings<'a> {
+    lee: Option<&'a Embeddings>,
+    bbc_test: Option<&'a Embeddings>,
+}
+
+/// The fidelity suite: the teacher embeds the same texts, and each set's mean cosine to the
+/// student's embeddings is reported.
+fn fidelity_suite(
+    o: &TextEvalOptions,
+    teacher_path: &Path,
+    tok: &EvalTokenizer,
+    inputs: &Inputs,
+    student: &StudentEmbeddings,
+) -> Result<fidelity::FidelityScore, TextEvalError> {
+    let mut teacher = Embedder::load(
+        teacher_path,
+        o.teacher_output.as_deref(),
+        o.normalize,
+        tok.pad_id(),
+        o.threads,
+        o.ort_lib.as_deref(),
+    )?;
+    let mut embed = |texts: &[String]| teacher.embed(&tok.encode(texts)?, o.batch);
+    let mut sets = Vec::new();
+    if let (Some(t), Some(se)) = (&inputs.bbc_test, student.bbc_test) {
+        sets.push(fidelity::compare("bbc_test", se, &embed(&t.texts)?)?);
+    }
+    if let (Some(l), Some(se)) = (&inputs.lee, student.lee) {
+        sets.push(fidelity::compare("lee", se, &embed(&l.docs)?)?);
+    }
+    Ok(fidelity::combine(
+        &teacher_path.display().to_string(),
+        teacher.output(),
+        sets,
+    ))
 }
 
 /// The report as a readable table.
