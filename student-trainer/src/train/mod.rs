@@ -30,14 +30,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::{EarlyStopping, LossTerm, RunConfig, StopMetric};
-use crate::data::EvalData;
 use crate::metrics::{self, EpochMetrics, EvalMetrics, Summary};
-use crate::model::Student;
-use crate::optim::Optimizer;
 use checkpoint::CheckpointState;
 use early_stop::{EarlyStopper, Verdict};
 pub use error::{BoxError, TermError, TrainError};
 use setup::Setup;
+use trainer_core::model::Student;
+use trainer_core::optim::Optimizer;
+use trainer_data::EvalData;
 
 /// How to run `train`.
 #[derive(Debug, Clone, Default)]

@@ -25,19 +25,17 @@ use candle_core::{Device, Tensor, Var};
 
 use super::checkpoint::{self, CheckpointState};
 use super::epoch::{batch_tensors, progress, EpochTotals};
-use super::outputs::{self, is_student_var};
+use super::outputs;
 use super::setup::Setup;
 use super::{epoch_line, evaluate, init, kd_temperature, RunOutcome, TrainError, TrainOptions};
 use crate::config::{OnlineConfig, RunConfig, TrainConfig};
-use crate::data::loader::{mix_seed, streams};
-use crate::data::Loader;
-use crate::loss;
 use crate::metrics::{self, steps::StepLog, EpochMetrics, NetworkSummary, STUDENT_NETWORK};
-use crate::model::Student;
-use crate::optim::{lr_at, Optimizer};
-
-/// Variable-name prefix of the networks beside the `[student]` (`online.peer1.fc0.weight`).
-pub const VAR_PREFIX: &str = "online.";
+use trainer_core::loss;
+use trainer_core::model::vars::{is_student_var, VAR_PREFIX};
+use trainer_core::model::Student;
+use trainer_core::optim::{lr_at, Optimizer};
+use trainer_data::seeds::{mix_seed, streams};
+use trainer_data::Loader;
 
 /// A network of an online run other than the `[student]`.
 pub struct OtherNetwork {
@@ -490,7 +488,12 @@ fn export_others(
         let mut files = vec![st];
         if opts.export_onnx {
             let file = format!("{}.onnx", o.name);
-            crate::export::export_onnx(&o.student, &cfg.data.input, "logits", &out.join(&file))?;
+            trainer_core::export::export_onnx(
+                &o.student,
+                &cfg.data.input,
+                "logits",
+                &out.join(&file),
+            )?;
             files.push(file);
         }
         let eval = setup

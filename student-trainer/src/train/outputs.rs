@@ -8,9 +8,10 @@ use super::checkpoint::{self, BestState, CheckpointState};
 use super::setup::Setup;
 use super::{evaluate_opt, run_folder, TrainError, TrainOptions};
 use crate::config::RunConfig;
-use crate::metrics::teacher::{teacher_eval, Baseline, TeacherCheck};
 use crate::metrics::{self, EpochMetrics, EvalMetrics, NetworkSummary, Summary};
 use std::collections::BTreeMap;
+pub use trainer_core::model::vars::is_student_var;
+use trainer_eval::teacher::{teacher_eval, Baseline, TeacherCheck};
 
 /// Per-step training losses of a run (`metrics::steps`).
 pub const STEPS_FILE: &str = "steps.jsonl";
@@ -19,16 +20,10 @@ pub fn best_path(out: &Path) -> PathBuf {
     checkpoint::dir(out).join("best.safetensors")
 }
 
-/// Whether variable `name` belongs in `student.safetensors`: not a projector (`__proj…`), an
-/// exit head (`__exit…`) or another network of an online run (`online.NAME.…`).
-pub fn is_student_var(name: &str) -> bool {
-    !name.starts_with("__") && !name.starts_with(super::online::VAR_PREFIX)
-}
-
 /// Whether `name` is an exit head's exported weight (`__exit{L}.fc.*`, `__exit{L}.out.*`;
 /// the training-only hint projection excluded).
 pub fn is_exit_var(name: &str) -> bool {
-    name.starts_with(crate::model::exits::EXIT_PREFIX) && !name.contains(".hint.")
+    name.starts_with(trainer_core::model::exits::EXIT_PREFIX) && !name.contains(".hint.")
 }
 
 /// Where the loop ended.
@@ -80,7 +75,7 @@ pub fn write(
     files.push("student.safetensors".into());
     if opts.export_onnx {
         let path = out.join("student.onnx");
-        crate::export::export_onnx(&setup.student, &cfg.data.input, "logits", &path)?;
+        trainer_core::export::export_onnx(&setup.student, &cfg.data.input, "logits", &path)?;
         files.push("student.onnx".into());
     }
     if let Some(sd) = &setup.self_distill {

@@ -1,7 +1,7 @@
 //! Training a text student (`static`, `transformer`) from a token column against the
 //! teacher's stored embeddings: the same optimizer, schedule, checkpoints, resume and run
 //! folder as the classification loop ([`super::run`]), with token batches from
-//! [`crate::data::text_loader`] and eval = the loss terms on held-out rows plus teacher
+//! [`trainer_data::text::loader`] and eval = the loss terms on held-out rows plus teacher
 //! fidelity (mean cosine of student and teacher embeddings).
 //!
 //! The student as initialised is evaluated before any step (`summary.json`
@@ -27,13 +27,15 @@ use super::text_exits::TextSelfDistill;
 use super::text_objective::TextObjective;
 use super::{init, outputs, run_folder, RunOutcome, TrainError, TrainOptions};
 use crate::config::{LossTerm, RunConfig};
-use crate::data::text::{self, TextColumns, TextRows, TextTrainData, DEFAULT_SHUFFLE_WINDOW};
-use crate::data::text_loader::{make_text_batch, EpochPlan, TextBatch, TextLoader};
-use crate::data::tokens::TokenRule;
 use crate::metrics::{self, EpochMetrics, NetworkSummary, Summary, TextEvalMetrics, TextSummary};
-use crate::model::text::TextNetwork;
-use crate::model::TextStudent;
-use crate::optim::Optimizer;
+use trainer_core::model::text::TextNetwork;
+use trainer_core::model::TextStudent;
+use trainer_core::optim::Optimizer;
+use trainer_data::text::loader::{make_text_batch, EpochPlan, TextBatch, TextLoader};
+use trainer_data::text::rows::{
+    self as text, TextColumns, TextRows, TextTrainData, DEFAULT_SHUFFLE_WINDOW,
+};
+use trainer_data::text::tokens::TokenRule;
 
 /// A text run's data, student and objective.
 pub struct TextSetup {
@@ -601,7 +603,7 @@ pub fn run(
     files.push("student.safetensors".into());
     if opts.export_onnx {
         let path = out.join("student.onnx");
-        crate::export::export_text_onnx(&setup.student, setup.token_types(), &path)?;
+        trainer_core::export::export_text_onnx(&setup.student, setup.token_types(), &path)?;
         files.push("student.onnx".into());
     }
     let mut networks = BTreeMap::new();
@@ -618,7 +620,7 @@ pub fn run(
             let mut exit_files = Vec::new();
             if opts.export_onnx {
                 let file = format!("{name}.onnx");
-                crate::export::export_text_exit_onnx(
+                trainer_core::export::export_text_exit_onnx(
                     &setup.student,
                     h,
                     setup.token_types(),
