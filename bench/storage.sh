@@ -5,8 +5,10 @@
 #   teachers  cnn (PyTorch-style MNIST CNN), free (one Gemm 784->10), mlp (784-1200-1200-10)
 #   storage   inputs (the default: inputs stored), noinputs (--no-store-inputs), nodataset
 #   formats   arrow, json
-# The same load client (distill-label bench-load) and the same pre-encoded bodies for every
-# server; every server of a teacher is up side by side, idle while another is measured. Server
+# The same load client and the same pre-encoded bodies for every server: by default the Python
+# client bench/load_client.py (stdlib threads + http.client, the comparison a reviewer makes
+# with one client for both servers), or with --client rust the lighter `distill-label
+# bench-load`. Every server of a teacher is up side by side, idle while another is measured. Server
 # CPU comes from /proc/PID/stat (utime+stime) around each run; fsyncs from the server's
 # distill_wal_fsync_rounds_total when it has one (builds before issue 15 fsync once per
 # request). The 1-minute load average is
@@ -15,7 +17,7 @@
 # Usage: bench/storage.sh --build NAME=BIN_DIR [--build NAME=BIN_DIR ...] [--teachers cnn,free]
 #                         [--rounds 3] [--rows 25600] [--batch-rows 256] [--concurrency 4]
 #                         [--formats arrow,json] [--modes inputs,noinputs,nodataset]
-#                         [--no-fastapi] [--out target/bench-storage]
+#                         [--no-fastapi] [--client python|rust] [--out target/bench-storage]
 # BIN_DIR holds teacher-server, distill-label and ort-bench (the first build's client and
 # ort-bench are used for every build). Summarise with bench/summarize_storage.py OUT.
 set -euo pipefail
@@ -30,6 +32,7 @@ CONC=4
 FORMATS=arrow,json
 MODES=inputs,noinputs,nodataset
 FASTAPI=1
+CLIENT=python
 OUT=target/bench-storage
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,11 +45,13 @@ while [ $# -gt 0 ]; do
     --formats) FORMATS=$2; shift 2 ;;
     --modes) MODES=$2; shift 2 ;;
     --no-fastapi) FASTAPI=0; shift ;;
+    --client) CLIENT=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     *) echo "unknown argument: $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
 [ ${#BUILDS[@]} -gt 0 ] || { echo "give at least one --build NAME=BIN_DIR" >&2; exit 2; }
+case $CLIENT in python|rust) ;; *) echo "--client is python or rust, not $CLIENT" >&2; exit 2 ;; esac
 
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1}
 PY=$ROOT/.venv/bin/python
@@ -113,7 +118,9 @@ for teacher in ${TEACHERS//,/ }; do
 
   load() { # URL FORMAT [DATASET]
     local ds=(); [ -n "${3:-}" ] && ds=(--dataset "$3")
-    "$FIRST_BIN/distill-label" bench-load --server "$1" --data "$DATA" --input pixels=pixels \
+    local cmd=("$FIRST_BIN/distill-label" bench-load)
+    [ "$CLIENT" = python ] && cmd=("$PY" bench/load_client.py)
+    "${cmd[@]}" --server "$1" --data "$DATA" --input pixels=pixels \
       --columns label --rows "$ROWS" --batch-rows "$BATCH" --concurrency "$CONC" --format "$2" "${ds[@]}"
   }
   echo "[bench] $teacher: warm-up"
@@ -153,6 +160,6 @@ for teacher in ${TEACHERS//,/ }; do
 done
 {
   echo "machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
-  echo "rows/run $ROWS, batch $BATCH, concurrency $CONC, rounds $ROUNDS, builds: ${BUILDS[*]}"
+  echo "rows/run $ROWS, batch $BATCH, concurrency $CONC, rounds $ROUNDS, client $CLIENT, builds: ${BUILDS[*]}"
 } > "$OUT/machine.txt"
 "$PY" bench/summarize_storage.py "$OUT" | tee "$OUT/summary.md"
