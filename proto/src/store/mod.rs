@@ -21,7 +21,8 @@
 //! Every shard also carries the key-value metadata `distill.manifest`: the JSON of a
 //! [`ShardMetadata`] (schema version, dataset, teacher fingerprint, columns), so one file
 //! alone is self-describing. Shards are zstd-compressed, with row groups of
-//! [`StoreOptions::row_group_rows`] rows and byte-stream-split encoding for float columns.
+//! [`StoreOptions::row_group_rows`] rows, byte-stream-split encoding for float outputs and
+//! dictionary encoding (Parquet's, falling back to plain pages by itself) for float inputs.
 //!
 //! # Columns, in order
 //!
