@@ -9,7 +9,8 @@
 # client bench/load_client.py (stdlib threads + http.client, the comparison a reviewer makes
 # with one client for both servers), or with --client rust the lighter `distill-label
 # bench-load`. Every server of a teacher is up side by side, idle while another is measured. Server
-# CPU comes from /proc/PID/stat (utime+stime) around each run; fsyncs from the server's
+# CPU comes from /proc/PID/stat (utime+stime) around each run, the second reading taken once
+# the server has gone quiet (so background Parquet encoding is counted); fsyncs from the server's
 # distill_wal_fsync_rounds_total when it has one (builds before issue 15 fsync once per
 # request). The 1-minute load average is
 # recorded with every run: the machine may be shared.
@@ -77,6 +78,18 @@ wait_health() { # URL LOG PID
   echo "[bench] server at $1 did not come up; its log:" >&2; cat "$2" >&2; exit 1
 }
 cpu_s() { awk -v t="$TICKS" '{printf "%.3f", ($14+$15)/t}' "/proc/$1/stat"; }
+# The server's CPU once it has gone quiet: Parquet encoding runs behind the acknowledgements
+# (teacher-server's background encoder), so its share of a run is counted only when the
+# reading waits until the CPU clock stops moving (at most ~10 s).
+cpu_settled() {
+  local a b; a=$(cpu_s "$1")
+  for _ in $(seq 1 40); do
+    sleep 0.25; b=$(cpu_s "$1")
+    [ "$a" = "$b" ] && break
+    a=$b
+  done
+  echo "$a"
+}
 fsyncs() { # a server without the counter (FastAPI, builds before issue 15) gives null
   local t; t=$(curl -sf "$1/metrics" 2>/dev/null) || { echo null; return 0; }
   awk '/^distill_wal_fsync_rounds_total /{print $2; f=1} END{if(!f) print "null"}' <<< "$t"
@@ -144,7 +157,7 @@ for teacher in ${TEACHERS//,/ }; do
           p=${PID[$sys]}; u=${URL[$sys]}
           c0=$(cpu_s "$p"); s0=$(fsyncs "$u"); l=$(cut -d' ' -f1 /proc/loadavg)
           res=$(load "$u" "$f" "$ds")
-          c1=$(cpu_s "$p"); s1=$(fsyncs "$u")
+          c1=$(cpu_settled "$p"); s1=$(fsyncs "$u")
           fs=null; [ "$s0" != null ] && fs=$(awk -v a="$s0" -v b="$s1" 'BEGIN{print b-a}')
           line="{\"teacher\":\"$teacher\",\"system\":\"${sys%-*}\",\"mode\":\"$mode\",\"format\":\"$f\",\"round\":$r,\"load1\":$l,\"server_cpu_s\":$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}'),\"fsyncs\":$fs,\"result\":$res}"
           echo "$line" >> "$RESULTS"
