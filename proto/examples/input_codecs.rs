@@ -97,7 +97,12 @@ fn batches(pixels: &[u8], rows: usize, batch_rows: usize) -> Vec<RecordBatch> {
     out
 }
 
-fn properties(schema: &Schema, input: Compression, input_stats: bool, dict: bool) -> WriterProperties {
+fn properties(
+    schema: &Schema,
+    input: Compression,
+    input_stats: bool,
+    dict: bool,
+) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(8192));
@@ -149,17 +154,62 @@ fn main() {
     let zstd = |l| Compression::ZSTD(ZstdLevel::try_new(l).expect("zstd level"));
     let mut variants: Vec<(String, Compression, bool, bool)> = vec![
         ("plain, zstd(1) (before)".into(), zstd(1), true, false),
-        ("plain, zstd(1), no statistics".into(), zstd(1), false, false),
-        ("plain, zstd(3), no statistics".into(), zstd(3), false, false),
-        ("plain, zstd(-3), no statistics".into(), zstd(-3), false, false),
-        ("plain, snappy, no statistics".into(), Compression::SNAPPY, false, false),
-        ("plain, none, no statistics".into(), Compression::UNCOMPRESSED, false, false),
-        ("dictionary, zstd(1), no statistics".into(), zstd(1), false, true),
-        ("dictionary, snappy, no statistics".into(), Compression::SNAPPY, false, true),
-        ("dictionary, none, no statistics".into(), Compression::UNCOMPRESSED, false, true),
+        (
+            "plain, zstd(1), no statistics".into(),
+            zstd(1),
+            false,
+            false,
+        ),
+        (
+            "plain, zstd(3), no statistics".into(),
+            zstd(3),
+            false,
+            false,
+        ),
+        (
+            "plain, zstd(-3), no statistics".into(),
+            zstd(-3),
+            false,
+            false,
+        ),
+        (
+            "plain, snappy, no statistics".into(),
+            Compression::SNAPPY,
+            false,
+            false,
+        ),
+        (
+            "plain, none, no statistics".into(),
+            Compression::UNCOMPRESSED,
+            false,
+            false,
+        ),
+        (
+            "dictionary, zstd(1), no statistics".into(),
+            zstd(1),
+            false,
+            true,
+        ),
+        (
+            "dictionary, snappy, no statistics".into(),
+            Compression::SNAPPY,
+            false,
+            true,
+        ),
+        (
+            "dictionary, none, no statistics".into(),
+            Compression::UNCOMPRESSED,
+            false,
+            true,
+        ),
     ];
     if std::env::var_os("INPUT_CODECS_LZ4").is_some() {
-        variants.push(("plain, lz4_raw, no statistics".into(), Compression::LZ4_RAW, false, false));
+        variants.push((
+            "plain, lz4_raw, no statistics".into(),
+            Compression::LZ4_RAW,
+            false,
+            false,
+        ));
     }
     println!("rows {rows}, batches of 256, row groups of 8192, best of {repeat}");
     println!("| pixels codec | encode CPU µs/row (whole shard) | file bytes/row |");
