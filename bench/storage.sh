@@ -5,9 +5,12 @@
 #   teachers  cnn (PyTorch-style MNIST CNN), free (one Gemm 784->10), mlp (784-1200-1200-10)
 #   storage   inputs (the default: inputs stored), noinputs (--no-store-inputs), nodataset
 #   formats   arrow, json
-# The same load client (distill-label bench-load) and the same pre-encoded bodies for every
-# server; every server of a teacher is up side by side, idle while another is measured. Server
-# CPU comes from /proc/PID/stat (utime+stime) around each run; fsyncs from the server's
+# The same load client and the same pre-encoded bodies for every server: by default the Python
+# client bench/load_client.py (stdlib threads + http.client, the comparison a reviewer makes
+# with one client for both servers), or with --client rust the lighter `distill-label
+# bench-load`. Every server of a teacher is up side by side, idle while another is measured. Server
+# CPU comes from /proc/PID/stat (utime+stime) around each run, the second reading taken once
+# the server has gone quiet (so background Parquet encoding is counted); fsyncs from the server's
 # distill_wal_fsync_rounds_total when it has one (builds before issue 15 fsync once per
 # request). The 1-minute load average is
 # recorded with every run: the machine may be shared.
@@ -15,7 +18,7 @@
 # Usage: bench/storage.sh --build NAME=BIN_DIR [--build NAME=BIN_DIR ...] [--teachers cnn,free]
 #                         [--rounds 3] [--rows 25600] [--batch-rows 256] [--concurrency 4]
 #                         [--formats arrow,json] [--modes inputs,noinputs,nodataset]
-#                         [--no-fastapi] [--out target/bench-storage]
+#                         [--no-fastapi] [--client python|rust] [--out target/bench-storage]
 # BIN_DIR holds teacher-server, distill-label and ort-bench (the first build's client and
 # ort-bench are used for every build). Summarise with bench/summarize_storage.py OUT.
 set -euo pipefail
@@ -30,6 +33,7 @@ CONC=4
 FORMATS=arrow,json
 MODES=inputs,noinputs,nodataset
 FASTAPI=1
+CLIENT=python
 OUT=target/bench-storage
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,11 +46,13 @@ while [ $# -gt 0 ]; do
     --formats) FORMATS=$2; shift 2 ;;
     --modes) MODES=$2; shift 2 ;;
     --no-fastapi) FASTAPI=0; shift ;;
+    --client) CLIENT=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     *) echo "unknown argument: $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
 [ ${#BUILDS[@]} -gt 0 ] || { echo "give at least one --build NAME=BIN_DIR" >&2; exit 2; }
+case $CLIENT in python|rust) ;; *) echo "--client is python or rust, not $CLIENT" >&2; exit 2 ;; esac
 
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1}
 PY=$ROOT/.venv/bin/python
@@ -72,6 +78,18 @@ wait_health() { # URL LOG PID
   echo "[bench] server at $1 did not come up; its log:" >&2; cat "$2" >&2; exit 1
 }
 cpu_s() { awk -v t="$TICKS" '{printf "%.3f", ($14+$15)/t}' "/proc/$1/stat"; }
+# The server's CPU once it has gone quiet: Parquet encoding runs behind the acknowledgements
+# (teacher-server's background encoder), so its share of a run is counted only when the
+# reading waits until the CPU clock stops moving (at most ~10 s).
+cpu_settled() {
+  local a b; a=$(cpu_s "$1")
+  for _ in $(seq 1 40); do
+    sleep 0.25; b=$(cpu_s "$1")
+    [ "$a" = "$b" ] && break
+    a=$b
+  done
+  echo "$a"
+}
 fsyncs() { # a server without the counter (FastAPI, builds before issue 15) gives null
   local t; t=$(curl -sf "$1/metrics" 2>/dev/null) || { echo null; return 0; }
   awk '/^distill_wal_fsync_rounds_total /{print $2; f=1} END{if(!f) print "null"}' <<< "$t"
@@ -113,7 +131,9 @@ for teacher in ${TEACHERS//,/ }; do
 
   load() { # URL FORMAT [DATASET]
     local ds=(); [ -n "${3:-}" ] && ds=(--dataset "$3")
-    "$FIRST_BIN/distill-label" bench-load --server "$1" --data "$DATA" --input pixels=pixels \
+    local cmd=("$FIRST_BIN/distill-label" bench-load)
+    [ "$CLIENT" = python ] && cmd=("$PY" bench/load_client.py)
+    "${cmd[@]}" --server "$1" --data "$DATA" --input pixels=pixels \
       --columns label --rows "$ROWS" --batch-rows "$BATCH" --concurrency "$CONC" --format "$2" "${ds[@]}"
   }
   echo "[bench] $teacher: warm-up"
@@ -137,7 +157,7 @@ for teacher in ${TEACHERS//,/ }; do
           p=${PID[$sys]}; u=${URL[$sys]}
           c0=$(cpu_s "$p"); s0=$(fsyncs "$u"); l=$(cut -d' ' -f1 /proc/loadavg)
           res=$(load "$u" "$f" "$ds")
-          c1=$(cpu_s "$p"); s1=$(fsyncs "$u")
+          c1=$(cpu_settled "$p"); s1=$(fsyncs "$u")
           fs=null; [ "$s0" != null ] && fs=$(awk -v a="$s0" -v b="$s1" 'BEGIN{print b-a}')
           line="{\"teacher\":\"$teacher\",\"system\":\"${sys%-*}\",\"mode\":\"$mode\",\"format\":\"$f\",\"round\":$r,\"load1\":$l,\"server_cpu_s\":$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}'),\"fsyncs\":$fs,\"result\":$res}"
           echo "$line" >> "$RESULTS"
@@ -153,6 +173,6 @@ for teacher in ${TEACHERS//,/ }; do
 done
 {
   echo "machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
-  echo "rows/run $ROWS, batch $BATCH, concurrency $CONC, rounds $ROUNDS, builds: ${BUILDS[*]}"
+  echo "rows/run $ROWS, batch $BATCH, concurrency $CONC, rounds $ROUNDS, client $CLIENT, builds: ${BUILDS[*]}"
 } > "$OUT/machine.txt"
 "$PY" bench/summarize_storage.py "$OUT" | tee "$OUT/summary.md"

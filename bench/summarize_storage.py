@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarises a bench/storage.sh run: per teacher, body format and storage mode, the median and
-range of rows/s, the server's CPU microseconds per row and fsyncs/s of every system, with the
+range of rows/s, of rows per server CPU-second, the server's CPU microseconds per row and
+fsyncs/s of every system, with the
 load average seen; then ratios computed round by round (interleaved runs) and their medians.
 Prints Markdown.
 
@@ -31,8 +32,8 @@ def main(out: str) -> None:
     for t in teachers:
         raw = [r["result"]["rows_per_sec"] for r in by[(t, "-", "-", "raw")]]
         print(f"### teacher `{t}`: raw ONNX Runtime {med_range(raw)} rows/s\n")
-        print("| format | storage | system | rows/s median (range) | server CPU µs/row median (range) | fsyncs/s | load1 |")
-        print("|---|---|---|---:|---:|---:|---:|")
+        print("| format | storage | system | rows/s median (range) | rows per server CPU-s median (range) | server CPU µs/row median (range) | fsyncs/s | load1 |")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
         for f in ["arrow", "json"]:
             for m in ["inputs", "noinputs", "nodataset"]:
                 for s in systems:
@@ -41,12 +42,13 @@ def main(out: str) -> None:
                         continue
                     rps = [r["result"]["rows_per_sec"] for r in rs]
                     cpu = [r["server_cpu_s"] / r["result"]["rows"] * 1e6 for r in rs]
+                    per_cpu = [r["result"]["rows"] / r["server_cpu_s"] for r in rs if r["server_cpu_s"] > 0]
                     fs = [r["fsyncs"] / r["result"]["seconds"] for r in rs if r.get("fsyncs") is not None]
                     fs = f"{statistics.median(fs):,.0f}" if fs else "n/a"
                     loads = [r["load1"] for r in rs]
                     bad = [r["result"]["stored"] for r in rs if m != "nodataset" and r["result"]["stored"] != r["result"]["rows"]]
                     warn = " (stored fewer rows than sent!)" if bad else ""
-                    print(f"| {f} | {m} | {s}{warn} | {med_range(rps)} | {statistics.median(cpu):.1f} ({min(cpu):.1f} – {max(cpu):.1f}) | {fs} | {min(loads):.1f}–{max(loads):.1f} |")
+                    print(f"| {f} | {m} | {s}{warn} | {med_range(rps)} | {med_range(per_cpu)} | {statistics.median(cpu):.1f} ({min(cpu):.1f} – {max(cpu):.1f}) | {fs} | {min(loads):.1f}–{max(loads):.1f} |")
         print()
         # Ratios per round (the runs of one round are interleaved), then the median of those.
         pairs = []

@@ -248,9 +248,42 @@ pub fn tensor_to_column(
     stored: DType,
     dynamic: &[bool],
 ) -> Result<ArrayRef, ColumnError> {
+    check_column_shape(column, t.shape(), t.data().len(), dynamic)?;
+    let arr = convert_elements(t.data(), stored).map_err(|p| ColumnError::new(column, p))?;
+    nest_rows(column, arr, t.shape(), dynamic)
+}
+
+/// [`tensor_to_column`] taking the tensor by value: when `stored` is the tensor's own element
+/// type its buffer becomes the column's without a copy.
+pub fn tensor_into_column(
+    column: &str,
+    t: Tensor,
+    stored: DType,
+    dynamic: &[bool],
+) -> Result<ArrayRef, ColumnError> {
+    check_column_shape(column, t.shape(), t.data().len(), dynamic)?;
+    let (shape, data) = t.into_parts();
+    let arr: ArrayRef = match (data, stored) {
+        (TensorData::F32(v), DType::F32) => Arc::new(Float32Array::from(v)),
+        (TensorData::F16(v), DType::F16) => Arc::new(Float16Array::from(v)),
+        (TensorData::F64(v), DType::F64) => Arc::new(Float64Array::from(v)),
+        (TensorData::I64(v), DType::I64) => Arc::new(Int64Array::from(v)),
+        (TensorData::I32(v), DType::I32) => Arc::new(Int32Array::from(v)),
+        (d, stored) => convert_elements(&d, stored).map_err(|p| ColumnError::new(column, p))?,
+    };
+    nest_rows(column, arr, &shape, dynamic)
+}
+
+/// The checks [`tensor_to_column`] makes before converting: a batch axis, `dynamic` matching
+/// the row axes, no empty axis, sizes within Arrow's i32 offsets.
+fn check_column_shape(
+    column: &str,
+    shape: &[usize],
+    elements: usize,
+    dynamic: &[bool],
+) -> Result<(), ColumnError> {
     let err = |p| ColumnError::new(column, p);
-    let shape = t.shape();
-    let Some((&rows, row_shape)) = shape.split_first() else {
+    let Some((_, row_shape)) = shape.split_first() else {
         return Err(err(ColumnProblem::Scalar));
     };
     if !dynamic.is_empty() && dynamic.len() != row_shape.len() {
@@ -265,12 +298,24 @@ pub fn tensor_to_column(
             shape: shape.to_vec(),
         }));
     }
-    if t.data().len() > i32::MAX as usize || row_shape.iter().any(|&d| d > i32::MAX as usize) {
+    if elements > i32::MAX as usize || row_shape.iter().any(|&d| d > i32::MAX as usize) {
         return Err(err(ColumnProblem::TooLarge {
             shape: shape.to_vec(),
         }));
     }
-    let mut arr = convert_elements(t.data(), stored).map_err(err)?;
+    Ok(())
+}
+
+/// Wraps the flat elements of a tensor of `shape` in one list level per row axis, innermost
+/// first (shape already checked by [`check_column_shape`]).
+fn nest_rows(
+    column: &str,
+    mut arr: ArrayRef,
+    shape: &[usize],
+    dynamic: &[bool],
+) -> Result<ArrayRef, ColumnError> {
+    let err = |p| ColumnError::new(column, p);
+    let (rows, row_shape) = (shape[0], &shape[1..]);
     for (j, &d) in row_shape.iter().enumerate().rev() {
         let outer: usize = rows * row_shape[..j].iter().product::<usize>();
         let field = Arc::new(Field::new_list_field(arr.data_type().clone(), false));

@@ -2,6 +2,7 @@
 
 use half::f16;
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 
 /// Element type of a tensor, named as in the HTTP API and the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -176,14 +177,17 @@ impl Tensor {
         self.shape.iter().skip(1).product()
     }
 
-    /// Concatenates tensors along axis 0; all other axes and the dtype must agree.
-    pub fn concat_rows(parts: &[Tensor]) -> Result<Tensor, TensorError> {
+    /// Concatenates tensors along axis 0; all other axes and the dtype must agree. Takes
+    /// tensors or references to them, so callers need not clone the parts first.
+    pub fn concat_rows<T: std::borrow::Borrow<Tensor>>(parts: &[T]) -> Result<Tensor, TensorError> {
         let first = parts
             .first()
+            .map(Borrow::borrow)
             .ok_or_else(|| TensorError::Incompatible("nothing to concatenate".into()))?;
         let tail = &first.shape[1.min(first.shape.len())..];
         let mut rows = 0;
         for p in parts {
+            let p: &Tensor = p.borrow();
             if p.dtype() != first.dtype() || p.shape.is_empty() || &p.shape[1..] != tail {
                 return Err(TensorError::Incompatible(format!(
                     "cannot concatenate {} {:?} with {} {:?}",
@@ -195,10 +199,10 @@ impl Tensor {
             }
             rows += p.shape[0];
         }
-        let total: usize = parts.iter().map(|p| p.data.len()).sum();
+        let total: usize = parts.iter().map(|p| p.borrow().data.len()).sum();
         let mut data = TensorData::with_capacity(first.dtype(), total);
         for p in parts {
-            match (&mut data, &p.data) {
+            match (&mut data, &p.borrow().data) {
                 (TensorData::F32(d), TensorData::F32(s)) => d.extend_from_slice(s),
                 (TensorData::F16(d), TensorData::F16(s)) => d.extend_from_slice(s),
                 (TensorData::F64(d), TensorData::F64(s)) => d.extend_from_slice(s),

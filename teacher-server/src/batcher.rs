@@ -502,7 +502,7 @@ pub fn run_group<T: Teacher + ?Sized>(
     } else {
         let mut v = NamedTensors::with_capacity(parts[0].len());
         for (i, (name, _)) in parts[0].iter().enumerate() {
-            let pieces: Vec<Tensor> = parts.iter().map(|p| p[i].1.clone()).collect();
+            let pieces: Vec<&Tensor> = parts.iter().map(|p| &p[i].1).collect();
             let t = Tensor::concat_rows(&pieces)
                 .map_err(|e| TeacherError::Run(Cause::new(format!("merging {name:?}"), e)))?;
             v.push(name.clone(), t);
@@ -537,7 +537,7 @@ pub fn run_group<T: Teacher + ?Sized>(
     } else {
         let mut out = NamedTensors::with_capacity(plan.specs.len());
         for (i, spec) in plan.specs.iter().enumerate() {
-            let pieces: Vec<Tensor> = chunks.iter().map(|c| c[i].1.clone()).collect();
+            let pieces: Vec<&Tensor> = chunks.iter().map(|c| &c[i].1).collect();
             let t = Tensor::concat_rows(&pieces)
                 .map_err(|e| TeacherError::Run(Cause::new(format!("output {:?}", spec.name), e)))?;
             out.push(spec.name.clone(), t);

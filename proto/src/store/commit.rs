@@ -22,7 +22,9 @@ pub(crate) struct Counters {
     wal_bytes: AtomicU64,
     encode_nanos: AtomicU64,
     backlog_bytes: AtomicI64,
+    #[cfg(feature = "fault-injection")]
     hook: Mutex<Option<SyncHook>>,
+    #[cfg(feature = "fault-injection")]
     faults: Mutex<Option<FaultHook>>,
 }
 
@@ -42,10 +44,13 @@ pub struct StoreStats {
 }
 
 /// A failpoint: asked before each write the store makes; an `Err` is returned in place of the
-/// write (how tests simulate a full disk or a failing fsync at an exact point).
+/// write (how tests simulate a full disk or a failing fsync at an exact point). Only with the
+/// `fault-injection` feature, which proto's own tests turn on.
+#[cfg(feature = "fault-injection")]
 pub type FaultHook = Arc<dyn Fn(FaultPoint) -> std::io::Result<()> + Send + Sync>;
 
-/// The writes a [`FaultHook`] can fail.
+/// The writes a failpoint can fail (named at every write so the hook, when compiled in, can
+/// pick one; without the `fault-injection` feature the points cost nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultPoint {
     /// Appending a record to a write-ahead log segment.
@@ -61,19 +66,23 @@ pub enum FaultPoint {
 }
 
 impl Counters {
+    #[cfg(feature = "fault-injection")]
     pub(crate) fn observe(&self, hook: SyncHook) {
         *self.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
+    #[cfg(feature = "fault-injection")]
     fn hook(&self) -> Option<SyncHook> {
         self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    #[cfg(feature = "fault-injection")]
     pub(crate) fn inject(&self, hook: Option<FaultHook>) {
         *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
     /// The failpoint at `point`: `Ok` unless a test's hook fails it.
+    #[cfg(feature = "fault-injection")]
     pub(crate) fn fault(&self, point: FaultPoint) -> std::io::Result<()> {
         let hook = self
             .faults
@@ -81,6 +90,13 @@ impl Counters {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         hook.map_or(Ok(()), |h| h(point))
+    }
+
+    /// The failpoint at `point`: always `Ok` in builds without the `fault-injection` feature.
+    #[cfg(not(feature = "fault-injection"))]
+    #[inline(always)]
+    pub(crate) fn fault(&self, _point: FaultPoint) -> std::io::Result<()> {
+        Ok(())
     }
 
     pub(crate) fn encoded(&self, took: Duration) {
@@ -105,9 +121,12 @@ impl Counters {
 
 /// An observer of every write-ahead log fsync, called before it starts and after it returned
 /// (what a test uses to check that no append is acknowledged before its bytes are synced).
+/// Only with the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
 pub type SyncHook = Arc<dyn Fn(SyncPoint<'_>) + Send + Sync>;
 
 /// Where an fsync stands, for a [`SyncHook`].
+#[cfg(feature = "fault-injection")]
 #[derive(Debug)]
 pub enum SyncPoint<'a> {
     /// About to sync this segment.
@@ -233,8 +252,10 @@ impl GroupCommit {
 
     fn sync(&self, files: &[(PathBuf, Arc<File>)]) -> Result<(), StoreError> {
         for (path, file) in files {
+            #[cfg(feature = "fault-injection")]
             let hook = self.counters.hook();
             // The length before the fsync is what it is guaranteed to cover.
+            #[cfg(feature = "fault-injection")]
             let len = match &hook {
                 Some(h) => {
                     h(SyncPoint::Before(path));
@@ -247,6 +268,7 @@ impl GroupCommit {
                 .and_then(|()| file.sync_data())
                 .map_err(|e| io_err(path, e))?;
             self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "fault-injection")]
             if let Some(h) = &hook {
                 h(SyncPoint::After(path, len));
             }

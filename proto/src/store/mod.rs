@@ -21,7 +21,8 @@
 //! Every shard also carries the key-value metadata `distill.manifest`: the JSON of a
 //! [`ShardMetadata`] (schema version, dataset, teacher fingerprint, columns), so one file
 //! alone is self-describing. Shards are zstd-compressed, with row groups of
-//! [`StoreOptions::row_group_rows`] rows and byte-stream-split encoding for float columns.
+//! [`StoreOptions::row_group_rows`] rows, byte-stream-split encoding for float outputs and
+//! dictionary encoding (Parquet's, falling back to plain pages by itself) for float inputs.
 //!
 //! # Columns, in order
 //!
@@ -103,7 +104,9 @@ pub use crate::arrow_codec::{
     column_to_tensor, element_arrow_type, tensor_to_column, ColumnError,
 };
 pub use columns::{stored_dtype, tensor_to_array};
-pub use commit::{FaultHook, FaultPoint, StoreStats, SyncHook, SyncPoint};
+pub use commit::StoreStats;
+#[cfg(feature = "fault-injection")]
+pub use commit::{FaultHook, FaultPoint, SyncHook, SyncPoint};
 pub use digest::{
     row_digests, row_digests_with, row_digests_xxh3, token_digests, token_digests_with,
     token_digests_xxh3, DigestAlgorithm, RowDigest, DIGEST_LEN,
@@ -560,7 +563,7 @@ pub struct LabelStore {
     dir: PathBuf,
     teacher: TeacherFingerprint,
     options: StoreOptions,
-    datasets: RwLock<BTreeMap<String, Arc<Slot>>>,
+    datasets: RwLock<BTreeMap<String, Arc<DatasetHandle>>>,
     counters: Arc<commit::Counters>,
     /// The digest algorithm of datasets this store creates.
     new_digest: DigestAlgorithm,
@@ -570,14 +573,14 @@ pub struct LabelStore {
 
 /// One dataset in the map: its digest algorithm is fixed at creation, so it is read without
 /// taking the dataset's lock.
-struct Slot {
+struct DatasetHandle {
     digest: DigestAlgorithm,
     dir: PathBuf,
-    data: Mutex<Entry>,
+    state: Mutex<DatasetState>,
 }
 
 /// A dataset taking writes, or one that failed and waits to be recovered from disk.
-enum Entry {
+enum DatasetState {
     // Boxed: a dataset is hundreds of bytes and Down is small.
     Ready(Box<dataset::Dataset>),
     Down {
@@ -590,12 +593,12 @@ enum Entry {
 /// How long a dataset that failed stays down before a call tries to recover it again.
 const RECOVERY_RETRY: Duration = Duration::from_secs(1);
 
-impl Slot {
+impl DatasetHandle {
     fn new(ds: dataset::Dataset, dir: PathBuf) -> Arc<Self> {
-        Arc::new(Slot {
+        Arc::new(DatasetHandle {
             digest: ds.digest(),
             dir,
-            data: Mutex::new(Entry::Ready(Box::new(ds))),
+            state: Mutex::new(DatasetState::Ready(Box::new(ds))),
         })
     }
 }
@@ -713,23 +716,23 @@ impl LabelStore {
                 // A folder whose creation never finished (or not ours): not a dataset.
                 continue;
             }
-            let slot = match dataset::Dataset::recover(&path, &name, &options, counters.clone()) {
-                Ok(ds) => Slot::new(ds, path),
+            let handle = match dataset::Dataset::recover(&path, &name, &options, counters.clone()) {
+                Ok(ds) => DatasetHandle::new(ds, path),
                 Err(e) => {
                     tracing::error!(dataset = %name, error = %e, "recovering the dataset failed; it stays down (other datasets are served) and recovery is retried on its next call");
                     let digest = read_manifest(&path.join(MANIFEST_FILE))
                         .map_or(DigestAlgorithm::CURRENT, |m| m.input_digest);
-                    Arc::new(Slot {
+                    Arc::new(DatasetHandle {
                         digest,
                         dir: path,
-                        data: Mutex::new(Entry::Down {
+                        state: Mutex::new(DatasetState::Down {
                             fault: Fault::of(&e),
                             since: Instant::now(),
                         }),
                     })
                 }
             };
-            datasets.insert(name, slot);
+            datasets.insert(name, handle);
         }
         Ok(Self {
             dir: data_dir.to_path_buf(),
@@ -749,6 +752,7 @@ impl LabelStore {
 
     /// Calls `hook` around every write-ahead log fsync from now on (a failpoint for tests
     /// and diagnostics: it may sleep to simulate a slow disk).
+    #[cfg(feature = "fault-injection")]
     pub fn observe_syncs(&self, hook: SyncHook) {
         self.counters.observe(hook);
     }
@@ -756,6 +760,7 @@ impl LabelStore {
     /// Asks `hook` before every write the store makes from now on, failing the write with
     /// its error (`None` removes it): how tests put a full disk or a failing fsync at an
     /// exact point of the write path.
+    #[cfg(feature = "fault-injection")]
     pub fn inject_faults(&self, hook: Option<FaultHook>) {
         self.counters.inject(hook);
     }
@@ -777,7 +782,7 @@ impl LabelStore {
         &self.dir
     }
 
-    fn get(&self, dataset: &str) -> Result<Arc<Slot>, StoreError> {
+    fn get(&self, dataset: &str) -> Result<Arc<DatasetHandle>, StoreError> {
         validate_dataset_name(dataset)?;
         let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
         map.get(dataset)
@@ -785,40 +790,41 @@ impl LabelStore {
             .ok_or_else(|| StoreError::NotFound(dataset.to_string()))
     }
 
-    /// The dataset of a slot, ready for writes: a dataset that failed is taken down (its
+    /// The dataset of a handle, ready for writes: a dataset that failed is taken down (its
     /// encoder stopped) and, once [`RECOVERY_RETRY`] has passed, recovered from disk in
     /// place — the same replay of the log as at open.
     fn writable<'a>(
         &self,
         name: &str,
-        slot: &'a Slot,
-    ) -> Result<MutexGuard<'a, Entry>, StoreError> {
-        let mut entry = slot.data.lock().map_err(|_| poisoned(&slot.dir))?;
-        if let Entry::Ready(ds) = &*entry {
+        handle: &'a DatasetHandle,
+    ) -> Result<MutexGuard<'a, DatasetState>, StoreError> {
+        let mut state = handle.state.lock().map_err(|_| poisoned(&handle.dir))?;
+        if let DatasetState::Ready(ds) = &*state {
             if let Some(fault) = ds.fault() {
                 // Dropping the dataset stops its encoder; the log keeps every logged row.
-                *entry = Entry::Down {
+                *state = DatasetState::Down {
                     fault,
                     since: Instant::now(),
                 };
             }
         }
-        if let Entry::Down { fault, since } = &*entry {
+        if let DatasetState::Down { fault, since } = &*state {
             if since.elapsed() < RECOVERY_RETRY {
                 return Err(StoreError::Unavailable {
                     dataset: name.to_string(),
                     fault: fault.clone(),
                 });
             }
-            match dataset::Dataset::recover(&slot.dir, name, &self.options, self.counters.clone()) {
+            match dataset::Dataset::recover(&handle.dir, name, &self.options, self.counters.clone())
+            {
                 Ok(ds) => {
                     tracing::info!(dataset = %name, "recovered the dataset in place");
-                    *entry = Entry::Ready(Box::new(ds));
+                    *state = DatasetState::Ready(Box::new(ds));
                 }
                 Err(e) => {
                     tracing::warn!(dataset = %name, error = %e, "the dataset is still down");
                     let fault = Fault::of(&e);
-                    *entry = Entry::Down {
+                    *state = DatasetState::Down {
                         fault: fault.clone(),
                         since: Instant::now(),
                     };
@@ -829,7 +835,7 @@ impl LabelStore {
                 }
             }
         }
-        Ok(entry)
+        Ok(state)
     }
 
     /// Durably appends one request's rows: when this returns `Ok`, the rows survive a
@@ -852,7 +858,7 @@ impl LabelStore {
     ) -> Result<(AppendOutcome, AppendTimings), StoreError> {
         validate_dataset_name(dataset)?;
         let existing = match self.get(dataset) {
-            Ok(slot) => Some(slot),
+            Ok(handle) => Some(handle),
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e),
         };
@@ -865,12 +871,12 @@ impl LabelStore {
             columns: t0.elapsed().saturating_sub(prepared.digest_time),
             ..AppendTimings::default()
         };
-        let slot = match existing {
-            Some(slot) => slot,
+        let handle = match existing {
+            Some(handle) => handle,
             None => {
                 let mut map = self.datasets.write().map_err(|_| poisoned(&self.dir))?;
                 match map.get(dataset) {
-                    Some(slot) => slot.clone(),
+                    Some(handle) => handle.clone(),
                     None => {
                         let ds = dataset::Dataset::create(
                             &self.dir,
@@ -881,19 +887,19 @@ impl LabelStore {
                             &self.options,
                             self.counters.clone(),
                         )?;
-                        let slot = Slot::new(ds, self.dir.join(dataset));
-                        map.insert(dataset.to_string(), slot.clone());
-                        slot
+                        let handle = DatasetHandle::new(ds, self.dir.join(dataset));
+                        map.insert(dataset.to_string(), handle.clone());
+                        handle
                     }
                 }
             }
         };
         let t0 = Instant::now();
         let logged = {
-            let mut entry = self.writable(dataset, &slot)?;
+            let mut state = self.writable(dataset, &handle)?;
             timings.lock_wait = t0.elapsed();
-            let Entry::Ready(ds) = &mut *entry else {
-                return Err(poisoned(&slot.dir));
+            let DatasetState::Ready(ds) = &mut *state else {
+                return Err(poisoned(&handle.dir));
             };
             ds.append(&self.teacher, prepared, &self.options)?
         };
@@ -910,24 +916,26 @@ impl LabelStore {
     /// Parquet file; a no-op (still `Ok`) when nothing is open. A dataset that is down is
     /// recovered first (recovery itself writes every logged row into finished shards).
     pub fn seal(&self, dataset: &str) -> Result<Manifest, StoreError> {
-        let slot = self.get(dataset)?;
-        let mut entry = self.writable(dataset, &slot)?;
-        let Entry::Ready(ds) = &mut *entry else {
-            return Err(poisoned(&slot.dir));
+        let handle = self.get(dataset)?;
+        let mut state = self.writable(dataset, &handle)?;
+        let DatasetState::Ready(ds) = &mut *state else {
+            return Err(poisoned(&handle.dir));
         };
         ds.seal()
     }
 
     /// The manifest of one dataset (for a dataset that is down: as its file on disk says).
     pub fn manifest(&self, dataset: &str) -> Result<Manifest, StoreError> {
-        let slot = self.get(dataset)?;
-        let entry = slot.data.lock().map_err(|_| poisoned(&slot.dir))?;
-        match &*entry {
-            Entry::Ready(ds) => match ds.manifest() {
-                Err(StoreError::Unavailable { .. }) => read_manifest(&slot.dir.join(MANIFEST_FILE)),
+        let handle = self.get(dataset)?;
+        let state = handle.state.lock().map_err(|_| poisoned(&handle.dir))?;
+        match &*state {
+            DatasetState::Ready(ds) => match ds.manifest() {
+                Err(StoreError::Unavailable { .. }) => {
+                    read_manifest(&handle.dir.join(MANIFEST_FILE))
+                }
                 r => r,
             },
-            Entry::Down { .. } => read_manifest(&slot.dir.join(MANIFEST_FILE)),
+            DatasetState::Down { .. } => read_manifest(&handle.dir.join(MANIFEST_FILE)),
         }
     }
 
@@ -935,11 +943,11 @@ impl LabelStore {
     pub fn list(&self) -> Result<Vec<DatasetSummary>, StoreError> {
         let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
         let mut out = Vec::with_capacity(map.len());
-        for (name, slot) in map.iter() {
-            let entry = slot.data.lock().map_err(|_| poisoned(&slot.dir))?;
-            let (rows, shards) = match &*entry {
-                Entry::Ready(ds) => ds.summary(),
-                Entry::Down { .. } => read_manifest(&slot.dir.join(MANIFEST_FILE))
+        for (name, handle) in map.iter() {
+            let state = handle.state.lock().map_err(|_| poisoned(&handle.dir))?;
+            let (rows, shards) = match &*state {
+                DatasetState::Ready(ds) => ds.summary(),
+                DatasetState::Down { .. } => read_manifest(&handle.dir.join(MANIFEST_FILE))
                     .map_or((0, 0), |m| (m.rows, m.shards.len())),
             };
             out.push(DatasetSummary {
@@ -957,11 +965,11 @@ impl LabelStore {
             return Vec::new();
         };
         map.iter()
-            .filter_map(|(name, slot)| {
-                let entry = slot.data.lock().ok()?;
-                match &*entry {
-                    Entry::Ready(ds) => ds.fault(),
-                    Entry::Down { fault, .. } => Some(fault.clone()),
+            .filter_map(|(name, handle)| {
+                let state = handle.state.lock().ok()?;
+                match &*state {
+                    DatasetState::Ready(ds) => ds.fault(),
+                    DatasetState::Down { fault, .. } => Some(fault.clone()),
                 }
                 .map(|f| (name.clone(), f))
             })
@@ -971,14 +979,14 @@ impl LabelStore {
     /// Seals every dataset (graceful shutdown); a dataset that is down gets one more
     /// recovery attempt, and if that fails its rows stay in its log for the next start.
     pub fn close(&self) -> Result<(), StoreError> {
-        let all: Vec<(String, Arc<Slot>)> = {
+        let all: Vec<(String, Arc<DatasetHandle>)> = {
             let map = self.datasets.read().map_err(|_| poisoned(&self.dir))?;
             map.iter().map(|(n, d)| (n.clone(), d.clone())).collect()
         };
         let mut first_err = None;
-        for (name, slot) in all {
-            if let Ok(mut entry) = slot.data.lock() {
-                if let Entry::Down { since, .. } = &mut *entry {
+        for (name, handle) in all {
+            if let Ok(mut state) = handle.state.lock() {
+                if let DatasetState::Down { since, .. } = &mut *state {
                     // Try now rather than after the retry delay: this is the last chance.
                     if let Some(t) = Instant::now().checked_sub(RECOVERY_RETRY) {
                         *since = t;

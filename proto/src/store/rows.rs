@@ -20,7 +20,7 @@ use super::{
     TOKEN_IDS_COLUMN, TOKEN_TYPE_IDS_COLUMN,
 };
 use crate::api::{Dim, Pooling, TensorSpec};
-use crate::arrow_codec::tensor_to_column;
+use crate::arrow_codec::tensor_into_column;
 use crate::{DType, NamedTensors, Tensor};
 
 /// Longest id accepted, in bytes.
@@ -153,7 +153,7 @@ fn check_names(kind: &str, given: &NamedTensors, specs: &[&str]) -> Result<(), S
 /// with the dataset's `algorithm`.
 pub(crate) fn prepare(
     teacher: &TeacherFingerprint,
-    rows: LabelRows,
+    mut rows: LabelRows,
     algorithm: DigestAlgorithm,
 ) -> Result<Prepared, StoreError> {
     let n = rows.ids.len();
@@ -214,17 +214,22 @@ pub(crate) fn prepare(
             ))
         }
         (None, None) => {
-            push_input_columns(&mut cols, teacher, &rows.inputs, n)?;
+            let dynamic = check_inputs(teacher, &rows.inputs, n)?;
             let t0 = std::time::Instant::now();
             let d = row_digests_with(algorithm, &rows.inputs, n)?;
-            (d, t0.elapsed())
+            let took = t0.elapsed();
+            if teacher.store_inputs {
+                // Digested first, so the tensors can be moved (not copied) into their columns.
+                push_input_columns(&mut cols, teacher, &mut rows.inputs, &dynamic)?;
+            }
+            (d, took)
         }
     };
 
     for spec in &teacher.outputs {
         let t = rows
             .outputs
-            .get(&spec.name)
+            .remove(&spec.name)
             .ok_or_else(|| invalid(format!("output {:?} is missing", spec.name)))?;
         let what = format!("output {:?}", spec.name);
         if t.dtype() != spec.dtype {
@@ -243,11 +248,11 @@ pub(crate) fn prepare(
             }
             Some(row_axes(&shape))
         };
-        let dynamic = check_shape(&what, t, n, axes.as_deref())?;
+        let dynamic = check_shape(&what, &t, n, axes.as_deref())?;
         match &teacher.logits_topk {
             Some(tk) if tk.output == spec.name => {
                 let k = tk.k;
-                let r = topk_rows(&spec.name, t, k)?;
+                let r = topk_rows(&spec.name, &t, k)?;
                 let item = |dt: DataType| Arc::new(Field::new_list_field(dt, false));
                 let idx: ArrayRef = Arc::new(FixedSizeListArray::try_new(
                     item(DataType::Int32),
@@ -293,12 +298,13 @@ pub(crate) fn prepare(
             }
             _ => {
                 let stored = stored_dtype(t.dtype(), teacher.feature_dtype);
-                let a = tensor_to_column(&spec.name, t, stored, &dynamic)?;
+                let row_shape = t.shape()[1..].to_vec();
+                let a = tensor_into_column(&spec.name, t, stored, &dynamic)?;
                 let ci = info(
                     &spec.name,
                     "output",
                     a.data_type(),
-                    &t.shape()[1..],
+                    &row_shape,
                     &dynamic,
                     Some(stored),
                 );
@@ -389,13 +395,14 @@ pub fn topk_column_names(name: &str) -> (String, String, String) {
     )
 }
 
-/// Inputs: validated always, stored when asked.
-fn push_input_columns(
-    cols: &mut Cols,
+/// Checks every input tensor against the teacher's signature; returns each input's
+/// dynamic-axis flags, in signature order.
+fn check_inputs(
     teacher: &TeacherFingerprint,
     inputs: &NamedTensors,
     n: usize,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Vec<bool>>, StoreError> {
+    let mut out = Vec::with_capacity(teacher.inputs.len());
     for spec in &teacher.inputs {
         let t = inputs
             .get(&spec.name)
@@ -408,19 +415,33 @@ fn push_input_columns(
                 spec.dtype
             )));
         }
-        let dynamic = check_shape(&what, t, n, spec_axes(spec).as_deref())?;
-        if teacher.store_inputs {
-            let a = tensor_to_column(&spec.name, t, spec.dtype, &dynamic)?;
-            let ci = info(
-                &spec.name,
-                "input",
-                a.data_type(),
-                &t.shape()[1..],
-                &dynamic,
-                Some(spec.dtype),
-            );
-            cols.push(&spec.name, a, false, ci);
-        }
+        out.push(check_shape(&what, t, n, spec_axes(spec).as_deref())?);
+    }
+    Ok(out)
+}
+
+/// Moves the (checked) input tensors into their stored columns.
+fn push_input_columns(
+    cols: &mut Cols,
+    teacher: &TeacherFingerprint,
+    inputs: &mut NamedTensors,
+    dynamic: &[Vec<bool>],
+) -> Result<(), StoreError> {
+    for (spec, dynamic) in teacher.inputs.iter().zip(dynamic) {
+        let t = inputs
+            .remove(&spec.name)
+            .ok_or_else(|| invalid(format!("input {:?} is missing", spec.name)))?;
+        let row_shape = t.shape()[1..].to_vec();
+        let a = tensor_into_column(&spec.name, t, spec.dtype, dynamic)?;
+        let ci = info(
+            &spec.name,
+            "input",
+            a.data_type(),
+            &row_shape,
+            dynamic,
+            Some(spec.dtype),
+        );
+        cols.push(&spec.name, a, false, ci);
     }
     Ok(())
 }

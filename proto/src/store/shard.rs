@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Encoding, LogicalType, Type as PhysicalType, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use std::sync::Arc;
 
@@ -32,16 +32,19 @@ pub(crate) fn shard_index(name: &str) -> Option<u64> {
 }
 
 /// Writer properties: zstd, bounded row groups, the shard metadata, no dictionary for float
-/// leaves (dictionaries rarely pay off for features) and for the unique `id` and digest
-/// columns. Float *outputs* get byte-stream-split (~9% smaller for logits and embeddings);
-/// float *inputs* stay plain: measured on MNIST pixels (quantised values, mostly zeros) plain +
-/// zstd is 326 B/row against 530 with byte-stream-split, and cheaper to encode
-/// (docs/results/bench.md).
+/// output leaves (dictionaries rarely pay off for features) and for the unique `id` and digest
+/// columns. Float *outputs* get byte-stream-split (~9% smaller for logits and embeddings).
+/// Float *inputs* keep Parquet's dictionary encoding (which falls back to plain by itself once
+/// a column chunk has more distinct values than a dictionary page holds) and no statistics:
+/// measured on MNIST pixels (`proto/examples/input_codecs.rs`, table in docs/results/bench.md)
+/// dictionary + zstd encodes a shard in ~35% less CPU than plain + zstd and is ~40% smaller
+/// (227 against 377 B/row), where zstd levels, snappy or no codec on plain pages trade one for
+/// the other.
 fn properties(
     schema: &SchemaRef,
     options: &StoreOptions,
     metadata_json: String,
-    plain: &[&str],
+    inputs: &[&str],
 ) -> Result<WriterProperties, StoreError> {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -58,8 +61,8 @@ fn properties(
             PhysicalType::FLOAT | PhysicalType::DOUBLE
         ) || float16;
         let top = col.path().parts().first().map(String::as_str);
-        if float && top.is_some_and(|t| plain.contains(&t)) {
-            b = b.set_column_dictionary_enabled(col.path().clone(), false);
+        if float && top.is_some_and(|t| inputs.contains(&t)) {
+            b = b.set_column_statistics_enabled(col.path().clone(), EnabledStatistics::None);
         } else if float {
             b = b
                 .set_column_encoding(col.path().clone(), Encoding::BYTE_STREAM_SPLIT)
@@ -84,7 +87,7 @@ pub(crate) struct ShardWriter {
 
 impl ShardWriter {
     /// Starts shard `index` in `dir` (any stale `.tmp` of the same name is replaced); the
-    /// float columns of `columns` that are model inputs are written without byte-stream-split.
+    /// float columns of `columns` that are model inputs are dictionary-encoded, without statistics.
     pub(crate) fn create(
         dir: &Path,
         index: u64,
@@ -97,12 +100,12 @@ impl ShardWriter {
         let path = dir.join(shard_name(index));
         let tmp = dir.join(format!("_{}.tmp", shard_name(index)));
         let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        let plain: Vec<&str> = columns
+        let inputs: Vec<&str> = columns
             .iter()
             .filter(|c| c.kind == "input")
             .map(|c| c.name.as_str())
             .collect();
-        let props = properties(&schema, options, metadata_json, &plain)?;
+        let props = properties(&schema, options, metadata_json, &inputs)?;
         let writer = ArrowWriter::try_new(BufWriter::new(file), schema, Some(props))?;
         Ok(Self {
             index,
