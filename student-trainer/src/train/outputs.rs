@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::checkpoint::{self, BestState, CheckpointState};
 use super::setup::Setup;
+use super::vars::{is_exit_var, is_student_var};
 use super::{evaluate_opt, run_folder, TrainError, TrainOptions};
 use crate::config::RunConfig;
 use crate::metrics::teacher::{teacher_eval, Baseline, TeacherCheck};
@@ -14,21 +15,11 @@ use std::collections::BTreeMap;
 
 /// Per-step training losses of a run (`metrics::steps`).
 pub const STEPS_FILE: &str = "steps.jsonl";
+/// Per-epoch metrics of a run, a line per network and epoch (`metrics::EpochMetrics`).
+pub const METRICS_FILE: &str = "metrics.jsonl";
 /// The early-stopping copy of the best weights.
 pub fn best_path(out: &Path) -> PathBuf {
     checkpoint::dir(out).join("best.safetensors")
-}
-
-/// Whether variable `name` belongs in `student.safetensors`: not a projector (`__proj…`), an
-/// exit head (`__exit…`) or another network of an online run (`online.NAME.…`).
-pub fn is_student_var(name: &str) -> bool {
-    !name.starts_with("__") && !name.starts_with(super::online::VAR_PREFIX)
-}
-
-/// Whether `name` is an exit head's exported weight (`__exit{L}.fc.*`, `__exit{L}.out.*`;
-/// the training-only hint projection excluded).
-pub fn is_exit_var(name: &str) -> bool {
-    name.starts_with(crate::model::exits::EXIT_PREFIX) && !name.contains(".hint.")
 }
 
 /// Where the loop ended.
@@ -67,11 +58,7 @@ pub fn write(
         None => state.epoch,
     };
     let final_eval = evaluate_opt(&setup.student, setup.eval.as_deref(), cfg)?;
-    let mut files = vec![
-        run_folder::CONFIG_FILE.to_string(),
-        "metrics.jsonl".into(),
-        STEPS_FILE.into(),
-    ];
+    let mut files = run_files();
     checkpoint::save_vars(
         &setup.varmap,
         &out.join("student.safetensors"),
@@ -115,15 +102,7 @@ pub fn write(
         }
     }
     if opts.plot {
-        let path = out.join("curves.png");
-        let steps = metrics::steps::read_steps(&out.join(STEPS_FILE))?;
-        let title = crate::plot::run_title(out, cfg, setup.student.param_count());
-        crate::plot::write_curves(&path, &title, end.history, &steps).map_err(|source| {
-            TrainError::Plot {
-                path: path.clone(),
-                source: Box::new(source),
-            }
-        })?;
+        write_plot(out, cfg, setup.student.param_count(), end.history)?;
         files.push("curves.png".into());
     }
     files.push("summary.json".into());
@@ -152,6 +131,31 @@ pub fn write(
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// The files every run folder holds before its weights: config, metrics and step log.
+pub fn run_files() -> Vec<String> {
+    vec![
+        run_folder::CONFIG_FILE.to_string(),
+        METRICS_FILE.into(),
+        STEPS_FILE.into(),
+    ]
+}
+
+/// Draws `curves.png` from the `[student]`'s `history` and the run's `steps.jsonl`.
+pub fn write_plot(
+    out: &Path,
+    cfg: &RunConfig,
+    param_count: usize,
+    history: &[EpochMetrics],
+) -> Result<(), TrainError> {
+    let path = out.join("curves.png");
+    let steps = metrics::steps::read_steps(&out.join(STEPS_FILE))?;
+    let title = crate::plot::run_title(out, cfg, param_count);
+    crate::plot::write_curves(&path, &title, history, &steps).map_err(|source| TrainError::Plot {
+        path: path.clone(),
+        source: Box::new(source),
+    })
 }
 
 /// The teacher's eval errors against this run's student: a scratch student when the run has
