@@ -17,8 +17,7 @@ use arrow::array::{
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use data_support::text::{
-    rows, run_config, token_list, write_store, Row, COSINE_AND_NCE, EMB, STATIC, TRANSFORMER,
-    VOCAB,
+    rows, run_config, token_list, write_store, Row, COSINE_AND_NCE, EMB, STATIC, TRANSFORMER, VOCAB,
 };
 use data_support::{fsl, write_config, write_parquet, Rng};
 use student_trainer::config::{RunConfig, SelfDistillConfig};
@@ -281,7 +280,6 @@ fn image_batches_do_not_depend_on_the_order_rows_were_stored() {
     assert_eq!(ba.len(), 6);
     assert_eq!(ba, bb);
 }
-
 
 fn train_run(dir: &Path, name: &str, body: &str, opts: TrainOptions) -> Result<Summary, String> {
     let cfg = write_config(dir, &format!("{name}.toml"), body);

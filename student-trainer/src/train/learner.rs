@@ -60,6 +60,10 @@ pub trait Task {
     ) -> Result<Vec<EpochLine>, TrainError>;
     /// Writes the finished run's outputs (weights, exports, plot, `summary.json`).
     fn finish(&mut self, end: &Finished) -> Result<Summary, TrainError>;
+    /// Puts the task's own running figures into the state a checkpoint saves.
+    fn save_progress(&self, _state: &mut CheckpointState) {}
+    /// Takes them back from a restored checkpoint.
+    fn restore_progress(&mut self, _state: &CheckpointState) {}
 }
 
 /// Drives a [`Task`] in a run folder.
@@ -121,6 +125,7 @@ impl<'a> Learner<'a> {
             self.log(&lines, &mut p.history)?;
             self.early_stop(&mut p, lines.first(), &vars)?;
             p.state.wall_s = p.prior_wall_s + self.started.elapsed().as_secs_f64();
+            task.save_progress(&mut p.state);
             self.save(task, &vars, &p.state)?;
         }
         let end = Finished {
@@ -152,6 +157,7 @@ impl<'a> Learner<'a> {
                     })
                     .collect();
                 checkpoint::restore_all(self.out, &s, vars, &mut opts)?;
+                task.restore_progress(&s);
                 let lines = metrics::truncate_epochs(&metrics_path, s.epoch)?;
                 (s, student_lines(lines))
             }
@@ -279,8 +285,8 @@ mod tests {
     use crate::optim::Hyper;
     use candle_core::{DType, Device, Tensor};
 
-    /// A toy task: one variable pulled towards a target by SGD, two "networks" (the second
-    /// optimizer steps every other epoch), and a scripted eval loss per epoch.
+    /// A toy task: two "networks", one variable each, pulled towards a target by SGD (the
+    /// second steps in odd epochs only), and a scripted eval loss per epoch.
     struct Toy {
         vars: VarMap,
         opts: Vec<Optimizer>,
@@ -292,24 +298,21 @@ mod tests {
     impl Toy {
         fn new(epochs: usize, eval_ce: Vec<f64>) -> Self {
             let vars = VarMap::new();
-            let w = vars
-                .get(2, "w", candle_nn::Init::Const(1.0), DType::F32, &Device::Cpu)
-                .expect("var");
-            let _ = w;
             let sgd = Hyper::Sgd {
                 momentum: 0.9,
                 nesterov: false,
                 weight_decay: 0.0,
             };
-            let all = || {
-                vars.data()
-                    .lock()
-                    .expect("lock")
-                    .iter()
-                    .map(|(n, v)| (n.clone(), v.clone()))
-                    .collect::<Vec<_>>()
-            };
-            let opts = vec![Optimizer::new(sgd, all()), Optimizer::new(sgd, all())];
+            let opts = ["w", "v"]
+                .iter()
+                .map(|name| {
+                    let init = candle_nn::Init::Const(1.0);
+                    vars.get(2, name, init, DType::F32, &Device::Cpu)
+                        .expect("var");
+                    let var = vars.data().lock().expect("lock")[*name].clone();
+                    Optimizer::new(sgd, vec![(name.to_string(), var)])
+                })
+                .collect();
             Self {
                 vars,
                 opts,
@@ -319,9 +322,11 @@ mod tests {
             }
         }
 
-        fn w(&self) -> Vec<f32> {
+        fn weights(&self) -> Vec<Vec<f32>> {
             let data = self.vars.data().lock().expect("lock");
-            data["w"].as_tensor().to_vec1::<f32>().expect("w")
+            ["w", "v"]
+                .map(|n| data[n].as_tensor().to_vec1::<f32>().expect("var"))
+                .to_vec()
         }
     }
 
@@ -350,8 +355,11 @@ mod tests {
             let mut totals = EpochTotals::new(1, 0.1);
             let target = Tensor::new(&[3f32, -2.0], &Device::Cpu)?;
             for _ in 0..3 {
-                let w = self.vars.data().lock().expect("lock")["w"].clone();
-                let loss = w.as_tensor().sub(&target)?.sqr()?.sum_all()?;
+                let sq = |name: &str| {
+                    let v = self.vars.data().lock().expect("lock")[name].clone();
+                    v.as_tensor().sub(&target)?.sqr()?.sum_all()
+                };
+                let loss = (sq("w")? + sq("v")?)?;
                 let lv = loss.to_scalar::<f32>()?;
                 let grads = loss.backward()?;
                 self.opts[0].step(&grads, 0.05)?;
@@ -446,7 +454,7 @@ mod tests {
         let mut second = Toy::new(3, ce);
         fit_to_end(&b, &mut second, true);
 
-        assert_eq!(straight.w(), second.w());
+        assert_eq!(straight.weights(), second.weights());
         assert_eq!(read(&a, METRICS_FILE), read(&b, METRICS_FILE));
         assert_eq!(read(&a, outputs::STEPS_FILE), read(&b, outputs::STEPS_FILE));
         assert_eq!(read(&a, METRICS_FILE).lines().count(), 6);
@@ -466,7 +474,11 @@ mod tests {
             std::fs::write(dir.join(outputs::STEPS_FILE), "").expect("stale");
             let mut toy = Toy::new(1, vec![1.0]);
             fit_to_end(dir, &mut toy, resume);
-            assert_eq!(read(dir, METRICS_FILE).lines().count(), 2, "resume {resume}");
+            assert_eq!(
+                read(dir, METRICS_FILE).lines().count(),
+                2,
+                "resume {resume}"
+            );
             std::fs::remove_dir_all(checkpoint::dir(dir)).expect("rm checkpoint");
         }
     }

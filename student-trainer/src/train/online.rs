@@ -395,7 +395,9 @@ impl<'a> OnlineTask<'a> {
         step: usize,
     ) -> Result<(f32, OnlineLoss), TrainError> {
         let (x, y, targets) = batch_tensors(batch, self.setup.input_dim, &Device::Cpu)?;
-        let l = self.nets.loss(self.setup, &x, y.as_ref(), &targets, epoch)?;
+        let l = self
+            .nets
+            .loss(self.setup, &x, y.as_ref(), &targets, epoch)?;
         let lv = l.total.to_scalar::<f32>()?;
         if !lv.is_finite() {
             return Err(TrainError::Diverged {

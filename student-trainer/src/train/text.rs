@@ -22,7 +22,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 
-use super::checkpoint;
+use super::checkpoint::{self, CheckpointState, TextProgress};
 use super::epoch::{optimizer_step, EpochTotals, StepAt};
 use super::learner::{EpochLine, Learner, Task};
 use super::outputs::{self, Finished};
@@ -516,10 +516,8 @@ pub struct TextTask<'a> {
     /// Exact when resident; streamed, each window's last batch may be short, so an epoch can
     /// take up to `windows - 1` more steps than this (the schedule then holds its final value).
     steps_per_epoch: usize,
-    /// Padding efficiency of the last epoch trained in this session.
-    efficiency: f64,
-    /// The most rows held in memory at once.
-    peak_window: usize,
+    /// Token slots of the last epoch trained and the most rows held in memory at once.
+    progress: TextProgress,
 }
 
 impl<'a> TextTask<'a> {
@@ -537,8 +535,11 @@ impl<'a> TextTask<'a> {
             weights: cfg.losses.iter().map(LossTerm::weight).collect(),
             initial_eval: None,
             steps_per_epoch: setup.data.rows.div_ceil(cfg.train.batch_size),
-            efficiency: 0.0,
-            peak_window: setup.data.resident.as_ref().map_or(0, |r| r.rows()),
+            progress: TextProgress {
+                window_rows: setup.data.resident.as_ref().map_or(0, |r| r.rows()),
+                tokens: 0,
+                padded: 0,
+            },
             setup,
             cfg,
             out,
@@ -550,6 +551,11 @@ impl<'a> TextTask<'a> {
             eprintln!("{}", eval_line("initialised student", e));
         }
         Ok(task)
+    }
+
+    /// Real tokens per token slot of the last epoch's batches.
+    fn efficiency(&self) -> f64 {
+        self.progress.tokens as f64 / self.progress.padded.max(1) as f64
     }
 
     /// The student's and exits' eval on the held-out rows, when there are any.
@@ -653,8 +659,11 @@ impl Task for TextTask<'_> {
             self.steps_per_epoch,
             step_log,
         )?;
-        self.efficiency = pad.tokens as f64 / pad.padded.max(1) as f64;
-        self.peak_window = self.peak_window.max(pad.peak_window);
+        self.progress = TextProgress {
+            window_rows: self.progress.window_rows.max(pad.peak_window),
+            tokens: pad.tokens,
+            padded: pad.padded,
+        };
         Ok(totals)
     }
 
@@ -682,7 +691,7 @@ impl Task for TextTask<'_> {
                 .map(|_| STUDENT_NETWORK.to_string()),
         };
         let mut lines = vec![EpochLine {
-            display: student_line(&m, self.efficiency),
+            display: student_line(&m, self.efficiency()),
             metrics: m.clone(),
         }];
         for (name, e) in exit_evals {
@@ -698,6 +707,16 @@ impl Task for TextTask<'_> {
             });
         }
         Ok(lines)
+    }
+
+    fn save_progress(&self, state: &mut CheckpointState) {
+        state.text = Some(self.progress);
+    }
+
+    fn restore_progress(&mut self, state: &CheckpointState) {
+        if let Some(p) = state.text {
+            self.progress = p;
+        }
     }
 
     fn finish(&mut self, end: &Finished) -> Result<Summary, TrainError> {
@@ -730,9 +749,9 @@ impl Task for TextTask<'_> {
                 initial_eval: self.initial_eval.clone(),
                 final_eval,
                 eval_rows: self.setup.eval.as_ref().map_or(0, TextRows::rows),
-                window_rows: self.peak_window,
+                window_rows: self.progress.window_rows,
                 resident: data.resident.is_some(),
-                padding_efficiency: self.efficiency,
+                padding_efficiency: self.efficiency(),
             })),
             // Text runs have no teacher logits to score the teacher with.
             teacher_check: None,
