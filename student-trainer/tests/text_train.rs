@@ -8,11 +8,11 @@
 mod data_support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float32Array, Int32Builder, Int64Builder, ListBuilder, StringArray, StringBuilder,
+    ArrayRef, Float32Array, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
 };
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
