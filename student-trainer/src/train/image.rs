@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_nn::VarMap;
 
 use super::epoch::{self, EpochTotals};
-use super::learner::{EpochLine, Task};
+use super::learner::{exit_line, EpochLine, Task};
 use super::outputs::{self, Finished};
 use super::setup::Setup;
 use super::{epoch_line, evaluate_opt, kd_temperature, TrainError, TrainOptions};
@@ -58,11 +58,8 @@ impl<'a> ImageTask<'a> {
         Ok(exits
             .into_iter()
             .map(|(name, em)| {
-                let mut line = student.clone();
-                let own = format!("{name}:");
-                line.train_terms.retain(|k, _| k.starts_with(&own));
+                let mut line = exit_line(student, &name);
                 line.eval = Some(em);
-                line.network = Some(name);
                 EpochLine {
                     display: epoch_line(&line),
                     metrics: line,

@@ -32,6 +32,16 @@ pub struct EpochLine {
     pub display: String,
 }
 
+/// An exit's line of an epoch: the `[student]`'s line with only the exit's own train terms
+/// (`NAME:…`), named `name`; the caller sets its eval.
+pub fn exit_line(student: &EpochMetrics, name: &str) -> EpochMetrics {
+    let mut line = student.clone();
+    let own = format!("{name}:");
+    line.train_terms.retain(|k, _| k.starts_with(&own));
+    line.network = Some(name.to_string());
+    line
+}
+
 /// What the [`Learner`] trains: one kind of run's epoch, eval and outputs.
 pub trait Task {
     /// Epochs of the whole run.

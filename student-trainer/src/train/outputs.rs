@@ -70,25 +70,9 @@ pub fn write(
         crate::export::export_onnx(&setup.student, &cfg.data.input, "logits", &path)?;
         files.push("student.onnx".into());
     }
-    if let Some(sd) = &setup.self_distill {
-        let evals = match setup.eval.as_deref() {
-            Some(e) => sd.evaluate(
-                &setup.student,
-                e,
-                cfg.train.eval_batch_size,
-                super::kd_temperature(&cfg.losses),
-            )?,
-            None => Vec::new(),
-        };
-        let exits = sd.export(
-            &setup.student,
-            &cfg.data.input,
-            out,
-            opts.export_onnx,
-            &evals,
-        )?;
-        checkpoint::save_vars(&setup.varmap, &out.join("exits.safetensors"), is_exit_var)?;
+    if setup.self_distill.is_some() {
         files.push("exits.safetensors".into());
+        let exits = write_exits(cfg, setup, out, opts)?;
         for n in exits.values() {
             files.extend(n.files.iter().cloned());
         }
@@ -131,6 +115,37 @@ pub fn write(
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// Writes a self-distilled run's `exits.safetensors` and exit models; returns the exits'
+/// summaries (with their final eval).
+fn write_exits(
+    cfg: &RunConfig,
+    setup: &Setup,
+    out: &Path,
+    opts: &TrainOptions,
+) -> Result<BTreeMap<String, NetworkSummary>, TrainError> {
+    let Some(sd) = &setup.self_distill else {
+        return Ok(BTreeMap::new());
+    };
+    let evals = match setup.eval.as_deref() {
+        Some(e) => sd.evaluate(
+            &setup.student,
+            e,
+            cfg.train.eval_batch_size,
+            super::kd_temperature(&cfg.losses),
+        )?,
+        None => Vec::new(),
+    };
+    let exits = sd.export(
+        &setup.student,
+        &cfg.data.input,
+        out,
+        opts.export_onnx,
+        &evals,
+    )?;
+    checkpoint::save_vars(&setup.varmap, &out.join("exits.safetensors"), is_exit_var)?;
+    Ok(exits)
 }
 
 /// The files every run folder holds before its weights: config, metrics and step log.

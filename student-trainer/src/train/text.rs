@@ -24,7 +24,7 @@ use candle_nn::VarMap;
 
 use super::checkpoint::{self, CheckpointState, TextProgress};
 use super::epoch::{optimizer_step, EpochTotals, StepAt};
-use super::learner::{EpochLine, Learner, Task};
+use super::learner::{exit_line, EpochLine, Learner, Task};
 use super::outputs::{self, Finished};
 use super::text_exits::TextSelfDistill;
 use super::text_objective::TextObjective;
@@ -695,12 +695,9 @@ impl Task for TextTask<'_> {
             metrics: m.clone(),
         }];
         for (name, e) in exit_evals {
-            let mut line = m.clone();
-            let own = format!("{name}:");
-            line.train_terms.retain(|k, _| k.starts_with(&own));
+            let mut line = exit_line(&m, &name);
             let display = eval_line(&format!("epoch {:>3}  {name}", m.epoch), &e);
             line.text_eval = Some(e);
-            line.network = Some(name);
             lines.push(EpochLine {
                 metrics: line,
                 display,
