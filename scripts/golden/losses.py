@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden values for student-trainer's distillation losses (student-trainer/src/loss).
+"""Golden values for trainer-core's distillation losses (trainer-core/src/loss).
 
 Independent numpy (float64) implementations of every loss, written from the
 papers' definitions and the authors' reference code rather than from the Rust

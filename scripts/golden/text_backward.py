@@ -12,7 +12,7 @@ A padded batch of mixed lengths (pad id 0 appears only at padding) and a scalar 
   L = mean_i(1 - cos(e_i, T_i)) + mean((e - T)^2)              (e: the pooled, projected embedding)
     + 0.5 * mean((h0 - H0)^2)                                   (transformer: h0 = masked mean of block 0)
 against fixed targets T, H0. Emits the loss and d L / d (every parameter) to
-scripts/golden/text_backward.json; student-trainer/tests/text_backward.rs recomputes them with
+scripts/golden/text_backward.json; trainer-core/tests/text_backward.rs recomputes them with
 candle autograd. Nothing here is needed by CI (the JSON and safetensors are committed).
 
   .deps/torch-venv/bin/python scripts/golden/text_backward.py

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden values for student-trainer's text evaluators (student-trainer/src/text_eval).
+"""Golden values for student-trainer's text evaluators (trainer-eval/src/text).
 
 Independent numpy (float64) computations on small hand-made inputs:
 - Pearson: np.corrcoef.

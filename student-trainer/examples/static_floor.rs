@@ -5,9 +5,9 @@
 //! `cargo run -p student-trainer --example static_floor -- MODEL.safetensors OUT.onnx`
 
 use anyhow::Context;
-use student_trainer::export::export_text_onnx;
-use student_trainer::model::text_config::{StaticConfig, StaticInit, WORD_EMBEDDINGS};
-use student_trainer::model::{StudentConfig, TextStudent};
+use trainer_core::export::export_text_onnx;
+use trainer_core::model::text::config::{StaticConfig, StaticInit, WORD_EMBEDDINGS};
+use trainer_core::model::{StudentConfig, TextStudent};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -12,10 +12,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
-use student_trainer::loss::{feature, FeatureDistance};
-use student_trainer::model::text::pad_batch;
-use student_trainer::model::{StudentConfig, TextStudent, TransformerConfig};
-use student_trainer::optim::{Hyper, Optimizer};
+use trainer_core::loss::{feature, FeatureDistance};
+use trainer_core::model::text::pad_batch;
+use trainer_core::model::{StudentConfig, TextStudent, TransformerConfig};
+use trainer_core::optim::{Hyper, Optimizer};
 
 // As the trainer binary: candle allocates a tensor per op.
 #[global_allocator]

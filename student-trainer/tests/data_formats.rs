@@ -9,7 +9,7 @@ use arrow::array::{ArrayRef, FixedSizeListArray, Float16Array, Int32Array, Large
 use arrow::datatypes::{DataType, Field};
 use data_support::{columns, kd_config, synth, write_config, write_parquet, write_sets};
 use student_trainer::config::RunConfig;
-use student_trainer::data::{Target, TrainData};
+use trainer_data::{Target, TrainData};
 
 #[test]
 fn f16_logits_int32_labels_large_ids_and_globs() {

@@ -14,9 +14,9 @@ use arrow::array::{ArrayRef, Int64Array, StringArray};
 use data_support::{fsl, write_parquet, Rng};
 use distill_tests::paths::repo_root;
 use student_trainer::config::RunConfig;
-use student_trainer::metrics::teacher::WEAK_TEACHER;
 use student_trainer::metrics::Summary;
 use student_trainer::sweep::{self, SweepOptions};
+use trainer_eval::teacher::WEAK_TEACHER;
 
 const BIN: &str = env!("CARGO_BIN_EXE_student-trainer");
 

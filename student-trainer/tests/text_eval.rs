@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use serde_json::Value;
 use student_trainer::cli::{error_text, run, Cli};
-use student_trainer::text_eval::lee::{read_upper_triangle, LeeData};
-use student_trainer::text_eval::metrics::{
+use trainer_eval::text::lee::{read_upper_triangle, LeeData};
+use trainer_eval::text::metrics::{
     average_ranks, nearest_centroid_accuracy, pearson, spearman, Embeddings,
 };
-use student_trainer::text_eval::probe::{LinearProbe, ProbeConfig};
-use student_trainer::text_eval::wordsim::WordSimData;
+use trainer_eval::text::probe::{LinearProbe, ProbeConfig};
+use trainer_eval::text::wordsim::WordSimData;
 
 use distill_tests::models::foreign_model;
 use distill_tests::paths::{ort_lib, repo_root};
@@ -402,9 +402,9 @@ fn teacher_scores_the_reference_lee50_and_wordsim353() {
 
 #[test]
 fn static_floor_matches_numpy() {
-    use student_trainer::export::export_text_onnx;
-    use student_trainer::model::text_config::{StaticConfig, StaticInit, WORD_EMBEDDINGS};
-    use student_trainer::model::{StudentConfig, TextStudent};
+    use trainer_core::export::export_text_onnx;
+    use trainer_core::model::text::config::{StaticConfig, StaticInit, WORD_EMBEDDINGS};
+    use trainer_core::model::{StudentConfig, TextStudent};
     let config = StudentConfig::Static(StaticConfig {
         vocab: 30522,
         dim: 384,

@@ -21,13 +21,13 @@ use data_support::text::{
 };
 use data_support::{fsl, write_config, write_parquet, Rng};
 use student_trainer::config::{RunConfig, SelfDistillConfig};
-use student_trainer::data::text::{TextColumns, TextTrainData};
-use student_trainer::data::text_loader::{EpochPlan, TextBatch, TextLoader};
-use student_trainer::data::tokens::TokenRule;
-use student_trainer::export::{OnnxTextEncoder, TokenBatch};
 use student_trainer::metrics::Summary;
-use student_trainer::model::{Exits, StudentConfig, TextStudent};
 use student_trainer::train::{self, RunOutcome, TrainOptions};
+use trainer_core::model::{Exits, StudentConfig, TextStudent};
+use trainer_data::text::loader::{EpochPlan, TextBatch, TextLoader};
+use trainer_data::text::rows::{TextColumns, TextTrainData};
+use trainer_data::text::tokens::TokenRule;
+use trainer_eval::{OnnxTextEncoder, TokenBatch};
 
 fn text_columns(targets: &[&str]) -> TextColumns {
     TextColumns {
@@ -77,7 +77,7 @@ fn batches_are_ragged_rows_padded_per_batch_and_cover_every_row() {
     let dir = write_store(&tmp.path().join("store"), &all, 64);
     let by_hash: HashMap<u64, &Row> = all
         .iter()
-        .map(|r| (student_trainer::data::text::id_hash(&r.id), r))
+        .map(|r| (trainer_data::seeds::id_hash(&r.id), r))
         .collect();
     let data = load(&dir, 1 << 20, None);
     assert!(data.resident.is_some());
@@ -232,8 +232,8 @@ fn train_fraction_keeps_the_same_id_subset_resident_or_streamed_and_in_any_order
     assert_eq!((eval_a, eval_b, eval_s), (eval_a, eval_a, eval_a));
     let held: std::collections::HashSet<u64> = all
         .iter()
-        .map(|r| student_trainer::data::text::id_hash(&r.id))
-        .filter(|&h| student_trainer::data::text::is_held_out(h, 0.1))
+        .map(|r| trainer_data::seeds::id_hash(&r.id))
+        .filter(|&h| trainer_data::seeds::is_held_out(h, 0.1))
         .collect();
     assert!(ids_a.iter().all(|h| !held.contains(h)));
 }
@@ -241,7 +241,7 @@ fn train_fraction_keeps_the_same_id_subset_resident_or_streamed_and_in_any_order
 #[test]
 fn image_batches_do_not_depend_on_the_order_rows_were_stored() {
     use data_support::{columns as image_columns, synth};
-    use student_trainer::data::{Loader, TrainData};
+    use trainer_data::{Loader, TrainData};
     let tmp = tempfile::tempdir().unwrap();
     let s = synth(90, 1);
     // The same rows, reversed, split over two files.
@@ -372,7 +372,7 @@ fn onnx_vs_candle_at(
         vec![11, 12, 13],
         vec![47, 1],
     ];
-    let (ids, mask) = student_trainer::model::text::pad_batch(&rows, 0).unwrap();
+    let (ids, mask) = trainer_core::model::text::pad_batch(&rows, 0).unwrap();
     let mut out = student.forward(&ids, &mask, None).unwrap();
     let model = match exit {
         None => "student.onnx".to_string(),
@@ -580,7 +580,7 @@ fn a_static_student_starts_as_the_teachers_pca_table_mapped_back() {
     ))
     .unwrap();
     let (_vm, s) = TextStudent::build(&cfg).expect("builds");
-    let (ids, mask) = student_trainer::model::text::pad_batch(&[vec![4, 9], vec![30]], 0).unwrap();
+    let (ids, mask) = trainer_core::model::text::pad_batch(&[vec![4, 9], vec![30]], 0).unwrap();
     let got = s
         .forward(&ids, &mask, None)
         .unwrap()
@@ -909,7 +909,7 @@ fn exit_losses_reach_every_exit_head_and_the_shared_blocks_only() {
         .iter()
         .map(|r| r.tokens.iter().map(|&t| t as u32).collect())
         .collect();
-    let (ids, mask) = student_trainer::model::text::pad_batch(&toks, 0).unwrap();
+    let (ids, mask) = trainer_core::model::text::pad_batch(&toks, 0).unwrap();
     let emb: Vec<f32> = rs.iter().flat_map(|r| r.emb.clone()).collect();
     let target = Tensor::from_vec(emb, (8, EMB), &Device::Cpu).unwrap();
     let out = student.forward(&ids, &mask, None).unwrap();
@@ -957,9 +957,9 @@ fn exit_losses_reach_every_exit_head_and_the_shared_blocks_only() {
 
 #[test]
 fn a_linear_exit_head_starts_as_the_students_own_output_map() {
-    use student_trainer::model::text::TextNetwork;
     use student_trainer::train::text_exits::TextSelfDistill;
     use student_trainer::train::text_objective::TextObjective;
+    use trainer_core::model::text::TextNetwork;
     let body = run_config(Path::new("x"), &transformer3(), COSINE_AND_NCE, 1, "")
         + "\n[self_distill]\nexits = [0, 1]\n";
     let cfg = RunConfig::parse(&body, Path::new("t.toml")).expect("parses");
@@ -974,8 +974,7 @@ fn a_linear_exit_head_starts_as_the_students_own_output_map() {
         panic!("a transformer")
     };
     let projector = t.projector.as_ref().expect("project_to = 8");
-    let (ids, mask) =
-        student_trainer::model::text::pad_batch(&[vec![3, 9, 17], vec![5]], 0).unwrap();
+    let (ids, mask) = trainer_core::model::text::pad_batch(&[vec![3, 9, 17], vec![5]], 0).unwrap();
     let out = student.forward(&ids, &mask, None).unwrap();
     let target = Tensor::zeros((2, EMB), DType::F32, &Device::Cpu).unwrap();
     for (l, exit) in sd
@@ -984,7 +983,7 @@ fn a_linear_exit_head_starts_as_the_students_own_output_map() {
         .iter()
         .enumerate()
     {
-        let want = student_trainer::model::linear::linear(projector, &out.hidden[l]).unwrap();
+        let want = trainer_core::model::linear::linear(projector, &out.hidden[l]).unwrap();
         let d = (&exit.embedding - &want)
             .unwrap()
             .abs()

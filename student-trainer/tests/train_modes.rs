@@ -12,14 +12,15 @@ use candle_nn::{VarBuilder, VarMap};
 use data_support::{finished, numbers, write_config, write_sets};
 use distill_tests::paths::ort_lib;
 use student_trainer::config::{RunConfig, SelfDistillConfig};
-use student_trainer::data::{EvalData, Loader};
-use student_trainer::export::{export_exit_onnx, OnnxClassifier};
 use student_trainer::metrics::Summary;
-use student_trainer::model::{Exits, Student, StudentConfig};
 use student_trainer::train::epoch::batch_tensors;
 use student_trainer::train::online::OnlineNets;
 use student_trainer::train::setup::Setup;
 use student_trainer::train::{run, RunOutcome, TrainOptions};
+use trainer_core::export::export_exit_onnx;
+use trainer_core::model::{Exits, Student, StudentConfig};
+use trainer_data::{EvalData, Loader};
+use trainer_eval::OnnxClassifier;
 
 fn base(train: &Path, eval: &Path, epochs: usize, student: &str, extra: &str) -> String {
     format!(
@@ -203,9 +204,9 @@ fn teacher_student_warms_up_the_teacher_and_detaches_targets() {
     }
     let student_out = setup.student.forward(&x, true).expect("forward");
     let teacher_out = nets.others()[0].student.forward(&x, true).expect("forward");
-    let own = (student_trainer::loss::ce(&student_out.logits, y.as_ref().expect("labels"))
+    let own = (trainer_core::loss::ce(&student_out.logits, y.as_ref().expect("labels"))
         .expect("ce")
-        + student_trainer::loss::kd(&student_out.logits, &teacher_out.logits.detach(), 3.0)
+        + trainer_core::loss::kd(&student_out.logits, &teacher_out.logits.detach(), 3.0)
             .expect("kd"))
     .expect("sum");
     let alone = gradient_norms(&setup, &own);

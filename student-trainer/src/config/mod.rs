@@ -6,15 +6,21 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::StudentConfig;
+use trainer_core::model::StudentConfig;
+use trainer_core::optim::Schedule;
+use trainer_core::serde_kind;
 
 mod keys;
-mod kind;
 pub mod legacy;
 pub mod modes;
 mod validate;
 
-pub use modes::{exit_name, OnlineConfig, SelfDistillConfig};
+pub use modes::OnlineConfig;
+// The run config composes the tables each layer owns; re-exported so `config::X` names them all.
+pub use trainer_core::loss::{DistanceConfig, LossTerm};
+pub use trainer_core::model::exits::{exit_name, SelfDistillConfig};
+pub use trainer_core::optim::{OptimizerConfig, ScheduleConfig};
+pub use trainer_data::config::{DataConfig, ServedConfig, TeacherSource, ViewsConfig};
 
 /// Errors reading or checking a run configuration; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +79,7 @@ pub enum ConfigError {
 pub struct RunConfig {
     /// Where the rows come from.
     pub data: DataConfig,
-    /// The student architecture (owned by [`crate::model`]).
+    /// The student architecture (owned by [`trainer_core::model`]).
     pub student: StudentConfig,
     /// Loss terms, summed with their weights.
     #[serde(rename = "loss", default)]
@@ -86,433 +92,6 @@ pub struct RunConfig {
     /// Self-distillation: auxiliary exits taught by the deepest one ([`SelfDistillConfig`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_distill: Option<SelfDistillConfig>,
-}
-
-/// The `[data]` table.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    /// Training rows: a label-store dataset folder, one Parquet file, or a glob of files.
-    pub train: String,
-    /// Held-out, hard-labelled rows evaluated each epoch (optional).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval: Option<String>,
-    /// Name of the input column: FixedSizeList of floats, or for a text student (`static`,
-    /// `transformer`) the token-id column (List<Int32|Int64>, e.g. `input_ids`).
-    pub input: String,
-    /// Name of the hard-label column (integers); optional for pure distillation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    /// Extra teacher datasets joined to the training rows by `id`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub teachers: Vec<TeacherSource>,
-    /// Teacher outputs stored per augmented view (`distill-label label --views K`), replayed
-    /// so the student sees the inputs the teacher scored ([`ViewsConfig`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub views: Option<ViewsConfig>,
-    /// A running teacher-server asked for the teacher's outputs of every augmented batch
-    /// ([`ServedConfig`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub served: Option<ServedConfig>,
-    /// Number of classes; inferred from the teacher logits width or the labels when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_classes: Option<usize>,
-    /// Shape of one input as `[H, W]` or `[C, H, W]`, used by `train.jitter`; a square
-    /// single-channel image is assumed when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_shape: Option<Vec<usize>>,
-    /// Teacher-logits column of the eval set for agreement and eval KD loss; defaults to the
-    /// first `kd` term's column when the eval set has it. For a text student: the embedding
-    /// column teacher fidelity is measured against (default: the first term on the pooled
-    /// embedding).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval_teacher: Option<String>,
-    /// Text: the token-type column (e.g. `token_type_ids`), fed to a transformer student;
-    /// absent: every token has type 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_types: Option<String>,
-    /// Text: sort each shuffle window by token count before cutting batches, then shuffle
-    /// the batches (less padding per batch).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub bucket_by_length: bool,
-    /// Text: training rows held in memory per shuffle window (default 262144). A source with
-    /// more rows is streamed: each epoch reads it once per window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shuffle_window: Option<usize>,
-    /// Text: hold out this fraction of the training source for eval, chosen by a hash of the
-    /// row id (the same rows for every seed); an alternative to `data.eval`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval_fraction: Option<f64>,
-    /// Text: train on this fraction of the (non-held-out) rows only, chosen by a hash of the
-    /// row id — the same subset for every seed and labelling order; a budget knob.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_fraction: Option<f64>,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// One extra teacher dataset (`[[data.teachers]]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TeacherSource {
-    /// Short name; a loss term can address one teacher's column as `NAME:column`.
-    pub name: String,
-    /// A label-store dataset folder, Parquet file or glob, with an `id` column.
-    pub path: String,
-    /// Weight of this teacher's soft targets in the average.
-    #[serde(default = "one")]
-    pub weight: f64,
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-/// `[data.views]`: the teacher's outputs of K seeded augmented views of each training row.
-///
-/// Epoch `e` trains every row on its view `e mod K`: the input is rebuilt from the row's
-/// un-augmented input (`data.train`) and the view's stored seed, and the loss terms' teacher
-/// columns are read from that view's row, so student and teacher see the same input.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ViewsConfig {
-    /// The label-store dataset folder (or Parquet file / glob) holding the views.
-    pub path: String,
-    /// Use views `0..count` only (default: all K the dataset holds for every row).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count: Option<u32>,
-}
-
-/// `[data.served]`: the frozen teacher served online. Each training batch is augmented
-/// (epoch `e` uses view `e` of each row, the seeds `distill-label label --views` uses), sent
-/// to the server, and the loss terms' teacher columns are the server's outputs of that batch.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ServedConfig {
-    /// Base URL of the teacher-server, e.g. `http://127.0.0.1:8080` (token: `DISTILL_API_TOKEN`).
-    pub server: String,
-    /// The augmentation, e.g. `"jitter=2"` (as `distill-label label --augment`).
-    pub augment: distill_proto::views::Augment,
-    /// Base seed of the view seeds (`distill-label label --view-seed`).
-    #[serde(default)]
-    pub view_seed: u64,
-    /// The model input the batch is sent as (default: `data.input`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_input: Option<String>,
-    /// Seconds one request may take before it is retried.
-    #[serde(default = "default_served_timeout")]
-    pub timeout_secs: f64,
-}
-
-fn default_served_timeout() -> f64 {
-    60.0
-}
-
-/// Distance of a `feature` loss term; the parameter travels with the variant that uses it.
-///
-/// `distance = "mse"` or `distance = { kind = "smooth_l1", beta = 0.5 }`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DistanceConfig {
-    /// Mean squared error.
-    // Empty braces, not unit variants: serde ignores extra keys of a tagged unit variant.
-    Mse {},
-    /// Mean absolute error.
-    L1 {},
-    /// Huber / smooth L1.
-    SmoothL1 {
-        /// Where the penalty turns from quadratic to linear.
-        #[serde(default = "one")]
-        beta: f64,
-    },
-    /// 1 - cosine similarity.
-    Cosine {},
-    /// KL divergence of the softmaxed features.
-    Kl {
-        /// Softmax temperature.
-        #[serde(default = "one")]
-        temperature: f64,
-    },
-}
-
-impl Default for DistanceConfig {
-    fn default() -> Self {
-        DistanceConfig::Mse {}
-    }
-}
-
-impl From<DistanceConfig> for crate::loss::FeatureDistance {
-    fn from(d: DistanceConfig) -> Self {
-        use crate::loss::FeatureDistance as F;
-        match d {
-            DistanceConfig::Mse {} => F::Mse,
-            DistanceConfig::L1 {} => F::L1,
-            DistanceConfig::SmoothL1 { beta } => F::SmoothL1 { beta },
-            DistanceConfig::Cosine {} => F::Cosine,
-            DistanceConfig::Kl { temperature } => F::Kl { temperature },
-        }
-    }
-}
-/// One `[[loss]]` term, tagged by `kind`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum LossTerm {
-    /// Cross-entropy with the hard labels.
-    Ce {
-        /// Weight in the sum.
-        #[serde(default = "one")]
-        weight: f64,
-    },
-    /// Hinton KD: batchmean KL(softmax(t/T) || softmax(s/T)) · T².
-    Kd {
-        /// Stored teacher-logits column (top-k columns are detected automatically).
-        teacher: String,
-        /// Softmax temperature.
-        temperature: f64,
-        /// Weight in the sum.
-        #[serde(default = "one")]
-        weight: f64,
-    },
-    /// Binary cross-entropy against sigmoid(t/T) (multi-label teachers).
-    SoftBce {
-        /// Stored teacher-logits column.
-        teacher: String,
-        /// Temperature.
-        #[serde(default = "one")]
-        temperature: f64,
-        /// Weight in the sum.
-        #[serde(default = "one")]
-        weight: f64,
-    },
-    /// FitNets-style feature matching, with a learned linear projector when widths differ.
-    Feature {
-        /// Stored teacher feature column.
-        teacher: String,
-        /// Student hidden layer index (default: last hidden layer).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        student_layer: Option<usize>,
-        /// Distance, with its own parameter (default `mse`).
-        #[serde(default, deserialize_with = "kind::kind_or_table")]
-        distance: DistanceConfig,
-        /// Weight in the sum.
-        #[serde(default = "one")]
-        weight: f64,
-    },
-    /// Relational KD (distance and angle terms).
-    Rkd {
-        /// Stored teacher feature column.
-        teacher: String,
-        /// Student hidden layer index (default: last hidden layer).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        student_layer: Option<usize>,
-        /// Weight of the distance term.
-        #[serde(default = "one")]
-        distance_weight: f64,
-        /// Weight of the angle term.
-        #[serde(default = "two")]
-        angle_weight: f64,
-        /// Weight in the sum.
-        #[serde(default = "one")]
-        weight: f64,
-    },
-    /// Similarity-preserving KD.
-    Sp {
-        /// Stored teacher feature column.
-        teacher: String,
-        /// Student hidden layer index (default: last hidden layer).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        student_layer: Option<usize>,
-        /// Weight in the sum.
-        #[serde(default = "one")]
-        weight: f64,
-    },
-    /// InfoNCE between projected student embeddings and teacher embeddings of the batch.
-    Infonce {
-        /// Stored teacher feature column.
-        teacher: String,
-        /// Student hidden layer index (default: last hidden layer).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        student_layer: Option<usize>,
-        /// Temperature.
-        #[serde(default = "default_nce_temperature")]
-        temperature: f64,
-        /// Weight in the sum.
-        #[serde(default = "one")]
-        weight: f64,
-    },
-}
-
-fn two() -> f64 {
-    2.0
-}
-
-fn default_nce_temperature() -> f64 {
-    0.1
-}
-
-impl LossTerm {
-    /// The `kind` name as written in the config.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            LossTerm::Ce { .. } => "ce",
-            LossTerm::Kd { .. } => "kd",
-            LossTerm::SoftBce { .. } => "soft_bce",
-            LossTerm::Feature { .. } => "feature",
-            LossTerm::Rkd { .. } => "rkd",
-            LossTerm::Sp { .. } => "sp",
-            LossTerm::Infonce { .. } => "infonce",
-        }
-    }
-
-    /// The weight of the term in the sum.
-    pub fn weight(&self) -> f64 {
-        match self {
-            LossTerm::Ce { weight }
-            | LossTerm::Kd { weight, .. }
-            | LossTerm::SoftBce { weight, .. }
-            | LossTerm::Feature { weight, .. }
-            | LossTerm::Rkd { weight, .. }
-            | LossTerm::Sp { weight, .. }
-            | LossTerm::Infonce { weight, .. } => *weight,
-        }
-    }
-
-    /// The teacher column the term reads, if any.
-    pub fn teacher(&self) -> Option<&str> {
-        match self {
-            LossTerm::Ce { .. } => None,
-            LossTerm::Kd { teacher, .. }
-            | LossTerm::SoftBce { teacher, .. }
-            | LossTerm::Feature { teacher, .. }
-            | LossTerm::Rkd { teacher, .. }
-            | LossTerm::Sp { teacher, .. }
-            | LossTerm::Infonce { teacher, .. } => Some(teacher),
-        }
-    }
-
-    /// The student hidden layer the term reads (feature-like terms only), `None` = last.
-    pub fn student_layer(&self) -> Option<Option<usize>> {
-        match self {
-            LossTerm::Feature { student_layer, .. }
-            | LossTerm::Rkd { student_layer, .. }
-            | LossTerm::Sp { student_layer, .. }
-            | LossTerm::Infonce { student_layer, .. } => Some(*student_layer),
-            _ => None,
-        }
-    }
-
-    /// A short label for metrics, e.g. `kd:logits`.
-    pub fn label(&self) -> String {
-        match self.teacher() {
-            Some(t) => format!("{}:{t}", self.kind()),
-            None => self.kind().to_string(),
-        }
-    }
-}
-
-/// The `[train.optimizer]` table, tagged by `kind`; `optimizer = "sgd"` is short for
-/// `{ kind = "sgd" }`. Absent: AdamW with its defaults.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum OptimizerConfig {
-    /// AdamW with decoupled weight decay (PyTorch's formulation).
-    Adamw {
-        /// β₁ and β₂.
-        #[serde(default = "default_betas")]
-        betas: [f64; 2],
-        /// ε added to the second-moment root.
-        #[serde(default = "default_eps")]
-        eps: f64,
-        /// Decoupled weight decay.
-        #[serde(default)]
-        weight_decay: f64,
-    },
-    /// SGD with optional (Nesterov) momentum.
-    Sgd {
-        /// Momentum factor (0 = plain SGD).
-        #[serde(default)]
-        momentum: f64,
-        /// Nesterov momentum (needs a positive `momentum`).
-        #[serde(default)]
-        nesterov: bool,
-        /// L2 weight decay added to the gradient.
-        #[serde(default)]
-        weight_decay: f64,
-    },
-}
-
-fn default_betas() -> [f64; 2] {
-    [0.9, 0.999]
-}
-
-fn default_eps() -> f64 {
-    1e-8
-}
-
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        OptimizerConfig::Adamw {
-            betas: default_betas(),
-            eps: default_eps(),
-            weight_decay: 0.0,
-        }
-    }
-}
-
-impl OptimizerConfig {
-    /// The `kind` name as written in the config.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            OptimizerConfig::Adamw { .. } => "adamw",
-            OptimizerConfig::Sgd { .. } => "sgd",
-        }
-    }
-}
-
-/// The `[train.schedule]` table: the learning rate after warm-up, tagged by `kind`;
-/// `schedule = "cosine"` is short for `{ kind = "cosine" }`. Absent: constant.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ScheduleConfig {
-    /// Constant learning rate.
-    Constant {},
-    /// Cosine decay from `train.lr` to `min_lr` at the last step.
-    Cosine {
-        /// Floor reached at the last step.
-        #[serde(default)]
-        min_lr: f64,
-    },
-    /// Multiply by `gamma` every `step_epochs` epochs.
-    Step {
-        /// Period, in epochs.
-        step_epochs: usize,
-        /// Factor applied each period.
-        #[serde(default = "default_gamma")]
-        gamma: f64,
-    },
-}
-
-fn default_gamma() -> f64 {
-    0.1
-}
-
-impl Default for ScheduleConfig {
-    fn default() -> Self {
-        ScheduleConfig::Constant {}
-    }
-}
-
-impl ScheduleConfig {
-    /// The `kind` name as written in the config.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ScheduleConfig::Constant {} => "constant",
-            ScheduleConfig::Cosine { .. } => "cosine",
-            ScheduleConfig::Step { .. } => "step",
-        }
-    }
 }
 
 /// Metric watched by early stopping (lower is better for all).
@@ -564,11 +143,23 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
     /// `[train.optimizer]`.
-    #[serde(default, deserialize_with = "kind::kind_or_table")]
+    #[serde(default, deserialize_with = "serde_kind::kind_or_table")]
     pub optimizer: OptimizerConfig,
     /// `[train.schedule]`.
-    #[serde(default, deserialize_with = "kind::kind_or_table")]
+    #[serde(default, deserialize_with = "serde_kind::kind_or_table")]
     pub schedule: ScheduleConfig,
+}
+
+/// The learning-rate schedule of a `[train]` table.
+impl From<&TrainConfig> for Schedule {
+    fn from(t: &TrainConfig) -> Self {
+        Schedule {
+            lr: t.lr,
+            epochs: t.epochs,
+            warmup_epochs: t.warmup_epochs,
+            schedule: t.schedule,
+        }
+    }
 }
 
 fn default_batch() -> usize {

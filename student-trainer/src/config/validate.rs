@@ -8,7 +8,7 @@ use super::{
     DataConfig, DistanceConfig, LossTerm, OnlineConfig, OptimizerConfig, RunConfig, ScheduleConfig,
     SelfDistillConfig, TrainConfig,
 };
-use crate::model::StudentConfig;
+use trainer_core::model::StudentConfig;
 
 /// A failed check: the dotted key and what is wrong.
 pub type Failure = (String, String);

@@ -3,9 +3,7 @@
 //! `student-trainer eval`.
 
 pub mod report;
-pub mod score;
 pub mod steps;
-pub mod teacher;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use score::{score_logits, EvalMetrics};
+// The per-epoch eval scores are computed in the eval layer; the summary carries them.
+pub use trainer_eval::score::{score_logits, EvalMetrics};
+use trainer_eval::teacher;
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -13,7 +13,7 @@ use super::{
 use crate::config::RunConfig;
 use crate::metrics::steps::StepRecord;
 use crate::metrics::EpochMetrics;
-use crate::model::StudentConfig;
+use trainer_core::model::StudentConfig;
 
 /// Short description of a student architecture, e.g. `mlp 800-800` or `cnn 32-64 + 128`.
 pub fn student_desc(s: &StudentConfig) -> String {

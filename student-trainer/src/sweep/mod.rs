@@ -8,7 +8,7 @@
 //!   [`chart`]: `sweep.png`.
 //! - Determinism: each run is an ordinary run of its own config (seeded init, shuffling,
 //!   dropout), sharing only read-only data, so a seed gives the same numbers whatever `--jobs`.
-//! - The teacher check ([`crate::metrics::teacher`]) compares the teacher's own eval errors
+//! - The teacher check ([`trainer_eval::teacher`]) compares the teacher's own eval errors
 //!   with each scratch baseline's mean.
 
 pub mod chart;
@@ -26,14 +26,14 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::{ConfigError, RunConfig};
-use crate::data::{EvalData, TrainData};
-use crate::metrics::teacher::{Baseline, TeacherCheck, TeacherEval};
 use crate::plot::PlotError;
 use crate::train::setup::{self, Setup};
 use crate::train::{RunOutcome, TrainError, TrainOptions};
 use plan::{Grid, RunKind, Task};
 use store::RunResult;
 use table::{Row, Stat};
+use trainer_data::{EvalData, TrainData};
+use trainer_eval::teacher::{Baseline, TeacherCheck, TeacherEval};
 
 /// Errors of a sweep; each names the key, spec, run or file.
 #[derive(Debug, thiserror::Error)]

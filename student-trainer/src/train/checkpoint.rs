@@ -14,7 +14,7 @@ use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use super::{BoxError, TrainError};
-use crate::optim::Optimizer;
+use trainer_core::optim::Optimizer;
 
 /// Early-stopping bookkeeping.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]

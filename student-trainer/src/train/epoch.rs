@@ -11,9 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::objective::TargetTensors;
 use super::TrainError;
 use crate::config::TrainConfig;
-use crate::data::loader::{mix_seed, streams};
-use crate::data::{Batch, Loader};
-use crate::optim::{lr_at, Optimizer};
+use trainer_core::optim::{lr_at, Optimizer};
+use trainer_data::seeds::{mix_seed, streams};
+use trainer_data::{Batch, Loader};
 
 use super::setup::Setup;
 

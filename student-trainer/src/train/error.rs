@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
-use crate::data::DataError;
-use crate::export::ExportError;
-use crate::loss::LossError;
 use crate::metrics::MetricsError;
-use crate::model::ModelError;
-use crate::optim::OptimError;
+use trainer_core::export::ExportError;
+use trainer_core::loss::LossError;
+use trainer_core::model::ModelError;
+use trainer_core::optim::OptimError;
+use trainer_data::DataError;
 
 /// A boxed cause, for failures that come from several libraries (I/O, safetensors, JSON).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

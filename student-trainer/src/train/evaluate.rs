@@ -3,9 +3,9 @@
 use candle_core::{Device, Tensor};
 
 use super::TrainError;
-use crate::data::EvalData;
 use crate::metrics::{score_logits, EvalMetrics};
-use crate::model::Student;
+use trainer_core::model::Student;
+use trainer_data::EvalData;
 
 /// The student's eval-mode logits for all rows of `x` (`rows × classes`, row-major).
 pub fn student_logits(

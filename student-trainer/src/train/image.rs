@@ -14,7 +14,7 @@ use super::setup::Setup;
 use super::{epoch_line, evaluate_opt, kd_temperature, TrainError, TrainOptions};
 use crate::config::RunConfig;
 use crate::metrics::{steps::StepLog, EpochMetrics, Summary, STUDENT_NETWORK};
-use crate::optim::Optimizer;
+use trainer_core::optim::Optimizer;
 
 /// A classification run on a built [`Setup`].
 pub struct ImageTask<'a> {

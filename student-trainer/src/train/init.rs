@@ -9,7 +9,7 @@ use candle_nn::{Init, VarBuilder, VarMap};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::data::loader::{mix_seed, streams};
+use trainer_data::seeds::{mix_seed, streams};
 
 /// FNV-1a hash of a variable name.
 fn name_hash(name: &str) -> u64 {

@@ -21,7 +21,7 @@ use super::outputs::{self, Finished, METRICS_FILE};
 use super::{student_lines, RunOutcome, TrainError, TrainOptions};
 use crate::config::EarlyStopping;
 use crate::metrics::{self, steps::StepLog, EpochMetrics, Summary};
-use crate::optim::Optimizer;
+use trainer_core::optim::Optimizer;
 
 /// One `metrics.jsonl` line of an epoch and how it reads on the terminal.
 #[derive(Debug, Clone)]
@@ -292,8 +292,8 @@ mod tests {
     use super::*;
     use crate::config::StopMetric;
     use crate::metrics::EvalMetrics;
-    use crate::optim::Hyper;
     use candle_core::{DType, Device, Tensor};
+    use trainer_core::optim::Hyper;
 
     /// A toy task: two "networks", one variable each, pulled towards a target by SGD (the
     /// second steps in odd epochs only), and a scripted eval loss per epoch.

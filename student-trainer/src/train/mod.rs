@@ -9,8 +9,7 @@
 //! the run is: [`image`] (a classifier, one pass over the rows in [`epoch`], eval in
 //! [`evaluate`], `[self_distill]` exits from [`self_distill`]), [`text`] (`static`,
 //! `transformer` students with the terms of [`text_objective`]) or [`online`] (several
-//! networks in one loop). [`outputs`] is what a finished run writes; [`vars`] names the
-//! variables every exporter sorts by.
+//! networks in one loop). [`outputs`] is what a finished run writes.
 
 pub mod checkpoint;
 pub mod early_stop;
@@ -29,18 +28,17 @@ pub mod setup;
 pub mod text;
 pub mod text_exits;
 pub mod text_objective;
-pub mod vars;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::{LossTerm, RunConfig};
-use crate::data::EvalData;
 use crate::metrics::{EpochMetrics, EvalMetrics, Summary};
-use crate::model::Student;
 pub use error::{BoxError, TermError, TrainError};
 use learner::Learner;
 use setup::Setup;
+use trainer_core::model::Student;
+use trainer_data::EvalData;
 
 /// How to run `train`.
 #[derive(Debug, Clone, Default)]

@@ -6,9 +6,9 @@ use candle_nn::{Linear, VarBuilder};
 
 use super::{TermError, TrainError};
 use crate::config::LossTerm;
-use crate::data::{BatchTarget, Target, TrainData};
-use crate::loss::{self, BceTarget};
-use crate::model::{Student, StudentOutput};
+use trainer_core::loss::{self, BceTarget};
+use trainer_core::model::{Student, StudentOutput};
+use trainer_data::{BatchTarget, Target, TrainData};
 
 /// Variable-name prefix of projectors; they train with the student but are not exported.
 pub const PROJECTOR_PREFIX: &str = "__proj";
@@ -186,7 +186,7 @@ impl Objective {
                 "student layer missing from forward output",
             ))?;
             Ok(match &t.projector {
-                Some(p) => crate::model::linear::linear(p, h)?,
+                Some(p) => trainer_core::model::linear::linear(p, h)?,
                 None => h.clone(),
             })
         };

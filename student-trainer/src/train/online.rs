@@ -30,17 +30,17 @@ use super::learner::{EpochLine, Task};
 use super::objective::TargetTensors;
 use super::outputs::{self, Finished};
 use super::setup::Setup;
-use super::vars::{is_student_var, VAR_PREFIX};
 use super::{epoch_line, evaluate_opt, init, TrainError, TrainOptions};
 use crate::config::{OnlineConfig, RunConfig, TrainConfig};
-use crate::data::loader::{mix_seed, streams};
-use crate::data::{Batch, Loader};
-use crate::loss;
 use crate::metrics::{
     steps::StepLog, EpochMetrics, EvalMetrics, NetworkSummary, Summary, STUDENT_NETWORK,
 };
-use crate::model::Student;
-use crate::optim::{lr_at, Optimizer};
+use trainer_core::loss;
+use trainer_core::model::vars::{is_student_var, VAR_PREFIX};
+use trainer_core::model::Student;
+use trainer_core::optim::{lr_at, Optimizer};
+use trainer_data::seeds::{mix_seed, streams};
+use trainer_data::{Batch, Loader};
 
 /// A network of an online run other than the `[student]`.
 pub struct OtherNetwork {
@@ -472,7 +472,12 @@ impl<'a> OnlineTask<'a> {
             if self.opts.export_onnx {
                 let file = format!("{}.onnx", o.name);
                 let path = self.out.join(&file);
-                crate::export::export_onnx(&o.student, &self.cfg.data.input, "logits", &path)?;
+                trainer_core::export::export_onnx(
+                    &o.student,
+                    &self.cfg.data.input,
+                    "logits",
+                    &path,
+                )?;
                 files.push(file);
             }
             let eval = self.eval(&o.student)?;

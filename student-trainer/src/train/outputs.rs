@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use super::checkpoint::{self, BestState, CheckpointState};
 use super::setup::Setup;
-use super::vars::{is_exit_var, is_student_var};
 use super::{evaluate_opt, run_folder, TrainError, TrainOptions};
 use crate::config::RunConfig;
-use crate::metrics::teacher::{teacher_eval, Baseline, TeacherCheck};
 use crate::metrics::{self, EpochMetrics, EvalMetrics, NetworkSummary, Summary};
 use std::collections::BTreeMap;
+pub use trainer_core::model::vars::is_student_var;
+use trainer_eval::teacher::{teacher_eval, Baseline, TeacherCheck};
 
 /// Per-step training losses of a run (`metrics::steps`).
 pub const STEPS_FILE: &str = "steps.jsonl";
@@ -20,6 +20,12 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 /// The early-stopping copy of the best weights.
 pub fn best_path(out: &Path) -> PathBuf {
     checkpoint::dir(out).join("best.safetensors")
+}
+
+/// Whether `name` is an exit head's exported weight (`__exit{L}.fc.*`, `__exit{L}.out.*`;
+/// the training-only hint projection excluded).
+pub fn is_exit_var(name: &str) -> bool {
+    name.starts_with(trainer_core::model::exits::EXIT_PREFIX) && !name.contains(".hint.")
 }
 
 /// Where the loop ended.
@@ -67,7 +73,7 @@ pub fn write(
     files.push("student.safetensors".into());
     if opts.export_onnx {
         let path = out.join("student.onnx");
-        crate::export::export_onnx(&setup.student, &cfg.data.input, "logits", &path)?;
+        trainer_core::export::export_onnx(&setup.student, &cfg.data.input, "logits", &path)?;
         files.push("student.onnx".into());
     }
     if setup.self_distill.is_some() {

@@ -14,10 +14,10 @@ use candle_nn::VarBuilder;
 
 use super::TrainError;
 use crate::config::SelfDistillConfig;
-use crate::data::EvalData;
-use crate::loss::{self, FeatureDistance};
 use crate::metrics::{score_logits, EvalMetrics, NetworkSummary};
-use crate::model::{exits::truncated_param_count, ExitHead, Exits, Student, StudentOutput};
+use trainer_core::loss::{self, FeatureDistance};
+use trainer_core::model::{exits::truncated_param_count, ExitHead, Exits, Student, StudentOutput};
+use trainer_data::EvalData;
 
 /// The exits of a run and their settings.
 pub struct SelfDistill {
@@ -190,7 +190,7 @@ impl SelfDistill {
             let mut files = Vec::new();
             if onnx {
                 let file = format!("{name}.onnx");
-                crate::export::export_exit_onnx(
+                trainer_core::export::export_exit_onnx(
                     student,
                     h,
                     input_name,

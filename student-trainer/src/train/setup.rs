@@ -9,9 +9,9 @@ use candle_nn::VarMap;
 
 use super::{init, objective::Objective, self_distill::SelfDistill, TrainError};
 use crate::config::{LossTerm, RunConfig};
-use crate::data::jitter::Jitter;
-use crate::data::{EvalData, TrainData};
-use crate::model::Student;
+use trainer_core::model::Student;
+use trainer_data::image::jitter::Jitter;
+use trainer_data::{EvalData, TrainData};
 
 /// A run's data, student and objective.
 pub struct Setup {

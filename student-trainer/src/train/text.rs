@@ -2,7 +2,7 @@
 //! teacher's stored embeddings: the same optimizer, schedule, run folder and
 //! [`super::learner::Learner`] (checkpoints, resume, metrics files) as a classifier, as the
 //! [`TextTask`], with token batches from
-//! [`crate::data::text_loader`] and eval = the loss terms on held-out rows plus teacher
+//! [`trainer_data::text::loader`] and eval = the loss terms on held-out rows plus teacher
 //! fidelity (mean cosine of student and teacher embeddings).
 //!
 //! The student as initialised is evaluated before any step (`summary.json`
@@ -26,21 +26,23 @@ use super::checkpoint::{self, CheckpointState, TextProgress};
 use super::epoch::{optimizer_step, EpochTotals, StepAt};
 use super::learner::{exit_line, EpochLine, Learner, Task};
 use super::outputs::{self, Finished};
+use super::outputs::{is_exit_var, is_student_var};
 use super::text_exits::TextSelfDistill;
 use super::text_objective::TextObjective;
-use super::vars::{is_exit_var, is_student_var};
 use super::{init, RunOutcome, TrainError, TrainOptions};
 use crate::config::{LossTerm, RunConfig};
-use crate::data::text::{self, TextColumns, TextRows, TextTrainData, DEFAULT_SHUFFLE_WINDOW};
-use crate::data::text_loader::{make_text_batch, EpochPlan, TextBatch, TextLoader};
-use crate::data::tokens::TokenRule;
 use crate::metrics::steps::StepLog;
 use crate::metrics::{
     self, EpochMetrics, NetworkSummary, Summary, TextEvalMetrics, TextSummary, STUDENT_NETWORK,
 };
-use crate::model::text::TextNetwork;
-use crate::model::TextStudent;
-use crate::optim::Optimizer;
+use trainer_core::model::text::TextNetwork;
+use trainer_core::model::TextStudent;
+use trainer_core::optim::Optimizer;
+use trainer_data::text::loader::{make_text_batch, EpochPlan, TextBatch, TextLoader};
+use trainer_data::text::rows::{
+    self as text, TextColumns, TextRows, TextTrainData, DEFAULT_SHUFFLE_WINDOW,
+};
+use trainer_data::text::tokens::TokenRule;
 
 /// A text run's data, student and objective.
 pub struct TextSetup {
@@ -582,7 +584,11 @@ impl<'a> TextTask<'a> {
         )?;
         if self.opts.export_onnx {
             let path = self.out.join("student.onnx");
-            crate::export::export_text_onnx(&self.setup.student, self.setup.token_types(), &path)?;
+            trainer_core::export::export_text_onnx(
+                &self.setup.student,
+                self.setup.token_types(),
+                &path,
+            )?;
             files.push("student.onnx".into());
         }
         Ok(files)
@@ -608,7 +614,7 @@ impl<'a> TextTask<'a> {
                 let file = format!("{name}.onnx");
                 let path = self.out.join(&file);
                 let types = self.setup.token_types();
-                crate::export::export_text_exit_onnx(&self.setup.student, h, types, &path)?;
+                trainer_core::export::export_text_exit_onnx(&self.setup.student, h, types, &path)?;
                 files.push(file.clone());
                 exit_files.push(file);
             }

@@ -19,10 +19,10 @@ use super::self_distill::{hint, named};
 use super::text_objective::TextObjective;
 use super::TrainError;
 use crate::config::SelfDistillConfig;
-use crate::loss::{self, FeatureDistance};
-use crate::model::exits::EXIT_PREFIX;
-use crate::model::text::TextNetwork;
-use crate::model::{ExitHead, Exits, TextOutput, TextStudent};
+use trainer_core::loss::{self, FeatureDistance};
+use trainer_core::model::exits::EXIT_PREFIX;
+use trainer_core::model::text::TextNetwork;
+use trainer_core::model::{ExitHead, Exits, TextOutput, TextStudent};
 
 /// One exit's terms on one forward pass.
 pub struct ExitTerms {

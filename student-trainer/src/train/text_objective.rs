@@ -14,8 +14,8 @@ use candle_nn::{Linear, VarBuilder};
 use super::objective::PROJECTOR_PREFIX;
 use super::{TermError, TrainError};
 use crate::config::LossTerm;
-use crate::loss;
-use crate::model::{TextOutput, TextStudent};
+use trainer_core::loss;
+use trainer_core::model::{TextOutput, TextStudent};
 
 struct Term {
     term: LossTerm,
@@ -196,7 +196,7 @@ fn term_value(t: &Term, out: &TextOutput, targets: &[Tensor]) -> Result<Tensor, 
         ))?,
     };
     let h = match &t.projector {
-        Some(p) => crate::model::linear::linear(p, raw)?,
+        Some(p) => trainer_core::model::linear::linear(p, raw)?,
         None => raw.clone(),
     };
     Ok(match &t.term {
