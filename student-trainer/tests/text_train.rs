@@ -2,21 +2,23 @@
 //! data path (per-batch padding, bucketing, shuffle windows, order independence, bounded
 //! memory), tiny static and transformer runs whose fidelity rises, resume, ONNX parity on a
 //! padded mixed-length batch, the bad inputs, and a transformer's self-distillation exits
-//! (gradients, truncated ONNX parity, config checks, resume). The store is written here with the label
-//! store's text schema (`id`, `input_ids`/`token_type_ids` as List<Int32>, `embedding` and a
-//! tapped layer as FixedSizeList<f32>).
+//! (gradients, truncated ONNX parity, config checks, resume). The store is the one of
+//! `data_support::text`.
 
 mod data_support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float32Array, Int32Builder, Int64Builder, ListBuilder, StringArray, StringBuilder,
+    ArrayRef, Float32Array, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
 };
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use data_support::text::{
+    rows, run_config, token_list, write_store, Row, COSINE_AND_NCE, EMB, STATIC, TRANSFORMER, VOCAB,
+};
 use data_support::{fsl, write_config, write_parquet, Rng};
 use student_trainer::config::{RunConfig, SelfDistillConfig};
 use student_trainer::metrics::Summary;
@@ -26,97 +28,6 @@ use trainer_data::text::loader::{EpochPlan, TextBatch, TextLoader};
 use trainer_data::text::rows::{TextColumns, TextTrainData};
 use trainer_data::text::tokens::TokenRule;
 use trainer_eval::{OnnxTextEncoder, TokenBatch};
-
-const VOCAB: usize = 48;
-const EMB: usize = 8;
-const TAP: usize = 6;
-
-/// One stored row.
-#[derive(Clone)]
-struct Row {
-    id: String,
-    tokens: Vec<i32>,
-    emb: Vec<f32>,
-    tap: Vec<f32>,
-}
-
-fn table(seed: u64, width: usize) -> Vec<f32> {
-    let mut r = Rng::new(seed);
-    (0..VOCAB * width)
-        .map(|_| r.next_f32() * 2.0 - 1.0)
-        .collect()
-}
-
-/// `n` rows of 2..=13 tokens; the teacher embedding is tanh of twice the mean of a fixed token
-/// table (learnable by both students), the tapped layer the mean of another.
-fn rows(n: usize, seed: u64) -> Vec<Row> {
-    let (te, tt) = (table(91, EMB), table(92, TAP));
-    let mut r = Rng::new(seed);
-    (0..n)
-        .map(|i| {
-            let len = 2 + (r.next_f32() * 12.0) as usize;
-            let tokens: Vec<i32> = (0..len)
-                .map(|_| 1 + (r.next_f32() * (VOCAB - 1) as f32) as i32)
-                .collect();
-            let mean = |t: &[f32], w: usize| -> Vec<f32> {
-                (0..w)
-                    .map(|j| {
-                        tokens.iter().map(|&k| t[k as usize * w + j]).sum::<f32>() / len as f32
-                    })
-                    .collect()
-            };
-            Row {
-                id: format!("s{seed}-{i}"),
-                emb: mean(&te, EMB).iter().map(|x| (2.0 * x).tanh()).collect(),
-                tap: mean(&tt, TAP),
-                tokens,
-            }
-        })
-        .collect()
-}
-
-fn token_list(rows: &[Row], f: impl Fn(&Row) -> Vec<i32>) -> ArrayRef {
-    let mut b = ListBuilder::new(Int32Builder::new());
-    for r in rows {
-        b.values().append_slice(&f(r));
-        b.append(true);
-    }
-    Arc::new(b.finish())
-}
-
-/// The text store's columns for `rows`.
-fn columns(rows: &[Row]) -> Vec<(&'static str, ArrayRef)> {
-    vec![
-        (
-            "id",
-            Arc::new(StringArray::from(
-                rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
-            )) as ArrayRef,
-        ),
-        ("input_ids", token_list(rows, |r| r.tokens.clone())),
-        (
-            "token_type_ids",
-            token_list(rows, |r| vec![0; r.tokens.len()]),
-        ),
-        (
-            "embedding",
-            fsl(rows.iter().flat_map(|r| r.emb.clone()).collect(), EMB),
-        ),
-        (
-            "layer3",
-            fsl(rows.iter().flat_map(|r| r.tap.clone()).collect(), TAP),
-        ),
-    ]
-}
-
-/// Writes `rows` as the shards of a dataset folder, `per_shard` rows each.
-fn write_store(dir: &Path, rows: &[Row], per_shard: usize) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    for (i, chunk) in rows.chunks(per_shard).enumerate() {
-        write_parquet(&dir.join(format!("shard-{i:06}.parquet")), columns(chunk));
-    }
-    dir.to_path_buf()
-}
 
 fn text_columns(targets: &[&str]) -> TextColumns {
     TextColumns {
@@ -369,69 +280,6 @@ fn image_batches_do_not_depend_on_the_order_rows_were_stored() {
     assert_eq!(ba.len(), 6);
     assert_eq!(ba, bb);
 }
-
-/// A text run config over `train` (a dataset folder) with `student` and `losses` tables.
-fn run_config(
-    train: &Path,
-    student: &str,
-    losses: &str,
-    epochs: usize,
-    extra_data: &str,
-) -> String {
-    format!(
-        r#"
-[data]
-train = "{}"
-input = "input_ids"
-eval_fraction = 0.15
-{extra_data}
-
-{student}
-
-{losses}
-
-[train]
-epochs = {epochs}
-batch_size = 32
-eval_batch_size = 64
-lr = 0.01
-seed = 7
-"#,
-        train.display()
-    )
-}
-
-const STATIC: &str = r#"
-[student]
-arch = "static"
-vocab = 48
-dim = 8
-"#;
-
-const TRANSFORMER: &str = r#"
-[student]
-arch = "transformer"
-layers = 2
-hidden = 16
-heads = 2
-ffn = 32
-vocab = 48
-max_positions = 16
-project_to = 8
-"#;
-
-const COSINE_AND_NCE: &str = r#"
-[[loss]]
-kind = "feature"
-teacher = "embedding"
-distance = "cosine"
-
-[[loss]]
-kind = "infonce"
-teacher = "embedding"
-temperature = 0.1
-weight = 0.2
-"#;
 
 fn train_run(dir: &Path, name: &str, body: &str, opts: TrainOptions) -> Result<Summary, String> {
     let cfg = write_config(dir, &format!("{name}.toml"), body);

@@ -186,7 +186,8 @@ pub fn append_epoch(path: &Path, m: &EpochMetrics) -> Result<(), MetricsError> {
 
 /// Reads `metrics.jsonl`, keeping the lines of the first `keep` epochs (one line per epoch, or
 /// one per network in runs with several) and rewriting the file with only those (a killed run
-/// may have logged an epoch its checkpoint does not hold).
+/// may have logged an epoch its checkpoint does not hold). Kept lines stay as written: parsing
+/// and printing a float again need not give back its last digit.
 pub fn truncate_epochs(path: &Path, keep: usize) -> Result<Vec<EpochMetrics>, MetricsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -194,6 +195,7 @@ pub fn truncate_epochs(path: &Path, keep: usize) -> Result<Vec<EpochMetrics>, Me
         Err(e) => return Err(io_err(path, e)),
     };
     let mut out = Vec::new();
+    let mut body = String::new();
     let mut last = 0;
     for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         let m: EpochMetrics = serde_json::from_str(line)
@@ -203,17 +205,14 @@ pub fn truncate_epochs(path: &Path, keep: usize) -> Result<Vec<EpochMetrics>, Me
         }
         last = last.max(m.epoch);
         out.push(m);
+        body.push_str(line);
+        body.push('\n');
     }
     if last < keep {
         return Err(io_err(
             path,
             format!("holds {last} epochs, the checkpoint {keep}"),
         ));
-    }
-    let mut body = String::new();
-    for m in &out {
-        body.push_str(&serde_json::to_string(m).map_err(|e| io_err(path, e))?);
-        body.push('\n');
     }
     std::fs::write(path, body).map_err(|e| io_err(path, e))?;
     Ok(out)
@@ -236,4 +235,32 @@ pub fn read_epochs(path: &Path) -> Result<Vec<EpochMetrics>, MetricsError> {
 pub fn write_summary(path: &Path, s: &Summary) -> Result<(), MetricsError> {
     let text = serde_json::to_string_pretty(s).map_err(|e| io_err(path, e))?;
     std::fs::write(path, text + "\n").map_err(|e| io_err(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_the_kept_lines_as_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("metrics.jsonl");
+        // serde_json's default float parser reads this as a neighbour of its value, which
+        // prints as 1.8831117975711824: re-serialising would change the file.
+        let line = |epoch: usize| {
+            format!(
+                r#"{{"epoch":{epoch},"lr":0.2,"steps":13,"train_loss":1.8831117975711822,"train_terms":{{}},"train_samples_per_s":1.0,"epoch_wall_s":1.0}}"#
+            )
+        };
+        let text = format!("{}\n{}\n{}\n", line(1), line(2), line(3));
+        std::fs::write(&p, &text).expect("write");
+        let kept = truncate_epochs(&p, 2).expect("truncate");
+        assert_eq!(kept.iter().map(|m| m.epoch).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            std::fs::read_to_string(&p).expect("read"),
+            format!("{}\n{}\n", line(1), line(2))
+        );
+        let e = truncate_epochs(&p, 3).expect_err("fewer epochs than the checkpoint");
+        assert!(e.to_string().contains("holds 2 epochs"), "{e}");
+    }
 }

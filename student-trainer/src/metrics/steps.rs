@@ -43,16 +43,15 @@ pub struct StepLog {
 
 impl StepLog {
     /// Opens `path`, keeping only the lines up to optimizer step `keep_steps` (what the
-    /// checkpoint holds; 0 for a fresh run), and appends from there.
+    /// checkpoint holds; 0 for a fresh run), and appends from there. Kept lines stay as
+    /// written, so a resumed run's file is the one of a straight run.
     pub fn open(path: &Path, labels: Vec<String>, keep_steps: u64) -> Result<Self, MetricsError> {
-        let kept: Vec<StepRecord> = read_steps(path)?
-            .into_iter()
-            .filter(|r| r.step <= keep_steps)
-            .collect();
         let mut body = String::new();
-        for r in &kept {
-            body.push_str(&serde_json::to_string(r).map_err(|e| io_err(path, e))?);
-            body.push('\n');
+        for (line, r) in read_step_lines(path)? {
+            if r.step <= keep_steps {
+                body.push_str(&line);
+                body.push('\n');
+            }
         }
         std::fs::write(path, body).map_err(|e| io_err(path, e))?;
         let f = std::fs::OpenOptions::new()
@@ -137,6 +136,11 @@ impl StepLog {
 
 /// Reads `steps.jsonl`; a missing file (a run from before it existed) reads as no steps.
 pub fn read_steps(path: &Path) -> Result<Vec<StepRecord>, MetricsError> {
+    Ok(read_step_lines(path)?.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The lines of `steps.jsonl`, each with its record.
+fn read_step_lines(path: &Path) -> Result<Vec<(String, StepRecord)>, MetricsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -147,6 +151,7 @@ pub fn read_steps(path: &Path) -> Result<Vec<StepRecord>, MetricsError> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l)
+                .map(|r| (l.to_string(), r))
                 .map_err(|e| io_err(path, format!("line {} does not parse: {e}", i + 1)))
         })
         .collect()
@@ -178,6 +183,15 @@ mod tests {
         let mut log = StepLog::open(&p, vec!["ce".into()], STEP_WINDOW as u64).expect("reopen");
         log.end_epoch().expect("end");
         assert_eq!(read_steps(&p).expect("read").len(), 1);
+        // Kept lines stay as written (serde_json reads this float as a neighbour of itself).
+        let line =
+            r#"{"step":10,"epoch":1,"steps":10,"lr":0.1,"loss":1.8831117975711822,"terms":{}}"#;
+        std::fs::write(&p, format!("{line}\n")).expect("write");
+        drop(StepLog::open(&p, vec![], 10).expect("reopen"));
+        assert_eq!(
+            std::fs::read_to_string(&p).expect("read"),
+            format!("{line}\n")
+        );
         std::fs::write(&p, "{not json\n").expect("write");
         let e = read_steps(&p).expect_err("bad line").to_string();
         assert!(e.contains("steps.jsonl") && e.contains("line 1"), "{e}");

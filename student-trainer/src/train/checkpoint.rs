@@ -48,6 +48,21 @@ pub struct CheckpointState {
     /// `optimizer_steps`), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub network_steps: BTreeMap<String, u64>,
+    /// Text runs: the data figures their summary reports over all sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextProgress>,
+}
+
+/// What a text run's batches looked like so far, kept so that a resumed run's summary is a
+/// straight run's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TextProgress {
+    /// The most rows a window held in memory.
+    pub window_rows: usize,
+    /// Real token slots of the last epoch's batches.
+    pub tokens: u64,
+    /// All token slots (padding included) of the last epoch's batches.
+    pub padded: u64,
 }
 
 impl CheckpointState {
@@ -63,6 +78,7 @@ impl CheckpointState {
             train_samples: 0,
             train_s: 0.0,
             network_steps: BTreeMap::new(),
+            text: None,
         }
     }
 }

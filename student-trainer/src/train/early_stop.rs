@@ -3,6 +3,17 @@
 //! Its state is the checkpoint's [`BestState`], so a resumed run continues the same count.
 
 use super::checkpoint::BestState;
+use crate::config::StopMetric;
+use crate::metrics::EvalMetrics;
+
+/// The value of `metric` in an epoch's eval (`None`: `eval_kd` without full teacher logits).
+pub fn watched(m: &EvalMetrics, metric: StopMetric) -> Option<f64> {
+    match metric {
+        StopMetric::EvalError => Some(m.errors as f64),
+        StopMetric::EvalLoss => Some(m.ce),
+        StopMetric::EvalKd => m.kd,
+    }
+}
 
 /// What one epoch's value means for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

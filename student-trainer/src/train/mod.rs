@@ -4,18 +4,21 @@
 //! `metrics.jsonl`, `steps.jsonl`, `summary.json`, `curves.png`).
 //!
 //! [`run`] is the sequence; each step is its own module: [`run_folder`] (config and folder),
-//! [`setup`] (data, student, objective), [`epoch`] (one pass over the rows), [`early_stop`],
-//! [`checkpoint`], [`evaluate`], [`outputs`] (what a finished run writes). Text students
-//! (`static`, `transformer`) train in [`text`] with the terms of [`text_objective`].
-//! `[self_distill]` adds the exits of [`self_distill`] to this loop; `[online]` runs several
-//! networks in the loop of [`online`].
+//! [`setup`] (data, student, objective), then one [`learner::Learner`] drives the epochs of a
+//! [`learner::Task`] — resume, metrics files, [`early_stop`], [`checkpoint`] — whichever kind
+//! the run is: [`image`] (a classifier, one pass over the rows in [`epoch`], eval in
+//! [`evaluate`], `[self_distill]` exits from [`self_distill`]), [`text`] (`static`,
+//! `transformer` students with the terms of [`text_objective`]) or [`online`] (several
+//! networks in one loop). [`outputs`] is what a finished run writes.
 
 pub mod checkpoint;
 pub mod early_stop;
 pub mod epoch;
 mod error;
 pub mod evaluate;
+pub mod image;
 pub mod init;
+pub mod learner;
 pub mod objective;
 pub mod online;
 pub mod outputs;
@@ -29,14 +32,12 @@ pub mod text_objective;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::config::{EarlyStopping, LossTerm, RunConfig, StopMetric};
-use crate::metrics::{self, EpochMetrics, EvalMetrics, Summary};
-use checkpoint::CheckpointState;
-use early_stop::{EarlyStopper, Verdict};
+use crate::config::{LossTerm, RunConfig};
+use crate::metrics::{EpochMetrics, EvalMetrics, Summary};
 pub use error::{BoxError, TermError, TrainError};
+use learner::Learner;
 use setup::Setup;
 use trainer_core::model::Student;
-use trainer_core::optim::Optimizer;
 use trainer_data::EvalData;
 
 /// How to run `train`.
@@ -83,14 +84,6 @@ pub fn kd_temperature(losses: &[LossTerm]) -> f64 {
         .unwrap_or(1.0)
 }
 
-fn watched(m: &EvalMetrics, metric: StopMetric) -> Option<f64> {
-    match metric {
-        StopMetric::EvalError => Some(m.errors as f64),
-        StopMetric::EvalLoss => Some(m.ce),
-        StopMetric::EvalKd => m.kd,
-    }
-}
-
 /// Evaluates the student on the eval set, if there is one.
 fn evaluate_opt(
     student: &Student,
@@ -108,56 +101,9 @@ fn evaluate_opt(
     .transpose()
 }
 
-/// The loop state to start from: a fresh one, or the checkpoint's with the student and
-/// optimizer restored and `metrics.jsonl` cut back to it.
-fn starting_state(
-    resume: bool,
-    out: &Path,
-    setup: &Setup,
-    opt: &mut Optimizer,
-) -> Result<(CheckpointState, Vec<EpochMetrics>), TrainError> {
-    let metrics_path = out.join("metrics.jsonl");
-    if resume {
-        if let Some(s) = checkpoint::load_state(out)? {
-            checkpoint::restore(out, &s, &setup.varmap, opt)?;
-            let history = metrics::truncate_epochs(&metrics_path, s.epoch)?;
-            return Ok((s, student_lines(history)));
-        }
-        let _ = std::fs::remove_file(&metrics_path);
-    }
-    Ok((CheckpointState::fresh(), Vec::new()))
-}
-
 /// The `[student]`'s lines of a `metrics.jsonl` (all of a plain run's).
 pub fn student_lines(history: Vec<EpochMetrics>) -> Vec<EpochMetrics> {
     history.into_iter().filter(|m| m.is_student()).collect()
-}
-
-/// Feeds an epoch's eval metrics to early stopping; saves the best weights on improvement.
-/// Returns whether to stop.
-fn early_stopping_step(
-    es: &EarlyStopping,
-    stopper: &mut EarlyStopper,
-    eval: &EvalMetrics,
-    epoch: usize,
-    setup: &Setup,
-    out: &Path,
-) -> Result<bool, TrainError> {
-    let value = watched(eval, es.metric).ok_or_else(|| {
-        TrainError::Config(
-            "early_stopping.metric = \"eval_kd\" needs full teacher logits in the eval set".into(),
-        )
-    })?;
-    match stopper.observe(epoch, value) {
-        Verdict::Improved => {
-            let dir = checkpoint::dir(out);
-            std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io { path: dir, source })?;
-            checkpoint::save_vars(&setup.varmap, &outputs::best_path(out), |_| true)?;
-            Ok(false)
-        }
-        Verdict::Wait => Ok(false),
-        Verdict::Stop => Ok(true),
-    }
 }
 
 /// Trains as configured; see [`TrainOptions`]. Prints the teacher check (the teacher's eval
@@ -185,7 +131,8 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
 /// [`Setup`], e.g. one whose data a sweep shares between runs; with `opts.resume` it
 /// continues from the folder's checkpoint when there is one. `started` is when this session
 /// began (for the summary's wall time). Prints nothing but the per-epoch lines (`!quiet`).
-/// An `[online]` config trains in [`online::train`].
+/// An `[online]` config trains as an [`online::OnlineTask`], any other as an
+/// [`image::ImageTask`].
 pub fn train_with_setup(
     cfg: &RunConfig,
     out: &Path,
@@ -193,108 +140,11 @@ pub fn train_with_setup(
     opts: &TrainOptions,
     started: Instant,
 ) -> Result<RunOutcome, TrainError> {
+    let learner = Learner::new(out, opts, cfg.train.early_stopping, started);
     if cfg.online.is_some() {
-        return online::train(cfg, out, setup, opts, started);
+        return learner.fit(&mut online::OnlineTask::new(cfg, setup, out, opts)?);
     }
-    let wall = started;
-    let out = out.to_path_buf();
-    let tcfg = &cfg.train;
-    let mut opt = Optimizer::new(tcfg.optimizer.into(), setup.vars()?);
-    let (mut state, mut history) = starting_state(opts.resume, &out, setup, &mut opt)?;
-    let prior_wall = state.wall_s;
-    let mut stopper = tcfg
-        .early_stopping
-        .map(|es| EarlyStopper::new(es.patience, state.best));
-    let metrics_path = out.join("metrics.jsonl");
-    let labels = setup.labels();
-    let mut step_log = metrics::steps::StepLog::open(
-        &out.join(outputs::STEPS_FILE),
-        labels.clone(),
-        state.optimizer_steps,
-    )?;
-
-    while state.epoch < tcfg.epochs && !state.stopped_early {
-        if opts.stop_after.is_some_and(|n| state.epoch >= n) {
-            return Ok(RunOutcome::Paused {
-                epochs: state.epoch,
-            });
-        }
-        let t_epoch = Instant::now();
-        let totals = epoch::train_epoch(
-            setup,
-            tcfg,
-            &mut opt,
-            state.epoch,
-            opts.quiet,
-            &mut step_log,
-        )?;
-        let eval_m = evaluate_opt(&setup.student, setup.eval.as_deref(), cfg)?;
-        state.epoch += 1;
-        state.optimizer_steps = opt.steps();
-        state.train_samples += totals.rows;
-        state.train_s += totals.step_s;
-        let m = EpochMetrics {
-            epoch: state.epoch,
-            lr: totals.lr,
-            steps: opt.steps(),
-            train_loss: totals.mean_loss(),
-            train_terms: totals.mean_terms(&labels),
-            train_samples_per_s: totals.samples_per_s(),
-            epoch_wall_s: t_epoch.elapsed().as_secs_f64(),
-            eval: eval_m.clone(),
-            text_eval: None,
-            network: setup
-                .self_distill
-                .as_ref()
-                .map(|_| metrics::STUDENT_NETWORK.to_string()),
-        };
-        if !opts.quiet {
-            eprintln!("{}", epoch_line(&m));
-        }
-        metrics::append_epoch(&metrics_path, &m)?;
-        if let (Some(sd), Some(e)) = (&setup.self_distill, setup.eval.as_deref()) {
-            let exits = sd.evaluate(
-                &setup.student,
-                e,
-                cfg.train.eval_batch_size,
-                kd_temperature(&cfg.losses),
-            )?;
-            for (name, em) in exits {
-                let mut line = m.clone();
-                let own = format!("{name}:");
-                line.train_terms.retain(|k, _| k.starts_with(&own));
-                line.eval = Some(em);
-                line.network = Some(name);
-                if !opts.quiet {
-                    eprintln!("{}", epoch_line(&line));
-                }
-                metrics::append_epoch(&metrics_path, &line)?;
-            }
-        }
-        history.push(m);
-        if let (Some(es), Some(stopper), Some(em)) = (&tcfg.early_stopping, &mut stopper, &eval_m) {
-            if early_stopping_step(es, stopper, em, state.epoch, setup, &out)? {
-                state.stopped_early = true;
-                if !opts.quiet {
-                    eprintln!("early stopping: no improvement for {} epochs", es.patience);
-                }
-            }
-            state.best = stopper.best();
-        }
-        state.wall_s = prior_wall + wall.elapsed().as_secs_f64();
-        checkpoint::save(&out, &setup.varmap, &opt, state.clone())?;
-    }
-
-    let best = state.best.filter(|_| tcfg.early_stopping.is_some());
-    let finished = outputs::Finished {
-        state: &state,
-        best,
-        history: &history,
-        prior_wall_s: prior_wall,
-        started: wall,
-    };
-    let summary = outputs::write(cfg, setup, &out, opts, &finished, Default::default())?;
-    Ok(RunOutcome::Finished(summary))
+    learner.fit(&mut image::ImageTask::new(cfg, setup, out, opts)?)
 }
 
 /// One human-readable line per epoch.

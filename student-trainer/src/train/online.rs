@@ -22,20 +22,25 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
+use candle_nn::VarMap;
 
-use super::checkpoint::{self, CheckpointState};
+use super::checkpoint;
 use super::epoch::{batch_tensors, progress, EpochTotals};
-use super::outputs;
+use super::learner::{EpochLine, Task};
+use super::objective::TargetTensors;
+use super::outputs::{self, Finished};
 use super::setup::Setup;
-use super::{epoch_line, evaluate, init, kd_temperature, RunOutcome, TrainError, TrainOptions};
+use super::{epoch_line, evaluate_opt, init, TrainError, TrainOptions};
 use crate::config::{OnlineConfig, RunConfig, TrainConfig};
-use crate::metrics::{self, steps::StepLog, EpochMetrics, NetworkSummary, STUDENT_NETWORK};
+use crate::metrics::{
+    steps::StepLog, EpochMetrics, EvalMetrics, NetworkSummary, Summary, STUDENT_NETWORK,
+};
 use trainer_core::loss;
 use trainer_core::model::vars::{is_student_var, VAR_PREFIX};
 use trainer_core::model::Student;
 use trainer_core::optim::{lr_at, Optimizer};
 use trainer_data::seeds::{mix_seed, streams};
-use trainer_data::Loader;
+use trainer_data::{Batch, Loader};
 
 /// A network of an online run other than the `[student]`.
 pub struct OtherNetwork {
@@ -181,7 +186,7 @@ impl OnlineNets {
         setup: &Setup,
         x: &Tensor,
         labels: Option<&Tensor>,
-        targets: &[super::objective::TargetTensors],
+        targets: &[TargetTensors],
         epoch: usize,
     ) -> Result<OnlineLoss, TrainError> {
         let n = self.others.len() + 1;
@@ -201,73 +206,25 @@ impl OnlineNets {
             .iter()
             .map(|o| o.as_ref().map(|o| o.logits.clone()))
             .collect();
-        let t = self.cfg.temperature();
-        let kd = |i: usize, j: usize| -> Result<Tensor, TrainError> {
-            match (&logits[i], &logits[j]) {
-                (Some(s), Some(o)) => {
-                    loss::kd(s, &o.detach(), t).map_err(|source| TrainError::Loss {
-                        term: "online_kd".into(),
-                        source: Box::new(source.into()),
-                    })
-                }
-                _ => Err(TrainError::Config(
-                    "online_kd between inactive networks".into(),
-                )),
-            }
-        };
         let mut total: Option<Tensor> = None;
         let mut values = Vec::new();
         for (i, out) in outs.iter().enumerate() {
-            let base_len = self.base_labels(setup, i).len();
             let Some(out) = out else {
+                let base_len = self.base_labels(setup, i).len();
                 values.extend(std::iter::repeat_n(0.0, base_len + 2));
                 continue;
             };
             let (base, base_values) = match i {
                 0 => setup.objective.loss(out, labels, targets)?,
-                _ => {
-                    let ce =
-                        loss::ce(&out.logits, labels_t).map_err(|source| TrainError::Loss {
-                            term: "ce".into(),
-                            source: Box::new(source.into()),
-                        })?;
-                    let v = ce.to_scalar::<f32>()?;
-                    (ce, vec![v])
-                }
+                _ => peer_ce(&out.logits, labels_t)?,
             };
-            // The networks network i learns from, and the weight of the mean KL to them.
-            let (sources, w): (Vec<usize>, f64) = match &self.cfg {
-                OnlineConfig::Mutual { weight, .. } => {
-                    ((0..n).filter(|&j| j != i).collect(), *weight)
-                }
-                OnlineConfig::TeacherStudent {
-                    weight,
-                    teacher_weight,
-                    ..
-                } => match i {
-                    0 => (vec![1], *weight),
-                    _ if active[0] => (vec![0], *teacher_weight),
-                    _ => (Vec::new(), 0.0),
-                },
-            };
+            let (sources, w) = self.sources(i, &active);
             let mut l = base;
             let mut kl_value = 0.0;
-            if !sources.is_empty() {
-                let count = sources.len() as f64;
-                let mut kl_sum: Option<Tensor> = None;
-                for j in sources {
-                    let k = kd(i, j)?;
-                    kl_sum = Some(match kl_sum {
-                        None => k,
-                        Some(acc) => (acc + k)?,
-                    });
-                }
-                if let Some(k) = kl_sum {
-                    let mean_kl = k.affine(1.0 / count, 0.0)?;
-                    kl_value = mean_kl.to_scalar::<f32>()?;
-                    if w > 0.0 {
-                        l = (l + mean_kl.affine(w, 0.0)?)?;
-                    }
+            if let Some(mean_kl) = self.mean_kd(&logits, i, &sources)? {
+                kl_value = mean_kl.to_scalar::<f32>()?;
+                if w > 0.0 {
+                    l = (l + mean_kl.affine(w, 0.0)?)?;
                 }
             }
             values.push(l.to_scalar::<f32>()?);
@@ -288,237 +245,325 @@ impl OnlineNets {
             active,
         })
     }
+
+    /// The networks network `i` learns from, and the weight of the mean KL to them.
+    fn sources(&self, i: usize, active: &[bool]) -> (Vec<usize>, f64) {
+        match &self.cfg {
+            OnlineConfig::Mutual { weight, .. } => {
+                ((0..active.len()).filter(|&j| j != i).collect(), *weight)
+            }
+            OnlineConfig::TeacherStudent {
+                weight,
+                teacher_weight,
+                ..
+            } => match i {
+                0 => (vec![1], *weight),
+                _ if active[0] => (vec![0], *teacher_weight),
+                _ => (Vec::new(), 0.0),
+            },
+        }
+    }
+
+    /// The mean over `sources` of KD(network `i`, detached source logits); `None` without
+    /// sources.
+    fn mean_kd(
+        &self,
+        logits: &[Option<Tensor>],
+        i: usize,
+        sources: &[usize],
+    ) -> Result<Option<Tensor>, TrainError> {
+        let t = self.cfg.temperature();
+        let mut kl_sum: Option<Tensor> = None;
+        for &j in sources {
+            let k = match (&logits[i], &logits[j]) {
+                (Some(s), Some(o)) => {
+                    loss::kd(s, &o.detach(), t).map_err(|source| TrainError::Loss {
+                        term: "online_kd".into(),
+                        source: Box::new(source.into()),
+                    })?
+                }
+                _ => {
+                    return Err(TrainError::Config(
+                        "online_kd between inactive networks".into(),
+                    ))
+                }
+            };
+            kl_sum = Some(match kl_sum {
+                None => k,
+                Some(acc) => (acc + k)?,
+            });
+        }
+        let count = sources.len() as f64;
+        kl_sum
+            .map(|k| k.affine(1.0 / count, 0.0).map_err(TrainError::from))
+            .transpose()
+    }
 }
 
-/// Per-network running state of the loop.
-struct Learner {
+/// A peer's or the teacher's own loss: `ce` on the hard labels, and its value.
+fn peer_ce(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, Vec<f32>), TrainError> {
+    let ce = loss::ce(logits, labels).map_err(|source| TrainError::Loss {
+        term: "ce".into(),
+        source: Box::new(source.into()),
+    })?;
+    let v = ce.to_scalar::<f32>()?;
+    Ok((ce, vec![v]))
+}
+
+/// One network's optimizer and schedule.
+struct NetworkOptimizer {
     opt: Optimizer,
     schedule: TrainConfig,
+    /// Rate of its last step.
     lr: f64,
 }
 
-/// Trains an online run in `out` (its `config.toml` already written): see the module docs.
-pub fn train(
-    cfg: &RunConfig,
-    out: &Path,
-    setup: &Setup,
-    opts: &TrainOptions,
-    started: Instant,
-) -> Result<RunOutcome, TrainError> {
-    let nets = OnlineNets::new(cfg, setup)?;
-    let tcfg = &cfg.train;
-    let names = nets.names();
-    let mut learners: Vec<Learner> = nets
-        .variables(setup)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, vars)| Learner {
-            opt: Optimizer::new(tcfg.optimizer.into(), vars),
-            schedule: nets.schedule(i, tcfg),
-            lr: tcfg.lr,
+/// An online run as a [`Task`]: every network steps on the same batches; see the module docs.
+pub struct OnlineTask<'a> {
+    cfg: &'a RunConfig,
+    setup: &'a Setup,
+    out: &'a Path,
+    opts: &'a TrainOptions,
+    nets: OnlineNets,
+    names: Vec<String>,
+    optimizers: Vec<NetworkOptimizer>,
+    labels: Vec<String>,
+    steps_per_epoch: usize,
+}
+
+impl<'a> OnlineTask<'a> {
+    /// Builds the other networks of `cfg.online` beside the setup's student, and an optimizer
+    /// per network.
+    pub fn new(
+        cfg: &'a RunConfig,
+        setup: &'a Setup,
+        out: &'a Path,
+        opts: &'a TrainOptions,
+    ) -> Result<Self, TrainError> {
+        let nets = OnlineNets::new(cfg, setup)?;
+        let tcfg = &cfg.train;
+        let optimizers = nets
+            .variables(setup)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, vars)| NetworkOptimizer {
+                opt: Optimizer::new(tcfg.optimizer.into(), vars),
+                schedule: nets.schedule(i, tcfg),
+                lr: tcfg.lr,
+            })
+            .collect();
+        Ok(Self {
+            names: nets.names(),
+            labels: nets.labels(setup),
+            steps_per_epoch: setup.data.rows().div_ceil(tcfg.batch_size),
+            nets,
+            optimizers,
+            cfg,
+            setup,
+            out,
+            opts,
         })
-        .collect();
-    let metrics_path = out.join("metrics.jsonl");
-    let (mut state, mut history) = match (opts.resume, checkpoint::load_state(out)?) {
-        (true, Some(s)) => {
-            let mut restore: Vec<(&mut Optimizer, u64)> = Vec::new();
-            for (i, l) in learners.iter_mut().enumerate() {
-                let steps = match i {
-                    0 => s.optimizer_steps,
-                    _ => s.network_steps.get(&names[i]).copied().unwrap_or(0),
-                };
-                restore.push((&mut l.opt, steps));
-            }
-            checkpoint::restore_all(out, &s, &setup.varmap, &mut restore)?;
-            let h = metrics::truncate_epochs(&metrics_path, s.epoch)?;
-            (s, super::student_lines(h))
-        }
-        _ => {
-            let _ = std::fs::remove_file(&metrics_path);
-            (CheckpointState::fresh(), Vec::new())
-        }
-    };
-    let prior_wall = state.wall_s;
-    let labels = nets.labels(setup);
-    let loop_steps = |ls: &[Learner]| ls.iter().map(|l| l.opt.steps()).max().unwrap_or(0);
-    let mut step_log = StepLog::open(
-        &out.join(outputs::STEPS_FILE),
-        labels.clone(),
-        loop_steps(&learners),
-    )?;
-    let total_epochs = nets.total_epochs(tcfg);
-    let steps_per_epoch = setup.data.rows().div_ceil(tcfg.batch_size);
-    while state.epoch < total_epochs {
-        if opts.stop_after.is_some_and(|n| state.epoch >= n) {
-            return Ok(RunOutcome::Paused {
-                epochs: state.epoch,
-            });
-        }
-        let epoch = state.epoch;
-        let t_epoch = Instant::now();
-        let dropout_seed = mix_seed(tcfg.seed, streams::DROPOUT, epoch as u64);
-        for i in 0..names.len() {
+    }
+
+    /// Re-seeds every network's dropout for loop epoch `epoch`.
+    fn seed_dropout(&self, epoch: usize) {
+        let dropout_seed = mix_seed(self.cfg.train.seed, streams::DROPOUT, epoch as u64);
+        for i in 0..self.names.len() {
             let seed = match i {
                 0 => dropout_seed,
                 _ => mix_seed(dropout_seed, streams::DROPOUT, i as u64),
             };
-            nets.network(setup, i).seed_dropout(seed);
+            self.nets.network(self.setup, i).seed_dropout(seed);
         }
+    }
+
+    /// Optimizer updates so far as the step log counts them: the most of any network's.
+    fn loop_steps(&self) -> u64 {
+        self.optimizers
+            .iter()
+            .map(|o| o.opt.steps())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// One step on `batch`: one backward pass of the summed losses, then each network that
+    /// trains in this epoch steps its own optimizer. Returns the total loss and the values.
+    fn step(
+        &mut self,
+        batch: Batch,
+        epoch: usize,
+        step: usize,
+    ) -> Result<(f32, OnlineLoss), TrainError> {
+        let (x, y, targets) = batch_tensors(batch, self.setup.input_dim, &Device::Cpu)?;
+        let l = self
+            .nets
+            .loss(self.setup, &x, y.as_ref(), &targets, epoch)?;
+        let lv = l.total.to_scalar::<f32>()?;
+        if !lv.is_finite() {
+            return Err(TrainError::Diverged {
+                epoch: epoch + 1,
+                step,
+                value: lv,
+            });
+        }
+        let grads = l.total.backward()?;
+        for (o, active) in self.optimizers.iter_mut().zip(&l.active) {
+            if *active {
+                o.lr = lr_at(&o.schedule, o.opt.steps(), self.steps_per_epoch);
+                o.opt.step(&grads, o.lr)?;
+            }
+        }
+        Ok((lv, l))
+    }
+
+    /// Network `i`'s line of 1-based `epoch`: its share of the step values and its eval.
+    fn network_line(
+        &self,
+        i: usize,
+        epoch: usize,
+        totals: &EpochTotals,
+        terms: &BTreeMap<String, f64>,
+        started: Instant,
+    ) -> Result<EpochLine, TrainError> {
+        let name = &self.names[i];
+        let eval = self.eval(self.nets.network(self.setup, i))?;
+        let own = format!("{name}:");
+        let m = EpochMetrics {
+            epoch,
+            lr: self.optimizers[i].lr,
+            steps: self.optimizers[i].opt.steps(),
+            train_loss: terms.get(&format!("{name}:loss")).copied().unwrap_or(0.0),
+            train_terms: terms
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(&own).map(|t| (t.to_string(), *v)))
+                .filter(|(k, _)| k != "loss")
+                .collect(),
+            train_samples_per_s: totals.samples_per_s(),
+            epoch_wall_s: started.elapsed().as_secs_f64(),
+            eval,
+            text_eval: None,
+            network: Some(name.clone()),
+        };
+        Ok(EpochLine {
+            display: epoch_line(&m),
+            metrics: m,
+        })
+    }
+
+    /// A network's metrics on the eval set, if there is one.
+    fn eval(&self, network: &Student) -> Result<Option<EvalMetrics>, TrainError> {
+        evaluate_opt(network, self.setup.eval.as_deref(), self.cfg)
+    }
+
+    /// Writes each other network as `NAME.safetensors` (its variables under their plain
+    /// student names, so it loads like any student) and `NAME.onnx`, and returns their
+    /// summaries.
+    fn export_others(&self) -> Result<BTreeMap<String, NetworkSummary>, TrainError> {
+        let mut map = BTreeMap::new();
+        for o in self.nets.others() {
+            let prefix = format!("{VAR_PREFIX}{}.", o.name);
+            let st = format!("{}.safetensors", o.name);
+            checkpoint::save_vars_renamed(&self.setup.varmap, &self.out.join(&st), |n| {
+                n.strip_prefix(&prefix)
+                    .filter(|rest| is_student_var(rest))
+                    .map(str::to_string)
+            })?;
+            let mut files = vec![st];
+            if self.opts.export_onnx {
+                let file = format!("{}.onnx", o.name);
+                let path = self.out.join(&file);
+                trainer_core::export::export_onnx(
+                    &o.student,
+                    &self.cfg.data.input,
+                    "logits",
+                    &path,
+                )?;
+                files.push(file);
+            }
+            let eval = self.eval(&o.student)?;
+            map.insert(
+                o.name.clone(),
+                NetworkSummary {
+                    text_eval: None,
+                    role: o.role.to_string(),
+                    test_errors: eval.as_ref().map(|e| e.errors),
+                    eval,
+                    param_count: o.student.param_count(),
+                    files,
+                },
+            );
+        }
+        Ok(map)
+    }
+}
+
+impl Task for OnlineTask<'_> {
+    fn epochs(&self) -> usize {
+        self.nets.total_epochs(&self.cfg.train)
+    }
+
+    fn step_labels(&self) -> Vec<String> {
+        self.labels.clone()
+    }
+
+    fn varmap(&self) -> &VarMap {
+        &self.setup.varmap
+    }
+
+    fn optimizers(&mut self) -> Vec<(&str, &mut Optimizer)> {
+        self.names
+            .iter()
+            .zip(self.optimizers.iter_mut())
+            .map(|(n, o)| (n.as_str(), &mut o.opt))
+            .collect()
+    }
+
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        quiet: bool,
+        step_log: &mut StepLog,
+    ) -> Result<EpochTotals, TrainError> {
+        self.seed_dropout(epoch);
+        let tcfg = &self.cfg.train;
         let loader = Loader::epoch(
-            setup.data.clone(),
+            self.setup.data.clone(),
             tcfg.batch_size,
             tcfg.seed,
             epoch,
-            setup.jitter,
+            self.setup.jitter,
         );
-        let pb = progress(opts.quiet, loader.steps(), epoch + 1, total_epochs);
-        let mut totals = EpochTotals::new(labels.len(), tcfg.lr);
+        let pb = progress(quiet, loader.steps(), epoch + 1, self.epochs());
+        let mut totals = EpochTotals::new(self.labels.len(), tcfg.lr);
         for (step, batch) in loader.enumerate() {
             let batch = batch?;
             let t0 = Instant::now();
             let rows = batch.rows;
-            let (x, y, targets) = batch_tensors(batch, setup.input_dim, &Device::Cpu)?;
-            let l = nets.loss(setup, &x, y.as_ref(), &targets, epoch)?;
-            let lv = l.total.to_scalar::<f32>()?;
-            if !lv.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch: epoch + 1,
-                    step,
-                    value: lv,
-                });
-            }
-            let grads = l.total.backward()?;
-            for (learner, active) in learners.iter_mut().zip(&l.active) {
-                if *active {
-                    learner.lr = lr_at(&learner.schedule, learner.opt.steps(), steps_per_epoch);
-                    learner.opt.step(&grads, learner.lr)?;
-                }
-            }
-            drop(grads);
-            let lr = learners[0].lr;
-            step_log.record(epoch + 1, loop_steps(&learners), lr, rows, lv, &l.values)?;
+            let (lv, l) = self.step(batch, epoch, step)?;
+            let lr = self.optimizers[0].lr;
+            step_log.record(epoch + 1, self.loop_steps(), lr, rows, lv, &l.values)?;
             totals.add(rows, lv, &l.values, t0.elapsed().as_secs_f64(), lr);
             pb.inc(1);
         }
         pb.finish_and_clear();
         step_log.end_epoch()?;
-        state.epoch += 1;
-        state.optimizer_steps = learners[0].opt.steps();
-        state.network_steps = names
-            .iter()
-            .zip(&learners)
-            .skip(1)
-            .map(|(n, l)| (n.clone(), l.opt.steps()))
-            .collect();
-        state.train_samples += totals.rows;
-        state.train_s += totals.step_s;
-        let terms = totals.mean_terms(&labels);
-        for (i, name) in names.iter().enumerate() {
-            let eval = setup
-                .eval
-                .as_deref()
-                .map(|e| {
-                    evaluate::evaluate(
-                        nets.network(setup, i),
-                        e,
-                        tcfg.eval_batch_size,
-                        kd_temperature(&cfg.losses),
-                    )
-                })
-                .transpose()?;
-            let own = format!("{name}:");
-            let m = EpochMetrics {
-                epoch: state.epoch,
-                lr: learners[i].lr,
-                steps: learners[i].opt.steps(),
-                train_loss: terms.get(&format!("{name}:loss")).copied().unwrap_or(0.0),
-                train_terms: terms
-                    .iter()
-                    .filter_map(|(k, v)| k.strip_prefix(&own).map(|t| (t.to_string(), *v)))
-                    .filter(|(k, _)| k != "loss")
-                    .collect(),
-                train_samples_per_s: totals.samples_per_s(),
-                epoch_wall_s: t_epoch.elapsed().as_secs_f64(),
-                eval,
-                text_eval: None,
-                network: Some(name.clone()),
-            };
-            if !opts.quiet {
-                eprintln!("{}", epoch_line(&m));
-            }
-            metrics::append_epoch(&metrics_path, &m)?;
-            if i == 0 {
-                history.push(m);
-            }
-        }
-        state.wall_s = prior_wall + started.elapsed().as_secs_f64();
-        let opt_refs: Vec<&Optimizer> = learners.iter().map(|l| &l.opt).collect();
-        checkpoint::save_all(out, &setup.varmap, &opt_refs, state.clone())?;
+        Ok(totals)
     }
-    let networks = export_others(cfg, setup, &nets, out, opts)?;
-    let finished = outputs::Finished {
-        state: &state,
-        best: None,
-        history: &history,
-        prior_wall_s: prior_wall,
-        started,
-    };
-    let summary = outputs::write(cfg, setup, out, opts, &finished, networks)?;
-    Ok(RunOutcome::Finished(summary))
-}
 
-/// Writes each other network as `NAME.safetensors` (its variables under their plain student
-/// names, so it loads like any student) and `NAME.onnx`, and returns their summaries.
-fn export_others(
-    cfg: &RunConfig,
-    setup: &Setup,
-    nets: &OnlineNets,
-    out: &Path,
-    opts: &TrainOptions,
-) -> Result<BTreeMap<String, NetworkSummary>, TrainError> {
-    let mut map = BTreeMap::new();
-    for o in nets.others() {
-        let prefix = format!("{VAR_PREFIX}{}.", o.name);
-        let st = format!("{}.safetensors", o.name);
-        checkpoint::save_vars_renamed(&setup.varmap, &out.join(&st), |n| {
-            n.strip_prefix(&prefix)
-                .filter(|rest| is_student_var(rest))
-                .map(str::to_string)
-        })?;
-        let mut files = vec![st];
-        if opts.export_onnx {
-            let file = format!("{}.onnx", o.name);
-            trainer_core::export::export_onnx(
-                &o.student,
-                &cfg.data.input,
-                "logits",
-                &out.join(&file),
-            )?;
-            files.push(file);
-        }
-        let eval = setup
-            .eval
-            .as_deref()
-            .map(|e| {
-                evaluate::evaluate(
-                    &o.student,
-                    e,
-                    cfg.train.eval_batch_size,
-                    kd_temperature(&cfg.losses),
-                )
-            })
-            .transpose()?;
-        map.insert(
-            o.name.clone(),
-            NetworkSummary {
-                text_eval: None,
-                role: o.role.to_string(),
-                test_errors: eval.as_ref().map(|e| e.errors),
-                eval,
-                param_count: o.student.param_count(),
-                files,
-            },
-        );
+    fn evaluate(
+        &mut self,
+        epoch: usize,
+        totals: &EpochTotals,
+        started: Instant,
+    ) -> Result<Vec<EpochLine>, TrainError> {
+        let terms = totals.mean_terms(&self.labels);
+        (0..self.names.len())
+            .map(|i| self.network_line(i, epoch, totals, &terms, started))
+            .collect()
     }
-    Ok(map)
+
+    fn finish(&mut self, end: &Finished) -> Result<Summary, TrainError> {
+        let networks = self.export_others()?;
+        outputs::write(self.cfg, self.setup, self.out, self.opts, end, networks)
+    }
 }

@@ -15,6 +15,8 @@ use trainer_eval::teacher::{teacher_eval, Baseline, TeacherCheck};
 
 /// Per-step training losses of a run (`metrics::steps`).
 pub const STEPS_FILE: &str = "steps.jsonl";
+/// Per-epoch metrics of a run, a line per network and epoch (`metrics::EpochMetrics`).
+pub const METRICS_FILE: &str = "metrics.jsonl";
 /// The early-stopping copy of the best weights.
 pub fn best_path(out: &Path) -> PathBuf {
     checkpoint::dir(out).join("best.safetensors")
@@ -62,11 +64,7 @@ pub fn write(
         None => state.epoch,
     };
     let final_eval = evaluate_opt(&setup.student, setup.eval.as_deref(), cfg)?;
-    let mut files = vec![
-        run_folder::CONFIG_FILE.to_string(),
-        "metrics.jsonl".into(),
-        STEPS_FILE.into(),
-    ];
+    let mut files = run_files();
     checkpoint::save_vars(
         &setup.varmap,
         &out.join("student.safetensors"),
@@ -78,25 +76,9 @@ pub fn write(
         trainer_core::export::export_onnx(&setup.student, &cfg.data.input, "logits", &path)?;
         files.push("student.onnx".into());
     }
-    if let Some(sd) = &setup.self_distill {
-        let evals = match setup.eval.as_deref() {
-            Some(e) => sd.evaluate(
-                &setup.student,
-                e,
-                cfg.train.eval_batch_size,
-                super::kd_temperature(&cfg.losses),
-            )?,
-            None => Vec::new(),
-        };
-        let exits = sd.export(
-            &setup.student,
-            &cfg.data.input,
-            out,
-            opts.export_onnx,
-            &evals,
-        )?;
-        checkpoint::save_vars(&setup.varmap, &out.join("exits.safetensors"), is_exit_var)?;
+    if setup.self_distill.is_some() {
         files.push("exits.safetensors".into());
+        let exits = write_exits(cfg, setup, out, opts)?;
         for n in exits.values() {
             files.extend(n.files.iter().cloned());
         }
@@ -110,15 +92,7 @@ pub fn write(
         }
     }
     if opts.plot {
-        let path = out.join("curves.png");
-        let steps = metrics::steps::read_steps(&out.join(STEPS_FILE))?;
-        let title = crate::plot::run_title(out, cfg, setup.student.param_count());
-        crate::plot::write_curves(&path, &title, end.history, &steps).map_err(|source| {
-            TrainError::Plot {
-                path: path.clone(),
-                source: Box::new(source),
-            }
-        })?;
+        write_plot(out, cfg, setup.student.param_count(), end.history)?;
         files.push("curves.png".into());
     }
     files.push("summary.json".into());
@@ -147,6 +121,62 @@ pub fn write(
     };
     metrics::write_summary(&out.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// Writes a self-distilled run's `exits.safetensors` and exit models; returns the exits'
+/// summaries (with their final eval).
+fn write_exits(
+    cfg: &RunConfig,
+    setup: &Setup,
+    out: &Path,
+    opts: &TrainOptions,
+) -> Result<BTreeMap<String, NetworkSummary>, TrainError> {
+    let Some(sd) = &setup.self_distill else {
+        return Ok(BTreeMap::new());
+    };
+    let evals = match setup.eval.as_deref() {
+        Some(e) => sd.evaluate(
+            &setup.student,
+            e,
+            cfg.train.eval_batch_size,
+            super::kd_temperature(&cfg.losses),
+        )?,
+        None => Vec::new(),
+    };
+    let exits = sd.export(
+        &setup.student,
+        &cfg.data.input,
+        out,
+        opts.export_onnx,
+        &evals,
+    )?;
+    checkpoint::save_vars(&setup.varmap, &out.join("exits.safetensors"), is_exit_var)?;
+    Ok(exits)
+}
+
+/// The files every run folder holds before its weights: config, metrics and step log.
+pub fn run_files() -> Vec<String> {
+    vec![
+        run_folder::CONFIG_FILE.to_string(),
+        METRICS_FILE.into(),
+        STEPS_FILE.into(),
+    ]
+}
+
+/// Draws `curves.png` from the `[student]`'s `history` and the run's `steps.jsonl`.
+pub fn write_plot(
+    out: &Path,
+    cfg: &RunConfig,
+    param_count: usize,
+    history: &[EpochMetrics],
+) -> Result<(), TrainError> {
+    let path = out.join("curves.png");
+    let steps = metrics::steps::read_steps(&out.join(STEPS_FILE))?;
+    let title = crate::plot::run_title(out, cfg, param_count);
+    crate::plot::write_curves(&path, &title, history, &steps).map_err(|source| TrainError::Plot {
+        path: path.clone(),
+        source: Box::new(source),
+    })
 }
 
 /// The teacher's eval errors against this run's student: a scratch student when the run has

@@ -87,10 +87,7 @@ fn start_fresh(out: &Path, cfg: &RunConfig) -> Result<(), TrainError> {
     }
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let saved_path = out.join(CONFIG_FILE);
-    std::fs::write(&saved_path, cfg.to_toml()?).map_err(io_err(&saved_path))?;
-    // A stale metrics file of an unfinished, checkpoint-less run would be appended to.
-    let _ = std::fs::remove_file(out.join("metrics.jsonl"));
-    Ok(())
+    std::fs::write(&saved_path, cfg.to_toml()?).map_err(io_err(&saved_path))
 }
 
 #[cfg(test)]

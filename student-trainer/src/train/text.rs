@@ -1,6 +1,7 @@
 //! Training a text student (`static`, `transformer`) from a token column against the
-//! teacher's stored embeddings: the same optimizer, schedule, checkpoints, resume and run
-//! folder as the classification loop ([`super::run`]), with token batches from
+//! teacher's stored embeddings: the same optimizer, schedule, run folder and
+//! [`super::learner::Learner`] (checkpoints, resume, metrics files) as a classifier, as the
+//! [`TextTask`], with token batches from
 //! [`trainer_data::text::loader`] and eval = the loss terms on held-out rows plus teacher
 //! fidelity (mean cosine of student and teacher embeddings).
 //!
@@ -14,20 +15,26 @@
 //! (`network = "exit{L}"`) and the run ends with `exits.safetensors` and `exit{L}.onnx`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 
-use super::checkpoint::{self, CheckpointState};
-use super::epoch::{optimizer_step, StepAt};
+use super::checkpoint::{self, CheckpointState, TextProgress};
+use super::epoch::{optimizer_step, EpochTotals, StepAt};
+use super::learner::{exit_line, EpochLine, Learner, Task};
+use super::outputs::{self, Finished};
+use super::outputs::{is_exit_var, is_student_var};
 use super::text_exits::TextSelfDistill;
 use super::text_objective::TextObjective;
-use super::{init, outputs, run_folder, RunOutcome, TrainError, TrainOptions};
+use super::{init, RunOutcome, TrainError, TrainOptions};
 use crate::config::{LossTerm, RunConfig};
-use crate::metrics::{self, EpochMetrics, NetworkSummary, Summary, TextEvalMetrics, TextSummary};
+use crate::metrics::steps::StepLog;
+use crate::metrics::{
+    self, EpochMetrics, NetworkSummary, Summary, TextEvalMetrics, TextSummary, STUDENT_NETWORK,
+};
 use trainer_core::model::text::TextNetwork;
 use trainer_core::model::TextStudent;
 use trainer_core::optim::Optimizer;
@@ -102,6 +109,52 @@ pub fn text_columns(cfg: &RunConfig, student: &TextStudent) -> TextColumns {
     }
 }
 
+/// The fidelity column's index among the targets, and its name, checked to be as wide as the
+/// student's embedding.
+fn fidelity(
+    cfg: &RunConfig,
+    data: &TextTrainData,
+    student: &TextStudent,
+) -> Result<Option<(usize, String)>, TrainError> {
+    let Some(c) = fidelity_column(cfg) else {
+        return Ok(None);
+    };
+    let j = data
+        .columns
+        .targets
+        .iter()
+        .position(|t| *t == c)
+        .ok_or_else(|| TrainError::Config(format!("fidelity column {c:?} not read")))?;
+    if data.widths[j] != student.output_dim() {
+        return Err(TrainError::Config(format!(
+            "data.eval_teacher: teacher column {c:?} has width {}, the student's embedding {}; fidelity compares the two (set student.project_to = {})",
+            data.widths[j],
+            student.output_dim(),
+            data.widths[j]
+        )));
+    }
+    Ok(Some((j, c)))
+}
+
+/// What a text run loaded, in one line.
+fn loaded_line(data: &TextTrainData, eval: Option<&TextRows>, student: &TextStudent) -> String {
+    format!(
+        "{} training rows ({}), {} eval rows; {} student, {} parameters",
+        data.rows,
+        match &data.resident {
+            Some(r) => format!("held in memory, {:.1} MB", r.bytes() as f64 / 1e6),
+            None => format!(
+                "streamed in {} windows of about {} rows",
+                data.windows(),
+                data.rows.div_ceil(data.windows())
+            ),
+        },
+        eval.map_or(0, TextRows::rows),
+        student.arch_name(),
+        student.param_count()
+    )
+}
+
 impl TextSetup {
     /// Builds the seeded student (with its `init`), reads the data and checks the terms.
     pub fn build(cfg: &RunConfig, quiet: bool) -> Result<Self, TrainError> {
@@ -137,42 +190,9 @@ impl TextSetup {
         if let Some(sd) = &exits {
             sd.init_heads(&student, &varmap)?;
         }
-        let fidelity = match fidelity_column(cfg) {
-            Some(c) => {
-                let j = data
-                    .columns
-                    .targets
-                    .iter()
-                    .position(|t| *t == c)
-                    .ok_or_else(|| TrainError::Config(format!("fidelity column {c:?} not read")))?;
-                if data.widths[j] != student.output_dim() {
-                    return Err(TrainError::Config(format!(
-                        "data.eval_teacher: teacher column {c:?} has width {}, the student's embedding {}; fidelity compares the two (set student.project_to = {})",
-                        data.widths[j],
-                        student.output_dim(),
-                        data.widths[j]
-                    )));
-                }
-                Some((j, c))
-            }
-            None => None,
-        };
+        let fidelity = fidelity(cfg, &data, &student)?;
         if !quiet {
-            eprintln!(
-                "{} training rows ({}), {} eval rows; {} student, {} parameters",
-                data.rows,
-                match &data.resident {
-                    Some(r) => format!("held in memory, {:.1} MB", r.bytes() as f64 / 1e6),
-                    None => format!(
-                        "streamed in {} windows of about {} rows",
-                        data.windows(),
-                        data.rows.div_ceil(data.windows())
-                    ),
-                },
-                eval.as_ref().map_or(0, TextRows::rows),
-                student.arch_name(),
-                student.param_count()
-            );
+            eprintln!("{}", loaded_line(&data, eval.as_ref(), &student));
         }
         Ok(Self {
             data: Arc::new(data),
@@ -394,13 +414,9 @@ pub fn evaluate(
     }))
 }
 
-/// Sums over one epoch.
-struct Totals {
-    loss: f64,
-    terms: Vec<f64>,
-    rows: u64,
-    step_s: f64,
-    lr: f64,
+/// What an epoch's batches looked like: real and padded token slots, and the most rows a
+/// streamed window held.
+struct Padding {
     tokens: u64,
     padded: u64,
     peak_window: usize,
@@ -413,8 +429,8 @@ fn train_epoch(
     opt: &mut Optimizer,
     epoch: usize,
     steps_per_epoch: usize,
-    step_log: &mut metrics::steps::StepLog,
-) -> Result<Totals, TrainError> {
+    step_log: &mut StepLog,
+) -> Result<(EpochTotals, Padding), TrainError> {
     let tcfg = &cfg.train;
     let plan = EpochPlan {
         batch_size: tcfg.batch_size,
@@ -423,13 +439,8 @@ fn train_epoch(
         epoch,
     };
     let mut loader = TextLoader::epoch(setup.data.clone(), plan);
-    let n_terms = setup.labels().len();
-    let mut t = Totals {
-        loss: 0.0,
-        terms: vec![0.0; n_terms],
-        rows: 0,
-        step_s: 0.0,
-        lr: tcfg.lr,
+    let mut totals = EpochTotals::new(setup.labels().len(), tcfg.lr);
+    let mut pad = Padding {
         tokens: 0,
         padded: 0,
         peak_window: 0,
@@ -438,8 +449,8 @@ fn train_epoch(
         let batch = batch?;
         let t0 = Instant::now();
         let rows = batch.rows;
-        t.tokens += batch.mask.iter().filter(|&&m| m > 0.0).count() as u64;
-        t.padded += (batch.rows * batch.seq) as u64;
+        pad.tokens += batch.mask.iter().filter(|&&m| m > 0.0).count() as u64;
+        pad.padded += (batch.rows * batch.seq) as u64;
         let (loss, values) = step_loss(setup, batch)?;
         let at = StepAt {
             epoch,
@@ -448,18 +459,11 @@ fn train_epoch(
             rows,
         };
         let (lv, lr) = optimizer_step(&loss, &values, at, tcfg, opt, step_log)?;
-        let r = rows as f64;
-        t.loss += lv as f64 * r;
-        for (s, v) in t.terms.iter_mut().zip(&values) {
-            *s += *v as f64 * r;
-        }
-        t.rows += rows as u64;
-        t.step_s += t0.elapsed().as_secs_f64();
-        t.lr = lr;
+        totals.add(rows, lv, &values, t0.elapsed().as_secs_f64(), lr);
     }
-    t.peak_window = loader.finish();
+    pad.peak_window = loader.finish();
     step_log.end_epoch()?;
-    Ok(t)
+    Ok((totals, pad))
 }
 
 /// One human-readable eval line.
@@ -470,162 +474,147 @@ fn eval_line(prefix: &str, e: &TextEvalMetrics) -> String {
     )
 }
 
-/// Trains a text student as configured; `cfg` and `out` come from [`run_folder::prepare`].
+/// The student's line of an epoch on the terminal.
+fn student_line(m: &EpochMetrics, efficiency: f64) -> String {
+    let mut line = format!(
+        "epoch {:>3}  loss {:.4}  lr {:.2e}  {:.0} samples/s  padding efficiency {:.3}",
+        m.epoch, m.train_loss, m.lr, m.train_samples_per_s, efficiency
+    );
+    if let Some(e) = &m.text_eval {
+        line.push_str(&format!(
+            "  eval loss {:.4}  fidelity {:.4}",
+            e.loss, e.fidelity
+        ));
+    }
+    line
+}
+
+/// Trains a text student as configured; `cfg` and `out` come from
+/// [`super::run_folder::prepare`].
 pub fn run(
     opts: &TrainOptions,
     cfg: RunConfig,
     out: PathBuf,
     wall: Instant,
 ) -> Result<RunOutcome, TrainError> {
-    let tcfg = &cfg.train;
-    let setup = TextSetup::build(&cfg, opts.quiet)?;
-    let objective_labels = setup.objective.labels();
-    let labels = setup.labels();
-    let weights: Vec<f64> = cfg.losses.iter().map(LossTerm::weight).collect();
-    let eval = |s: &TextSetup| match &s.eval {
-        Some(e) => evaluate(s, e, tcfg.eval_batch_size, &objective_labels, &weights),
-        None => Ok(None),
-    };
-    // Weights are seeded and `init` is deterministic, so this is the same on resume.
-    let initial_eval = eval(&setup)?.map(|e| e.student);
-    if let (false, Some(e)) = (opts.quiet, &initial_eval) {
-        eprintln!("{}", eval_line("initialised student", e));
-    }
-    let mut opt = Optimizer::new(tcfg.optimizer.into(), setup.vars()?);
-    let metrics_path = out.join("metrics.jsonl");
-    let (mut state, mut history) = match checkpoint::load_state(&out)? {
-        Some(s) if opts.resume => {
-            checkpoint::restore(&out, &s, &setup.varmap, &mut opt)?;
-            let h = metrics::truncate_epochs(&metrics_path, s.epoch)?;
-            (s, h)
-        }
-        _ => {
-            let _ = std::fs::remove_file(&metrics_path);
-            (CheckpointState::fresh(), Vec::new())
-        }
-    };
-    let prior_wall = state.wall_s;
-    let mut step_log = metrics::steps::StepLog::open(
-        &out.join(outputs::STEPS_FILE),
-        labels.clone(),
-        state.optimizer_steps,
-    )?;
-    // Exact when resident; streamed, each window's last batch may be short, so an epoch can
-    // take up to `windows - 1` more steps than this (the schedule then holds its final value).
-    let steps_per_epoch = setup.data.rows.div_ceil(tcfg.batch_size);
-    let mut efficiency = 0.0;
-    let mut peak_window = setup.data.resident.as_ref().map_or(0, |r| r.rows());
-    while state.epoch < tcfg.epochs {
-        if opts.stop_after.is_some_and(|n| state.epoch >= n) {
-            return Ok(RunOutcome::Paused {
-                epochs: state.epoch,
-            });
-        }
-        let t_epoch = Instant::now();
-        let t = train_epoch(
-            &setup,
-            &cfg,
-            &mut opt,
-            state.epoch,
-            steps_per_epoch,
-            &mut step_log,
-        )?;
-        let (text_eval, exit_evals) = TextEval::split(eval(&setup)?);
-        state.epoch += 1;
-        state.optimizer_steps = opt.steps();
-        state.train_samples += t.rows;
-        state.train_s += t.step_s;
-        efficiency = t.tokens as f64 / t.padded.max(1) as f64;
-        peak_window = peak_window.max(t.peak_window);
-        let n = t.rows.max(1) as f64;
-        let m = EpochMetrics {
-            epoch: state.epoch,
-            lr: t.lr,
-            steps: opt.steps(),
-            train_loss: t.loss / n,
-            train_terms: labels
-                .iter()
-                .zip(&t.terms)
-                .map(|(l, s)| (l.clone(), s / n))
-                .collect(),
-            train_samples_per_s: t.rows as f64 / t.step_s.max(1e-9),
-            epoch_wall_s: t_epoch.elapsed().as_secs_f64(),
-            eval: None,
-            text_eval,
-            network: setup
-                .exits
-                .as_ref()
-                .map(|_| metrics::STUDENT_NETWORK.to_string()),
+    let mut task = TextTask::new(&cfg, &out, opts)?;
+    Learner::new(&out, opts, cfg.train.early_stopping, wall).fit(&mut task)
+}
+
+/// A text run as a [`Task`]: token batches, eval of the loss terms and teacher fidelity.
+pub struct TextTask<'a> {
+    cfg: &'a RunConfig,
+    out: &'a Path,
+    opts: &'a TrainOptions,
+    setup: TextSetup,
+    opt: Optimizer,
+    /// Every training term's label (the exits' included).
+    labels: Vec<String>,
+    /// The `[[loss]]` terms' labels and weights, for the eval loss.
+    objective_labels: Vec<String>,
+    weights: Vec<f64>,
+    /// The student as initialised, scored before any step.
+    initial_eval: Option<TextEvalMetrics>,
+    /// Exact when resident; streamed, each window's last batch may be short, so an epoch can
+    /// take up to `windows - 1` more steps than this (the schedule then holds its final value).
+    steps_per_epoch: usize,
+    /// Token slots of the last epoch trained and the most rows held in memory at once.
+    progress: TextProgress,
+}
+
+impl<'a> TextTask<'a> {
+    /// Builds the setup and scores the initialised student (printed unless `quiet`).
+    pub fn new(
+        cfg: &'a RunConfig,
+        out: &'a Path,
+        opts: &'a TrainOptions,
+    ) -> Result<Self, TrainError> {
+        let setup = TextSetup::build(cfg, opts.quiet)?;
+        let mut task = Self {
+            opt: Optimizer::new(cfg.train.optimizer.into(), setup.vars()?),
+            labels: setup.labels(),
+            objective_labels: setup.objective.labels(),
+            weights: cfg.losses.iter().map(LossTerm::weight).collect(),
+            initial_eval: None,
+            steps_per_epoch: setup.data.rows.div_ceil(cfg.train.batch_size),
+            progress: TextProgress {
+                window_rows: setup.data.resident.as_ref().map_or(0, |r| r.rows()),
+                tokens: 0,
+                padded: 0,
+            },
+            setup,
+            cfg,
+            out,
+            opts,
         };
-        if !opts.quiet {
-            let mut line = format!(
-                "epoch {:>3}  loss {:.4}  lr {:.2e}  {:.0} samples/s  padding efficiency {:.3}",
-                m.epoch, m.train_loss, m.lr, m.train_samples_per_s, efficiency
-            );
-            if let Some(e) = &m.text_eval {
-                line.push_str(&format!(
-                    "  eval loss {:.4}  fidelity {:.4}",
-                    e.loss, e.fidelity
-                ));
-            }
-            eprintln!("{line}");
+        // Weights are seeded and `init` is deterministic, so this is the same on resume.
+        task.initial_eval = task.eval()?.map(|e| e.student);
+        if let (false, Some(e)) = (opts.quiet, &task.initial_eval) {
+            eprintln!("{}", eval_line("initialised student", e));
         }
-        metrics::append_epoch(&metrics_path, &m)?;
-        for (name, e) in exit_evals {
-            let mut line = m.clone();
-            let own = format!("{name}:");
-            line.train_terms.retain(|k, _| k.starts_with(&own));
-            if !opts.quiet {
-                eprintln!(
-                    "{}",
-                    eval_line(&format!("epoch {:>3}  {name}", m.epoch), &e)
-                );
-            }
-            line.text_eval = Some(e);
-            line.network = Some(name);
-            metrics::append_epoch(&metrics_path, &line)?;
+        Ok(task)
+    }
+
+    /// Real tokens per token slot of the last epoch's batches.
+    fn efficiency(&self) -> f64 {
+        self.progress.tokens as f64 / self.progress.padded.max(1) as f64
+    }
+
+    /// The student's and exits' eval on the held-out rows, when there are any.
+    fn eval(&self) -> Result<Option<TextEval>, TrainError> {
+        match &self.setup.eval {
+            Some(e) => evaluate(
+                &self.setup,
+                e,
+                self.cfg.train.eval_batch_size,
+                &self.objective_labels,
+                &self.weights,
+            ),
+            None => Ok(None),
         }
-        history.push(m);
-        state.wall_s = prior_wall + wall.elapsed().as_secs_f64();
-        checkpoint::save(&out, &setup.varmap, &opt, state.clone())?;
     }
-    let (final_eval, exit_evals) = TextEval::split(eval(&setup)?);
-    let mut files = vec![
-        run_folder::CONFIG_FILE.to_string(),
-        "metrics.jsonl".into(),
-        outputs::STEPS_FILE.into(),
-    ];
-    checkpoint::save_vars(
-        &setup.varmap,
-        &out.join("student.safetensors"),
-        outputs::is_student_var,
-    )?;
-    files.push("student.safetensors".into());
-    if opts.export_onnx {
-        let path = out.join("student.onnx");
-        trainer_core::export::export_text_onnx(&setup.student, setup.token_types(), &path)?;
-        files.push("student.onnx".into());
-    }
-    let mut networks = BTreeMap::new();
-    if let Some(sd) = &setup.exits {
+
+    /// Writes `student.safetensors` and `student.onnx`; returns their file names.
+    fn write_student(&self) -> Result<Vec<String>, TrainError> {
+        let mut files = vec!["student.safetensors".to_string()];
         checkpoint::save_vars(
-            &setup.varmap,
-            &out.join("exits.safetensors"),
-            outputs::is_exit_var,
+            &self.setup.varmap,
+            &self.out.join(&files[0]),
+            is_student_var,
         )?;
-        files.push("exits.safetensors".into());
-        let mut exit_evals = exit_evals.into_iter().collect::<BTreeMap<_, _>>();
+        if self.opts.export_onnx {
+            let path = self.out.join("student.onnx");
+            trainer_core::export::export_text_onnx(
+                &self.setup.student,
+                self.setup.token_types(),
+                &path,
+            )?;
+            files.push("student.onnx".into());
+        }
+        Ok(files)
+    }
+
+    /// Writes `exits.safetensors` and each exit's `exit{L}.onnx`; returns the files and the
+    /// exits' summaries (with their final `evals`).
+    fn write_exits(
+        &self,
+        evals: Vec<(String, TextEvalMetrics)>,
+    ) -> Result<(Vec<String>, BTreeMap<String, NetworkSummary>), TrainError> {
+        let mut networks = BTreeMap::new();
+        let Some(sd) = &self.setup.exits else {
+            return Ok((Vec::new(), networks));
+        };
+        let mut files = vec!["exits.safetensors".to_string()];
+        checkpoint::save_vars(&self.setup.varmap, &self.out.join(&files[0]), is_exit_var)?;
+        let mut evals = evals.into_iter().collect::<BTreeMap<_, _>>();
         for h in sd.heads() {
             let name = h.name();
             let mut exit_files = Vec::new();
-            if opts.export_onnx {
+            if self.opts.export_onnx {
                 let file = format!("{name}.onnx");
-                trainer_core::export::export_text_exit_onnx(
-                    &setup.student,
-                    h,
-                    setup.token_types(),
-                    &out.join(&file),
-                )?;
+                let path = self.out.join(&file);
+                let types = self.setup.token_types();
+                trainer_core::export::export_text_exit_onnx(&self.setup.student, h, types, &path)?;
                 files.push(file.clone());
                 exit_files.push(file);
             }
@@ -635,52 +624,144 @@ pub fn run(
                     role: "exit".into(),
                     eval: None,
                     test_errors: None,
-                    text_eval: exit_evals.remove(&name),
-                    param_count: setup.student.exit_param_count(h),
+                    text_eval: evals.remove(&name),
+                    param_count: self.setup.student.exit_param_count(h),
                     files: exit_files,
                 },
             );
         }
+        Ok((files, networks))
     }
-    if opts.plot {
-        let path = out.join("curves.png");
-        let steps = metrics::steps::read_steps(&out.join(outputs::STEPS_FILE))?;
-        let title = crate::plot::run_title(&out, &cfg, setup.student.param_count());
-        crate::plot::write_curves(&path, &title, &history, &steps).map_err(|source| {
-            TrainError::Plot {
-                path: path.clone(),
-                source: Box::new(source),
-            }
-        })?;
-        files.push("curves.png".into());
+}
+
+impl Task for TextTask<'_> {
+    fn epochs(&self) -> usize {
+        self.cfg.train.epochs
     }
-    files.push("summary.json".into());
-    let summary = Summary {
-        epochs: state.epoch,
-        stopped_early: false,
-        exported_epoch: state.epoch,
-        eval: None,
-        test_errors: None,
-        accuracy: None,
-        agreement: None,
-        param_count: setup.student.param_count(),
-        train_rows: setup.data.rows,
-        samples_per_s: state.train_samples as f64 / state.train_s.max(1e-9),
-        wall_s: prior_wall + wall.elapsed().as_secs_f64(),
-        files,
-        text: Some(Box::new(TextSummary {
-            initial_eval,
-            final_eval,
-            eval_rows: setup.eval.as_ref().map_or(0, TextRows::rows),
-            window_rows: peak_window,
-            resident: setup.data.resident.is_some(),
-            padding_efficiency: efficiency,
-        })),
-        // Text runs have no teacher logits to score the teacher with.
-        teacher_check: None,
-        warnings: Vec::new(),
-        networks,
-    };
-    metrics::write_summary(&out.join("summary.json"), &summary)?;
-    Ok(RunOutcome::Finished(summary))
+
+    fn step_labels(&self) -> Vec<String> {
+        self.labels.clone()
+    }
+
+    fn varmap(&self) -> &VarMap {
+        &self.setup.varmap
+    }
+
+    fn optimizers(&mut self) -> Vec<(&str, &mut Optimizer)> {
+        vec![(STUDENT_NETWORK, &mut self.opt)]
+    }
+
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        _quiet: bool,
+        step_log: &mut StepLog,
+    ) -> Result<EpochTotals, TrainError> {
+        let (totals, pad) = train_epoch(
+            &self.setup,
+            self.cfg,
+            &mut self.opt,
+            epoch,
+            self.steps_per_epoch,
+            step_log,
+        )?;
+        self.progress = TextProgress {
+            window_rows: self.progress.window_rows.max(pad.peak_window),
+            tokens: pad.tokens,
+            padded: pad.padded,
+        };
+        Ok(totals)
+    }
+
+    fn evaluate(
+        &mut self,
+        epoch: usize,
+        totals: &EpochTotals,
+        started: Instant,
+    ) -> Result<Vec<EpochLine>, TrainError> {
+        let (text_eval, exit_evals) = TextEval::split(self.eval()?);
+        let m = EpochMetrics {
+            epoch,
+            lr: totals.lr,
+            steps: self.opt.steps(),
+            train_loss: totals.mean_loss(),
+            train_terms: totals.mean_terms(&self.labels),
+            train_samples_per_s: totals.samples_per_s(),
+            epoch_wall_s: started.elapsed().as_secs_f64(),
+            eval: None,
+            text_eval,
+            network: self
+                .setup
+                .exits
+                .as_ref()
+                .map(|_| STUDENT_NETWORK.to_string()),
+        };
+        let mut lines = vec![EpochLine {
+            display: student_line(&m, self.efficiency()),
+            metrics: m.clone(),
+        }];
+        for (name, e) in exit_evals {
+            let mut line = exit_line(&m, &name);
+            let display = eval_line(&format!("epoch {:>3}  {name}", m.epoch), &e);
+            line.text_eval = Some(e);
+            lines.push(EpochLine {
+                metrics: line,
+                display,
+            });
+        }
+        Ok(lines)
+    }
+
+    fn save_progress(&self, state: &mut CheckpointState) {
+        state.text = Some(self.progress);
+    }
+
+    fn restore_progress(&mut self, state: &CheckpointState) {
+        if let Some(p) = state.text {
+            self.progress = p;
+        }
+    }
+
+    fn finish(&mut self, end: &Finished) -> Result<Summary, TrainError> {
+        let (final_eval, exit_evals) = TextEval::split(self.eval()?);
+        let mut files = outputs::run_files();
+        files.extend(self.write_student()?);
+        let (exit_files, networks) = self.write_exits(exit_evals)?;
+        files.extend(exit_files);
+        let param_count = self.setup.student.param_count();
+        if self.opts.plot {
+            outputs::write_plot(self.out, self.cfg, param_count, end.history)?;
+            files.push("curves.png".into());
+        }
+        files.push("summary.json".into());
+        let data = &self.setup.data;
+        let summary = Summary {
+            epochs: end.state.epoch,
+            stopped_early: false,
+            exported_epoch: end.state.epoch,
+            eval: None,
+            test_errors: None,
+            accuracy: None,
+            agreement: None,
+            param_count,
+            train_rows: data.rows,
+            samples_per_s: end.state.train_samples as f64 / end.state.train_s.max(1e-9),
+            wall_s: end.prior_wall_s + end.started.elapsed().as_secs_f64(),
+            files,
+            text: Some(Box::new(TextSummary {
+                initial_eval: self.initial_eval.clone(),
+                final_eval,
+                eval_rows: self.setup.eval.as_ref().map_or(0, TextRows::rows),
+                window_rows: self.progress.window_rows,
+                resident: data.resident.is_some(),
+                padding_efficiency: self.efficiency(),
+            })),
+            // Text runs have no teacher logits to score the teacher with.
+            teacher_check: None,
+            warnings: Vec::new(),
+            networks,
+        };
+        metrics::write_summary(&self.out.join("summary.json"), &summary)?;
+        Ok(summary)
+    }
 }

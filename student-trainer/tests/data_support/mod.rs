@@ -2,6 +2,8 @@
 //! (noisy class prototypes on an 8×8 grid) written as Parquet the way the label store does.
 #![allow(dead_code)]
 
+pub mod text;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
