@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use label_client::raw_ort::{run_raw, RawOptions};
-use label_client::source::InputMapping;
+use label_client::bench::raw_ort::{run_raw, RawOptions};
+use label_client::label::source::InputMapping;
 
 #[derive(Parser)]
 #[command(
