@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     };
     match run_raw(&options).and_then(|r| {
         serde_json::to_string(&r)
-            .map_err(|e| label_client::raw_ort::RawBenchError::Input(e.to_string()))
+            .map_err(|e| label_client::bench::raw_ort::RawBenchError::Input(e.to_string()))
     }) {
         Ok(line) => {
             println!("{line}");

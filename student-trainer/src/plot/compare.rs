@@ -477,3 +477,150 @@ fn lighten(c: RGBColor) -> RGBColor {
         ((c.2 as u16 + 255) / 2) as u8,
     )
 }
+
+#[cfg(test)]
+mod regress_tmp {
+    use super::*;
+
+    /// Test errors against KD temperature per student architecture, with each size's scratch run
+    /// as a dashed line and reference numbers as crosses; `None` when no architecture was
+    /// distilled at two or more temperatures.
+    pub fn old_draw_sweep(
+        title: &str,
+        runs: &[RunPoint],
+        reference: &str,
+    ) -> Result<Option<Vec<u8>>, PlotError> {
+        let mut archs: Vec<&str> = Vec::new();
+        for r in runs.iter().filter(|r| r.kd_temperature.is_some()) {
+            if !archs.contains(&r.student.as_str()) {
+                archs.push(&r.student);
+            }
+        }
+        archs.retain(|a| {
+            runs.iter()
+                .filter(|r| r.student == *a && r.kd_temperature.is_some())
+                .count()
+                >= 2
+        });
+        if archs.is_empty() {
+            return Ok(None);
+        }
+        // One evenly spaced column per temperature tried (a log axis over 1..20 has too few
+        // labelled ticks to read the values off).
+        let mut temps: Vec<f64> = runs.iter().filter_map(|r| r.kd_temperature).collect();
+        temps.sort_by(f64::total_cmp);
+        temps.dedup();
+        let col = |t: f64| temps.iter().position(|&v| v == t).unwrap_or(0) as f64;
+        let (x0, x1) = (-0.5, temps.len() as f64 - 0.5);
+        let mut series = Vec::new();
+        let mut notes = Vec::new();
+        let mut refs = Series::new(reference, BLACK, Mark::Crosses);
+        for (g, arch) in archs.iter().enumerate() {
+            let c = color_of(g);
+            let mut kd: Vec<&RunPoint> = runs
+                .iter()
+                .filter(|r| r.student == *arch && r.kd_temperature.is_some())
+                .collect();
+            kd.sort_by(|a, b| {
+                a.kd_temperature
+                    .partial_cmp(&b.kd_temperature)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            let mut s = Series::new(format!("{arch} distilled"), c, Mark::LineDots);
+            for r in &kd {
+                let t = col(r.kd_temperature.unwrap_or(1.0));
+                s.points.push((t, r.errors as f64));
+                notes.push((t, r.errors as f64, r.errors.to_string(), c));
+                if let Some(v) = r.reference {
+                    refs.points.push((t, v));
+                    notes.push((t, v, format!("{v:.0}"), BLACK));
+                }
+            }
+            series.push(s);
+            for r in runs.iter().filter(|r| r.student == *arch && r.scratch) {
+                let e = r.errors as f64;
+                let mut b = Series::new(
+                    format!("{arch} from scratch ({})", r.errors),
+                    c,
+                    Mark::Dashed,
+                );
+                b.points = vec![(x0, e), (x1, e)];
+                series.push(b);
+                if let Some(v) = r.reference {
+                    let mut rb = Series::new(
+                        format!("{arch} from scratch, {reference} ({v:.0})"),
+                        lighten(c),
+                        Mark::Dashed,
+                    );
+                    rb.width = 1;
+                    rb.points = vec![(x0, v), (x1, v)];
+                    series.push(rb);
+                }
+            }
+        }
+        if !refs.points.is_empty() {
+            series.push(refs);
+        }
+        let y = Axis::fit(
+            "test errors",
+            series.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
+            false,
+            false,
+            fmt_num,
+        );
+        let labels: Vec<String> = temps
+            .iter()
+            .map(|t| format!("T = {}", fmt_num(*t)))
+            .collect();
+        let png = figure("compare-sweep.png", (1100, 680), title, |area| {
+            draw_panel(
+                area,
+                &Panel {
+                    title: "Test errors against the KD temperature T".into(),
+                    x: Axis {
+                        label: "KD temperature T (one column per value tried)".into(),
+                        range: x0..x1,
+                        log: false,
+                        fmt: std::sync::Arc::new(move |v: f64| {
+                            let i = v.round();
+                            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                                labels[i as usize].clone()
+                            } else {
+                                String::new()
+                            }
+                        }),
+                        ticks: temps.len(),
+                    },
+                    y,
+                    series,
+                    notes,
+                    empty: String::new(),
+                    legend: SeriesLabelPosition::UpperLeft,
+                },
+            )
+        })?;
+        Ok(Some(png))
+    }
+
+
+    #[test]
+    fn draw_sweep_is_bit_identical() {
+        let mk = |name: &'static str, student: &str, t: Option<f64>, e: usize, r: Option<f64>| RunPoint {
+            name, history: &[], errors: e, rows: 1000, rows_per_s: None, params: 10, student: student.into(),
+            kd_temperature: t, scratch: t.is_none(), reference: r };
+        let runs = vec![
+            mk("a", "mlp 800", Some(4.0), 90, Some(80.0)),
+            mk("b", "mlp 800", Some(2.0), 95, None),
+            mk("c", "mlp 800", Some(8.0), 93, Some(85.0)),
+            mk("d", "mlp 800", None, 140, Some(146.0)),
+            mk("e", "mlp 30", Some(4.0), 300, None),
+            mk("f", "mlp 30", Some(20.0), 310, None),
+            mk("g", "mlp 30", None, 400, None),
+            mk("h", "cnn", Some(4.0), 50, None),
+        ];
+        let new = draw_sweep("t", &runs, "paper").unwrap().unwrap();
+        let old = old_draw_sweep("t", &runs, "paper").unwrap().unwrap();
+        assert!(new == old);
+        eprintln!("compare-sweep: {} bytes identical", new.len());
+    }
+}

@@ -205,3 +205,204 @@ pub fn draw(title: &str, grid: &Grid, rows: &[Row]) -> Result<Option<Vec<u8>>, P
     })?;
     Ok(Some(png))
 }
+
+#[cfg(test)]
+mod regress_tmp {
+    use super::*;
+    use crate::sweep::table::Stat;
+
+    /// Adds ± std bars of `rows` (at their x columns) to `series`.
+    fn old_bars(series: &mut Vec<Series>, color: RGBColor, pts: &[(f64, &Row)]) {
+        for (x, r) in pts {
+            if r.errors.n > 1 && r.errors.std > 0.0 {
+                let mut b = Series::new("", color, Mark::Line);
+                b.width = 1;
+                b.points = vec![
+                    (*x, r.errors.mean - r.errors.std),
+                    (*x, r.errors.mean + r.errors.std),
+                ];
+                series.push(b);
+            }
+        }
+    }
+
+    /// The chart as PNG; `None` when no grid point has finished.
+    pub fn old_draw(title: &str, grid: &Grid, rows: &[Row]) -> Result<Option<Vec<u8>>, PlotError> {
+        let Some(first) = grid.keys.first() else {
+            return Ok(None);
+        };
+        if !rows.iter().any(|r| r.point.is_some()) {
+            return Ok(None);
+        }
+        let labels: Vec<String> = first.values.iter().map(|v| v.to_string()).collect();
+        let (x0, x1) = (-0.5, labels.len() as f64 - 0.5);
+        let mut series = Vec::new();
+        let mut notes = Vec::new();
+
+        // One line per setting of the other keys.
+        let mut lines: Vec<Line> = Vec::new();
+        for r in rows.iter().filter(|r| r.point.is_some()) {
+            let Some(p) = r.point else { continue };
+            let c = grid.decode(p);
+            let others: Vec<String> = grid
+                .keys
+                .iter()
+                .zip(&r.values)
+                .skip(1)
+                .map(|(k, v)| format!("{} = {v}", k.path.text))
+                .collect();
+            let x = c[0] as f64;
+            match lines.iter_mut().find(|(o, _)| *o == others) {
+                Some((_, pts)) => pts.push((x, r)),
+                None => lines.push((others, vec![(x, r)])),
+            }
+        }
+        for (i, (others, pts)) in lines.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let label = if others.is_empty() {
+                "distilled".to_string()
+            } else {
+                others.join(", ")
+            };
+            let mut s = Series::new(label, color, Mark::LineDots);
+            s.points = pts.iter().map(|(x, r)| (*x, r.errors.mean)).collect();
+            series.push(s);
+            old_bars(&mut series, color, pts);
+            for (x, r) in pts {
+                notes.push((*x, r.errors.mean, format!("{:.0}", r.errors.mean), color));
+            }
+        }
+
+        // Scratch baselines.
+        let scratch: Vec<&Row> = rows.iter().filter(|r| r.point.is_none()).collect();
+        if first.path.is_loss() {
+            for (i, r) in scratch.iter().enumerate() {
+                let others: Vec<String> = grid
+                    .keys
+                    .iter()
+                    .zip(&r.values)
+                    .filter(|(k, _)| !k.path.is_loss())
+                    .map(|(k, v)| format!("{} = {v}", k.path.text))
+                    .collect();
+                let what = if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", others.join(", "))
+                };
+                let mut s = Series::new(
+                    format!("from scratch{what} ({:.1})", r.errors.mean),
+                    GREYS[i % GREYS.len()],
+                    Mark::Dashed,
+                );
+                s.points = vec![(x0, r.errors.mean), (x1, r.errors.mean)];
+                series.push(s);
+            }
+        } else {
+            let mut lines: Vec<Line> = Vec::new();
+            for r in &scratch {
+                let Some(&x) = r.group.first() else { continue };
+                let others: Vec<String> = grid
+                    .keys
+                    .iter()
+                    .zip(&r.values)
+                    .skip(1)
+                    .filter(|(k, _)| !k.path.is_loss())
+                    .map(|(k, v)| format!("{} = {v}", k.path.text))
+                    .collect();
+                match lines.iter_mut().find(|(o, _)| *o == others) {
+                    Some((_, pts)) => pts.push((x as f64, r)),
+                    None => lines.push((others, vec![(x as f64, r)])),
+                }
+            }
+            for (i, (others, pts)) in lines.iter().enumerate() {
+                let color = GREYS[i % GREYS.len()];
+                let what = if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", others.join(", "))
+                };
+                let mut s = Series::new(format!("from scratch{what}"), color, Mark::Dashed);
+                s.points = pts.iter().map(|(x, r)| (*x, r.errors.mean)).collect();
+                series.push(s);
+                old_bars(&mut series, color, pts);
+                for (x, r) in pts {
+                    notes.push((*x, r.errors.mean, format!("{:.0}", r.errors.mean), BLACK));
+                }
+            }
+        }
+
+        let y = Axis::fit(
+            "test errors (mean over seeds, bars ± std)",
+            series.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
+            false,
+            false,
+            fmt_num,
+        );
+        let key = first.path.text.clone();
+        let n = labels.len();
+        let png = figure("sweep.png", (1100, 680), title, |area| {
+            draw_panel(
+                area,
+                &Panel {
+                    title: format!("Test errors against {key}"),
+                    x: Axis {
+                        label: format!("{key} (one column per value tried)"),
+                        range: x0..x1,
+                        log: false,
+                        fmt: std::sync::Arc::new(move |v: f64| {
+                            let i = v.round();
+                            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                                labels[i as usize].clone()
+                            } else {
+                                String::new()
+                            }
+                        }),
+                        ticks: n,
+                    },
+                    y,
+                    series,
+                    notes,
+                    empty: "no finished runs".into(),
+                    legend: SeriesLabelPosition::UpperRight,
+                },
+            )
+        })?;
+        Ok(Some(png))
+    }
+
+    fn rows(grid: &Grid, scratch_key: usize) -> Vec<Row> {
+        let size = grid.size().unwrap();
+        let st = |m: f64, s: f64, n: usize| Stat { mean: m, std: s, n };
+        let mut out = Vec::new();
+        for p in 0..size {
+            let c = grid.decode(p);
+            let values: Vec<String> = c.iter().enumerate().map(|(k, i)| grid.keys[k].values[*i].to_string()).collect();
+            out.push(Row { kind: "point", point: Some(p), group: vec![], label: format!("p{p}"), values,
+                runs: 2, eval_rows: 100, errors: st(100.0 + 7.0 * p as f64, 0.5 * p as f64, 1 + p % 2),
+                accuracy: st(0.9, 0.0, 2), ce: st(0.3, 0.0, 2), agreement: None, kd: None });
+        }
+        for g in 0..grid.keys[scratch_key].values.len() {
+            let values: Vec<String> = grid.keys.iter().enumerate().map(|(k, key)| if k == scratch_key { key.values[g].to_string() } else { "—".into() }).collect();
+            out.push(Row { kind: "scratch", point: None, group: vec![g], label: format!("s{g}"), values,
+                runs: 2, eval_rows: 100, errors: st(130.0 + 3.0 * g as f64, 1.5, 2),
+                accuracy: st(0.9, 0.0, 2), ce: st(0.3, 0.0, 2), agreement: None, kd: None });
+        }
+        out
+    }
+
+    #[test]
+    fn draw_is_bit_identical() {
+        for (specs, sk) in [
+            (vec!["student.hidden=[16, 32]", "loss.kd.temperature=[1, 4]"], 0),
+            (vec!["loss.kd.temperature=[1, 4, 8]", "student.hidden=[16, 32]"], 1),
+            (vec!["student.hidden=[16, 32, 64]"], 0),
+        ] {
+            let grid = Grid::parse(&specs.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+            let rows = rows(&grid, sk);
+            let new = draw("t", &grid, &rows).unwrap().unwrap();
+            let old = old_draw("t", &grid, &rows).unwrap().unwrap();
+            assert!(new == old, "{specs:?}");
+            eprintln!("chart {specs:?}: {} bytes identical", new.len());
+        }
+    }
+}
