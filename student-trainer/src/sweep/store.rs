@@ -130,7 +130,7 @@ pub fn read_result(run: &Path) -> Result<Option<RunResult>, SweepError> {
 pub fn write_result(run: &Path, r: &RunResult) -> Result<(), SweepError> {
     let text = serde_json::to_string_pretty(r)
         .map_err(|e| SweepError::Internal(format!("writing {RESULT_FILE}: {e}")))?;
-    write_atomic(&run.join(RESULT_FILE), text.as_bytes())
+    Ok(write_atomic(&run.join(RESULT_FILE), text.as_bytes())?)
 }
 
 /// Readies an unfinished run's folder: keeps it when it holds a checkpoint (the run resumes
