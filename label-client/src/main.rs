@@ -6,16 +6,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use distill_proto::views::Augment;
-use label_client::bbc::import_bbc;
-use label_client::client::ClientConfig;
-use label_client::import::import_mnist;
+use label_client::bench::loadgen::{run_load, BodyFormat, LoadOptions};
+use label_client::import::bbc::import_bbc;
+use label_client::import::mnist::import_mnist;
+use label_client::import::text::{import_text, TextFormat, TextImportOptions};
+use label_client::import::wordnet::import_wordnet;
+use label_client::label::source::InputMapping;
+use label_client::label::views::ViewOptions;
 use label_client::label::{label, LabelOptions};
-use label_client::loadgen::{run_load, BodyFormat, LoadOptions};
-use label_client::retry::RetryPolicy;
-use label_client::source::InputMapping;
-use label_client::text_import::{import_text, TextFormat, TextImportOptions};
-use label_client::views::ViewOptions;
-use label_client::wordnet::import_wordnet;
+use teacher_client::{ClientConfig, RetryPolicy};
 
 #[derive(Parser)]
 #[command(
@@ -217,6 +216,89 @@ struct BenchArgs {
     dataset: Option<String>,
 }
 
+impl ImportTextArgs {
+    /// The flags as import options; the format from the extension unless `--format` is given.
+    fn options(self) -> Result<TextImportOptions, String> {
+        let Some(format) = self.format.or_else(|| TextFormat::from_path(&self.input)) else {
+            return Err(format!(
+                "cannot tell the format of {} from its extension; pass --format",
+                self.input.display()
+            ));
+        };
+        Ok(TextImportOptions {
+            input: self.input,
+            format,
+            text_field: self.text_field,
+            id_field: self.id_field,
+            out: self.out,
+            force: self.force,
+        })
+    }
+}
+
+impl LabelArgs {
+    /// The flags as label options.
+    fn options(self) -> Result<LabelOptions, String> {
+        Ok(LabelOptions {
+            client: self.conn.config()?,
+            data: self.data,
+            dataset: self.dataset,
+            id_column: self.id_column,
+            inputs: self.inputs,
+            columns: self.columns,
+            batch_rows: self.batch_rows,
+            concurrency: self.concurrency,
+            seal: self.seal,
+            progress: !self.quiet,
+            views: match (self.views, self.augment) {
+                (Some(count), Some(augment)) => Some(ViewOptions {
+                    count,
+                    augment,
+                    seed: self.view_seed,
+                }),
+                _ => None,
+            },
+        })
+    }
+}
+
+impl BenchArgs {
+    /// The flags as load options.
+    fn options(self) -> Result<LoadOptions, String> {
+        Ok(LoadOptions {
+            client: self.conn.config()?,
+            data: self.data,
+            inputs: self.inputs,
+            columns: self.columns,
+            rows: self.rows,
+            batch_rows: self.batch_rows,
+            concurrency: self.concurrency,
+            format: self.format,
+            dataset: self.dataset,
+        })
+    }
+}
+
+/// `label`: the run's summary, and the sealed manifest's rows and shards.
+fn run_label(a: LabelArgs) -> Result<(), String> {
+    let options = a.options()?;
+    let summary = label(&options).map_err(|e| e.to_string())?;
+    println!("{summary}");
+    if let Some(manifest) = &summary.sealed {
+        let rows = manifest
+            .get("rows")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let shards = manifest
+            .get("shards")
+            .and_then(|s| s.as_array())
+            .map(|s| s.len().to_string())
+            .unwrap_or_default();
+        println!("sealed {}: rows {rows}  shards {shards}", options.dataset);
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::ImportMnist {
@@ -234,24 +316,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::ImportText(a) => {
-            let format = match a.format.or_else(|| TextFormat::from_path(&a.input)) {
-                Some(f) => f,
-                None => {
-                    return Err(format!(
-                        "cannot tell the format of {} from its extension; pass --format",
-                        a.input.display()
-                    ))
-                }
-            };
-            let options = TextImportOptions {
-                input: a.input,
-                format,
-                text_field: a.text_field,
-                id_field: a.id_field,
-                out: a.out,
-                force: a.force,
-            };
-            println!("{}", import_text(&options).map_err(|e| e.to_string())?);
+            println!("{}", import_text(&a.options()?).map_err(|e| e.to_string())?);
         }
         Command::ImportWordnet { dir, out, force } => {
             println!(
@@ -270,55 +335,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 import_bbc(&dir, &out_train, &out_test, force).map_err(|e| e.to_string())?
             );
         }
-        Command::Label(a) => {
-            let options = LabelOptions {
-                client: a.conn.config()?,
-                data: a.data,
-                dataset: a.dataset,
-                id_column: a.id_column,
-                inputs: a.inputs,
-                columns: a.columns,
-                batch_rows: a.batch_rows,
-                concurrency: a.concurrency,
-                seal: a.seal,
-                progress: !a.quiet,
-                views: match (a.views, a.augment) {
-                    (Some(count), Some(augment)) => Some(ViewOptions {
-                        count,
-                        augment,
-                        seed: a.view_seed,
-                    }),
-                    _ => None,
-                },
-            };
-            let summary = label(&options).map_err(|e| e.to_string())?;
-            println!("{summary}");
-            if let Some(manifest) = &summary.sealed {
-                let rows = manifest
-                    .get("rows")
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
-                let shards = manifest
-                    .get("shards")
-                    .and_then(|s| s.as_array())
-                    .map(|s| s.len().to_string())
-                    .unwrap_or_default();
-                println!("sealed {}: rows {rows}  shards {shards}", options.dataset);
-            }
-        }
+        Command::Label(a) => run_label(a)?,
         Command::BenchLoad(a) => {
-            let options = LoadOptions {
-                client: a.conn.config()?,
-                data: a.data,
-                inputs: a.inputs,
-                columns: a.columns,
-                rows: a.rows,
-                batch_rows: a.batch_rows,
-                concurrency: a.concurrency,
-                format: a.format,
-                dataset: a.dataset,
-            };
-            let report = run_load(&options).map_err(|e| e.to_string())?;
+            let report = run_load(&a.options()?).map_err(|e| e.to_string())?;
             println!(
                 "{}",
                 serde_json::to_string(&report).map_err(|e| e.to_string())?

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use arrow::array::{AsArray, Int64Array};
 use arrow::datatypes::{DataType, Float32Type};
-use label_client::idx::{
+use label_client::import::idx::{
     encode_images, encode_labels, parse_images, parse_labels, IdxError, IdxImages,
 };
-use label_client::import::{import_mnist, ImportError};
+use label_client::import::mnist::{import_mnist, ImportError};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn images(count: usize, rows: usize, cols: usize) -> IdxImages {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int64Array, LargeStringArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
-use label_client::bbc::{bbc_split, decode_article, import_bbc};
-use label_client::text::{content_id, TextError};
-use label_client::text_import::{import_text, TextFormat, TextImportOptions};
-use label_client::wordnet::{import_wordnet, parse_data_line, split_gloss};
+use label_client::import::bbc::{bbc_split, decode_article, import_bbc};
+use label_client::import::text::{import_text, TextFormat, TextImportOptions};
+use label_client::import::text_parquet::{content_id, TextError};
+use label_client::import::wordnet::{import_wordnet, parse_data_line, split_gloss};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Every column of a Parquet file as strings, by name, plus its schema.

@@ -1,8 +1,5 @@
 //! `label` streams a text column: an imported file's Utf8 `text` (and a LargeUtf8 column,
-//! cast) goes to the server as a Utf8 column of the Arrow IPC body; the JSON body carries the
-//! sentences as a list of strings.
-
-mod common;
+//! cast) goes to the server as a Utf8 column of the Arrow IPC body.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -11,13 +8,10 @@ use std::time::Duration;
 use arrow::array::{AsArray, LargeStringArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::ipc::reader::StreamReader;
-use common::{ok_body, Response, Stub};
-use distill_proto::api::ScoreRequest;
-use label_client::body::json_body;
-use label_client::client::ClientConfig;
+use label_client::import::text::{import_text, TextFormat, TextImportOptions};
 use label_client::label::{label, LabelOptions};
-use label_client::retry::RetryPolicy;
-use label_client::text_import::{import_text, TextFormat, TextImportOptions};
+use teacher_client::testing::{ok_body, Response, Stub};
+use teacher_client::{ClientConfig, RetryPolicy};
 
 fn options(url: String, data: std::path::PathBuf, input: &str) -> LabelOptions {
     LabelOptions {
@@ -96,7 +90,12 @@ fn an_imported_text_file_streams_as_a_utf8_column() {
     assert_eq!(summary.rows, 3);
     let mut want: Vec<(String, String)> = ["alpha", "beta", "gamma"]
         .iter()
-        .map(|t| (label_client::text::content_id(t), t.to_string()))
+        .map(|t| {
+            (
+                label_client::import::text_parquet::content_id(t),
+                t.to_string(),
+            )
+        })
         .collect();
     want.sort();
     assert_eq!(received(&stub), want);
@@ -131,43 +130,4 @@ fn a_large_utf8_column_is_sent_as_utf8_under_the_input_name() {
         received(&stub),
         [("a", "one"), ("b", "two"), ("c", "three")].map(|(i, t)| (i.to_string(), t.to_string()))
     );
-}
-
-#[test]
-fn json_body_sends_a_text_input_as_a_list_of_strings() {
-    let batch = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Utf8, false),
-            Field::new("text", DataType::Utf8, false),
-        ])),
-        vec![
-            Arc::new(StringArray::from(vec!["a", "b"])),
-            Arc::new(StringArray::from(vec!["say \"hi\"", "ünïcode"])),
-        ],
-    )
-    .unwrap();
-    let body = json_body(&batch, &["text".to_string()], Some("ds")).unwrap();
-    let req: ScoreRequest = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        req.inputs["text"],
-        serde_json::json!(["say \"hi\"", "ünïcode"])
-    );
-    assert_eq!(req.ids, Some(vec!["a".to_string(), "b".to_string()]));
-    assert!(req.columns.is_empty());
-
-    let with_null = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Utf8, false),
-            Field::new("text", DataType::Utf8, true),
-        ])),
-        vec![
-            Arc::new(StringArray::from(vec!["a"])),
-            Arc::new(StringArray::from(vec![None::<&str>])),
-        ],
-    )
-    .unwrap();
-    let msg = json_body(&with_null, &["text".to_string()], None)
-        .unwrap_err()
-        .to_string();
-    assert!(msg.contains("\"text\"") && msg.contains("null"), "{msg}");
 }

@@ -10,6 +10,7 @@ use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 use distill_proto::store::FeatureDType;
 
+use crate::inspect::InspectOptions;
 use crate::outputs::{OutputRole, PoolRule};
 use crate::teacher::EpChoice;
 use crate::text::Batching;
@@ -54,6 +55,16 @@ pub struct InspectArgs {
     /// ONNX Runtime location.
     #[command(flatten)]
     pub ort: OrtArgs,
+}
+
+impl InspectArgs {
+    /// The flags as the inspection's own options.
+    pub fn options(&self) -> InspectOptions {
+        InspectOptions {
+            model: self.model.clone(),
+            ort_lib: self.ort.ort_lib.clone(),
+        }
+    }
 }
 
 /// Flags of `teacher-server serve`; every one also settable as `DISTILL_<FLAG>`.

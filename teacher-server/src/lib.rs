@@ -36,7 +36,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => server::serve(*args).await,
         Command::Inspect(args) => {
-            let report = tokio::task::spawn_blocking(move || inspect::inspect(&args)).await??;
+            let report =
+                tokio::task::spawn_blocking(move || inspect::inspect(&args.options())).await??;
             print!("{report}");
             Ok(())
         }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use label_client::raw_ort::{run_raw, RawOptions};
-use label_client::source::InputMapping;
+use label_client::bench::raw_ort::{run_raw, RawOptions};
+use label_client::label::source::InputMapping;
 
 #[derive(Parser)]
 #[command(
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     };
     match run_raw(&options).and_then(|r| {
         serde_json::to_string(&r)
-            .map_err(|e| label_client::raw_ort::RawBenchError::Input(e.to_string()))
+            .map_err(|e| label_client::bench::raw_ort::RawBenchError::Input(e.to_string()))
     }) {
         Ok(line) => {
             println!("{line}");

@@ -286,9 +286,8 @@ height:auto;border:1px solid #e3e3e3}figcaption{color:#444;max-width:75em;margin
 pre{background:#f6f8fa;border:1px solid #e1e4e8;padding:10px;overflow:auto;font-size:.88em}\
 details{margin:.5em 0 1em}summary{cursor:pointer;font-weight:bold}code{font-size:.95em}";
 
-/// Renders the self-contained HTML report.
-pub fn render_html(ctx: &ReportContext, rows: &[ReportRow], charts: &[Chart]) -> String {
-    let mut h = String::new();
+/// The document head and the title block: generated when, where, and the pipeline's time.
+fn html_head(h: &mut String, ctx: &ReportContext) {
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     // Self-contained by construction: nothing may be fetched, only inline styles and data: images.
     h.push_str(
@@ -310,6 +309,10 @@ pub fn render_html(ctx: &ReportContext, rows: &[ReportRow], charts: &[Chart]) ->
         meta.push_str(&format!(" Total wall time of the pipeline: {e:.0} s."));
     }
     h.push_str(&format!("<p class=\"meta\">{meta}</p>\n"));
+}
+
+/// The results table, numbers right-aligned, and where the reference errors come from.
+fn html_results(h: &mut String, ctx: &ReportContext, rows: &[ReportRow]) {
     h.push_str(&format!(
         "<h2>Results</h2>\n<p>Eval set: <code>{}</code>. {}</p>\n",
         esc(&ctx.eval_data),
@@ -341,6 +344,10 @@ pub fn render_html(ctx: &ReportContext, rows: &[ReportRow], charts: &[Chart]) ->
             esc(&ctx.reference_source)
         ));
     }
+}
+
+/// The charts, each a figure with its caption, and the teacher's fingerprint.
+fn html_charts_and_teacher(h: &mut String, ctx: &ReportContext, charts: &[Chart]) {
     h.push_str("<h2>Charts</h2>\n");
     for c in charts {
         h.push_str(&format!(
@@ -363,42 +370,56 @@ pub fn render_html(ctx: &ReportContext, rows: &[ReportRow], charts: &[Chart]) ->
              it carries no teacher fingerprint.</p>\n",
         ),
     }
+}
+
+/// One run's section: its folder and numbers, its curves and its config (curves folded open
+/// when there are few runs).
+fn html_run(h: &mut String, i: usize, r: &ReportRow, open: bool) {
+    let s = &r.summary;
+    h.push_str(&format!(
+        "<h3>#{} {}</h3>\n<p>Folder <code>{}</code>: {}, {} parameters, {} training rows, \
+         {} epochs{} (exported weights of epoch {}), {:.0} train samples/s, wall time \
+         {:.0} s.</p>\n",
+        i + 1,
+        esc(&r.name),
+        esc(&r.dir.display().to_string()),
+        esc(&student_desc(&r.config.student)),
+        s.param_count,
+        s.train_rows,
+        s.epochs,
+        if s.stopped_early {
+            ", stopped early"
+        } else {
+            ""
+        },
+        s.exported_epoch,
+        s.samples_per_s,
+        s.wall_s,
+    ));
+    let open = if open { " open" } else { "" };
+    if let Some(png) = &r.curves_png {
+        h.push_str(&format!(
+            "<details{open}><summary>curves.png</summary>\n<img src=\"{}\" alt=\"training \
+             curves of {}\">\n</details>\n",
+            data_uri(png),
+            esc(&r.name)
+        ));
+    }
+    h.push_str(&format!(
+        "<details><summary>config.toml (run settings)</summary>\n<pre>{}</pre>\n</details>\n",
+        esc(&r.config_text)
+    ));
+}
+
+/// Renders the self-contained HTML report.
+pub fn render_html(ctx: &ReportContext, rows: &[ReportRow], charts: &[Chart]) -> String {
+    let mut h = String::new();
+    html_head(&mut h, ctx);
+    html_results(&mut h, ctx, rows);
+    html_charts_and_teacher(&mut h, ctx, charts);
     h.push_str("<h2>Runs</h2>\n");
     for (i, r) in rows.iter().enumerate() {
-        let s = &r.summary;
-        h.push_str(&format!(
-            "<h3>#{} {}</h3>\n<p>Folder <code>{}</code>: {}, {} parameters, {} training rows, \
-             {} epochs{} (exported weights of epoch {}), {:.0} train samples/s, wall time \
-             {:.0} s.</p>\n",
-            i + 1,
-            esc(&r.name),
-            esc(&r.dir.display().to_string()),
-            esc(&student_desc(&r.config.student)),
-            s.param_count,
-            s.train_rows,
-            s.epochs,
-            if s.stopped_early {
-                ", stopped early"
-            } else {
-                ""
-            },
-            s.exported_epoch,
-            s.samples_per_s,
-            s.wall_s,
-        ));
-        let open = if rows.len() <= 3 { " open" } else { "" };
-        if let Some(png) = &r.curves_png {
-            h.push_str(&format!(
-                "<details{open}><summary>curves.png</summary>\n<img src=\"{}\" alt=\"training \
-                 curves of {}\">\n</details>\n",
-                data_uri(png),
-                esc(&r.name)
-            ));
-        }
-        h.push_str(&format!(
-            "<details><summary>config.toml (run settings)</summary>\n<pre>{}</pre>\n</details>\n",
-            esc(&r.config_text)
-        ));
+        html_run(&mut h, i, r, rows.len() <= 3);
     }
     h.push_str("</body>\n</html>\n");
     h

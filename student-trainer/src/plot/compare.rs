@@ -7,7 +7,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::curves::value_notes;
 use super::{
-    bold, draw_panel, figure, fmt_num, fmt_pct, text, Axis, Mark, Panel, PlotError, Series, PALETTE,
+    bold, columns_axis, draw_panel, figure, fmt_num, fmt_pct, text, Axis, Mark, Panel, PlotError,
+    Series, PALETTE,
 };
 use crate::metrics::EpochMetrics;
 
@@ -309,14 +310,8 @@ fn short(s: &str, max: usize) -> String {
     }
 }
 
-/// Test errors against KD temperature per student architecture, with each size's scratch run
-/// as a dashed line and reference numbers as crosses; `None` when no architecture was
-/// distilled at two or more temperatures.
-pub fn draw_sweep(
-    title: &str,
-    runs: &[RunPoint],
-    reference: &str,
-) -> Result<Option<Vec<u8>>, PlotError> {
+/// The architectures distilled at two or more temperatures, in order of first appearance.
+fn swept_archs<'a>(runs: &'a [RunPoint]) -> Vec<&'a str> {
     let mut archs: Vec<&str> = Vec::new();
     for r in runs.iter().filter(|r| r.kd_temperature.is_some()) {
         if !archs.contains(&r.student.as_str()) {
@@ -329,24 +324,35 @@ pub fn draw_sweep(
             .count()
             >= 2
     });
-    if archs.is_empty() {
-        return Ok(None);
+    archs
+}
+
+/// The chart being built: its series, value notes and reference crosses.
+struct SweepChart<'a> {
+    series: Vec<Series>,
+    notes: Vec<(f64, f64, String, RGBColor)>,
+    refs: Series,
+    reference: &'a str,
+    /// The temperatures tried, sorted: the x columns.
+    temps: Vec<f64>,
+}
+
+impl SweepChart<'_> {
+    /// The x column of temperature `t`.
+    fn col(&self, t: f64) -> f64 {
+        self.temps.iter().position(|&v| v == t).unwrap_or(0) as f64
     }
-    // One evenly spaced column per temperature tried (a log axis over 1..20 has too few
-    // labelled ticks to read the values off).
-    let mut temps: Vec<f64> = runs.iter().filter_map(|r| r.kd_temperature).collect();
-    temps.sort_by(f64::total_cmp);
-    temps.dedup();
-    let col = |t: f64| temps.iter().position(|&v| v == t).unwrap_or(0) as f64;
-    let (x0, x1) = (-0.5, temps.len() as f64 - 0.5);
-    let mut series = Vec::new();
-    let mut notes = Vec::new();
-    let mut refs = Series::new(reference, BLACK, Mark::Crosses);
-    for (g, arch) in archs.iter().enumerate() {
-        let c = color_of(g);
+
+    /// The x range: half a column beyond the first and the last.
+    fn xs(&self) -> (f64, f64) {
+        (-0.5, self.temps.len() as f64 - 0.5)
+    }
+
+    /// `arch`'s distilled runs as one line over the temperatures, with their references.
+    fn distilled(&mut self, runs: &[RunPoint], arch: &str, c: RGBColor) {
         let mut kd: Vec<&RunPoint> = runs
             .iter()
-            .filter(|r| r.student == *arch && r.kd_temperature.is_some())
+            .filter(|r| r.student == arch && r.kd_temperature.is_some())
             .collect();
         kd.sort_by(|a, b| {
             a.kd_temperature
@@ -355,16 +361,22 @@ pub fn draw_sweep(
         });
         let mut s = Series::new(format!("{arch} distilled"), c, Mark::LineDots);
         for r in &kd {
-            let t = col(r.kd_temperature.unwrap_or(1.0));
+            let t = self.col(r.kd_temperature.unwrap_or(1.0));
             s.points.push((t, r.errors as f64));
-            notes.push((t, r.errors as f64, r.errors.to_string(), c));
+            self.notes
+                .push((t, r.errors as f64, r.errors.to_string(), c));
             if let Some(v) = r.reference {
-                refs.points.push((t, v));
-                notes.push((t, v, format!("{v:.0}"), BLACK));
+                self.refs.points.push((t, v));
+                self.notes.push((t, v, format!("{v:.0}"), BLACK));
             }
         }
-        series.push(s);
-        for r in runs.iter().filter(|r| r.student == *arch && r.scratch) {
+        self.series.push(s);
+    }
+
+    /// `arch`'s scratch runs as flat dashed lines, each with its reference's lighter one.
+    fn scratch(&mut self, runs: &[RunPoint], arch: &str, c: RGBColor) {
+        let (x0, x1) = self.xs();
+        for r in runs.iter().filter(|r| r.student == arch && r.scratch) {
             let e = r.errors as f64;
             let mut b = Series::new(
                 format!("{arch} from scratch ({})", r.errors),
@@ -372,19 +384,57 @@ pub fn draw_sweep(
                 Mark::Dashed,
             );
             b.points = vec![(x0, e), (x1, e)];
-            series.push(b);
+            self.series.push(b);
             if let Some(v) = r.reference {
                 let mut rb = Series::new(
-                    format!("{arch} from scratch, {reference} ({v:.0})"),
+                    format!("{arch} from scratch, {} ({v:.0})", self.reference),
                     lighten(c),
                     Mark::Dashed,
                 );
                 rb.width = 1;
                 rb.points = vec![(x0, v), (x1, v)];
-                series.push(rb);
+                self.series.push(rb);
             }
         }
     }
+}
+
+/// Test errors against KD temperature per student architecture, with each size's scratch run
+/// as a dashed line and reference numbers as crosses; `None` when no architecture was
+/// distilled at two or more temperatures.
+pub fn draw_sweep(
+    title: &str,
+    runs: &[RunPoint],
+    reference: &str,
+) -> Result<Option<Vec<u8>>, PlotError> {
+    let archs = swept_archs(runs);
+    if archs.is_empty() {
+        return Ok(None);
+    }
+    // One evenly spaced column per temperature tried (a log axis over 1..20 has too few
+    // labelled ticks to read the values off).
+    let mut temps: Vec<f64> = runs.iter().filter_map(|r| r.kd_temperature).collect();
+    temps.sort_by(f64::total_cmp);
+    temps.dedup();
+    let mut chart = SweepChart {
+        series: Vec::new(),
+        notes: Vec::new(),
+        refs: Series::new(reference, BLACK, Mark::Crosses),
+        reference,
+        temps,
+    };
+    for (g, arch) in archs.iter().enumerate() {
+        let c = color_of(g);
+        chart.distilled(runs, arch, c);
+        chart.scratch(runs, arch, c);
+    }
+    let SweepChart {
+        mut series,
+        notes,
+        refs,
+        temps,
+        ..
+    } = chart;
     if !refs.points.is_empty() {
         series.push(refs);
     }
@@ -399,25 +449,16 @@ pub fn draw_sweep(
         .iter()
         .map(|t| format!("T = {}", fmt_num(*t)))
         .collect();
+    let x = columns_axis(
+        "KD temperature T (one column per value tried)".into(),
+        labels,
+    );
     let png = figure("compare-sweep.png", (1100, 680), title, |area| {
         draw_panel(
             area,
             &Panel {
                 title: "Test errors against the KD temperature T".into(),
-                x: Axis {
-                    label: "KD temperature T (one column per value tried)".into(),
-                    range: x0..x1,
-                    log: false,
-                    fmt: std::sync::Arc::new(move |v: f64| {
-                        let i = v.round();
-                        if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                            labels[i as usize].clone()
-                        } else {
-                            String::new()
-                        }
-                    }),
-                    ticks: temps.len(),
-                },
+                x,
                 y,
                 series,
                 notes,
@@ -436,3 +477,4 @@ fn lighten(c: RGBColor) -> RGBColor {
         ((c.2 as u16 + 255) / 2) as u8,
     )
 }
+

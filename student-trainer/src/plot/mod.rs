@@ -203,6 +203,26 @@ impl Axis {
     }
 }
 
+/// A categorical x axis: one evenly spaced column per label, at 0, 1, ..., shown from half a
+/// column before the first to half a column after the last.
+pub(crate) fn columns_axis(label: String, labels: Vec<String>) -> Axis {
+    let ticks = labels.len();
+    Axis {
+        label,
+        range: -0.5..ticks as f64 - 0.5,
+        log: false,
+        fmt: Arc::new(move |v: f64| {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                labels[i as usize].clone()
+            } else {
+                String::new()
+            }
+        }),
+        ticks,
+    }
+}
+
 /// Whole numbers (ticks between them print nothing).
 pub(crate) fn fmt_int(v: f64) -> String {
     if (v - v.round()).abs() < 1e-6 {

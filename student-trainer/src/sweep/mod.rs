@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use distill_proto::atomic::write_atomic;
 use serde::Serialize;
 
 use crate::config::{ConfigError, RunConfig};
@@ -97,6 +98,9 @@ pub enum SweepError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A record file could not be replaced atomically.
+    #[error(transparent)]
+    Atomic(#[from] distill_proto::atomic::AtomicWriteError),
     /// `sweep.png` could not be drawn.
     #[error(transparent)]
     Plot(#[from] PlotError),
@@ -404,24 +408,47 @@ fn check_keys(grid: &Grid, base_raw: &toml::Table, base: &Path) -> Result<(), Sw
     Ok(())
 }
 
-/// Runs the sweep (or continues it) and writes the sweep folder.
-pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
-    let wall = Instant::now();
-    let base_text = std::fs::read_to_string(&opts.config).map_err(|source| {
+/// What a sweep call works from: the base config, the grid, the seeds, the points selected
+/// and budgeted, and the folder it writes.
+struct SweepPlan {
+    /// The base config, its paths resolved.
+    base: RunConfig,
+    /// The base config as TOML, for the grid's overrides.
+    base_raw: toml::Table,
+    /// The base config's path as given.
+    base_name: String,
+    grid: Grid,
+    seeds: Vec<u64>,
+    /// Points selected (all, or the sample), before the run budget.
+    points_all: Vec<usize>,
+    /// Points the run budget keeps.
+    points: Vec<usize>,
+    budget_note: Option<String>,
+    cwd: PathBuf,
+    out: PathBuf,
+    spec: store::Spec,
+}
+
+/// Reads the base config, as a config and as a TOML table.
+fn read_base(config: &Path) -> Result<(RunConfig, toml::Table), SweepError> {
+    let base_text = std::fs::read_to_string(config).map_err(|source| {
         SweepError::Config(ConfigError::Read {
-            path: opts.config.clone(),
+            path: config.to_path_buf(),
             source,
         })
     })?;
-    let mut base = RunConfig::parse(&base_text, &opts.config)?;
+    let base = RunConfig::parse(&base_text, config)?;
     let base_raw: toml::Table = toml::from_str(&base_text).map_err(|e| {
         SweepError::Config(ConfigError::Syntax {
-            path: opts.config.clone(),
+            path: config.to_path_buf(),
             source: Box::new(e),
         })
     })?;
-    let grid = Grid::parse(&opts.grid)?;
-    check_keys(&grid, &base_raw, &opts.config)?;
+    Ok((base, base_raw))
+}
+
+/// `--seeds` (default: the config's `train.seed`), refused empty or with a repeat.
+fn seeds(opts: &SweepOptions, base: &RunConfig) -> Result<Vec<u64>, SweepError> {
     let seeds = opts.seeds.clone().unwrap_or_else(|| vec![base.train.seed]);
     if seeds.is_empty() {
         return Err(SweepError::Flags("--seeds is empty".into()));
@@ -432,24 +459,33 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
     {
         return Err(SweepError::Flags(format!("--seeds lists {s} twice")));
     }
-    let points_all = plan::select(&grid, opts.sample, opts.sample_seed)?;
-    let mut points = points_all.clone();
-    let mut budget_note = None;
-    if let Some(n) = opts.budget_runs {
-        let keep = n / seeds.len();
+    Ok(seeds)
+}
+
+/// The points `--budget-runs` allows (whole points, each over every seed), and the note
+/// saying so when it cuts the selection.
+fn budget_points(
+    mut points: Vec<usize>,
+    budget_runs: Option<usize>,
+    seeds: usize,
+) -> (Vec<usize>, Option<String>) {
+    let mut note = None;
+    if let Some(n) = budget_runs {
+        let keep = n / seeds;
         if keep < points.len() {
-            budget_note = Some(format!(
-                "--budget-runs {n} allows {keep} of the {} selected points ({} seeds each)",
+            note = Some(format!(
+                "--budget-runs {n} allows {keep} of the {} selected points ({seeds} seeds each)",
                 points.len(),
-                seeds.len()
             ));
             points.truncate(keep);
         }
     }
-    let cwd = std::env::current_dir().map_err(io(Path::new(".")))?;
-    base.resolve_paths(&cwd);
-    let base_name = opts.config.display().to_string();
-    let out = match &opts.out {
+    (points, note)
+}
+
+/// `--out`, or `sweeps/<config file stem>`.
+fn out_dir(opts: &SweepOptions) -> PathBuf {
+    match &opts.out {
         Some(o) => o.clone(),
         None => {
             let stem = opts
@@ -458,44 +494,81 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
                 .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
             PathBuf::from("sweeps").join(stem)
         }
-    };
-    let spec = store::Spec {
-        base: base.to_toml()?,
-        grid: grid
-            .keys
-            .iter()
-            .map(|k| {
-                (
-                    k.path.text.clone(),
-                    k.values.iter().map(|v| v.to_string()).collect(),
-                )
-            })
-            .collect(),
-        seeds: seeds.clone(),
-        sample: opts.sample,
-        sample_seed: opts.sample_seed,
-    };
-    let resumed = store::claim(&out, &spec)?;
+    }
+}
 
-    let tasks = plan::tasks(&grid, &points, &seeds);
-    let mut finished: HashMap<String, RunResult> = HashMap::new();
-    for t in &tasks {
-        if let Some(r) = store::read_result(&store::run_dir(&out, &t.id))? {
+impl SweepPlan {
+    /// Checks the flags against the base config and settles what this call trains.
+    fn new(opts: &SweepOptions) -> Result<Self, SweepError> {
+        let (mut base, base_raw) = read_base(&opts.config)?;
+        let grid = Grid::parse(&opts.grid)?;
+        check_keys(&grid, &base_raw, &opts.config)?;
+        let seeds = seeds(opts, &base)?;
+        let points_all = plan::select(&grid, opts.sample, opts.sample_seed)?;
+        let (points, budget_note) =
+            budget_points(points_all.clone(), opts.budget_runs, seeds.len());
+        let cwd = std::env::current_dir().map_err(io(Path::new(".")))?;
+        base.resolve_paths(&cwd);
+        let spec = store::Spec {
+            base: base.to_toml()?,
+            grid: grid
+                .keys
+                .iter()
+                .map(|k| {
+                    (
+                        k.path.text.clone(),
+                        k.values.iter().map(|v| v.to_string()).collect(),
+                    )
+                })
+                .collect(),
+            seeds: seeds.clone(),
+            sample: opts.sample,
+            sample_seed: opts.sample_seed,
+        };
+        Ok(Self {
+            base,
+            base_raw,
+            base_name: opts.config.display().to_string(),
+            grid,
+            seeds,
+            points_all,
+            points,
+            budget_note,
+            cwd,
+            out: out_dir(opts),
+            spec,
+        })
+    }
+
+    /// The config of a run of `kind` with `seed`, its paths resolved.
+    fn derive(&self, kind: &RunKind, seed: u64) -> Result<RunConfig, SweepError> {
+        let mut cfg = plan::derive(&self.base_raw, &self.base_name, &self.grid, kind, seed)?;
+        cfg.resolve_paths(&self.cwd);
+        Ok(cfg)
+    }
+}
+
+/// The results already in the folder, by run id.
+fn finished_results(out: &Path, tasks: &[Task]) -> Result<HashMap<String, RunResult>, SweepError> {
+    let mut finished = HashMap::new();
+    for t in tasks {
+        if let Some(r) = store::read_result(&store::run_dir(out, &t.id))? {
             finished.insert(t.id.clone(), r);
         }
     }
-    if resumed && !opts.quiet {
-        eprintln!(
-            "continuing the sweep in {}: {} of {} runs already finished",
-            out.display(),
-            finished.len(),
-            tasks.len()
-        );
-    }
+    Ok(finished)
+}
 
-    // Configs first (a bad value fails before anything trains), then the data, once.
-    let mut cache = DataCache::new();
-    let mut jobs = VecDeque::new();
+/// The runs still to train, in task order, each with its config and data: configs first (a
+/// bad value fails before anything trains), then the data, once per distinct set.
+fn prepare_jobs(
+    plan: &SweepPlan,
+    tasks: &[Task],
+    finished: &HashMap<String, RunResult>,
+    cache: &mut DataCache,
+    quiet: bool,
+) -> Result<VecDeque<Job>, SweepError> {
+    let grid = &plan.grid;
     // Points load the data before scratch runs, which then reuse it (they read fewer columns).
     let mut order: Vec<&Task> = tasks
         .iter()
@@ -504,10 +577,9 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
     order.sort_by_key(|t| matches!(t.kind, RunKind::Scratch(_)));
     let mut prepared: HashMap<String, Job> = HashMap::new();
     for t in order {
-        let mut cfg = plan::derive(&base_raw, &base_name, &grid, &t.kind, t.seed)?;
-        cfg.resolve_paths(&cwd);
+        let mut cfg = plan.derive(&t.kind, t.seed)?;
         let scratch = matches!(t.kind, RunKind::Scratch(_));
-        let (data, eval) = cache.get(&cfg, scratch, opts.quiet)?;
+        let (data, eval) = cache.get(&cfg, scratch, quiet)?;
         if scratch && eval.as_ref().is_none_or(|e| e.teacher.is_none()) {
             cfg.data.eval_teacher = None;
         }
@@ -518,7 +590,7 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
         prepared.insert(
             t.id.clone(),
             Job {
-                label: plan::describe(&grid, &t.kind),
+                label: plan::describe(grid, &t.kind),
                 settings,
                 task: t.clone(),
                 cfg,
@@ -527,79 +599,205 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
             },
         );
     }
-    for t in &tasks {
-        if let Some(j) = prepared.remove(&t.id) {
-            jobs.push_back(j);
+    Ok(tasks
+        .iter()
+        .filter_map(|t| prepared.remove(&t.id))
+        .collect())
+}
+
+/// What the workers of one session did.
+struct Trained {
+    /// Results of the runs trained now.
+    results: Vec<RunResult>,
+    /// `--budget-time` stopped a worker before the queue was empty.
+    timed_out: bool,
+    /// Runs trained at once.
+    jobs: usize,
+}
+
+/// The shared state of the worker threads.
+struct Workers<'a> {
+    opts: &'a SweepOptions,
+    out: &'a Path,
+    wall: Instant,
+    todo: usize,
+    queue: Mutex<VecDeque<Job>>,
+    done: Mutex<Vec<RunResult>>,
+    failure: Mutex<Option<SweepError>>,
+    stop: AtomicBool,
+    timed_out: AtomicBool,
+}
+
+impl Workers<'_> {
+    /// One worker: takes jobs until the queue is empty, a run fails, or the time is up.
+    fn work(&self) {
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            if self
+                .opts
+                .budget_time_s
+                .is_some_and(|b| self.wall.elapsed().as_secs_f64() >= b)
+            {
+                self.timed_out.store(true, Ordering::SeqCst);
+                return;
+            }
+            let Some(job) = self.queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                return;
+            };
+            let t0 = Instant::now();
+            match train_one(self.out, &job) {
+                Ok(r) => self.record(&job, r, t0),
+                Err(e) => {
+                    self.stop.store(true, Ordering::SeqCst);
+                    if let Ok(mut f) = self.failure.lock() {
+                        f.get_or_insert(e);
+                    }
+                    return;
+                }
+            }
         }
     }
 
+    /// Keeps a finished run's result and prints its line.
+    fn record(&self, job: &Job, r: RunResult, t0: Instant) {
+        let Ok(mut d) = self.done.lock() else {
+            return;
+        };
+        if !self.opts.quiet {
+            eprintln!(
+                "[{}/{}] {} {}: {} test errors ({:.1} s)",
+                d.len() + 1,
+                self.todo,
+                job.task.id,
+                job.label,
+                r.summary
+                    .test_errors
+                    .map_or("no eval set".into(), |e| e.to_string()),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        d.push(r);
+    }
+}
+
+/// Trains `jobs` on `--jobs` threads; the first failure stops the others and is returned.
+fn train_all(
+    opts: &SweepOptions,
+    out: &Path,
+    jobs: VecDeque<Job>,
+    wall: Instant,
+) -> Result<Trained, SweepError> {
     let n_jobs = opts
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, jobs.len().max(1));
-    let todo = jobs.len();
-    let queue = Mutex::new(jobs);
-    let done: Mutex<Vec<RunResult>> = Mutex::new(Vec::new());
-    let failure: Mutex<Option<SweepError>> = Mutex::new(None);
-    let stop = AtomicBool::new(false);
-    let timed_out = AtomicBool::new(false);
-    let lock_err = || SweepError::Internal("a sweep worker panicked".into());
+    let workers = Workers {
+        opts,
+        out,
+        wall,
+        todo: jobs.len(),
+        queue: Mutex::new(jobs),
+        done: Mutex::new(Vec::new()),
+        failure: Mutex::new(None),
+        stop: AtomicBool::new(false),
+        timed_out: AtomicBool::new(false),
+    };
     std::thread::scope(|s| {
         for _ in 0..n_jobs {
-            s.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                if opts
-                    .budget_time_s
-                    .is_some_and(|b| wall.elapsed().as_secs_f64() >= b)
-                {
-                    timed_out.store(true, Ordering::SeqCst);
-                    return;
-                }
-                let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                    return;
-                };
-                let t0 = Instant::now();
-                match train_one(&out, &job) {
-                    Ok(r) => {
-                        if let Ok(mut d) = done.lock() {
-                            if !opts.quiet {
-                                eprintln!(
-                                    "[{}/{todo}] {} {}: {} test errors ({:.1} s)",
-                                    d.len() + 1,
-                                    job.task.id,
-                                    job.label,
-                                    r.summary
-                                        .test_errors
-                                        .map_or("no eval set".into(), |e| e.to_string()),
-                                    t0.elapsed().as_secs_f64()
-                                );
-                            }
-                            d.push(r);
-                        }
-                    }
-                    Err(e) => {
-                        stop.store(true, Ordering::SeqCst);
-                        if let Ok(mut f) = failure.lock() {
-                            f.get_or_insert(e);
-                        }
-                        return;
-                    }
-                }
-            });
+            s.spawn(|| workers.work());
         }
     });
-    if let Some(e) = failure.into_inner().map_err(|_| lock_err())? {
+    let lock_err = || SweepError::Internal("a sweep worker panicked".into());
+    if let Some(e) = workers.failure.into_inner().map_err(|_| lock_err())? {
         return Err(e);
     }
-    let new = done.into_inner().map_err(|_| lock_err())?;
-    let trained = new.len();
-    for r in new {
+    Ok(Trained {
+        results: workers.done.into_inner().map_err(|_| lock_err())?,
+        timed_out: workers.timed_out.load(Ordering::SeqCst),
+        jobs: n_jobs,
+    })
+}
+
+/// Writes `best.toml` for the best row with every seed finished.
+fn write_best(plan: &SweepPlan, rows: &[Row]) -> Result<Option<Best>, SweepError> {
+    let Some(r) = table::best(rows, plan.seeds.len()) else {
+        return Ok(None);
+    };
+    let cfg = plan.derive(&r.run_kind(), plan.base.train.seed)?;
+    let path = plan.out.join("best.toml");
+    let head = format!(
+        "# The best setting of the sweep in this folder: {} ({} test errors, mean ± std over {} seeds).\n# Train it with: student-trainer train --config {}\n\n",
+        r.label,
+        r.errors.show_plain(),
+        r.runs,
+        path.display()
+    );
+    std::fs::write(&path, head + &cfg.to_toml()?).map_err(io(&path))?;
+    Ok(Some(Best {
+        label: r.label.clone(),
+        errors: r.errors,
+        scratch: r.point.is_none(),
+        file: "best.toml".into(),
+    }))
+}
+
+/// Writes `sweep.png` (when there is something to draw) and `table.md`; returns the table
+/// and whether the chart was drawn.
+fn write_table_and_chart(plan: &SweepPlan, rows: &[Row]) -> Result<(String, bool), SweepError> {
+    let title = format!("sweep of {}", plan.base_name);
+    let chart = chart::draw(&title, &plan.grid, rows)?;
+    if let Some(png) = &chart {
+        crate::plot::write_png(&plan.out.join("sweep.png"), png)?;
+    }
+    let md = table::markdown(&plan.grid, rows);
+    let tp = plan.out.join("table.md");
+    std::fs::write(&tp, &md).map_err(io(&tp))?;
+    Ok((md, chart.is_some()))
+}
+
+/// Writes `report.md` and `summary.json`; returns the report.
+fn write_report(
+    out: &Path,
+    summary: &SweepSummary,
+    md: &str,
+    chart: bool,
+) -> Result<String, SweepError> {
+    let report = report(summary, md, chart);
+    let rp = out.join("report.md");
+    std::fs::write(&rp, &report).map_err(io(&rp))?;
+    let sp = out.join("summary.json");
+    let json = serde_json::to_string_pretty(summary)
+        .map_err(|e| SweepError::Internal(format!("writing summary.json: {e}")))?;
+    write_atomic(&sp, (json + "\n").as_bytes())?;
+    Ok(report)
+}
+
+/// Runs the sweep (or continues it) and writes the sweep folder.
+pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
+    let wall = Instant::now();
+    let mut plan = SweepPlan::new(opts)?;
+    let resumed = store::claim(&plan.out, &plan.spec)?;
+    let tasks = plan::tasks(&plan.grid, &plan.points, &plan.seeds);
+    let mut finished = finished_results(&plan.out, &tasks)?;
+    if resumed && !opts.quiet {
+        eprintln!(
+            "continuing the sweep in {}: {} of {} runs already finished",
+            plan.out.display(),
+            finished.len(),
+            tasks.len()
+        );
+    }
+    let mut cache = DataCache::new();
+    let jobs = prepare_jobs(&plan, &tasks, &finished, &mut cache, opts.quiet)?;
+    let trained = train_all(opts, &plan.out, jobs, wall)?;
+    let trained_now = trained.results.len();
+    for r in trained.results {
         finished.insert(r.id.clone(), r);
     }
-    if timed_out.load(Ordering::SeqCst) && finished.len() < tasks.len() {
-        budget_note = Some(format!(
+    if trained.timed_out && finished.len() < tasks.len() {
+        plan.budget_note = Some(format!(
             "--budget-time {:.0} s ran out with {} of {} runs finished; rerun to continue",
             opts.budget_time_s.unwrap_or(0.0),
             finished.len(),
@@ -611,77 +809,39 @@ pub fn run(opts: &SweepOptions) -> Result<SweepOutcome, SweepError> {
         .iter()
         .filter_map(|t| finished.get(&t.id).cloned())
         .collect();
-    let groups = plan::groups(&grid, &points);
-    let rows = table::rows(&grid, &groups, &points, &results);
+    let groups = plan::groups(&plan.grid, &plan.points);
+    let rows = table::rows(&plan.grid, &groups, &plan.points, &results);
     let (teacher, checks) = teacher_checks(&rows, &results);
     let warnings: Vec<String> = checks.iter().filter_map(|c| c.warning.clone()).collect();
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-
-    let best = match table::best(&rows, seeds.len()) {
-        Some(r) => {
-            let mut cfg =
-                plan::derive(&base_raw, &base_name, &grid, &r.run_kind(), base.train.seed)?;
-            cfg.resolve_paths(&cwd);
-            let path = out.join("best.toml");
-            let head = format!(
-                "# The best setting of the sweep in this folder: {} ({} test errors, mean ± std over {} seeds).\n# Train it with: student-trainer train --config {}\n\n",
-                r.label,
-                r.errors.show_plain(),
-                r.runs,
-                path.display()
-            );
-            std::fs::write(&path, head + &cfg.to_toml()?).map_err(io(&path))?;
-            Some(Best {
-                label: r.label.clone(),
-                errors: r.errors,
-                scratch: r.point.is_none(),
-                file: "best.toml".into(),
-            })
-        }
-        None => None,
-    };
-
-    let title = format!("sweep of {}", base_name);
-    let chart = chart::draw(&title, &grid, &rows)?;
-    if let Some(png) = &chart {
-        crate::plot::write_png(&out.join("sweep.png"), png)?;
-    }
-    let md = table::markdown(&grid, &rows);
-    let tp = out.join("table.md");
-    std::fs::write(&tp, &md).map_err(io(&tp))?;
-
+    let best = write_best(&plan, &rows)?;
+    let (md, chart) = write_table_and_chart(&plan, &rows)?;
     let summary = SweepSummary {
-        config: base_name,
-        grid: spec.grid.clone(),
-        seeds: seeds.clone(),
-        grid_points: grid.size().unwrap_or(usize::MAX),
-        points_selected: points_all.len(),
+        config: plan.base_name.clone(),
+        grid: plan.spec.grid.clone(),
+        seeds: plan.seeds.clone(),
+        grid_points: plan.grid.size().unwrap_or(usize::MAX),
+        points_selected: plan.points_all.len(),
         runs_planned: tasks.len(),
         runs_finished: results.len(),
         complete: results.len() == tasks.len(),
-        budget_note,
-        trained_this_session: trained,
+        budget_note: plan.budget_note.take(),
+        trained_this_session: trained_now,
         data_loads: cache.loads,
         data_load_s: cache.load_s,
         wall_s: wall.elapsed().as_secs_f64(),
-        jobs: n_jobs,
+        jobs: trained.jobs,
         rows,
         teacher,
         teacher_checks: checks,
         warnings,
         best,
     };
-    let report = report(&summary, &md, chart.is_some());
-    let rp = out.join("report.md");
-    std::fs::write(&rp, &report).map_err(io(&rp))?;
-    let sp = out.join("summary.json");
-    let json = serde_json::to_string_pretty(&summary)
-        .map_err(|e| SweepError::Internal(format!("writing summary.json: {e}")))?;
-    store::write_atomic(&sp, (json + "\n").as_bytes())?;
+    let report = write_report(&plan.out, &summary, &md, chart)?;
     Ok(SweepOutcome {
-        out,
+        out: plan.out,
         summary,
         report,
     })

@@ -3,13 +3,13 @@
 //! - `sweep.json`: what the sweep is (base config, grid, seeds, sample). A rerun with the same
 //!   `--out` continues only the same sweep; budgets are not part of it, so a rerun may raise them.
 //! - `runs/<id>/`: one ordinary run folder per run (checkpointed every epoch).
-//! - `runs/<id>/result.json`: written (write, fsync, rename) only once the run has finished;
+//! - `runs/<id>/result.json`: written atomically (`proto::atomic`) only once the run has finished;
 //!   a run with it is never trained again, one without it resumes from its checkpoint (or is
 //!   redone when it has none).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use distill_proto::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use super::SweepError;
@@ -59,16 +59,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Writes `bytes` to `path` so that a reader sees the old file or the whole new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SweepError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
 /// Claims `out` for `spec`: a new folder gets `sweep.json`; an existing one must hold the
@@ -140,7 +130,7 @@ pub fn read_result(run: &Path) -> Result<Option<RunResult>, SweepError> {
 pub fn write_result(run: &Path, r: &RunResult) -> Result<(), SweepError> {
     let text = serde_json::to_string_pretty(r)
         .map_err(|e| SweepError::Internal(format!("writing {RESULT_FILE}: {e}")))?;
-    write_atomic(&run.join(RESULT_FILE), text.as_bytes())
+    Ok(write_atomic(&run.join(RESULT_FILE), text.as_bytes())?)
 }
 
 /// Readies an unfinished run's folder: keeps it when it holds a checkpoint (the run resumes

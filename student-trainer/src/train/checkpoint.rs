@@ -3,7 +3,7 @@
 //!
 //! Layout under `RUN/checkpoint/`: `epoch-NNNN.safetensors` (tensors `var.NAME`,
 //! `opt.m.NAME`, `opt.v.NAME`) and `state.json`, which names the tensor file and is replaced
-//! (write + rename) only after that file is complete. Randomness needs no saved generator
+//! (atomically, `proto::atomic`) only after that file is complete. Randomness needs no saved generator
 //! state: shuffling, jitter and dropout are re-seeded from `(seed, epoch)` each epoch.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
+use distill_proto::atomic::{write_atomic, write_atomic_with, AtomicWriteError};
 use serde::{Deserialize, Serialize};
 
 use super::{BoxError, TrainError};
@@ -129,16 +130,11 @@ pub fn save_all(
         }
     }
     let file = format!("epoch-{:04}.safetensors", state.epoch);
-    let path = d.join(&file);
-    let tmp = d.join(format!("{file}.tmp"));
-    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| ck_err(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| ck_err(&path, e))?;
+    save_tensors(&tensors, &d.join(&file))?;
     state.tensors = file.clone();
     let json = serde_json::to_string_pretty(&state).map_err(|e| ck_err(&d, e))?;
     let sp = d.join("state.json");
-    let stmp = d.join("state.json.tmp");
-    std::fs::write(&stmp, json).map_err(|e| ck_err(&stmp, e))?;
-    std::fs::rename(&stmp, &sp).map_err(|e| ck_err(&sp, e))?;
+    write_atomic(&sp, json.as_bytes()).map_err(|e| ck_err(&sp, e))?;
     // Older tensor files are no longer referenced.
     if let Ok(entries) = std::fs::read_dir(&d) {
         for e in entries.flatten() {
@@ -237,9 +233,19 @@ pub fn save_vars_renamed(
         .filter_map(|(n, v)| rename(n).map(|m| (m, v.as_tensor().clone())))
         .collect();
     drop(data);
-    let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| ck_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ck_err(path, e))
+    save_tensors(&tensors, path)
+}
+
+/// Writes `tensors` to the safetensors file `path` atomically.
+fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(), TrainError> {
+    write_atomic_with(path, |tmp| {
+        candle_core::safetensors::save(tensors, tmp).map_err(|e| AtomicWriteError {
+            op: "writing",
+            path: tmp.to_path_buf(),
+            source: std::io::Error::other(e),
+        })
+    })
+    .map_err(|e| ck_err(path, e))
 }
 
 /// Loads a safetensors file into the variables it names (others are left alone).

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use distill_proto::arrow_codec::tensor_to_column;
 use distill_proto::views::{view_seed, Augment};
 use distill_proto::{DType, Tensor, TensorData};
-use label_client::body::arrow_ipc_body;
-use label_client::{ClientConfig, RetryPolicy, ScoreClient};
 use serde_json::Value;
+use teacher_client::body::arrow_ipc_body;
+use teacher_client::{ClientConfig, RetryPolicy, ScoreClient};
 
 use crate::config::ServedConfig;
 use crate::DataError;

@@ -1,25 +1,34 @@
-//! A tiny HTTP/1.1 server on 127.0.0.1 for client tests: every request is recorded and
-//! answered by a handler; one request per connection (`Connection: close`).
-
-#![allow(dead_code)]
+//! Test support (feature `testing`): a tiny HTTP/1.1 server on 127.0.0.1 whose every request
+//! is recorded and answered by a handler, one request per connection (`Connection: close`),
+//! and the small batch and client settings the client's and `distill-label`'s tests share.
+//! Test code: it panics where a test should fail (a port that cannot be bound).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
+
+use arrow::array::{FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use crate::{ClientConfig, RetryPolicy};
 
 /// A request as received.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// `GET`, `POST`, ...
     pub method: String,
     /// Path with query string.
     pub target: String,
     /// Lower-cased header names.
     pub headers: Vec<(String, String)>,
+    /// The body bytes (`Content-Length` of them).
     pub body: Vec<u8>,
 }
 
 impl Request {
+    /// The value of header `name` (lower-case), if sent.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -30,12 +39,16 @@ impl Request {
 
 /// An answer: status, extra headers, JSON body.
 pub struct Response {
+    /// HTTP status.
     pub status: u16,
+    /// Headers beyond `content-type`, `content-length` and `connection`.
     pub headers: Vec<(String, String)>,
+    /// The body, sent as `application/json`.
     pub body: String,
 }
 
 impl Response {
+    /// An answer with `status` and `body`.
     pub fn json(status: u16, body: impl Into<String>) -> Self {
         Self {
             status,
@@ -43,6 +56,7 @@ impl Response {
             body: body.into(),
         }
     }
+    /// The same answer with one more header.
     pub fn with_header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.to_string(), v.to_string()));
         self
@@ -76,10 +90,12 @@ impl Stub {
         Self { port, seen }
     }
 
+    /// The stub's base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.seen.lock().expect("stub lock").clone()
     }
@@ -145,4 +161,43 @@ pub fn ok_body(rows: usize, dataset: &str) -> String {
     format!(
         r#"{{"rows":{rows},"dataset":"{dataset}","stored":{rows},"duplicates":0,"outputs":{{}}}}"#
     )
+}
+
+/// Client settings for a stub at `url`: token `secret`, `retries` retries 20 ms apart at first.
+pub fn stub_config(url: String, retries: u32) -> ClientConfig {
+    ClientConfig {
+        server: url,
+        api_token: Some("secret".to_string()),
+        timeout: Duration::from_secs(10),
+        retry: RetryPolicy {
+            retries,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(2),
+        },
+    }
+}
+
+/// A small batch in the shape the server takes: `id` (`r-START`, ...), `x`
+/// FixedSizeList<f32, 3> (row i holds `1.5 i`, `1.5 i + 0.5`, `1.5 i + 1`), `label` (i mod 10).
+pub fn sample_batch(start: usize, rows: usize) -> RecordBatch {
+    let ids: StringArray = (start..start + rows)
+        .map(|i| Some(format!("r-{i}")))
+        .collect();
+    let values: Float32Array = (0..rows * 3)
+        .map(|i| (start * 3 + i) as f32 * 0.5)
+        .collect();
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let x = FixedSizeListArray::try_new(item.clone(), 3, Arc::new(values), None)
+        .expect("a valid FixedSizeList");
+    let labels: Int64Array = (start..start + rows).map(|i| (i % 10) as i64).collect();
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("x", DataType::FixedSizeList(item, 3), false),
+        Field::new("label", DataType::Int64, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![Arc::new(ids), Arc::new(x), Arc::new(labels)],
+    )
+    .expect("a valid batch")
 }

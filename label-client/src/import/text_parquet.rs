@@ -1,21 +1,17 @@
 //! What the text importers share: content-derived row ids, the error type naming the file and
-//! line, and a streaming writer of all-Utf8 Parquet files (zstd, temporary name then rename).
+//! line, and a streaming writer of all-Utf8 Parquet files (zstd, written atomically).
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use distill_proto::atomic::AtomicFile;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
-/// Rows per Parquet row group and per record batch written.
-const ROW_GROUP_ROWS: usize = 8192;
+use super::{existing_rows, finish_parquet, parquet_writer, ROW_GROUP_ROWS};
 
 /// Hex digits of a content-derived id: 64 bits of SHA-256, so a million distinct sentences
 /// collide with probability below 3e-8.
@@ -83,13 +79,12 @@ impl TextError {
 
 /// An all-Utf8, non-null Parquet file written row by row, in row groups of 8,192 rows, under a
 /// temporary name renamed over `path` by [`Utf8ParquetWriter::finish`] (a crash never leaves a
-/// half file under the final name).
+/// half file under the final name; a writer dropped unfinished removes its temporary file).
 pub struct Utf8ParquetWriter {
     path: PathBuf,
-    tmp: PathBuf,
     schema: SchemaRef,
-    /// `None` once finished; a writer dropped before that removes its temporary file.
-    writer: Option<ArrowWriter<File>>,
+    /// `None` once finished.
+    writer: Option<ArrowWriter<AtomicFile>>,
     builders: Vec<StringBuilder>,
     pending: usize,
     rows: usize,
@@ -111,18 +106,9 @@ impl Utf8ParquetWriter {
                 .map(|c| Field::new(*c, DataType::Utf8, false))
                 .collect::<Vec<_>>(),
         ));
-        let tmp = path.with_extension("parquet.tmp");
-        let file =
-            File::create(&tmp).map_err(|e| fail(format!("create {}: {e}", tmp.display())))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
-            .map_err(|e| fail(e.to_string()))?;
+        let writer = parquet_writer(path, schema.clone()).map_err(fail)?;
         Ok(Self {
             path: path.to_path_buf(),
-            tmp,
             builders: columns.iter().map(|_| StringBuilder::new()).collect(),
             schema,
             writer: Some(writer),
@@ -196,42 +182,15 @@ impl Utf8ParquetWriter {
             .writer
             .take()
             .ok_or_else(|| fail("writer already finished".to_string()))?;
-        let mut file = writer.into_inner().map_err(|e| fail(e.to_string()))?;
-        file.flush().map_err(|e| fail(e.to_string()))?;
-        file.sync_all().map_err(|e| fail(e.to_string()))?;
-        drop(file);
-        if let Err(e) = std::fs::rename(&self.tmp, &path) {
-            let _ = std::fs::remove_file(&self.tmp);
-            return Err(fail(format!("rename {}: {e}", self.tmp.display())));
-        }
-        // Persist the rename itself; best effort where directories cannot be opened.
-        if let Some(dir) = path.parent() {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        finish_parquet(writer).map_err(fail)?;
         Ok(self.rows)
-    }
-}
-
-impl Drop for Utf8ParquetWriter {
-    fn drop(&mut self) {
-        if self.writer.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }
 
 /// Row count of an existing Parquet file, from its footer (for outputs kept without `--force`).
 pub fn parquet_rows(path: &Path) -> Result<usize, TextError> {
-    let fail = |message: String| TextError::Write {
+    existing_rows(path).map_err(|message| TextError::Write {
         path: path.to_path_buf(),
-        message: format!(
-            "existing file is not readable Parquet ({message}); use --force to rewrite it"
-        ),
-    };
-    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(builder.metadata().file_metadata().num_rows().max(0) as usize)
+        message,
+    })
 }

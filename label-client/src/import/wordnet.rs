@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::text::{parquet_rows, TextError, Utf8ParquetWriter};
+use super::text_parquet::{parquet_rows, TextError, Utf8ParquetWriter};
 
 /// The parts of speech in the order they are imported; the data files are `data.{pos}`.
 pub const PARTS_OF_SPEECH: [&str; 4] = ["noun", "verb", "adj", "adv"];

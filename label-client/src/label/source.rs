@@ -102,6 +102,87 @@ pub struct SourceSpec {
     pub batch_rows: usize,
 }
 
+/// The columns to send as `(file column index, outgoing name)`: the ids first, then the
+/// inputs, then the pass-through columns, each checked to exist with a usable type, no
+/// outgoing name twice.
+fn wanted_columns(
+    path: &Path,
+    file_schema: &Schema,
+    spec: &SourceSpec,
+) -> Result<Vec<(usize, String)>, SourceError> {
+    let available = file_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let find = |column: &str, role: String| {
+        file_schema
+            .index_of(column)
+            .map_err(|_| SourceError::MissingColumn {
+                path: path.to_path_buf(),
+                column: column.to_string(),
+                role,
+                available: available.clone(),
+            })
+    };
+    let mut wanted: Vec<(usize, String)> = Vec::new();
+    let id_idx = find(&spec.id_column, "row ids".to_string())?;
+    let id_type = file_schema.field(id_idx).data_type();
+    if id_type != &DataType::Utf8 {
+        return Err(SourceError::WrongType {
+            path: path.to_path_buf(),
+            column: spec.id_column.clone(),
+            found: id_type.to_string(),
+            expected: "Utf8 (string ids)".to_string(),
+        });
+    }
+    wanted.push((id_idx, "id".to_string()));
+    for m in &spec.inputs {
+        let idx = find(&m.column, format!("model input {:?}", m.input))?;
+        let dt = file_schema.field(idx).data_type();
+        if !matches!(dt, DataType::FixedSizeList(_, _)) && !is_text(dt) {
+            return Err(SourceError::WrongType {
+                path: path.to_path_buf(),
+                column: m.column.clone(),
+                found: dt.to_string(),
+                expected: "FixedSizeList of the model input's element type, or a string \
+                           column for a text input"
+                    .to_string(),
+            });
+        }
+        wanted.push((idx, m.input.clone()));
+    }
+    for c in &spec.columns {
+        let idx = find(c, "a pass-through column".to_string())?;
+        wanted.push((idx, c.clone()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (_, name) in &wanted {
+        if !seen.insert(name.as_str()) {
+            return Err(SourceError::DuplicateName(name.clone()));
+        }
+    }
+    Ok(wanted)
+}
+
+/// The schema of the outgoing batches: the wanted columns under their outgoing names, text
+/// columns as Utf8 whatever string type the file uses (the server takes Utf8).
+fn outgoing_schema(file_schema: &Schema, wanted: &[(usize, String)]) -> SchemaRef {
+    let fields: Vec<Field> = wanted
+        .iter()
+        .map(|(i, name)| {
+            let field = file_schema.field(*i).clone().with_name(name.clone());
+            if is_text(field.data_type()) {
+                field.with_data_type(DataType::Utf8)
+            } else {
+                field
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 /// An open source file: its row count and the outgoing schema, then an iterator of batches.
 pub struct ParquetSource {
     path: PathBuf,
@@ -124,62 +205,7 @@ impl ParquetSource {
             ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| open_err(e.to_string()))?;
         let file_schema = builder.schema().clone();
         let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        let available = file_schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let find = |column: &str, role: String| {
-            file_schema
-                .index_of(column)
-                .map_err(|_| SourceError::MissingColumn {
-                    path: path.to_path_buf(),
-                    column: column.to_string(),
-                    role,
-                    available: available.clone(),
-                })
-        };
-
-        // (file column index, outgoing name)
-        let mut wanted: Vec<(usize, String)> = Vec::new();
-        let id_idx = find(&spec.id_column, "row ids".to_string())?;
-        let id_type = file_schema.field(id_idx).data_type();
-        if id_type != &DataType::Utf8 {
-            return Err(SourceError::WrongType {
-                path: path.to_path_buf(),
-                column: spec.id_column.clone(),
-                found: id_type.to_string(),
-                expected: "Utf8 (string ids)".to_string(),
-            });
-        }
-        wanted.push((id_idx, "id".to_string()));
-        for m in &spec.inputs {
-            let idx = find(&m.column, format!("model input {:?}", m.input))?;
-            let dt = file_schema.field(idx).data_type();
-            if !matches!(dt, DataType::FixedSizeList(_, _)) && !is_text(dt) {
-                return Err(SourceError::WrongType {
-                    path: path.to_path_buf(),
-                    column: m.column.clone(),
-                    found: dt.to_string(),
-                    expected: "FixedSizeList of the model input's element type, or a string \
-                               column for a text input"
-                        .to_string(),
-                });
-            }
-            wanted.push((idx, m.input.clone()));
-        }
-        for c in &spec.columns {
-            let idx = find(c, "a pass-through column".to_string())?;
-            wanted.push((idx, c.clone()));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (_, name) in &wanted {
-            if !seen.insert(name.as_str()) {
-                return Err(SourceError::DuplicateName(name.clone()));
-            }
-        }
-
+        let wanted = wanted_columns(path, &file_schema, spec)?;
         // The projected batch holds the selected columns in file order; map them back.
         let mut projected: Vec<usize> = wanted.iter().map(|(i, _)| *i).collect();
         projected.sort_unstable();
@@ -188,19 +214,7 @@ impl ParquetSource {
             .iter()
             .map(|(i, _)| projected.iter().position(|p| p == i).unwrap_or(0))
             .collect();
-        // Text columns go out as Utf8 whatever string type the file uses (the server takes Utf8).
-        let fields: Vec<Field> = wanted
-            .iter()
-            .map(|(i, name)| {
-                let field = file_schema.field(*i).clone().with_name(name.clone());
-                if is_text(field.data_type()) {
-                    field.with_data_type(DataType::Utf8)
-                } else {
-                    field
-                }
-            })
-            .collect();
-        let schema = Arc::new(Schema::new(fields));
+        let schema = outgoing_schema(&file_schema, &wanted);
         let mask = ProjectionMask::roots(builder.parquet_schema(), projected);
         let reader = builder
             .with_projection(mask)

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::text::{parquet_rows, TextError, Utf8ParquetWriter};
+use super::text_parquet::{parquet_rows, TextError, Utf8ParquetWriter};
 
 /// Output columns, in order.
 pub const BBC_COLUMNS: [&str; 5] = ["id", "text", "title", "label", "split"];
@@ -144,6 +144,78 @@ fn file_name(path: &Path) -> Result<&str, TextError> {
         })
 }
 
+/// The class folders of `dir`, sorted; at least two.
+fn class_folders(dir: &Path) -> Result<Vec<PathBuf>, TextError> {
+    let classes: Vec<PathBuf> = read_dir_sorted(dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
+    if classes.len() < 2 {
+        return Err(TextError::Input {
+            path: dir.to_path_buf(),
+            message: format!(
+                "expected one folder per class (at least 2), found {}",
+                classes.len()
+            ),
+        });
+    }
+    Ok(classes)
+}
+
+/// Writes the `.txt` articles of one class folder to the `[train, test]` writers, noting the
+/// Latin-1 ones in `latin1`; returns the class's counts.
+fn import_class(
+    class_dir: &Path,
+    [train, test]: [&mut Utf8ParquetWriter; 2],
+    latin1: &mut Vec<String>,
+) -> Result<ClassCount, TextError> {
+    let label = file_name(class_dir)?.to_string();
+    let mut count = ClassCount {
+        label: label.clone(),
+        train: 0,
+        test: 0,
+    };
+    for path in read_dir_sorted(class_dir)? {
+        if !path.is_file() || path.extension().and_then(|e| e.to_str()) != Some("txt") {
+            continue;
+        }
+        let name = file_name(&path)?.to_string();
+        let bytes = std::fs::read(&path).map_err(|source| TextError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let (text, was_latin1) = decode_article(&bytes);
+        if was_latin1 {
+            latin1.push(format!("{label}/{name}"));
+        }
+        let text = text.trim();
+        let title = text.lines().next().unwrap_or_default().trim();
+        if title.is_empty() {
+            return Err(TextError::Input {
+                path: path.clone(),
+                message: "the article is empty".to_string(),
+            });
+        }
+        let stem = name.trim_end_matches(".txt");
+        let id = format!("bbc:{label}:{stem}");
+        let split = bbc_split(&label, &name);
+        let (writer, n) = if split == "test" {
+            (&mut *test, &mut count.test)
+        } else {
+            (&mut *train, &mut count.train)
+        };
+        writer.push(&[&id, text, title, &label, split])?;
+        *n += 1;
+    }
+    if count.train + count.test == 0 {
+        return Err(TextError::Input {
+            path: class_dir.to_path_buf(),
+            message: "no .txt articles in this class folder".to_string(),
+        });
+    }
+    Ok(count)
+}
+
 /// Imports `dir/CLASS/*.txt` into `out_train` and `out_test`; when both exist they are kept
 /// unless `force`.
 pub fn import_bbc(
@@ -167,69 +239,17 @@ pub fn import_bbc(
             kept: Some((parquet_rows(out_train)?, parquet_rows(out_test)?)),
         });
     }
-    let classes: Vec<PathBuf> = read_dir_sorted(dir)?
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .collect();
-    if classes.len() < 2 {
-        return Err(TextError::Input {
-            path: dir.to_path_buf(),
-            message: format!(
-                "expected one folder per class (at least 2), found {}",
-                classes.len()
-            ),
-        });
-    }
+    let classes = class_folders(dir)?;
     let mut train = Utf8ParquetWriter::create(out_train, &BBC_COLUMNS)?;
     let mut test = Utf8ParquetWriter::create(out_test, &BBC_COLUMNS)?;
     let mut counts = Vec::new();
     let mut latin1 = Vec::new();
     for class_dir in &classes {
-        let label = file_name(class_dir)?.to_string();
-        let mut count = ClassCount {
-            label: label.clone(),
-            train: 0,
-            test: 0,
-        };
-        for path in read_dir_sorted(class_dir)? {
-            if !path.is_file() || path.extension().and_then(|e| e.to_str()) != Some("txt") {
-                continue;
-            }
-            let name = file_name(&path)?.to_string();
-            let bytes = std::fs::read(&path).map_err(|source| TextError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let (text, was_latin1) = decode_article(&bytes);
-            if was_latin1 {
-                latin1.push(format!("{label}/{name}"));
-            }
-            let text = text.trim();
-            let title = text.lines().next().unwrap_or_default().trim();
-            if title.is_empty() {
-                return Err(TextError::Input {
-                    path: path.clone(),
-                    message: "the article is empty".to_string(),
-                });
-            }
-            let stem = name.trim_end_matches(".txt");
-            let id = format!("bbc:{label}:{stem}");
-            let split = bbc_split(&label, &name);
-            let (writer, n) = if split == "test" {
-                (&mut test, &mut count.test)
-            } else {
-                (&mut train, &mut count.train)
-            };
-            writer.push(&[&id, text, title, &label, split])?;
-            *n += 1;
-        }
-        if count.train + count.test == 0 {
-            return Err(TextError::Input {
-                path: class_dir.clone(),
-                message: "no .txt articles in this class folder".to_string(),
-            });
-        }
-        counts.push(count);
+        counts.push(import_class(
+            class_dir,
+            [&mut train, &mut test],
+            &mut latin1,
+        )?);
     }
     if train.rows() == 0 || test.rows() == 0 {
         return Err(TextError::Input {

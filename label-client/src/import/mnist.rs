@@ -1,25 +1,18 @@
 //! `import-mnist`: raw MNIST IDX files → `mnist-train.parquet` / `mnist-test.parquet`.
 //!
 //! Columns: `id` Utf8 (`train-0`, ... / `test-0`, ...), `pixels`
-//! FixedSizeList<Float32, rows*cols> scaled to [0, 1], `label` Int64. zstd, written to a
-//! temporary name then renamed, so a crash never leaves a half file under the final name.
+//! FixedSizeList<Float32, rows*cols> scaled to [0, 1], `label` Int64. zstd, written
+//! atomically (`proto::atomic`), so a crash never leaves a half file under the final name.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
-use crate::idx::{read_images, read_labels, IdxError, IdxImages};
-
-/// Rows per Parquet row group and per record batch written.
-const ROW_GROUP_ROWS: usize = 8192;
+use super::idx::{read_images, read_labels, IdxError, IdxImages};
+use super::{existing_rows, finish_parquet, parquet_writer, ROW_GROUP_ROWS};
 
 /// Errors of the MNIST import.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +88,10 @@ pub fn import_mnist(
     for split in SPLITS {
         let out = out_dir.join(format!("mnist-{}.parquet", split.name));
         if out.exists() && !force {
-            let rows = parquet_rows(&out)?;
+            let rows = existing_rows(&out).map_err(|message| ImportError::Write {
+                path: out.clone(),
+                message,
+            })?;
             done.push(ImportedFile {
                 path: out,
                 rows,
@@ -168,25 +164,18 @@ pub fn mnist_batch(
     )
 }
 
-/// Writes one split to `out` through a temporary file and a rename.
+/// Writes one split to `out` atomically.
 fn write_split(
     out: &Path,
     id_prefix: &str,
     images: &IdxImages,
     labels: &[u8],
 ) -> Result<(), ImportError> {
-    let tmp = out.with_extension("parquet.tmp");
     let fail = |message: String| ImportError::Write {
         path: out.to_path_buf(),
         message,
     };
-    let file = File::create(&tmp).map_err(|e| fail(format!("create {}: {e}", tmp.display())))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build();
-    let mut writer = ArrowWriter::try_new(file, mnist_schema(images.image_len()), Some(props))
-        .map_err(|e| fail(e.to_string()))?;
+    let mut writer = parquet_writer(out, mnist_schema(images.image_len())).map_err(fail)?;
     let mut start = 0;
     while start < images.count {
         let end = (start + ROW_GROUP_ROWS).min(images.count);
@@ -195,30 +184,5 @@ fn write_split(
         writer.write(&batch).map_err(|e| fail(e.to_string()))?;
         start = end;
     }
-    let mut file = writer.into_inner().map_err(|e| fail(e.to_string()))?;
-    file.flush().map_err(|e| fail(e.to_string()))?;
-    file.sync_all().map_err(|e| fail(e.to_string()))?;
-    drop(file);
-    std::fs::rename(&tmp, out).map_err(|e| fail(format!("rename {}: {e}", tmp.display())))?;
-    // Persist the rename itself; best effort where directories cannot be opened.
-    if let Some(dir) = out.parent() {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
-/// Row count of an existing Parquet file, from its footer.
-fn parquet_rows(path: &Path) -> Result<usize, ImportError> {
-    let fail = |message: String| ImportError::Write {
-        path: path.to_path_buf(),
-        message: format!(
-            "existing file is not readable Parquet ({message}); use --force to rewrite it"
-        ),
-    };
-    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(builder.metadata().file_metadata().num_rows() as usize)
+    finish_parquet(writer).map_err(fail)
 }

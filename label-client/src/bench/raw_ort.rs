@@ -10,7 +10,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 use serde::Serialize;
 
-use crate::source::{InputMapping, ParquetSource, SourceSpec};
+use crate::label::source::{InputMapping, ParquetSource, SourceSpec};
 
 /// Errors of the raw benchmark.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +20,7 @@ pub enum RawBenchError {
     Ort(String),
     /// Reading the input rows failed.
     #[error(transparent)]
-    Source(#[from] crate::source::SourceError),
+    Source(#[from] crate::label::source::SourceError),
     /// The input column is not a FixedSizeList<Float32>, or the options are wrong.
     #[error("{0}")]
     Input(String),

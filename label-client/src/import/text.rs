@@ -23,7 +23,7 @@ use arrow::datatypes::{DataType, Int32Type, Int64Type, UInt32Type, UInt64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use crate::text::{content_id, parquet_rows, TextError, Utf8ParquetWriter};
+use super::text_parquet::{content_id, parquet_rows, TextError, Utf8ParquetWriter};
 
 /// Input formats of `import-text`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -11,10 +11,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::body::{arrow_ipc_body, json_body};
-use crate::client::{ClientConfig, ClientError, ScoreClient};
+use crate::label::source::{InputMapping, ParquetSource, SourceSpec};
 use crate::label::LabelError;
-use crate::source::{InputMapping, ParquetSource, SourceSpec};
+use teacher_client::body::{arrow_ipc_body, json_body};
+use teacher_client::client::{ClientConfig, ClientError, ScoreClient};
 
 /// Request body encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
