@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::config::{ConfigError, RunConfig};
 use crate::data::{EvalData, TrainData};
-use crate::metrics::teacher::{Baseline, TeacherCheck, TeacherEval};
+use crate::metrics::teacher::{TeacherCheck, TeacherEval};
 use crate::plot::PlotError;
 use crate::train::setup::{self, Setup};
 use crate::train::{RunOutcome, TrainError, TrainOptions};
@@ -712,7 +712,7 @@ fn teacher_checks(rows: &[Row], results: &[RunResult]) -> (Option<TeacherEval>, 
                 r.runs,
                 if r.runs == 1 { "" } else { "s" }
             );
-            TeacherCheck::new(t.clone(), Baseline::Scratch, r.errors.mean, &what)
+            TeacherCheck::against_scratch(t.clone(), r.errors.mean, &what, None)
         })
         .collect();
     (teacher, checks)
