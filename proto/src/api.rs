@@ -447,6 +447,7 @@ mod tests {
         let q = ScoreQuery {
             dataset: Some("d".into()),
             return_outputs: Some("a,b".into()),
+            truncate: None,
         };
         let value = serde_json::to_value(&q).unwrap();
         let obj = value.as_object().unwrap();
