@@ -84,6 +84,10 @@ pub struct ScoreQuery {
     /// Comma-separated outputs to echo back (Arrow bodies only).
     #[serde(default, rename = "return", skip_serializing_if = "Option::is_none")]
     pub return_outputs: Option<String>,
+    /// Cut token rows over the sequence limit to it instead of refusing them with 413 (JSON
+    /// and Arrow bodies alike; see `/v1/model` `sequence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncate: Option<bool>,
 }
 
 /// Answer to `POST /v1/score`.
@@ -260,6 +264,10 @@ pub struct TextInputInfo {
     pub tokenizer_sha256: String,
     /// Most tokens per row, special tokens included.
     pub max_seq_len: usize,
+    /// Where `max_seq_len` came from: `--max-seq-len`, a `sentence_bert_config.json`, the
+    /// tokenizer file's truncation, the model's position limit, or the default.
+    #[serde(default)]
+    pub max_seq_len_source: String,
     /// Whether longer texts are truncated (else refused).
     pub truncate: bool,
     /// Model inputs the server feeds from the text: ids, mask and (if any) type ids.
@@ -296,6 +304,43 @@ pub struct ModelInfo {
     /// Where ONNX Runtime placed the graph's nodes (measured at start-up).
     #[serde(default)]
     pub placement: Placement,
+    /// The limit on token inputs, when the model has them and a limit is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<SequenceInfo>,
+    /// The pooling of each pooled output and where it was set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pooling: Vec<PoolingInfo>,
+}
+
+/// The sequence limit of a model's token inputs (`[batch, sequence]`): a longer row is
+/// refused with 413 `sequence_too_long`, or cut to it when the request sends `truncate=true`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SequenceInfo {
+    /// Most tokens per row.
+    pub max_seq_len: usize,
+    /// Where it came from (`--max-seq-len`, a file, the model graph).
+    pub source: String,
+    /// The model's position limit, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_limit: Option<usize>,
+    /// Where the position limit was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_limit_source: Option<String>,
+    /// The token inputs the limit applies to.
+    pub inputs: Vec<String>,
+}
+
+/// How one stored output is pooled, and where that was set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PoolingInfo {
+    /// The stored output.
+    pub output: String,
+    /// The pooling.
+    pub pooling: Pooling,
+    /// `--pool`, or the sentence-transformers `1_Pooling/config.json` it was read from.
+    pub source: String,
 }
 
 /// Which execution provider ONNX Runtime ran each node of the graph on, read from the
@@ -402,6 +447,7 @@ mod tests {
         let q = ScoreQuery {
             dataset: Some("d".into()),
             return_outputs: Some("a,b".into()),
+            truncate: None,
         };
         let value = serde_json::to_value(&q).unwrap();
         let obj = value.as_object().unwrap();

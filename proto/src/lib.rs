@@ -7,6 +7,7 @@
 //! - [`tensor`]: dense tensors of the dtypes ONNX models take and give.
 //! - [`onnx`]: the ONNX protobuf messages, model editing (taps) and graph building (export).
 //! - [`store`]: the Parquet label store: schema, manifest, write-ahead log, writer, reader.
+//! - `tokenizer` (feature `tokenizer`): the one `tokenizer.json` loader of server and trainer.
 //! - [`views`]: seeded augmented views of rows, labelled by `distill-label` and replayed by the
 //!   trainer.
 
@@ -17,6 +18,8 @@ pub mod onnx;
 pub mod openai;
 pub mod store;
 pub mod tensor;
+#[cfg(feature = "tokenizer")]
+pub mod tokenizer;
 pub mod views;
 
 pub use tensor::{DType, NamedTensors, Tensor, TensorData, TensorError};

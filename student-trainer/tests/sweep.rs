@@ -16,7 +16,7 @@ use distill_tests::paths::repo_root;
 use student_trainer::config::RunConfig;
 use student_trainer::metrics::Summary;
 use student_trainer::sweep::{self, SweepOptions};
-use trainer_eval::teacher::WEAK_TEACHER;
+use trainer_eval::teacher::{Baseline, NO_BASELINE, WEAK_TEACHER};
 
 const BIN: &str = env!("CARGO_BIN_EXE_student-trainer");
 
@@ -375,25 +375,34 @@ fn a_weak_teacher_is_reported_by_train_and_sweep() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = fixture(dir.path(), 1000, false, 16, 2);
 
-    // `train` alone: compared with its own (distilled) student, and it says so.
+    let train = |cfg: &Path, run: &Path| {
+        ok(
+            Command::new(BIN)
+                .args([
+                    "train",
+                    "--config",
+                    &cfg.display().to_string(),
+                    "--out",
+                    &run.display().to_string(),
+                    "--quiet",
+                    "--no-onnx",
+                ])
+                .output()
+                .expect("spawn"),
+            "train",
+        )
+    };
+    let summary = |run: &Path| -> Summary {
+        serde_json::from_str(&read(&run.join("summary.json"))).expect("summary")
+    };
+
+    // `train` alone: a distilled run is no scratch student, so there is no verdict (its own
+    // errors, whatever they are, would answer another question), and it says so.
     let run = dir.path().join("run");
-    let log = ok(
-        Command::new(BIN)
-            .args([
-                "train",
-                "--config",
-                &cfg.display().to_string(),
-                "--out",
-                &run.display().to_string(),
-                "--quiet",
-                "--no-onnx",
-            ])
-            .output()
-            .expect("spawn"),
-        "train",
-    );
-    assert!(log.contains(&format!("warning: {WEAK_TEACHER}")), "{log}");
-    let s: Summary = serde_json::from_str(&read(&run.join("summary.json"))).expect("summary");
+    let log = train(&cfg, &run);
+    assert!(log.contains(&format!("note: {NO_BASELINE}")), "{log}");
+    assert!(!log.contains(WEAK_TEACHER), "{log}");
+    let s = summary(&run);
     let check = s
         .teacher_check
         .as_ref()
@@ -402,14 +411,66 @@ fn a_weak_teacher_is_reported_by_train_and_sweep() {
         check.teacher.errors > 200,
         "the weak teacher misses most of 400 rows: {check:?}"
     );
-    assert!(!check.clearly_better);
-    assert_eq!(s.warnings.len(), 1);
-    assert!(
-        s.warnings[0].contains("no scratch run to compare with"),
-        "{}",
-        s.warnings[0]
+    assert_eq!(check.clearly_better, None, "{check:?}");
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    assert!(!read(&run.join("summary.json")).contains("clearly_better"));
+
+    // A scratch run named as `data.scratch_run`: the verdict is against its errors.
+    let base = read(&cfg);
+    let scratch_cfg = dir.path().join("scratch.toml");
+    let kd = "[[loss]]\nkind = \"kd\"\nteacher = \"logits\"\ntemperature = 4.0\n\n";
+    assert!(base.contains(kd), "{base}");
+    std::fs::write(&scratch_cfg, base.replace(kd, "")).expect("write");
+    let scratch = dir.path().join("scratch");
+    train(&scratch_cfg, &scratch);
+    let scratch_errors = summary(&scratch).eval.expect("scratch eval").errors;
+    let named_cfg = dir.path().join("named.toml");
+    let named = base.replace(
+        "label = \"label\"\n",
+        &format!(
+            "label = \"label\"\nscratch_run = \"{}\"\n",
+            scratch.display()
+        ),
     );
-    assert!(s.warnings[0].contains(&check.teacher.errors.to_string()));
+    std::fs::write(&named_cfg, named).expect("write");
+    let named_run = dir.path().join("named");
+    let log = train(&named_cfg, &named_run);
+    assert!(log.contains(&format!("warning: {WEAK_TEACHER}")), "{log}");
+    let s = summary(&named_run);
+    let check = s.teacher_check.expect("teacher check");
+    assert_eq!(check.baseline, Baseline::Scratch);
+    assert_eq!(check.clearly_better, Some(false));
+    assert_eq!(check.student_errors, Some(scratch_errors as f64));
+    assert_eq!(
+        check.baseline_run.as_deref(),
+        Some(&*scratch.display().to_string())
+    );
+    assert!(
+        s.warnings[0].contains(&scratch_errors.to_string()),
+        "{:?}",
+        s.warnings
+    );
+
+    // A distilled run is refused as the baseline: no verdict, and the note says why.
+    let bad_cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad_cfg,
+        base.replace(
+            "label = \"label\"\n",
+            &format!("label = \"label\"\nscratch_run = \"{}\"\n", run.display()),
+        ),
+    )
+    .expect("write");
+    let bad_run = dir.path().join("bad");
+    let log = train(&bad_cfg, &bad_run);
+    assert!(log.contains("has teacher terms"), "{log}");
+    assert_eq!(
+        summary(&bad_run)
+            .teacher_check
+            .expect("check")
+            .clearly_better,
+        None
+    );
 
     // `sweep`: against the scratch baseline, in the log, summary.json and report.md.
     let out = dir.path().join("sweep");

@@ -268,11 +268,12 @@ pub struct TextArgs {
     /// `text` column) and feeds the model's token inputs itself.
     #[arg(long, env = "DISTILL_TOKENIZER")]
     pub tokenizer: Option<PathBuf>,
-    /// Most tokens per row, special tokens included (default: the tokenizer file's
-    /// truncation length, else 512).
+    /// Most tokens per row, special tokens included, for text and token ids alike (default:
+    /// a sentence-transformers `sentence_bert_config.json` beside the tokenizer or model, else
+    /// the tokenizer file's truncation length, else the model's position limit, else 512).
     #[arg(long = "max-seq-len", env = "DISTILL_MAX_SEQ_LEN", value_parser = at_least_one())]
     pub max_seq_len: Option<usize>,
-    /// Refuse longer rows (422 naming the row) instead of truncating them.
+    /// Refuse longer texts (413 naming the row) instead of truncating them.
     #[arg(long = "no-truncate", env = "DISTILL_NO_TRUNCATE")]
     pub no_truncate: bool,
     /// Most padded tokens (rows x longest row) per inference run of a text teacher.

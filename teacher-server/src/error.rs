@@ -8,6 +8,7 @@ use distill_proto::api::{ErrorBody, ErrorDetail};
 use distill_proto::arrow_codec::{ColumnError, ColumnProblem};
 use distill_proto::store::{FaultKind, StoreError};
 
+use crate::seq_limit::SeqLimitError;
 use crate::teacher::TeacherError;
 use crate::text::{TextRowError, TokenInputError};
 
@@ -61,29 +62,51 @@ impl From<ColumnError> for InvalidInput {
     }
 }
 
-/// A text the tokenizer cannot take (empty, too long without truncation): names the row.
-impl From<TextRowError> for InvalidInput {
+/// A text the tokenizer cannot take: empty (400) or too long without truncation (413);
+/// names the row.
+impl From<TextRowError> for ApiError {
     fn from(e: TextRowError) -> Self {
         let code = match e {
             TextRowError::Empty { .. } => "empty_text",
-            TextRowError::TooLong { .. } => "text_too_long",
+            TextRowError::TooLong { .. } => {
+                return ApiError::SequenceTooLong {
+                    field: "inputs.text".into(),
+                    message: e.to_string(),
+                }
+            }
             TextRowError::Failed { .. } => "invalid_text",
         };
-        InvalidInput::new(code, "inputs.text", e.to_string())
+        ApiError::invalid(code, "inputs.text", e.to_string())
     }
 }
 
-/// Token ids sent to a text teacher that it cannot take: names the input and row.
-impl From<TokenInputError> for InvalidInput {
+/// Token ids sent to a text teacher that it cannot take: names the input and row (a row over
+/// the limit is 413, the rest 400).
+impl From<TokenInputError> for ApiError {
     fn from(e: TokenInputError) -> Self {
         let (code, field) = match &e {
             TokenInputError::Missing(name) => ("missing_input", name.clone()),
             TokenInputError::Shape { input, .. } => ("invalid_shape", input.clone()),
             TokenInputError::Mask { input, .. } => ("invalid_mask", input.clone()),
             TokenInputError::OutOfVocab { input, .. } => ("token_out_of_vocab", input.clone()),
-            TokenInputError::TooLong { input, .. } => ("text_too_long", input.clone()),
+            TokenInputError::TooLong { input, .. } => {
+                return ApiError::SequenceTooLong {
+                    field: format!("inputs.{input}"),
+                    message: e.to_string(),
+                }
+            }
         };
-        InvalidInput::new(code, format!("inputs.{field}"), e.to_string())
+        ApiError::invalid(code, format!("inputs.{field}"), e.to_string())
+    }
+}
+
+/// Token inputs longer than the model's sequence limit (413): names the input and row.
+impl From<SeqLimitError> for ApiError {
+    fn from(e: SeqLimitError) -> Self {
+        ApiError::SequenceTooLong {
+            field: format!("inputs.{}", e.input()),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -115,6 +138,15 @@ pub enum ApiError {
         /// The input at fault.
         field: String,
         /// Which axis, its size and the cap.
+        message: String,
+    },
+    /// A row of token inputs over the sequence limit (`--max-seq-len`, the model's position
+    /// limit) that the request did not allow to be truncated.
+    #[error("{field}: {message}")]
+    SequenceTooLong {
+        /// The input at fault.
+        field: String,
+        /// Which row, its length, the limit and where it came from.
         message: String,
     },
     /// The body did not arrive within `--body-timeout-secs`.
@@ -215,6 +247,11 @@ impl ApiError {
             ApiError::DimTooLarge { field, .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "dim_too_large",
+                Some(field.clone()),
+            ),
+            ApiError::SequenceTooLong { field, .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "sequence_too_long",
                 Some(field.clone()),
             ),
             ApiError::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout", None),

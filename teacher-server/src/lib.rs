@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod outputs;
 pub mod pooling;
 pub mod routes;
+pub mod seq_limit;
 pub mod server;
 pub mod state;
 pub mod teacher;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use distill_proto::api::{dims_text, Dim, ModelInfo, TextInputInfo};
+use distill_proto::api::{dims_text, Dim, ModelInfo, PoolingInfo, SequenceInfo, TextInputInfo};
 use distill_proto::onnx::{add_taps, decode_model, encode_model, Tap};
 use distill_proto::store::{LabelStore, StoreOptions, TeacherFingerprint};
 use distill_proto::DType;
@@ -19,13 +19,16 @@ use crate::cli::{DimCap, ServeArgs, TextArgs};
 use crate::decode::DecodeOptions;
 use crate::listen::{self, ConnLimits};
 use crate::metrics::{Metrics, ProviderLabels};
-use crate::outputs::{self, OutputPlan};
+use crate::outputs::{self, OutputPlan, PoolRule};
 use crate::routes;
+use crate::seq_limit::{self, PositionLimit, SeqLimit, StDefaults};
 use crate::state::AppState;
 use crate::teacher::ort::{init_runtime, ort_version, preload_cuda_libs, OrtTeacher};
 use crate::teacher::placement::computing_provider;
 use crate::teacher::{EpChoice, Signature, Teacher};
-use crate::text::{Batching, TextFront, TextTokenizer, TokenLayout, TEXT_INPUT};
+use crate::text::{
+    tokenizer::DEFAULT_MAX_SEQ_LEN, Batching, TextFront, TextTokenizer, TokenLayout, TEXT_INPUT,
+};
 use crate::validate::Limits;
 
 /// A model file as read from disk, with taps added when asked.
@@ -94,16 +97,47 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
     tracing::info!(provider = %provider, ort_version = %ort_version, model = %args.model.display(), "session ready");
     let signature = teacher.signature().clone();
     check_dim_caps(&args.max_dims, &signature)?;
+    let position = position_limit(&model, &args.model);
+    let st = st_defaults(args)?;
+    let (pools, pooling) = pools_in_force(args, &signature, &model.tap_names, &st)?;
     let mut plan: OutputPlan = outputs::resolve(
         &signature,
         &model.tap_names,
         &args.outputs,
-        &args.pools,
+        &pools,
         &args.mask_input,
     )?;
     outputs::apply_normalize(&mut plan, &args.normalize)?;
     let logits_topk = outputs::topk(&plan, &args.topk_output, args.logits_topk)?;
-    let text = text_front(&args.text, &signature, &args.mask_input)?.map(Arc::new);
+    let text = text_front(
+        &args.text,
+        &signature,
+        &args.mask_input,
+        &st,
+        position.as_ref(),
+    )?
+    .map(|(front, source)| (Arc::new(front), source));
+    let (text, text_len_source) = match text {
+        Some((f, s)) => (Some(f), Some(s)),
+        None => (None, None),
+    };
+    let seq = match &text {
+        Some(_) => None,
+        None => dense_seq_limit(&args.text, &args.mask_input, &signature, position.as_ref())?,
+    };
+    let sequence = sequence_info(
+        text.as_deref(),
+        text_len_source.as_deref(),
+        seq.as_ref(),
+        position.as_ref(),
+    );
+    match &sequence {
+        Some(s) => tracing::info!(max_seq_len = s.max_seq_len, source = %s.source, inputs = ?s.inputs, position_limit = ?s.position_limit, "sequence limit in force (longer rows: 413, or cut with ?truncate=true)"),
+        None => tracing::info!("no sequence limit: the model has no token inputs, or none could be read (set --max-seq-len)"),
+    }
+    for p in &pooling {
+        tracing::info!(output = %p.output, pooling = ?p.pooling, source = %p.source, "pooling in force");
+    }
     let fingerprint = TeacherFingerprint {
         model_sha256: model.sha256.clone(),
         inputs: signature.inputs.clone(),
@@ -144,8 +178,12 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         ort_version,
         max_batch_rows: args.max_batch_rows,
         max_request_rows: args.max_request_rows,
-        text: text.as_deref().map(text_info),
+        text: text
+            .as_deref()
+            .map(|f| text_info(f, text_len_source.as_deref().unwrap_or_default())),
         placement,
+        sequence,
+        pooling,
     };
     let state = Arc::new(AppState {
         signature,
@@ -177,6 +215,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "teacher".to_string()),
         text,
+        seq,
         foreign_provider,
     });
     Ok(Prepared { state })
@@ -215,16 +254,55 @@ fn foreign_provider_datasets(
 
 /// The tokenizer and token layout of a text teacher (`--tokenizer`): the ids and mask inputs
 /// must exist as integer `[batch, sequence]` inputs, the type ids input is used when the model
-/// has it, and the model may take no other input.
+/// has it, and the model may take no other input. Also returns where the length in force
+/// came from: `--max-seq-len`, else sentence-transformers' `max_seq_length`, else the
+/// tokenizer file's truncation, else the model's position limit, else 512 — never more than
+/// the position limit.
 fn text_front(
     args: &TextArgs,
     signature: &Signature,
     mask_input: &str,
-) -> anyhow::Result<Option<TextFront>> {
+    st: &StDefaults,
+    position: Option<&PositionLimit>,
+) -> anyhow::Result<Option<(TextFront, String)>> {
     let Some(path) = &args.tokenizer else {
         return Ok(None);
     };
-    let tokenizer = TextTokenizer::load(path, args.max_seq_len, !args.no_truncate)?;
+    let file = TextTokenizer::load(path, None, !args.no_truncate)?;
+    let (len, source) = match (
+        args.max_seq_len,
+        &st.max_seq_len,
+        file.file_max_len(),
+        position,
+    ) {
+        (Some(n), ..) => (n, "--max-seq-len".to_string()),
+        (None, Some((n, src)), ..) => (*n, format!("max_seq_length in {src}")),
+        (None, None, Some(n), _) => (n, format!("truncation in {}", path.display())),
+        (None, None, None, Some(p)) => (p.rows, p.source.clone()),
+        (None, None, None, None) => (DEFAULT_MAX_SEQ_LEN, "the default".to_string()),
+    };
+    let (len, source) = match position {
+        Some(p) if len > p.rows => {
+            if args.max_seq_len.is_some() {
+                anyhow::bail!(
+                    "--max-seq-len {len} is more than the model's position limit of {} ({})",
+                    p.rows,
+                    p.source
+                );
+            }
+            tracing::warn!(
+                len,
+                limit = p.rows,
+                "{source} is more than the model's position limit: capped"
+            );
+            (
+                p.rows,
+                format!("{source}, capped at the position limit from {}", p.source),
+            )
+        }
+        _ => (len, source),
+    };
+    let tokenizer = TextTokenizer::load(path, Some(len), !args.no_truncate)?;
     let token_input = |name: &str, flag: &str| -> anyhow::Result<DType> {
         let spec = signature.input(name).with_context(|| {
             format!(
@@ -265,28 +343,32 @@ fn text_front(
             other.name
         );
     }
-    Ok(Some(TextFront {
-        layout: TokenLayout {
-            ids: args.ids_input.clone(),
-            mask: mask_input.to_string(),
-            type_ids,
-            dtype,
-            pad_id: tokenizer.pad_id(),
-            batching: args.batching,
-            max_batch_tokens: args.max_batch_tokens,
+    Ok(Some((
+        TextFront {
+            layout: TokenLayout {
+                ids: args.ids_input.clone(),
+                mask: mask_input.to_string(),
+                type_ids,
+                dtype,
+                pad_id: tokenizer.pad_id(),
+                batching: args.batching,
+                max_batch_tokens: args.max_batch_tokens,
+            },
+            tokenizer,
         },
-        tokenizer,
-    }))
+        source,
+    )))
 }
 
-/// `/v1/model`'s description of the text input.
-fn text_info(front: &TextFront) -> TextInputInfo {
+/// `/v1/model`'s description of the text input; `len_source` says where its length came from.
+fn text_info(front: &TextFront, len_source: &str) -> TextInputInfo {
     let fp = front.tokenizer.fingerprint();
     let l = &front.layout;
     TextInputInfo {
         input: TEXT_INPUT.to_string(),
         tokenizer_sha256: fp.sha256.clone(),
         max_seq_len: fp.max_seq_len,
+        max_seq_len_source: len_source.to_string(),
         truncate: fp.truncate,
         token_inputs: [Some(&l.ids), Some(&l.mask), l.type_ids.as_ref()]
             .into_iter()
@@ -300,6 +382,143 @@ fn text_info(front: &TextFront) -> TextInputInfo {
         }
         .to_string(),
     }
+}
+
+/// The model's position limit: from the graph, else a `config.json` beside the model.
+fn position_limit(model: &LoadedModel, path: &Path) -> Option<PositionLimit> {
+    let from_graph = match decode_model(&model.session_bytes) {
+        Ok(m) => seq_limit::graph_position_limit(&m),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the graph for its position limit");
+            None
+        }
+    };
+    from_graph.or_else(|| seq_limit::config_position_limit(path.parent()?))
+}
+
+/// The sentence-transformers files beside the tokenizer (first) or the model.
+fn st_defaults(args: &ServeArgs) -> anyhow::Result<StDefaults> {
+    let tok_dir = args.text.tokenizer.as_deref().and_then(Path::parent);
+    let model_dir = args.model.parent();
+    let dirs: Vec<&Path> = [tok_dir, model_dir].into_iter().flatten().collect();
+    Ok(seq_limit::st_defaults(&dirs)?)
+}
+
+/// The `--pool` rules, plus sentence-transformers' pooling for every 3-D float graph output
+/// no `--pool` names (whose width is the config's, when it gives one), and where each came from.
+fn pools_in_force(
+    args: &ServeArgs,
+    signature: &Signature,
+    tap_names: &[String],
+    st: &StDefaults,
+) -> anyhow::Result<(Vec<PoolRule>, Vec<PoolingInfo>)> {
+    let mut pools = args.pools.clone();
+    let mut info: Vec<PoolingInfo> = pools
+        .iter()
+        .map(|p| PoolingInfo {
+            output: p.output.clone(),
+            pooling: p.pooling,
+            source: "--pool".into(),
+        })
+        .collect();
+    if let Some((pooling, width, source)) = &st.pooling {
+        // Stored names, to leave outputs a --pool rule names alone.
+        let plan = outputs::resolve(signature, tap_names, &args.outputs, &[], &args.mask_input)?;
+        for spec in &plan.specs {
+            let fits = spec.source == distill_proto::api::OutputSource::Output
+                && spec.dtype.is_float()
+                && spec.shape.len() == 3
+                && match (width, spec.shape.last()) {
+                    (Some(w), Some(Dim::Fixed(n))) => *n == *w,
+                    _ => true,
+                };
+            if fits && !pools.iter().any(|p| p.output == spec.name) {
+                pools.push(PoolRule {
+                    output: spec.name.clone(),
+                    pooling: *pooling,
+                });
+                info.push(PoolingInfo {
+                    output: spec.name.clone(),
+                    pooling: *pooling,
+                    source: source.clone(),
+                });
+            }
+        }
+    }
+    Ok((pools, info))
+}
+
+/// The sequence limit of a model served without a tokenizer: on its integer `[batch,
+/// sequence]` ids input (and mask, type ids), `--max-seq-len` else the position limit.
+fn dense_seq_limit(
+    args: &TextArgs,
+    mask_input: &str,
+    signature: &Signature,
+    position: Option<&PositionLimit>,
+) -> anyhow::Result<Option<SeqLimit>> {
+    let token_input = |name: &str| {
+        signature
+            .input(name)
+            .is_some_and(|s| matches!(s.dtype, DType::I64 | DType::I32) && s.shape.len() == 2)
+    };
+    if !token_input(&args.ids_input) {
+        return Ok(None);
+    }
+    let (max, source) = match (args.max_seq_len, position) {
+        (Some(n), Some(p)) if n > p.rows => anyhow::bail!(
+            "--max-seq-len {n} is more than the model's position limit of {} ({})",
+            p.rows,
+            p.source
+        ),
+        (Some(n), _) => (n, "--max-seq-len".to_string()),
+        (None, Some(p)) => (p.rows, p.source.clone()),
+        (None, None) => return Ok(None),
+    };
+    let mut inputs = vec![args.ids_input.clone()];
+    for name in [mask_input, args.type_ids_input.as_str()] {
+        if token_input(name) && !inputs.iter().any(|i| i == name) {
+            inputs.push(name.to_string());
+        }
+    }
+    Ok(Some(SeqLimit {
+        max,
+        source,
+        mask: token_input(mask_input).then(|| mask_input.to_string()),
+        inputs,
+    }))
+}
+
+/// `/v1/model`'s `sequence`: the text front's length in force, or the dense limit.
+fn sequence_info(
+    text: Option<&TextFront>,
+    text_source: Option<&str>,
+    seq: Option<&SeqLimit>,
+    position: Option<&PositionLimit>,
+) -> Option<SequenceInfo> {
+    let (max_seq_len, source, inputs) = match (text, seq) {
+        (Some(f), _) => (
+            f.tokenizer.fingerprint().max_seq_len,
+            text_source.unwrap_or_default().to_string(),
+            [
+                Some(&f.layout.ids),
+                Some(&f.layout.mask),
+                f.layout.type_ids.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        ),
+        (None, Some(s)) => (s.max, s.source.clone(), s.inputs.clone()),
+        (None, None) => return None,
+    };
+    Some(SequenceInfo {
+        max_seq_len,
+        source,
+        position_limit: position.map(|p| p.rows),
+        position_limit_source: position.map(|p| p.source.clone()),
+        inputs,
+    })
 }
 
 /// Shard rolling and row groups as the flags say (the CLI has already refused zeros).

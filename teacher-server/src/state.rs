@@ -42,6 +42,8 @@ pub struct AppState {
     pub model_name: String,
     /// The tokenizer of a text teacher.
     pub text: Option<Arc<TextFront>>,
+    /// The sequence limit of a dense teacher's token inputs (a text teacher's is its front's).
+    pub seq: Option<crate::seq_limit::SeqLimit>,
     /// Datasets computed on another execution provider than this server's, with theirs:
     /// writes to them are refused (empty with `--allow-mixed-providers`).
     pub foreign_provider: HashMap<String, String>,

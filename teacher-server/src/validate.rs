@@ -10,7 +10,7 @@ use distill_proto::store::{validate_dataset_name, TokenRows, MAX_ID_BYTES};
 use distill_proto::{NamedTensors, Tensor, TensorData};
 
 use crate::decode::DecodedRequest;
-use crate::error::{ApiError, InvalidInput};
+use crate::error::ApiError;
 use crate::outputs::OutputPlan;
 use crate::teacher::Signature;
 use crate::text::{TextFront, TEXT_INPUT};
@@ -87,13 +87,15 @@ pub fn validate(
 
 /// Validates a text teacher's request: its text (tokenized here) or the token ids it sent
 /// instead (checked against the signature as in [`validate`], padding stripped), then ids,
-/// columns and outputs as in [`validate`].
+/// columns and outputs as in [`validate`]. With `truncate`, token ids sent over the length in
+/// force are cut to it instead of refused.
 pub fn validate_text(
     req: DecodedRequest,
     front: &TextFront,
     sig: &Signature,
     plan: &OutputPlan,
     limits: &Limits,
+    truncate: bool,
 ) -> Result<ScoreJob, ApiError> {
     if let Some(name) = &req.dataset {
         check_dataset(name)?;
@@ -111,14 +113,12 @@ pub fn validate_text(
         }
         Some(text) => {
             check_rows(text.len(), limits)?;
-            front.encode(text).map_err(InvalidInput::from)?
+            front.encode(text)?
         }
         None => {
             let inputs = order_inputs(req.inputs, sig)?;
             check_shapes(&inputs, sig, limits)?;
-            front
-                .rows_from_tensors(&inputs)
-                .map_err(InvalidInput::from)?
+            front.rows_from_tensors(&inputs, truncate)?
         }
     };
     check_token_grid(&tokens, token_symbol(front, sig), limits)?;

@@ -282,6 +282,7 @@ fn arrow_case(body: Vec<u8>) -> Result<(), u16> {
     let q = ArrowQuery {
         dataset: Some("d".into()),
         return_outputs: None,
+        truncate: None,
     };
     let decoded = match arrow_ipc::decode(Bytes::from(body), &sig(), q, DecodeOptions::default()) {
         Ok(d) => d,

@@ -282,10 +282,11 @@ fn bad_text_gets_a_4xx_naming_the_row() {
 fn without_truncation_a_long_row_is_refused() {
     let server = start(&["--max-seq-len", "8", "--no-truncate"]);
     let r = server.score(&json!({"inputs": {"text": ["short", SENTENCES[1]]}}));
-    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.status, 413, "{r:?}");
     let e = r.error().error;
+    assert_eq!(e.code, "sequence_too_long", "{e:?}");
     assert!(
-        e.message.contains("row 1") && e.message.contains("--max-seq-len 8"),
+        e.message.contains("row 1") && e.message.contains("limit of 8"),
         "{e:?}"
     );
     // With truncation (the default) the same row is cut to 8 tokens.

@@ -42,6 +42,11 @@ pub struct DataConfig {
     /// embedding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_teacher: Option<String>,
+    /// A finished scratch run's folder (a run without teacher terms on the same eval set):
+    /// the teacher check compares the teacher with its eval errors. Without one, a run that
+    /// learned from the teacher gets no verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_run: Option<String>,
     /// Text: the token-type column (e.g. `token_type_ids`), fed to a transformer student;
     /// absent: every token has type 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -240,5 +240,8 @@ impl RunConfig {
         if let Some(v) = self.data.views.as_mut() {
             abs(&mut v.path);
         }
+        if let Some(r) = self.data.scratch_run.as_mut() {
+            abs(r);
+        }
     }
 }

@@ -477,4 +477,3 @@ fn lighten(c: RGBColor) -> RGBColor {
         ((c.2 as u16 + 255) / 2) as u8,
     )
 }
-

@@ -205,4 +205,3 @@ pub fn draw(title: &str, grid: &Grid, rows: &[Row]) -> Result<Option<Vec<u8>>, P
     })?;
     Ok(Some(png))
 }
-

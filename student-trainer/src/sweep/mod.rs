@@ -34,7 +34,7 @@ use plan::{Grid, RunKind, Task};
 use store::RunResult;
 use table::{Row, Stat};
 use trainer_data::{EvalData, TrainData};
-use trainer_eval::teacher::{Baseline, TeacherCheck, TeacherEval};
+use trainer_eval::teacher::{TeacherCheck, TeacherEval};
 
 /// Errors of a sweep; each names the key, spec, run or file.
 #[derive(Debug, thiserror::Error)]
@@ -872,7 +872,7 @@ fn teacher_checks(rows: &[Row], results: &[RunResult]) -> (Option<TeacherEval>, 
                 r.runs,
                 if r.runs == 1 { "" } else { "s" }
             );
-            TeacherCheck::new(t.clone(), Baseline::Scratch, r.errors.mean, &what)
+            TeacherCheck::against_scratch(t.clone(), r.errors.mean, &what, None)
         })
         .collect();
     (teacher, checks)

@@ -117,8 +117,13 @@ pub fn run(opts: &TrainOptions) -> Result<RunOutcome, TrainError> {
     let setup = Setup::build(&cfg, opts.quiet)?;
     let outcome = train_with_setup(&cfg, &out, &setup, opts, wall)?;
     if let RunOutcome::Finished(s) = &outcome {
-        if let (Some(c), false) = (&s.teacher_check, opts.quiet) {
-            eprintln!("{}", c.line());
+        if let Some(c) = &s.teacher_check {
+            if !opts.quiet {
+                eprintln!("{}", c.line());
+            }
+            if let Some(n) = &c.note {
+                eprintln!("note: {n}");
+            }
         }
         for w in &s.warnings {
             eprintln!("warning: {w}");

@@ -11,7 +11,7 @@ use crate::config::RunConfig;
 use crate::metrics::{self, EpochMetrics, EvalMetrics, NetworkSummary, Summary};
 use std::collections::BTreeMap;
 pub use trainer_core::model::vars::is_student_var;
-use trainer_eval::teacher::{teacher_eval, Baseline, TeacherCheck};
+use trainer_eval::teacher::{teacher_eval, TeacherCheck};
 
 /// Per-step training losses of a run (`metrics::steps`).
 pub const STEPS_FILE: &str = "steps.jsonl";
@@ -179,8 +179,8 @@ pub fn write_plot(
     })
 }
 
-/// The teacher's eval errors against this run's student: a scratch student when the run has
-/// no teacher terms, else the distilled student itself (all a single run has to offer).
+/// The teacher's eval errors against a scratch student: this run's when it has no teacher
+/// terms, else the run named by `data.scratch_run`; else the teacher's errors and no verdict.
 fn teacher_check(
     cfg: &RunConfig,
     setup: &Setup,
@@ -188,18 +188,50 @@ fn teacher_check(
 ) -> Option<TeacherCheck> {
     let teacher = teacher_eval(setup.eval.as_deref()?)?;
     let student = student?;
-    let (baseline, what) = if cfg.losses.iter().all(|t| t.teacher().is_none()) {
-        (
-            Baseline::Scratch,
+    if cfg.losses.iter().all(|t| t.teacher().is_none()) {
+        return Some(TeacherCheck::against_scratch(
+            teacher,
+            student.errors as f64,
             "this run's student (trained without teacher terms)",
-        )
-    } else {
-        (Baseline::ThisStudent, "this run's student")
+            None,
+        ));
+    }
+    let Some(run) = &cfg.data.scratch_run else {
+        return Some(TeacherCheck::without_baseline(teacher, ""));
     };
-    Some(TeacherCheck::new(
-        teacher,
-        baseline,
-        student.errors as f64,
-        what,
-    ))
+    Some(match scratch_errors(Path::new(run), student.rows) {
+        Ok(errors) => TeacherCheck::against_scratch(
+            teacher,
+            errors as f64,
+            "the scratch run's student",
+            Some(run.clone()),
+        ),
+        Err(why) => {
+            TeacherCheck::without_baseline(teacher, &format!("data.scratch_run {run}: {why}"))
+        }
+    })
+}
+
+/// The eval errors of the finished scratch run in `run`, checked to be a run without teacher
+/// terms on an eval set of `rows` rows; the error says why it cannot serve as the baseline.
+fn scratch_errors(run: &Path, rows: usize) -> Result<usize, String> {
+    let cfg = RunConfig::load(&run.join(run_folder::CONFIG_FILE)).map_err(|e| e.to_string())?;
+    if cfg.losses.iter().any(|t| t.teacher().is_some()) {
+        return Err("that run has teacher terms, so it is no scratch baseline".into());
+    }
+    let path = run.join("summary.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {} (is the run finished?): {e}", path.display()))?;
+    let summary: Summary =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let eval = summary
+        .eval
+        .ok_or_else(|| format!("{} has no eval metrics", path.display()))?;
+    if eval.rows != rows {
+        return Err(format!(
+            "its eval set has {} rows, this run's {rows}: not the same eval set",
+            eval.rows
+        ));
+    }
+    Ok(eval.errors)
 }

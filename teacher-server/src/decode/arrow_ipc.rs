@@ -248,6 +248,7 @@ mod tests {
         let q = ArrowQuery {
             dataset: Some("d".into()),
             return_outputs: Some("logits, emb".into()),
+            truncate: None,
         };
         let r = decode(body.clone().into(), &sig(), q, DecodeOptions::default()).unwrap();
         assert_eq!(r.ids.unwrap(), ["a", "b"]);

@@ -15,7 +15,7 @@ use distill_proto::openai::{
 use distill_proto::{Tensor, TensorData};
 
 use crate::batcher::JobInputs;
-use crate::error::{ApiError, InvalidInput};
+use crate::error::ApiError;
 use crate::outputs::OutputPlan;
 use crate::routes::score::read_body;
 use crate::state::SharedState;
@@ -138,10 +138,16 @@ pub async fn embeddings(
             what: "tokenize",
             source,
         })?
-        .map_err(|e| {
-            let mut e = InvalidInput::from(e);
-            e.field = "input".into();
-            ApiError::Invalid(e)
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Invalid(mut e) => {
+                e.field = "input".into();
+                ApiError::Invalid(e)
+            }
+            ApiError::SequenceTooLong { message, .. } => ApiError::SequenceTooLong {
+                field: "input".into(),
+                message,
+            },
+            other => other,
         })?;
     let symbol = match state
         .signature

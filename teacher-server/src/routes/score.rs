@@ -149,6 +149,11 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         Format::Arrow => Some(parse_query(&parts.uri)?),
         Format::Json => None,
     };
+    let truncate = match &query {
+        Some(q) => q.truncate,
+        None => parse_truncate(&parts.uri)?,
+    }
+    .unwrap_or(false);
     let bytes = read_body(
         &parts.headers,
         body,
@@ -168,8 +173,20 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         let t0 = Instant::now();
         let job = match &st.text {
             // Tokenizing is CPU work too: it stays off the executor with the decoding.
-            Some(front) => validate_text(decoded, front, &st.signature, &st.plan, &st.limits),
-            None => validate(decoded, &st.signature, &st.plan, &st.limits),
+            Some(front) => validate_text(
+                decoded,
+                front,
+                &st.signature,
+                &st.plan,
+                &st.limits,
+                truncate,
+            ),
+            None => validate(decoded, &st.signature, &st.plan, &st.limits).and_then(|mut job| {
+                if let Some(seq) = &st.seq {
+                    seq.apply(&mut job.inputs, truncate)?;
+                }
+                Ok(job)
+            }),
         };
         st.metrics.stage(Stage::Validate, t0.elapsed());
         job
@@ -250,6 +267,23 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
     let response = Json(reply).into_response();
     state.metrics.stage(Stage::Answer, t0.elapsed());
     Ok(response)
+}
+
+/// `?truncate=true|false` of a JSON request (its other fields are in the body).
+fn parse_truncate(uri: &Uri) -> Result<Option<bool>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Truncate {
+        truncate: Option<bool>,
+    }
+    axum::extract::Query::<Truncate>::try_from_uri(uri)
+        .map(|q| q.0.truncate)
+        .map_err(|e| {
+            ApiError::invalid(
+                "invalid_query",
+                "query",
+                format!("{e} (expected ?truncate=true or false)"),
+            )
+        })
 }
 
 fn parse_query(uri: &Uri) -> Result<ScoreQuery, ApiError> {

@@ -445,6 +445,21 @@ fn output_tensor(name: &str, value: &DynValue) -> Result<Tensor, TeacherError> {
         .map_err(|e| TeacherError::Run(Cause::new(format!("output {name:?}"), e)))
 }
 
+/// Whether a failed run's message is one ONNX Runtime gives when the inputs' shapes do not
+/// fit the graph (a broadcast between a fixed-size table and a longer sequence, an index past
+/// an embedding table, a reshape of the wrong element count): the request caused it, not
+/// the server. Other failures stay server faults.
+fn shape_caused(message: &str) -> bool {
+    const SHAPE_MESSAGES: [&str; 5] = [
+        "Attempting to broadcast an axis by a dimension other than 1",
+        "axis dimensions don't match",
+        "indices element out of data bounds",
+        "The input tensor cannot be reshaped to the requested shape",
+        "Got invalid dimensions for input",
+    ];
+    SHAPE_MESSAGES.iter().any(|m| message.contains(m))
+}
+
 impl Teacher for OrtTeacher {
     fn signature(&self) -> &Signature {
         &self.signature
@@ -467,7 +482,7 @@ impl Teacher for OrtTeacher {
             values.push((Cow::Borrowed(name.as_str()), v));
         }
         let result = self.session.run(values).map_err(|e| {
-            if e.code() == ErrorCode::InvalidArgument {
+            if e.code() == ErrorCode::InvalidArgument || shape_caused(&e.to_string()) {
                 TeacherError::BadInput(Cause::of(e))
             } else {
                 TeacherError::Run(Cause::of(e))
@@ -488,6 +503,12 @@ impl Teacher for OrtTeacher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shape_failures_are_told_apart_from_server_faults() {
+        assert!(shape_caused("Non-zero status code returned while running Add node. Name:'node_add' Status Message: Attempting to broadcast an axis by a dimension other than 1. 512 by 300000"));
+        assert!(!shape_caused("Non-zero status code returned while running MatMul node. Status Message: Failed to allocate memory"));
+    }
 
     #[test]
     fn cuda_preload_names_the_missing_library() {

@@ -8,7 +8,7 @@ use distill_proto::store::TokenRows;
 use distill_proto::{NamedTensors, Tensor, TensorData};
 
 pub use batch::{Batching, TokenLayout};
-pub use tokenizer::{TextRowError, TextTokenizer, TokenizerError};
+pub use tokenizer::{TextRowError, TextTokenizer, TokenizerFileError};
 
 /// Name of the text input a text teacher accepts beside its token inputs.
 pub const TEXT_INPUT: &str = "text";
@@ -23,13 +23,19 @@ pub struct TextFront {
 }
 
 impl TextFront {
-    /// Token rows from a request's text, or from token ids it sent instead (padding stripped).
-    pub fn rows_from_tensors(&self, inputs: &NamedTensors) -> Result<TokenRows, TokenInputError> {
+    /// Token rows from token ids a request sent instead of text (padding stripped); with
+    /// `truncate`, rows over the length in force are cut to it.
+    pub fn rows_from_tensors(
+        &self,
+        inputs: &NamedTensors,
+        truncate: bool,
+    ) -> Result<TokenRows, TokenInputError> {
         rows_from_tensors(
             inputs,
             &self.layout,
             self.tokenizer.vocab_size(),
             self.tokenizer.fingerprint().max_seq_len,
+            truncate,
         )
     }
 
@@ -78,7 +84,7 @@ pub enum TokenInputError {
         vocab: usize,
     },
     /// More tokens than the limit.
-    #[error("input {input:?} row {row} has {tokens} tokens, more than --max-seq-len {limit}")]
+    #[error("input {input:?} row {row} has {tokens} tokens, more than the limit of {limit} (the length in force, see /v1/model); send ?truncate=true to cut it to {limit}")]
     TooLong {
         /// The input.
         input: String,
@@ -103,12 +109,15 @@ fn values(t: &Tensor) -> Vec<i64> {
 }
 
 /// Strips the padding off token ids sent directly (`[batch, sequence]` ids, mask and type ids,
-/// right-padded), so they batch and store exactly like the same text sent as text.
+/// right-padded), so they batch and store exactly like the same text sent as text. A row over
+/// `max_seq_len` is refused, or with `truncate` cut to its first `max_seq_len` ids (the
+/// ids are not re-tokenized, so a closing special token is cut off with the rest).
 pub fn rows_from_tensors(
     inputs: &NamedTensors,
     layout: &TokenLayout,
     vocab: usize,
     max_seq_len: usize,
+    truncate: bool,
 ) -> Result<TokenRows, TokenInputError> {
     let get = |name: &str| {
         inputs
@@ -155,7 +164,7 @@ pub fn rows_from_tensors(
                 row: r,
             });
         }
-        if len > max_seq_len {
+        if len > max_seq_len && !truncate {
             return Err(TokenInputError::TooLong {
                 input: layout.ids.clone(),
                 row: r,
@@ -163,6 +172,7 @@ pub fn rows_from_tensors(
                 limit: max_seq_len,
             });
         }
+        let len = len.min(max_seq_len);
         let row = &ids[r * seq..r * seq + len];
         let mut kept = Vec::with_capacity(len);
         for &id in row {
@@ -223,7 +233,7 @@ mod tests {
             ),
         ]
         .into();
-        let r = rows_from_tensors(&inputs, &layout(), 200, 8).unwrap();
+        let r = rows_from_tensors(&inputs, &layout(), 200, 8, false).unwrap();
         assert_eq!(r.ids, vec![vec![101, 7, 102], vec![101, 102]]);
         assert!(r.text.is_none());
     }
@@ -236,7 +246,8 @@ mod tests {
             t(vec![2, 2], vec![1, 1, 0, 1]),
         );
         let named = |v: Vec<(String, Tensor)>| -> NamedTensors { v.into() };
-        let e = rows_from_tensors(&named(vec![ids.clone(), holes]), &layout(), 200, 8).unwrap_err();
+        let e = rows_from_tensors(&named(vec![ids.clone(), holes]), &layout(), 200, 8, false)
+            .unwrap_err();
         assert_eq!(
             e,
             TokenInputError::Mask {
@@ -248,14 +259,26 @@ mod tests {
             "attention_mask".to_string(),
             t(vec![2, 2], vec![1, 1, 1, 0]),
         );
-        let e = rows_from_tensors(&named(vec![ids.clone(), mask.clone()]), &layout(), 3, 8)
-            .unwrap_err();
+        let e = rows_from_tensors(
+            &named(vec![ids.clone(), mask.clone()]),
+            &layout(),
+            3,
+            8,
+            false,
+        )
+        .unwrap_err();
         assert!(
             matches!(e, TokenInputError::OutOfVocab { row: 1, id: 3, .. }),
             "{e}"
         );
-        let e = rows_from_tensors(&named(vec![ids.clone(), mask.clone()]), &layout(), 200, 1)
-            .unwrap_err();
+        let e = rows_from_tensors(
+            &named(vec![ids.clone(), mask.clone()]),
+            &layout(),
+            200,
+            1,
+            false,
+        )
+        .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -267,7 +290,16 @@ mod tests {
             ),
             "{e}"
         );
-        let e = rows_from_tensors(&named(vec![ids]), &layout(), 200, 8).unwrap_err();
+        let cut = rows_from_tensors(
+            &named(vec![ids.clone(), mask.clone()]),
+            &layout(),
+            200,
+            1,
+            true,
+        )
+        .expect("truncated");
+        assert_eq!(cut.ids, vec![vec![1], vec![3]]);
+        let e = rows_from_tensors(&named(vec![ids]), &layout(), 200, 8, false).unwrap_err();
         assert_eq!(e, TokenInputError::Missing("attention_mask".into()));
     }
 }

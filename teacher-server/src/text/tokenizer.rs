@@ -4,34 +4,8 @@
 use std::path::Path;
 
 use distill_proto::store::{TokenRows, TokenizerFingerprint};
-use sha2::{Digest, Sha256};
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
-
-/// Longest sequence assumed when neither `--max-seq-len` nor the tokenizer file sets one: the
-/// position-embedding size of BERT-family encoders.
-pub const DEFAULT_MAX_SEQ_LEN: usize = 512;
-
-/// Why a tokenizer file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenizerError {
-    /// The file could not be read.
-    #[error("cannot read tokenizer {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not a tokenizer the `tokenizers` crate understands.
-    #[error("{path} is not a usable tokenizer.json: {message}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// What the parser said.
-        message: String,
-    },
-}
+use distill_proto::tokenizer::RowTokenizer;
+pub use distill_proto::tokenizer::{TokenizerFileError, DEFAULT_MAX_SEQ_LEN};
 
 /// Why one row of a request's text could not be tokenized; each names the row.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +17,7 @@ pub enum TextRowError {
         row: usize,
     },
     /// Longer than the limit while truncation is off.
-    #[error("row {row} has {tokens} tokens, more than --max-seq-len {limit} (truncation is off)")]
+    #[error("row {row} has {tokens} tokens, more than the limit of {limit} (--no-truncate: longer texts are refused, not cut)")]
     TooLong {
         /// Row index in the request.
         row: usize,
@@ -64,9 +38,8 @@ pub enum TextRowError {
 
 /// A loaded tokenizer with the server's truncation policy.
 pub struct TextTokenizer {
-    inner: Tokenizer,
+    inner: RowTokenizer,
     fingerprint: TokenizerFingerprint,
-    pad_id: u32,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -78,55 +51,26 @@ impl std::fmt::Debug for TextTokenizer {
 }
 
 impl TextTokenizer {
-    /// Loads `path`. `max_seq_len` defaults to the file's own truncation length, else
-    /// [`DEFAULT_MAX_SEQ_LEN`]; `truncate = false` refuses longer rows instead of cutting them.
-    /// Padding set in the file is switched off: the batcher pads each run itself.
+    /// Loads `path` with the shared loader ([`RowTokenizer::load`]): `max_seq_len` defaults
+    /// to the file's own truncation length, else [`DEFAULT_MAX_SEQ_LEN`]; `truncate = false`
+    /// refuses longer rows instead of cutting them. The batcher pads each run itself.
     pub fn load(
         path: &Path,
         max_seq_len: Option<usize>,
         truncate: bool,
-    ) -> Result<Self, TokenizerError> {
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| TokenizerError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let mut inner = Tokenizer::from_bytes(&bytes).map_err(|e| TokenizerError::Parse {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        let max_seq_len = max_seq_len
-            .or_else(|| inner.get_truncation().map(|t| t.max_length))
-            .unwrap_or(DEFAULT_MAX_SEQ_LEN);
-        // Padded positions are masked out, so the pad id changes no result; use the file's.
-        let pad_id = inner
-            .get_padding()
-            .map(|p| p.pad_id)
-            .or_else(|| inner.token_to_id("[PAD]"))
-            .unwrap_or(0);
-        inner.with_padding(None);
-        let truncation = truncate.then_some(TruncationParams {
-            direction: TruncationDirection::Right,
-            max_length: max_seq_len,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-        });
-        inner
-            .with_truncation(truncation)
-            .map_err(|e| TokenizerError::Parse {
-                path: shown,
-                message: format!("cannot truncate to {max_seq_len} tokens: {e}"),
-            })?;
-        Ok(Self {
-            inner,
-            fingerprint: TokenizerFingerprint {
-                sha256,
-                max_seq_len,
-                truncate,
-            },
-            pad_id,
-        })
+    ) -> Result<Self, TokenizerFileError> {
+        let inner = RowTokenizer::load(path, max_seq_len, truncate)?;
+        let fingerprint = TokenizerFingerprint {
+            sha256: inner.sha256().to_string(),
+            max_seq_len: inner.max_seq_len(),
+            truncate,
+        };
+        Ok(Self { inner, fingerprint })
+    }
+
+    /// The truncation length the file itself sets, if any.
+    pub fn file_max_len(&self) -> Option<usize> {
+        self.inner.file_max_len()
     }
 
     /// What decides the token ids (recorded in every dataset's fingerprint).
@@ -136,12 +80,12 @@ impl TextTokenizer {
 
     /// Id of the padding token (the file's padding settings, else `[PAD]`, else 0).
     pub fn pad_id(&self) -> u32 {
-        self.pad_id
+        self.inner.pad_id()
     }
 
     /// Size of the vocabulary, added tokens included.
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        self.inner.tokenizer().get_vocab_size(true)
     }
 
     /// Tokenizes every text (special tokens added, no padding); `type_ids` says whether the
@@ -152,12 +96,18 @@ impl TextTokenizer {
         }
         let encodings = self
             .inner
+            .tokenizer()
             .encode_batch_fast(texts.iter().map(String::as_str).collect(), true)
             .map_err(|e| {
                 // The batch call does not say which row failed: find it.
                 let row = texts
                     .iter()
-                    .position(|t| self.inner.encode_fast(t.as_str(), true).is_err())
+                    .position(|t| {
+                        self.inner
+                            .tokenizer()
+                            .encode_fast(t.as_str(), true)
+                            .is_err()
+                    })
                     .unwrap_or(0);
                 TextRowError::Failed {
                     row,

@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use distill_proto::tokenizer::{RowTokenizer, TokenizerFileError};
+use tokenizers::Tokenizer;
 
 use super::metrics::Embeddings;
 use super::TextEvalError;
@@ -44,24 +45,11 @@ impl EvalTokenizer {
                 "--max-seq-len {max_seq_len}: it must leave room for the special tokens (>= 2)"
             )));
         }
-        let bytes = super::read_file(path)?;
-        let mut inner = Tokenizer::from_bytes(&bytes)
-            .map_err(|e| err(format!("not a usable tokenizer.json: {e}")))?;
-        // Padded positions are masked out, so the pad id changes no result.
-        let pad_id = inner
-            .get_padding()
-            .map(|p| p.pad_id)
-            .or_else(|| inner.token_to_id("[PAD]"))
-            .unwrap_or(0);
-        inner.with_padding(None);
-        inner
-            .with_truncation(Some(TruncationParams {
-                direction: TruncationDirection::Right,
-                max_length: max_seq_len,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-            }))
-            .map_err(|e| err(format!("cannot truncate to {max_seq_len} tokens: {e}")))?;
+        let loaded = RowTokenizer::load(path, Some(max_seq_len), true).map_err(|e| match e {
+            TokenizerFileError::Read { path, source } => TextEvalError::Io { path, source },
+            other => err(other.to_string()),
+        })?;
+        let (inner, pad_id) = (loaded.tokenizer().clone(), loaded.pad_id());
         Ok(Self {
             inner,
             pad_id,
