@@ -5,12 +5,10 @@
 # Writes runs/demo/REPORT.md, REPORT.html and charts/. Idempotent inputs (deps, data); runs are redone each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$(date +%s)
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1}
+# shellcheck source=scripts/run_env.sh
+. scripts/run_env.sh
 DEMO=${DEMO_CONFIGS:-examples/demo}
 OUT=runs/demo
-BIN=$ROOT/target/debug
 QUIET=${DEMO_QUIET:+--quiet}
 
 # shellcheck source=scripts/lib.sh

@@ -9,12 +9,10 @@
 # Idempotent inputs (deps, models, corpora); runs are redone each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$(date +%s)
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1}
+# shellcheck source=scripts/run_env.sh
+. scripts/run_env.sh
 OUT=runs/demo-text
 DATA=data/text
-BIN=$ROOT/target/debug
 M=.deps/models/minilm-l6
 QUIET=${DEMO_QUIET:+--quiet}
 CONFIGS=${DEMO_TEXT_CONFIGS:-examples/text}

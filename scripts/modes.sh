@@ -14,10 +14,8 @@
 # ONNX Runtime's default; the table gives the median round (the machine is shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$(date +%s)
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1}
-BIN=$ROOT/target/debug
+# shellcheck source=scripts/run_env.sh
+. scripts/run_env.sh
 EPOCHS=1
 SEEDS="1 2"
 OUT=runs/modes

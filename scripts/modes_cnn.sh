@@ -10,10 +10,8 @@
 # 0-1 + a 64-unit head = channels [16, 32], hidden 64; the full network has hidden 128.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$(date +%s)
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1}
-BIN=$ROOT/target/debug
+# shellcheck source=scripts/run_env.sh
+. scripts/run_env.sh
 EPOCHS=1
 SEEDS="1"
 OUT=runs/modes-cnn

@@ -8,10 +8,8 @@
 # (with its charts in docs/results/mnist-hinton/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$(date +%s)
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1}
-BIN=$ROOT/target/debug
+# shellcheck source=scripts/run_env.sh
+. scripts/run_env.sh
 OUT=runs/paper
 LABELS=data/paper-labels
 QUIET=--quiet

@@ -13,11 +13,9 @@
 # (the table shows the faster round: the machine is shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$(date +%s)
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1}
+# shellcheck source=scripts/run_env.sh
+. scripts/run_env.sh
 OUT=${OUT:-runs/text-exits}
-BIN=$ROOT/target/debug
 M=.deps/models/minilm-l6
 ROWS=${ROWS:-16000}
 QUIET=--quiet

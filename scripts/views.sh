@@ -12,10 +12,8 @@
 # and every run folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$(date +%s)
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1}
-BIN=$ROOT/target/debug
+# shellcheck source=scripts/run_env.sh
+. scripts/run_env.sh
 EPOCHS=8
 TEACHER_EPOCHS=8
 SEEDS="1 2"
