@@ -6,6 +6,7 @@
 //! - [`config`]: the typed `run.toml`, composed of the tables each layer owns.
 //! - [`train`]: the training loop, evaluation, checkpoints, resume, run-folder outputs.
 //! - [`metrics`]: per-epoch metrics and the run summary; [`plot`]: `curves.png`.
+//! - [`report`]: the comparison report of finished runs (`REPORT.md`, `REPORT.html`, charts).
 //! - [`sweep`]: grids of settings over seeds from one data load, beside scratch baselines.
 //! - [`cli`]: the command-line interface behind the thin `main.rs`, one file per subcommand.
 
@@ -15,4 +16,5 @@ pub mod train;
 pub mod cli;
 pub mod metrics;
 pub mod plot;
+pub mod report;
 pub mod sweep;

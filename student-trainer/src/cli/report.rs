@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::eval::{eval, EvalArgs};
 use crate::config::RunConfig;
-use crate::metrics::report::{self as rep, Chart, ReportRow};
 use crate::metrics::Summary;
+use crate::report::{self as rep, Chart, ReportRow};
 
 /// `report` flags.
 #[derive(Debug, Args)]

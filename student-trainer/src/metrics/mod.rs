@@ -2,7 +2,6 @@
 //! scoring of logits against labels and teacher logits shared by training-time eval and
 //! `student-trainer eval`.
 
-pub mod report;
 pub mod steps;
 
 use std::collections::BTreeMap;
