@@ -192,10 +192,7 @@ fn long_texts_match_a_sentence_transformers_style_reference_without_flags() {
         .filter_map(Value::as_u64)
         .collect();
     assert!(tokens.iter().all(|&n| n > 128), "{tokens:?}");
-    assert!(
-        tokens.contains(&256),
-        "one text is cut: {tokens:?}"
-    );
+    assert!(tokens.contains(&256), "one text is cut: {tokens:?}");
     let dir = minilm_dir();
     let tok = dir.join("tokenizer.json").display().to_string();
     let server = Server::start(&model(), &["--ep", "cpu", "--tokenizer", &tok]);
