@@ -201,6 +201,32 @@ pub(crate) fn check_no_clash(
     Ok(())
 }
 
+/// Adds a layer's weight (and bias, when it has one) as f32 initializers named
+/// `{prefix}.weight` / `{prefix}.bias`; returns their names in ONNX input order.
+fn param_initializers(
+    g: &mut GraphBuilder,
+    prefix: &str,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Vec<String>, ExportError> {
+    let w_name = format!("{prefix}.weight");
+    g.initializer_f32(&w_name, weight.dims(), &to_f32_vec(weight)?);
+    let mut names = vec![w_name];
+    if let Some(b) = bias {
+        let b_name = format!("{prefix}.bias");
+        g.initializer_f32(&b_name, b.dims(), &to_f32_vec(b)?);
+        names.push(b_name);
+    }
+    Ok(names)
+}
+
+/// `input` followed by the parameter names, as a node's input list.
+fn node_inputs<'a>(input: &'a str, params: &'a [String]) -> Vec<&'a str> {
+    std::iter::once(input)
+        .chain(params.iter().map(String::as_str))
+        .collect()
+}
+
 /// `y = x · Wᵀ + b` as `Gemm(transB=1)` with initializers `{prefix}.weight`, `{prefix}.bias`.
 pub(crate) fn gemm_node(
     g: &mut GraphBuilder,
@@ -209,14 +235,8 @@ pub(crate) fn gemm_node(
     input: &str,
     output: &str,
 ) -> Result<(), ExportError> {
-    let w_name = format!("{prefix}.weight");
-    let b_name = format!("{prefix}.bias");
-    g.initializer_f32(&w_name, layer.weight().dims(), &to_f32_vec(layer.weight())?);
-    let mut inputs = vec![input, w_name.as_str()];
-    if let Some(b) = layer.bias() {
-        g.initializer_f32(&b_name, b.dims(), &to_f32_vec(b)?);
-        inputs.push(b_name.as_str());
-    }
+    let params = param_initializers(g, prefix, layer.weight(), layer.bias())?;
+    let inputs = node_inputs(input, &params);
     g.node("Gemm", &inputs, &[output], vec![attr_int("transB", 1)]);
     Ok(())
 }
@@ -229,15 +249,9 @@ pub(crate) fn conv_node(
     input: &str,
     output: &str,
 ) -> Result<(), ExportError> {
-    let w_name = format!("{prefix}.weight");
-    let b_name = format!("{prefix}.bias");
     let dims = conv.weight().dims();
-    g.initializer_f32(&w_name, dims, &to_f32_vec(conv.weight())?);
-    let mut inputs = vec![input, w_name.as_str()];
-    if let Some(b) = conv.bias() {
-        g.initializer_f32(&b_name, b.dims(), &to_f32_vec(b)?);
-        inputs.push(b_name.as_str());
-    }
+    let params = param_initializers(g, prefix, conv.weight(), conv.bias())?;
+    let inputs = node_inputs(input, &params);
     let kernel: Vec<i64> = dims[2..].iter().map(|&d| d as i64).collect();
     g.node(
         "Conv",

@@ -65,18 +65,28 @@ pub(crate) fn same_shape(
     rhs: &'static str,
     b: &Tensor,
 ) -> LossResult<()> {
-    if a.dims() == b.dims() {
-        Ok(())
-    } else {
-        Err(LossError::ShapeMismatch {
-            loss,
-            lhs,
-            lhs_shape: a.dims().to_vec(),
-            rhs,
-            rhs_shape: b.dims().to_vec(),
-            rule: "shapes must be equal",
-        })
-    }
+    shape_rule(
+        loss,
+        lhs,
+        a,
+        rhs,
+        b,
+        a.dims() == b.dims(),
+        "shapes must be equal",
+    )
+}
+
+/// Both tensors have the same shape, dtype and device: the check every
+/// element-wise student/teacher comparison needs before its first op.
+pub(crate) fn matching(
+    loss: &'static str,
+    lhs: &'static str,
+    a: &Tensor,
+    rhs: &'static str,
+    b: &Tensor,
+) -> LossResult<()> {
+    same_shape(loss, lhs, a, rhs, b)?;
+    compatible(loss, lhs, a, rhs, b)
 }
 
 /// Both tensors have the same leading (batch) dimension.
@@ -87,7 +97,30 @@ pub(crate) fn same_batch(
     rhs: &'static str,
     b: &Tensor,
 ) -> LossResult<()> {
-    if a.dims().first() == b.dims().first() {
+    let ok = a.dims().first() == b.dims().first();
+    shape_rule(
+        loss,
+        lhs,
+        a,
+        rhs,
+        b,
+        ok,
+        "batch sizes (dim 0) must be equal",
+    )
+}
+
+/// `Ok` when `holds`, else a [`LossError::ShapeMismatch`] naming both tensors
+/// and the `rule` that relates their shapes (the caller decides the rule).
+pub(crate) fn shape_rule(
+    loss: &'static str,
+    lhs: &'static str,
+    a: &Tensor,
+    rhs: &'static str,
+    b: &Tensor,
+    holds: bool,
+    rule: &'static str,
+) -> LossResult<()> {
+    if holds {
         Ok(())
     } else {
         Err(LossError::ShapeMismatch {
@@ -96,7 +129,7 @@ pub(crate) fn same_batch(
             lhs_shape: a.dims().to_vec(),
             rhs,
             rhs_shape: b.dims().to_vec(),
-            rule: "batch sizes (dim 0) must be equal",
+            rule,
         })
     }
 }

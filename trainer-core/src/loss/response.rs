@@ -17,16 +17,15 @@ const LOG_ZERO: f64 = -1e4;
 pub fn ce(logits: &Tensor, labels: &Tensor) -> LossResult<Tensor> {
     const LOSS: &str = "ce";
     let (b, c) = check::matrix(LOSS, "logits", logits)?;
-    if labels.dims() != [b] {
-        return Err(LossError::ShapeMismatch {
-            loss: LOSS,
-            lhs: "logits",
-            lhs_shape: logits.dims().to_vec(),
-            rhs: "labels",
-            rhs_shape: labels.dims().to_vec(),
-            rule: "labels must be [batch] for logits [batch, classes]",
-        });
-    }
+    check::shape_rule(
+        LOSS,
+        "logits",
+        logits,
+        "labels",
+        labels,
+        labels.dims() == [b],
+        "labels must be [batch] for logits [batch, classes]",
+    )?;
     check::class_indices(LOSS, "labels", labels, c, false)?;
     let log_p = log_softmax_last(logits)?;
     let picked = log_p.gather(&labels.unsqueeze(1)?.contiguous()?, 1)?;
@@ -49,14 +48,7 @@ pub fn kd(
     const LOSS: &str = "kd";
     let (b, _) = check::matrix(LOSS, "student_logits", student_logits)?;
     check::matrix(LOSS, "teacher_logits", teacher_logits)?;
-    check::same_shape(
-        LOSS,
-        "student_logits",
-        student_logits,
-        "teacher_logits",
-        teacher_logits,
-    )?;
-    check::compatible(
+    check::matching(
         LOSS,
         "student_logits",
         student_logits,
@@ -149,16 +141,15 @@ pub fn kd_topk(
         "logsumexp",
         logsumexp,
     )?;
-    if vb != b || k > c {
-        return Err(LossError::ShapeMismatch {
-            loss: LOSS,
-            lhs: "student_logits",
-            lhs_shape: student_logits.dims().to_vec(),
-            rhs: "topk_values",
-            rhs_shape: topk_values.dims().to_vec(),
-            rule: "topk_values must be [batch, k] with k <= classes",
-        });
-    }
+    check::shape_rule(
+        LOSS,
+        "student_logits",
+        student_logits,
+        "topk_values",
+        topk_values,
+        vb == b && k <= c,
+        "topk_values must be [batch, k] with k <= classes",
+    )?;
     check::same_shape(
         LOSS,
         "topk_values",
@@ -166,16 +157,15 @@ pub fn kd_topk(
         "topk_indices",
         topk_indices,
     )?;
-    if logsumexp.dims() != [b] {
-        return Err(LossError::ShapeMismatch {
-            loss: LOSS,
-            lhs: "student_logits",
-            lhs_shape: student_logits.dims().to_vec(),
-            rhs: "logsumexp",
-            rhs_shape: logsumexp.dims().to_vec(),
-            rule: "logsumexp must be [batch]",
-        });
-    }
+    check::shape_rule(
+        LOSS,
+        "student_logits",
+        student_logits,
+        "logsumexp",
+        logsumexp,
+        logsumexp.dims() == [b],
+        "logsumexp must be [batch]",
+    )?;
     check::class_indices(LOSS, "topk_indices", topk_indices, c, true)?;
     let t = check::positive(LOSS, "temperature", temperature)?;
     let inv_t = 1.0 / t;
@@ -307,14 +297,7 @@ pub fn soft_bce(student_logits: &Tensor, target: BceTarget<'_>) -> LossResult<Te
     let (x, y, scale) = match target {
         BceTarget::Probs(probs) => {
             check::float(LOSS, "target_probs", probs)?;
-            check::same_shape(
-                LOSS,
-                "student_logits",
-                student_logits,
-                "target_probs",
-                probs,
-            )?;
-            check::compatible(
+            check::matching(
                 LOSS,
                 "student_logits",
                 student_logits,
@@ -328,14 +311,7 @@ pub fn soft_bce(student_logits: &Tensor, target: BceTarget<'_>) -> LossResult<Te
             temperature,
         } => {
             check::float(LOSS, "teacher_logits", logits)?;
-            check::same_shape(
-                LOSS,
-                "student_logits",
-                student_logits,
-                "teacher_logits",
-                logits,
-            )?;
-            check::compatible(
+            check::matching(
                 LOSS,
                 "student_logits",
                 student_logits,
@@ -363,8 +339,7 @@ pub fn infonce(student_emb: &Tensor, teacher_emb: &Tensor, temperature: f64) -> 
     const LOSS: &str = "infonce";
     check::matrix(LOSS, "student_emb", student_emb)?;
     check::matrix(LOSS, "teacher_emb", teacher_emb)?;
-    check::same_shape(LOSS, "student_emb", student_emb, "teacher_emb", teacher_emb)?;
-    check::compatible(LOSS, "student_emb", student_emb, "teacher_emb", teacher_emb)?;
+    check::matching(LOSS, "student_emb", student_emb, "teacher_emb", teacher_emb)?;
     let tau = check::positive(LOSS, "temperature", temperature)?;
     let s = l2_normalize_last(student_emb)?;
     let t = l2_normalize_last(&teacher_emb.detach())?;

@@ -257,6 +257,11 @@ mod tests {
         d.max(0).unwrap().to_scalar::<f32>().unwrap()
     }
 
+    /// Gradients of `sum(y * up)`: `up` as the upstream gradient of `y`.
+    fn grads(y: &Tensor, up: &Tensor) -> candle_core::backprop::GradStore {
+        (y * up).unwrap().sum_all().unwrap().backward().unwrap()
+    }
+
     fn var(dims: &[usize]) -> Var {
         Var::from_tensor(&Tensor::randn(0f32, 1.0, dims, &Device::Cpu).unwrap()).unwrap()
     }
@@ -270,18 +275,7 @@ mod tests {
         let fused = layer_norm(&x, &w, &b, 1e-5).unwrap();
         let slow = candle_nn::ops::layer_norm_slow(&x, &w, &b, 1e-5).unwrap();
         assert!(max_abs(&fused, &slow) < 1e-5);
-        let gf = (&fused * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gs = (&slow * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (gf, gs) = (grads(&fused, &up), grads(&slow, &up));
         for v in [&x, &w, &b] {
             let (a, r) = (gf.get(v).unwrap(), gs.get(v).unwrap());
             assert!(max_abs(a, r) < 1e-4, "layer-norm gradient: {a} vs {r}");
@@ -289,35 +283,13 @@ mod tests {
         let fused = softmax_last_dim(&x).unwrap();
         let slow = candle_nn::ops::softmax(&x, candle_core::D::Minus1).unwrap();
         assert!(max_abs(&fused, &slow) < 1e-6);
-        let gf = (&fused * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gs = (&slow * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (gf, gs) = (grads(&fused, &up), grads(&slow, &up));
         let (a, r) = (gf.get(&x).unwrap(), gs.get(&x).unwrap());
         assert!(max_abs(a, r) < 1e-5, "softmax gradient: {a} vs {r}");
         let fused = gelu_erf(&x).unwrap();
         let slow = x.as_tensor().gelu_erf().unwrap();
         assert!(max_abs(&fused, &slow) < 1e-6);
-        let gf = (&fused * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gs = (&slow * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (gf, gs) = (grads(&fused, &up), grads(&slow, &up));
         let (a, r) = (gf.get(&x).unwrap(), gs.get(&x).unwrap());
         assert!(max_abs(a, r) < 1e-5, "gelu gradient: {a} vs {r}");
     }

@@ -33,6 +33,25 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Resu
     }
 }
 
+/// The parameter and gradient of an in-place step as f32 slices, checked to be as long as
+/// each other and as every optimizer state buffer in `state_lens` (done once per step,
+/// before the update loop).
+fn param_and_grad<'a>(
+    s1: &'a mut CpuStorage,
+    l1: &Layout,
+    s2: &'a CpuStorage,
+    l2: &Layout,
+    what: &str,
+    state_lens: &[usize],
+) -> candle_core::Result<(&'a mut [f32], &'a [f32])> {
+    let p = f32_slice_mut(s1, l1, what)?;
+    let g = f32_slice(s2, l2, what)?;
+    if p.len() != g.len() || state_lens.iter().any(|&n| n != p.len()) {
+        candle_core::bail!("{what}: parameter, gradient and state sizes differ");
+    }
+    Ok((p, g))
+}
+
 /// Runs `f` over matching chunks of up to four slices, on two threads when large.
 fn split2<F>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], f: F)
 where
@@ -108,13 +127,9 @@ impl InplaceOp2 for AdamWStep<'_> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let p = f32_slice_mut(s1, l1, "adamw")?;
-        let g = f32_slice(s2, l2, "adamw")?;
         let mut m = self.m.borrow_mut();
         let mut v = self.v.borrow_mut();
-        if p.len() != g.len() || p.len() != m.len() || p.len() != v.len() {
-            candle_core::bail!("adamw: parameter, gradient and state sizes differ");
-        }
+        let (p, g) = param_and_grad(s1, l1, s2, l2, "adamw", &[m.len(), v.len()])?;
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
         let (c1, c2) = (1.0 - b1, 1.0 - b2);
         let (decay, step_size, isb) = (self.decay, self.step_size, self.inv_sqrt_bc2);
@@ -176,12 +191,8 @@ impl InplaceOp2 for SgdStep<'_> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let p = f32_slice_mut(s1, l1, "sgd")?;
-        let g = f32_slice(s2, l2, "sgd")?;
         let mut buf = self.buf.borrow_mut();
-        if p.len() != g.len() || p.len() != buf.len() {
-            candle_core::bail!("sgd: parameter, gradient and state sizes differ");
-        }
+        let (p, g) = param_and_grad(s1, l1, s2, l2, "sgd", &[buf.len()])?;
         let (lr, mu, wd, nesterov, first) = (
             self.lr,
             self.momentum,
