@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Int64Array, StringArray};
-use data_support::{fsl, write_parquet, Rng};
+use data_support::{fsl, pixel_data, write_parquet, Rng};
 use distill_tests::paths::repo_root;
 use student_trainer::config::RunConfig;
 use student_trainer::metrics::Summary;
@@ -102,12 +102,7 @@ fn fixture(dir: &Path, train_rows: usize, strong: bool, hidden: usize, epochs: u
         &cfg,
         format!(
             r#"
-[data]
-train = "{}"
-eval = "{}"
-input = "pixels"
-label = "label"
-
+{data}
 [student]
 arch = "mlp"
 hidden = [{hidden}]
@@ -127,8 +122,7 @@ batch_size = 64
 lr = 0.003
 seed = 0
 "#,
-            train.display(),
-            eval.display()
+            data = pixel_data(&train, &eval)
         ),
     )
     .expect("write config");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use data_support::{finished, numbers, write_config, write_sets};
+use data_support::{finished, numbers, pixel_data, write_config, write_sets};
 use distill_tests::paths::ort_lib;
 use student_trainer::config::{RunConfig, SelfDistillConfig};
 use student_trainer::metrics::Summary;
@@ -25,12 +25,7 @@ use trainer_eval::OnnxClassifier;
 fn base(train: &Path, eval: &Path, epochs: usize, student: &str, extra: &str) -> String {
     format!(
         r#"
-[data]
-train = "{}"
-eval = "{}"
-input = "pixels"
-label = "label"
-eval_teacher = "logits"
+{data}eval_teacher = "logits"
 
 [student]
 {student}
@@ -47,8 +42,7 @@ jitter = 0
 
 {extra}
 "#,
-        train.display(),
-        eval.display()
+        data = pixel_data(train, eval)
     )
 }
 

@@ -9,7 +9,7 @@ mod data_support;
 use std::path::{Path, PathBuf};
 
 use data_support::text::{rows, run_config, write_store, COSINE_AND_NCE, TRANSFORMER};
-use data_support::{finished, kd_config, write_config, write_sets};
+use data_support::{finished, kd_config, resumable_kd_config, write_config, write_sets};
 use student_trainer::metrics::Summary;
 use student_trainer::train::{run, RunOutcome, TrainOptions};
 
@@ -114,13 +114,7 @@ fn assert_same_run(dir: &Path, body: &str, weights: &[&str], lines: usize) {
 fn image_run_resumes_into_the_straight_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (train, eval) = write_sets(dir.path(), 300, 100);
-    let body = kd_config(
-        &train,
-        &eval,
-        3,
-        "jitter = 1\noptimizer = { kind = \"adamw\", weight_decay = 0.01 }\nschedule = \"cosine\"",
-    )
-    .replace("hidden = [32]", "hidden = [32]\ndropout = 0.2");
+    let body = resumable_kd_config(&train, &eval, 3);
     assert_same_run(dir.path(), &body, &["student.safetensors"], 3);
 }
 

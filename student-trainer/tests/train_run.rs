@@ -5,7 +5,9 @@ mod data_support;
 
 use std::path::Path;
 
-use data_support::{finished, kd_config, numbers, write_config, write_sets};
+use data_support::{
+    finished, kd_config, numbers, pixel_data, resumable_kd_config, write_config, write_sets,
+};
 use student_trainer::train::{run, RunOutcome, TrainOptions};
 
 fn opts(config: &Path, out: &Path) -> TrainOptions {
@@ -96,13 +98,7 @@ fn resumed_run_is_bit_identical() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (train, eval) = write_sets(dir.path(), 300, 100);
     // Dropout and jitter on, so resume must also restore their random streams.
-    let body = kd_config(
-        &train,
-        &eval,
-        2,
-        "jitter = 1\noptimizer = { kind = \"adamw\", weight_decay = 0.01 }\nschedule = \"cosine\"",
-    )
-    .replace("hidden = [32]", "hidden = [32]\ndropout = 0.2");
+    let body = resumable_kd_config(&train, &eval, 2);
     let cfg = write_config(dir.path(), "res.toml", &body);
     let (full, split) = (dir.path().join("full"), dir.path().join("split"));
     let mut o = opts(&cfg, &full);
@@ -131,12 +127,7 @@ fn hard_label_only_sgd_run() {
     let (train, eval) = write_sets(dir.path(), 600, 200);
     let body = format!(
         r#"
-[data]
-train = "{}"
-eval = "{}"
-input = "pixels"
-label = "label"
-[student]
+{data}[student]
 arch = "mlp"
 hidden = [32, 16]
 [[loss]]
@@ -157,8 +148,7 @@ kind = "step"
 step_epochs = 2
 gamma = 0.5
 "#,
-        train.display(),
-        eval.display()
+        data = pixel_data(&train, &eval)
     );
     let cfg = write_config(dir.path(), "ce.toml", &body);
     let out = dir.path().join("ce");

@@ -159,16 +159,22 @@ pub fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// The `[data]` table of a run over the synthetic sets: `train` and `eval` with the `pixels`
+/// input and `label` column (the layout [`columns`] writes).
+pub fn pixel_data(train: &Path, eval: &Path) -> String {
+    format!(
+        "[data]\ntrain = \"{}\"\neval = \"{}\"\ninput = \"pixels\"\nlabel = \"label\"\n",
+        train.display(),
+        eval.display()
+    )
+}
+
 /// A small KD + CE config over the synthetic sets.
 pub fn kd_config(train: &Path, eval: &Path, epochs: usize, extra_train: &str) -> String {
+    let data = pixel_data(train, eval);
     format!(
         r#"
-[data]
-train = "{}"
-eval = "{}"
-input = "pixels"
-label = "label"
-
+{data}
 [student]
 arch = "mlp"
 hidden = [32]
@@ -189,10 +195,20 @@ batch_size = 32
 lr = 0.01
 seed = 3
 {extra_train}
-"#,
-        train.display(),
-        eval.display()
+"#
     )
+}
+
+/// [`kd_config`] with dropout, input jitter, AdamW and a cosine schedule on: every random
+/// stream and optimizer state a resumed run must restore to match the straight run.
+pub fn resumable_kd_config(train: &Path, eval: &Path, epochs: usize) -> String {
+    kd_config(
+        train,
+        eval,
+        epochs,
+        "jitter = 1\noptimizer = { kind = \"adamw\", weight_decay = 0.01 }\nschedule = \"cosine\"",
+    )
+    .replace("hidden = [32]", "hidden = [32]\ndropout = 0.2")
 }
 
 /// The summary of a run that finished (panics on a paused or stopped one).
