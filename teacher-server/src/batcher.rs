@@ -91,6 +91,22 @@ struct Shared {
 }
 
 impl Shared {
+    /// An open, empty queue for `config`; the inference thread (if any) is started apart.
+    fn new(config: BatcherConfig, tokens: Option<TokenLayout>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                jobs: VecDeque::new(),
+                queued_rows: 0,
+                queued_elements: 0,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            config,
+            tokens,
+            metrics,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         // A poisoned lock only means a thread panicked while holding it; the queue is still
         // consistent (every mutation is a single push/pop), so carry on.
@@ -124,21 +140,11 @@ impl Batcher {
         tokens: Option<TokenLayout>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(QueueState {
-                jobs: VecDeque::new(),
-                queued_rows: 0,
-                queued_elements: 0,
-                closed: false,
-            }),
-            wake: Condvar::new(),
-            config: BatcherConfig {
-                max_batch_rows: config.max_batch_rows.max(1),
-                ..config
-            },
-            tokens,
-            metrics,
-        });
+        let config = BatcherConfig {
+            max_batch_rows: config.max_batch_rows.max(1),
+            ..config
+        };
+        let shared = Arc::new(Shared::new(config, tokens, metrics));
         let worker_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("inference".into())
@@ -827,18 +833,7 @@ mod tests {
             merge: true,
         };
         let b = Batcher {
-            shared: Arc::new(Shared {
-                state: Mutex::new(QueueState {
-                    jobs: VecDeque::new(),
-                    queued_rows: 0,
-                    queued_elements: 0,
-                    closed: false,
-                }),
-                wake: Condvar::new(),
-                config: cfg,
-                tokens: None,
-                metrics: Arc::new(Metrics::new()),
-            }),
+            shared: Arc::new(Shared::new(cfg, None, Arc::new(Metrics::new()))),
             worker: Mutex::new(None),
         };
         // No worker: everything stays queued. 4 + 4 elements fit, the next 4 do not.

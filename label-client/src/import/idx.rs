@@ -115,19 +115,49 @@ fn be_u32(
     }
 }
 
+/// Checks the leading magic number against `expected`, so a file of the wrong kind names itself.
+fn check_magic(
+    bytes: &[u8],
+    expected: u32,
+    header_len: usize,
+    path: &Path,
+    what: &'static str,
+) -> Result<(), IdxError> {
+    let found = be_u32(bytes, 0, header_len, path, what)?;
+    if found != expected {
+        return Err(IdxError::BadMagic {
+            path: path.to_path_buf(),
+            expected,
+            found,
+            what,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the file holds exactly the `expected` bytes its header implies (no truncation, no tail).
+fn check_size(
+    bytes: &[u8],
+    expected: u64,
+    path: &Path,
+    what: &'static str,
+) -> Result<(), IdxError> {
+    if bytes.len() as u64 != expected {
+        return Err(IdxError::WrongSize {
+            path: path.to_path_buf(),
+            expected,
+            found: bytes.len() as u64,
+            what,
+        });
+    }
+    Ok(())
+}
+
 /// Parses the bytes of an IDX3 unsigned-byte images file; `path` only names it in errors.
 pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, IdxError> {
     const WHAT: &str = "3-D unsigned-byte images";
     const HEADER: usize = 16;
-    let magic = be_u32(bytes, 0, HEADER, path, WHAT)?;
-    if magic != IMAGES_MAGIC {
-        return Err(IdxError::BadMagic {
-            path: path.to_path_buf(),
-            expected: IMAGES_MAGIC,
-            found: magic,
-            what: WHAT,
-        });
-    }
+    check_magic(bytes, IMAGES_MAGIC, HEADER, path, WHAT)?;
     let count = be_u32(bytes, 4, HEADER, path, WHAT)? as usize;
     let rows = be_u32(bytes, 8, HEADER, path, WHAT)? as usize;
     let cols = be_u32(bytes, 12, HEADER, path, WHAT)? as usize;
@@ -145,14 +175,7 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, IdxError> {
             message: format!("{count} images of {rows}x{cols} overflow the address space"),
         })?;
     let expected = HEADER as u64 + body as u64;
-    if bytes.len() as u64 != expected {
-        return Err(IdxError::WrongSize {
-            path: path.to_path_buf(),
-            expected,
-            found: bytes.len() as u64,
-            what: WHAT,
-        });
-    }
+    check_size(bytes, expected, path, WHAT)?;
     Ok(IdxImages {
         count,
         rows,
@@ -165,25 +188,10 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, IdxError> {
 pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>, IdxError> {
     const WHAT: &str = "1-D unsigned-byte labels";
     const HEADER: usize = 8;
-    let magic = be_u32(bytes, 0, HEADER, path, WHAT)?;
-    if magic != LABELS_MAGIC {
-        return Err(IdxError::BadMagic {
-            path: path.to_path_buf(),
-            expected: LABELS_MAGIC,
-            found: magic,
-            what: WHAT,
-        });
-    }
+    check_magic(bytes, LABELS_MAGIC, HEADER, path, WHAT)?;
     let count = be_u32(bytes, 4, HEADER, path, WHAT)? as u64;
     let expected = HEADER as u64 + count;
-    if bytes.len() as u64 != expected {
-        return Err(IdxError::WrongSize {
-            path: path.to_path_buf(),
-            expected,
-            found: bytes.len() as u64,
-            what: WHAT,
-        });
-    }
+    check_size(bytes, expected, path, WHAT)?;
     let labels = bytes[HEADER..].to_vec();
     if let Some((index, &value)) = labels.iter().enumerate().find(|(_, &v)| v > 9) {
         return Err(IdxError::BadLabel {

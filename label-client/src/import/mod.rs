@@ -45,6 +45,17 @@ fn finish_parquet(writer: ArrowWriter<AtomicFile>) -> Result<(), String> {
     file.commit().map_err(|e| e.to_string())
 }
 
+/// The report line of an output left as it was (it existed and `--force` was not given), shared
+/// by the single-file importers so they word it the same.
+fn write_kept(f: &mut std::fmt::Formatter<'_>, path: &Path, rows: usize) -> std::fmt::Result {
+    write!(
+        f,
+        "kept {} ({} rows; exists, --force rewrites)",
+        path.display(),
+        rows
+    )
+}
+
 /// Row count of an output already there (kept without `--force`), from its footer; the error
 /// says what is wrong with the file.
 fn existing_rows(path: &Path) -> Result<usize, String> {

@@ -87,12 +87,7 @@ pub struct TextImportReport {
 impl std::fmt::Display for TextImportReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if !self.written {
-            return write!(
-                f,
-                "kept {} ({} rows; exists, --force rewrites)",
-                self.path.display(),
-                self.rows
-            );
+            return super::write_kept(f, &self.path, self.rows);
         }
         write!(
             f,

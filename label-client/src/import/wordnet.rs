@@ -132,12 +132,7 @@ pub struct WordnetReport {
 impl std::fmt::Display for WordnetReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if !self.written {
-            return write!(
-                f,
-                "kept {} ({} rows; exists, --force rewrites)",
-                self.path.display(),
-                self.rows
-            );
+            return super::write_kept(f, &self.path, self.rows);
         }
         let (defs, exs): (usize, usize) = self
             .counts

@@ -17,7 +17,7 @@ use distill_proto::{Tensor, TensorData};
 use crate::batcher::JobInputs;
 use crate::error::ApiError;
 use crate::outputs::OutputPlan;
-use crate::routes::score::read_body;
+use crate::routes::score::read_request_body;
 use crate::state::SharedState;
 use crate::teacher::TeacherError;
 
@@ -89,13 +89,7 @@ pub async fn embeddings(
         )
     })?;
     let (parts, body) = req.into_parts();
-    let bytes = read_body(
-        &parts.headers,
-        body,
-        state.max_body_bytes,
-        state.body_timeout,
-    )
-    .await?;
+    let bytes = read_request_body(&state, &parts.headers, body).await?;
     let request: EmbeddingRequest = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::invalid(
             "invalid_json",

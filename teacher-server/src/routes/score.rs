@@ -24,7 +24,7 @@ use crate::encode::NestedTensor;
 use crate::error::ApiError;
 use crate::metrics::Stage;
 use crate::openapi::ArrowStream;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 use crate::validate::{validate, validate_text, ScoreJob};
 
 /// The body format of a score request.
@@ -59,10 +59,19 @@ fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
 /// Most bytes of an oversized body read and discarded before answering 413.
 const OVERSIZE_DRAIN_BYTES: usize = 16 << 20;
 
+/// [`read_body`] under the server's configured body limit and timeout, as every route reads it.
+pub(crate) async fn read_request_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    read_body(headers, body, state.max_body_bytes, state.body_timeout).await
+}
+
 /// Reads the body within `timeout` (408 after it: a slow-loris body cannot hold a
 /// connection and its buffer for ever), refusing (413) anything over the limit before
 /// buffering it all.
-pub(crate) async fn read_body(
+async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -154,13 +163,7 @@ pub async fn score(State(state): State<SharedState>, req: Request) -> Result<Res
         None => parse_truncate(&parts.uri)?,
     }
     .unwrap_or(false);
-    let bytes = read_body(
-        &parts.headers,
-        body,
-        state.max_body_bytes,
-        state.body_timeout,
-    )
-    .await?;
+    let bytes = read_request_body(&state, &parts.headers, body).await?;
     // Parsing a large body is CPU work: keep it off the async executor.
     let st = state.clone();
     let job = tokio::task::spawn_blocking(move || -> Result<ScoreJob, ApiError> {
